@@ -1,0 +1,1 @@
+"""IM channels and the aiohttp webhook server. Adapters convert; the core decides."""

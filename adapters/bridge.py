@@ -1,0 +1,51 @@
+"""The bridge from the event loop to the synchronous core.
+
+Why: the core (peewee, wechatpy-free decisions) blocks, so it runs in a thread pool sized by
+`server.workers`; the loop never blocks. `dispatch` races the handler against the adapter's
+deadline (aiogram's feed_webhook_update pattern): in time, the replies are returned for the
+HTTP body; late, the request gives up (`ReplySlot.abandon`) and the dispatcher sends them
+through the outbox instead, so a reply is delivered exactly once either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from bot.dispatcher import Dispatcher, ReplySlot, Result
+from bot.events import Inbound
+
+T = TypeVar("T")
+log = logging.getLogger("kefu.bridge")
+
+
+class CoreBridge:
+    def __init__(self, dispatcher: Dispatcher, workers: int = 8) -> None:
+        self.dispatcher = dispatcher
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kefu-core")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking core function off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def dispatch(self, inbound: Inbound, deadline_seconds: float) -> Result | None:
+        """The dispatcher's result when ready in time; None when late (the outbox has it)."""
+        slot = ReplySlot()
+        future = asyncio.get_running_loop().run_in_executor(self.executor, self.dispatcher.handle, inbound, slot)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
+        except asyncio.TimeoutError:
+            if slot.abandon():
+                future.add_done_callback(_log_failure)
+                return None
+            return await future  # taken inline an instant before the deadline: finish it
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+def _log_failure(future: "asyncio.Future[Result]") -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("late handler failed", exc_info=future.exception())

@@ -1,0 +1,115 @@
+"""The aiohttp webhook server: channel routes, /healthz, and the outbox sender loop.
+
+Why here: adapters own the transport; the server wires the configured channels to the
+core through one `CoreBridge` and runs the outbox sender as an owned background task, so a
+`kefu serve` process both receives and delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from aiohttp import web
+
+from adapters.base import ChannelAdapter
+from adapters.bridge import CoreBridge
+from adapters.tasks import TaskSet
+from adapters.web import WebChannel
+from bot import dispatcher as dispatcher_mod
+from bot import outbox
+from bot.config import ChannelConfig, Config
+from bot.dispatcher import Dispatcher
+from bot.secrets import ensure_secret
+
+log = logging.getLogger("kefu.server")
+
+BRIDGE = web.AppKey("bridge", CoreBridge)
+ADAPTERS = web.AppKey("adapters", dict)
+TASKS = web.AppKey("tasks", TaskSet)
+
+AdapterFactory = Callable[[ChannelConfig, Config, CoreBridge], ChannelAdapter]
+
+
+def _web_factory(channel: ChannelConfig, config: Config, bridge: CoreBridge) -> ChannelAdapter:
+    secret = ensure_secret(config.data_dir, f"web-{channel.name}.key", channel.secret)
+    return WebChannel(channel, secret, bridge)
+
+
+FACTORIES: dict[str, AdapterFactory] = {"web": _web_factory}
+
+
+def build_adapters(config: Config, bridge: CoreBridge) -> dict[str, ChannelAdapter]:
+    adapters: dict[str, ChannelAdapter] = {}
+    for channel in config.channels:
+        factory = FACTORIES.get(channel.kind)
+        if factory is None:
+            log.warning("channel %s: kind %s is not supported by this build; skipped", channel.name, channel.kind)
+            continue
+        adapters[channel.name] = factory(channel, config, bridge)
+    return adapters
+
+
+async def healthz(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE]
+    try:
+        await asyncio.wait_for(bridge.call(_db_ping), 2.0)
+    except Exception as exc:  # report, do not raise: a health check answers
+        return web.json_response({"status": "error", "database": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "channels": sorted(request.app[ADAPTERS])})
+
+
+def _db_ping() -> None:
+    from bot.db import database
+
+    database.execute_sql("SELECT 1")
+
+
+async def index(request: web.Request) -> web.Response:
+    links = "".join(f'<li><a href="/chat/{n}">/chat/{n}</a></li>' for n, a in request.app[ADAPTERS].items()
+                    if a.kind == "web")
+    return web.Response(text=f"<!doctype html><meta charset=utf-8><title>kefu</title><h1>kefu 客服</h1><ul>{links}</ul>",
+                        content_type="text/html")
+
+
+def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender: bool = True) -> web.Application:
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    bridge = CoreBridge(dispatcher or Dispatcher(config), workers=config.server.workers)
+    adapters = build_adapters(config, bridge)
+    app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    for adapter in adapters.values():
+        app.router.add_routes(adapter.routes())
+
+    async def on_startup(app: web.Application) -> None:
+        recovered = await bridge.call(dispatcher_mod.recover_pending, 60.0)
+        if recovered:
+            log.info("queued %d replies left pending by a previous process", recovered)
+        if run_sender:
+            app[TASKS].spawn(sender_loop(app, config), "outbox-sender")
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[TASKS].drain()
+        bridge.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def sender_loop(app: web.Application, config: Config) -> None:
+    """Deliver due outbox rows for every channel that has a sender, forever."""
+    bridge = app[BRIDGE]
+    senders = {name: s for name, a in app[ADAPTERS].items() if (s := a.sender()) is not None}
+    while True:
+        try:
+            done = await bridge.call(outbox.deliver_due, senders, config.outbox.batch, config.outbox.max_attempts)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox delivery round failed")
+            done = 0
+        if not done:
+            await asyncio.sleep(config.outbox.poll_seconds)

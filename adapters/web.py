@@ -1,0 +1,162 @@
+"""The web chat channel: JSON over HTTP for the web widget and `kefu chat`.
+
+API (documented in the README):
+- `POST /api/web/{channel}/session` -> `{"user_id", "token"}`: a new visitor identity. The
+  token is an HMAC of the user id, so nobody can write as another visitor.
+- `POST /api/web/{channel}/messages` with `{"user_id", "token", "msg_id", "text"[, "nickname"]}`
+  -> `{"replies": [{"id", "text", "cards": [{"title"}]}], "duplicate": bool}`. `msg_id` is the
+  client's unique id for the message: sending it again returns the first reply and does
+  nothing else. Late replies (and agent messages) arrive by polling:
+- `GET /api/web/{channel}/messages?user_id=&token=&after=ID` -> `{"messages": [...], "last_id"}`.
+- `GET /api/web/{channel}/welcome` -> the welcome text and card questions.
+- `GET /chat/{channel}`: the chat page.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from importlib import resources
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from adapters.bridge import CoreBridge
+from bot import settings
+from bot.config import ChannelConfig
+from bot.events import Inbound, Reply
+from bot.models import Message
+from bot.outbox import SendResult
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+_USER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+MAX_TEXT = 2000
+
+
+class WebSender:
+    """Web visitors poll for their messages, so an outbox row is delivered by being there."""
+
+    def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        return SendResult.ok()
+
+
+class WebChannel:
+    kind = "web"
+
+    def __init__(self, channel: ChannelConfig, secret: str, bridge: CoreBridge) -> None:
+        self.name = channel.name
+        self.config = channel
+        self.bridge = bridge
+        self._key = secret.encode()
+
+    # -- identity -----------------------------------------------------------------------
+
+    def token_for(self, user_id: str) -> str:
+        return hmac.new(self._key, f"{self.name}:{user_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+    def _verify(self, user_id: Any, token: Any) -> str:
+        if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+            raise _error(400, "user_id must be 1-128 characters of letters, digits, _ . : -")
+        if not isinstance(token, str) or not hmac.compare_digest(token, self.token_for(user_id)):
+            raise _error(403, "bad token for this user_id")
+        return user_id
+
+    # -- routes -------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        base = f"/api/web/{self.name}"
+        return [
+            web.post(f"{base}/session", self.new_session),
+            web.post(f"{base}/messages", self.post_message),
+            web.get(f"{base}/messages", self.poll),
+            web.get(f"{base}/welcome", self.welcome),
+            web.get(f"/chat/{self.name}", self.page),
+        ]
+
+    def sender(self) -> WebSender:
+        return WebSender()
+
+    async def new_session(self, request: web.Request) -> web.Response:
+        user_id = "v_" + secrets.token_hex(8)
+        return web.json_response(dumps=_dumps, data={"user_id": user_id, "token": self.token_for(user_id)})
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+        except (ValueError, UnicodeDecodeError):
+            raise _error(400, "the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise _error(400, "the body must be a JSON object")
+        user_id = self._verify(body.get("user_id"), body.get("token"))
+        msg_id, text = body.get("msg_id"), body.get("text")
+        if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= 64:
+            raise _error(400, "msg_id must be a string of 1-64 characters, unique per message")
+        if not isinstance(text, str) or not text.strip():
+            raise _error(400, "text must be a non-empty string")
+        if len(text) > MAX_TEXT:
+            raise _error(400, f"text is longer than {MAX_TEXT} characters")
+        nickname = body.get("nickname") if isinstance(body.get("nickname"), str) else ""
+        inbound = Inbound(channel=self.name, user_id=user_id, msg_id=f"{user_id}:{msg_id}", kind="text",
+                          text=text, nickname=nickname[:64], raw={"msg_id": msg_id})
+        result = await self.bridge.dispatch(inbound, self.config.deadline_seconds)
+        replies = [] if result is None else result.replies
+        return web.json_response(dumps=_dumps, data={
+            "replies": [reply_json(r) for r in replies],
+            "duplicate": bool(result and result.duplicate),
+            "late": result is None,
+        })
+
+    async def poll(self, request: web.Request) -> web.Response:
+        user_id = self._verify(request.query.get("user_id"), request.query.get("token"))
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            raise _error(400, "after must be a message id (integer)") from None
+        rows = await self.bridge.call(_outbound_since, self.name, user_id, after)
+        return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows])})
+
+    async def welcome(self, request: web.Request) -> web.Response:
+        text, cards = await self.bridge.call(_welcome)
+        return web.json_response(dumps=_dumps, data={"text": text, "cards": [{"title": c} for c in cards]})
+
+    async def page(self, request: web.Request) -> web.Response:
+        html = resources.files("adapters").joinpath("static/chat.html").read_text(encoding="utf-8")
+        html = html.replace("__CHANNEL__", self.name)
+        return web.Response(text=html, content_type="text/html", charset="utf-8",
+                            headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"})
+
+
+def reply_json(reply: Reply) -> dict[str, Any]:
+    return {
+        "id": reply.meta.get("message_id"),
+        "text": reply.text,
+        "cards": [{"title": c.title} for c in reply.cards],
+    }
+
+
+def _outbound_since(channel: str, user_id: str, after: int) -> list[dict[str, Any]]:
+    rows = (
+        Message.select()
+        .where((Message.channel == channel) & (Message.peer_id == user_id) & (Message.direction == "out")
+               & (Message.id > after) & (Message.state != "pending"))
+        .order_by(Message.id)
+        .limit(100)
+    )
+    return [{
+        "id": m.id, "author": m.author, "text": m.text,
+        "cards": [{"title": c.get("title", "")} for c in (m.payload or {}).get("cards") or ()],
+        "created_at": m.created_at.isoformat(),
+    } for m in rows]
+
+
+def _welcome() -> tuple[str, list[str]]:
+    return settings.get("welcome_message"), list(settings.get("card_questions") or [])[:9]
+
+
+def _error(status: int, message: str) -> web.HTTPException:
+    cls = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound}[status]
+    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")

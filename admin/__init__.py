@@ -1,0 +1,1 @@
+"""The Flask-Admin panel over the peewee models."""

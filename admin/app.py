@@ -1,0 +1,63 @@
+"""The admin panel application.
+
+Why Flask-Admin over peewee: CRUD for every model comes from the model definitions, and
+the panel shares `bot.models` with the bot, so what an operator saves is what the bot reads
+(the FAQ store picks edits up within seconds). Every view requires login; forms carry CSRF
+tokens (SecureForm); customer-written text is escaped by Jinja's autoescape.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, request, session
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_wtf.csrf import generate_csrf
+
+from admin.auth import LoginIndexView
+from admin.views import register_views
+from bot.config import Config
+from bot.models import AdminUser
+from bot.secrets import ensure_secret
+
+LANGUAGES = ("zh_Hans_CN", "en")
+
+
+def select_locale() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        session["lang"] = asked
+    return session.get("lang", "zh_Hans_CN")
+
+
+def create_app(config: Config, testing: bool = False) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=ensure_secret(config.data_dir, "admin-session.key", config.admin.secret_key),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        BABEL_DEFAULT_LOCALE="zh_Hans_CN",
+        TESTING=testing,
+        KEFU_CONFIG=config,
+    )
+    app.jinja_env.globals["csrf_token"] = generate_csrf
+    Babel(app, locale_selector=select_locale)
+    login = LoginManager(app)
+    login.login_view = "admin.login_view"
+
+    @login.user_loader
+    def load_user(user_id: str) -> Any:
+        from admin.auth import SessionUser
+
+        row = AdminUser.get_or_none((AdminUser.id == int(user_id)) & (AdminUser.active == True))  # noqa: E712
+        return SessionUser(row) if row else None
+
+    admin = Admin(app, name="kefu 客服后台", index_view=LoginIndexView(name="首页", url="/admin"),
+                  theme=Bootstrap4Theme(swatch="default"))
+    register_views(admin, config)
+    return app

@@ -1,0 +1,147 @@
+"""Login, logout and the forced password change; the base class every view inherits.
+
+Why: the panel shows customers' personal data; nothing is served before login, operators
+cannot reach users or settings, and the demo password must be changed before anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_admin import AdminIndexView, expose
+from flask_admin.contrib.peewee import ModelView
+from flask_admin.form import SecureForm
+from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms import ValidationError
+
+from admin import users
+from bot.models import AdminUser
+
+
+class SessionUser:
+    """Flask-Login's view of an AdminUser row."""
+
+    def __init__(self, row: AdminUser) -> None:
+        self.row = row
+        self.id = row.id
+        self.role = row.role
+        self.must_change_password = row.must_change_password
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def _csrf_ok() -> bool:
+    try:
+        validate_csrf(request.form.get("csrf_token", ""))
+    except ValidationError:
+        return False
+    return True
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return url_for("admin.index")
+
+
+class LoginIndexView(AdminIndexView):
+    PUBLIC = ("login_view", "logout_view", "password_view")
+
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        if name in self.PUBLIC:
+            return None  # these check what they need themselves
+        return super()._handle_view(name, **kwargs)
+
+    def is_accessible(self) -> bool:
+        return bool(current_user.is_authenticated)
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        return redirect(url_for("admin.login_view", next=request.path))
+
+    @expose("/")
+    def index(self) -> Any:
+        if not current_user.is_authenticated:
+            return redirect(url_for("admin.login_view", next=request.path))
+        if current_user.must_change_password:
+            return redirect(url_for("admin.password_view"))
+        return self.render("admin/kefu_index.html")
+
+    @expose("/login/", methods=("GET", "POST"))
+    def login_view(self) -> Any:
+        error = ""
+        if request.method == "POST":
+            if not _csrf_ok():
+                error = "表单已过期，请重试"
+            else:
+                user = users.authenticate(request.form.get("username", ""), request.form.get("password", ""))
+                if user is None:
+                    error = "用户名或密码错误（多次失败将暂时锁定）"
+                else:
+                    login_user(SessionUser(user))
+                    if user.must_change_password:
+                        return redirect(url_for("admin.password_view"))
+                    return redirect(_safe_next(request.args.get("next")))
+        return self.render("admin/kefu_login.html", error=error, csrf_token=generate_csrf())
+
+    @expose("/logout/", methods=("POST",))
+    def logout_view(self) -> Any:
+        if _csrf_ok():
+            logout_user()
+        return redirect(url_for("admin.login_view"))
+
+    @expose("/password/", methods=("GET", "POST"))
+    def password_view(self) -> Any:
+        if not current_user.is_authenticated:
+            return redirect(url_for("admin.login_view"))
+        error = ""
+        if request.method == "POST":
+            if not _csrf_ok():
+                error = "表单已过期，请重试"
+            elif request.form.get("new_password") != request.form.get("confirm"):
+                error = "两次输入的密码不一致"
+            else:
+                try:
+                    users.change_password(current_user.row, request.form.get("new_password", ""))
+                except users.UserError as exc:
+                    error = str(exc)
+                else:
+                    flash("密码已修改", "success")
+                    login_user(SessionUser(AdminUser.get_by_id(current_user.id)))
+                    return redirect(url_for("admin.index"))
+        return self.render("admin/kefu_password.html", error=error, csrf_token=generate_csrf())
+
+
+class SecureModelView(ModelView):
+    """Login required, CSRF on every form, password change enforced; `admin_only` views
+    are hidden from operators."""
+
+    form_base_class = SecureForm
+    admin_only = False
+    page_size = 50
+    can_view_details = True
+
+    def is_accessible(self) -> bool:
+        if not current_user.is_authenticated or current_user.must_change_password:
+            return False
+        return current_user.role == "admin" or not self.admin_only
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if current_user.is_authenticated and current_user.must_change_password:
+            return redirect(url_for("admin.password_view"))
+        if current_user.is_authenticated:
+            flash("没有权限访问该页面", "error")
+            return redirect(url_for("admin.index"))
+        return redirect(url_for("admin.login_view", next=request.path))
+
+
+class ReadOnlyView(SecureModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False

@@ -1,0 +1,71 @@
+"""Admin users: hashed passwords, roles, the first admin of a fresh install.
+
+Why: every admin page needs login; the demo user must change the well-known password on
+first login; repeated wrong passwords lock the account for a while.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bot import clock
+from bot.models import AdminUser
+
+ROLES = ("admin", "operator")
+MAX_FAILED = 5
+LOCK_MINUTES = 15
+MIN_PASSWORD = 8
+
+
+class UserError(ValueError):
+    pass
+
+
+def create_user(username: str, password: str, role: str = "admin", must_change: bool = False) -> AdminUser:
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if not username.strip():
+        raise UserError("username is empty")
+    if AdminUser.select().where(AdminUser.username == username).exists():
+        raise UserError(f"user {username!r} already exists")
+    if len(password) < MIN_PASSWORD and not must_change:
+        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    return AdminUser.create(username=username, password_hash=generate_password_hash(password), role=role,
+                            must_change_password=must_change)
+
+
+def ensure_initial_admin() -> str | None:
+    """Create admin/admin (password change forced) when there is no admin user at all."""
+    if AdminUser.select().exists():
+        return None
+    create_user("admin", "admin", "admin", must_change=True)
+    return "admin"
+
+
+def authenticate(username: str, password: str) -> AdminUser | None:
+    user = AdminUser.get_or_none(AdminUser.username == username)
+    now = clock.now()
+    if user is None or not user.active:
+        generate_password_hash(password)  # spend the same time as a real check
+        return None
+    if user.locked_until and user.locked_until > now:
+        return None
+    if not check_password_hash(user.password_hash, password):
+        failed = user.failed_logins + 1
+        locked = now + timedelta(minutes=LOCK_MINUTES) if failed >= MAX_FAILED else None
+        AdminUser.update(failed_logins=0 if locked else failed, locked_until=locked).where(
+            AdminUser.id == user.id).execute()
+        return None
+    AdminUser.update(failed_logins=0, locked_until=None, last_login_at=now).where(AdminUser.id == user.id).execute()
+    return user
+
+
+def change_password(user: AdminUser, new_password: str) -> None:
+    if len(new_password) < MIN_PASSWORD:
+        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    if check_password_hash(user.password_hash, new_password):
+        raise UserError("the new password must differ from the old one")
+    AdminUser.update(password_hash=generate_password_hash(new_password), must_change_password=False).where(
+        AdminUser.id == user.id).execute()

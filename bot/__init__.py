@@ -1,0 +1,1 @@
+"""kefu core: domain, decisions, storage. Imports no aiohttp, wechatpy or flask."""

@@ -1,0 +1,363 @@
+"""The `kefu` command: the composition root.
+
+Why here: this is the one module that wires adapters, jobs and admin together; it imports
+them inside each command, so `bot/` itself never depends on a transport library.
+Every command takes `--config PATH` (or `KEFU_CONFIG`); a bad config stops the command with
+a one-line message naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from bot.config import Config, ConfigError, load_config
+from bot.runtime import SchemaOutdated, open_database, setup_logging
+
+pass_config = click.make_pass_decorator(Config)
+
+
+def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--config PATH` on every command; loads, validates and passes the Config."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="Path to the TOML config (default: $KEFU_CONFIG, else built-in defaults).")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, config_path: str | None, **kwargs: Any) -> Any:
+        try:
+            config = load_config(config_path)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        setup_logging(config)
+        return fn(config, *args, **kwargs)
+
+    return wrapper
+
+
+def host_port_options(default_section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--port", type=int, default=None, help=f"Port (default: [{default_section}].port).")(fn)
+        fn = click.option("--host", default=None, help=f"Address to listen on (default: [{default_section}].host).")(fn)
+        return fn
+
+    return decorate
+
+
+def _with_server(config: Config, host: str | None, port: int | None) -> Config:
+    import dataclasses
+
+    server = dataclasses.replace(config.server, host=host or config.server.host,
+                                 port=config.server.port if port is None else port)
+    return dataclasses.replace(config, server=server)
+
+
+def _with_admin(config: Config, host: str | None, port: int | None) -> Config:
+    import dataclasses
+
+    admin = dataclasses.replace(config.admin, host=host or config.admin.host,
+                                port=config.admin.port if port is None else port)
+    return dataclasses.replace(config, admin=admin)
+
+
+def _open(config: Config, upgrade: bool = False) -> None:
+    try:
+        open_database(config, upgrade=upgrade)
+    except SchemaOutdated as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a database that cannot be reached: one clear line
+        raise click.ClickException(f"cannot open the database {_safe_url(config.database_url)}: {exc}") from None
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kefu")
+def main() -> None:
+    """kefu 客服: a customer-service bot for online shops on WeChat-style IM."""
+
+
+@main.command()
+@config_option
+@click.option("--demo", is_flag=True, help="Also seed the demo shop (FAQs, agents, a group).")
+def init(config: Config, demo: bool) -> None:
+    """Create or upgrade the database schema (safe to run twice)."""
+    from bot import demo as demo_mod
+    from bot import migrations
+
+    _open(config, upgrade=True)
+    click.echo(f"schema at version {migrations.current_version()} in {_safe_url(config.database_url)}")
+    if demo:
+        created = demo_mod.seed(config)
+        _ensure_demo_admin(config)
+        click.echo(f"demo data: {created['faqs']} FAQs, {created['agents']} agents, {created['groups']} groups created")
+
+
+def _ensure_demo_admin(config: Config) -> str | None:
+    """A first admin user on a fresh install: admin / admin, password change forced."""
+    try:
+        from admin.users import ensure_initial_admin
+    except ImportError:
+        return None
+    return ensure_initial_admin()
+
+
+def _first_start(config: Config) -> bool:
+    """Upgrade the schema; seed the demo shop when the database was new."""
+    from bot import db
+    from bot import demo as demo_mod
+    from bot import migrations
+
+    try:
+        db.connect(config.database_url)
+        fresh = migrations.current_version() == 0
+        migrations.upgrade()
+    except Exception as exc:
+        raise click.ClickException(f"cannot open the database {_safe_url(config.database_url)}: {exc}") from None
+    if fresh:
+        demo_mod.seed(config)
+        _ensure_demo_admin(config)
+    return fresh
+
+
+@main.command()
+@config_option
+@host_port_options("server")
+@click.option("--admin-port", type=int, default=None, help="Admin panel port (default: [admin].port).")
+@click.option("--no-admin", is_flag=True, help="Do not start the admin panel.")
+@click.option("--no-scheduler", is_flag=True, help="Do not start the job scheduler.")
+def run(config: Config, host: str | None, port: int | None, admin_port: int | None, no_admin: bool,
+        no_scheduler: bool) -> None:
+    """All in one: webhook server, outbox sender, scheduler and admin panel."""
+    config = _with_admin(_with_server(config, host, port), None, admin_port)
+    fresh = _first_start(config)
+    asyncio.run(_serve_all(config, admin=not no_admin, scheduler=not no_scheduler and config.scheduler.enabled,
+                           fresh=fresh))
+
+
+@main.command()
+@config_option
+@host_port_options("server")
+def serve(config: Config, host: str | None, port: int | None) -> None:
+    """The webhook server and outbox sender only (run several behind a load balancer)."""
+    config = _with_server(config, host, port)
+    _open(config)
+    asyncio.run(_serve_all(config, admin=False, scheduler=False, fresh=False))
+
+
+@main.command("admin")
+@config_option
+@host_port_options("admin")
+def admin_cmd(config: Config, host: str | None, port: int | None) -> None:
+    """The admin panel only."""
+    from admin.app import create_app as create_admin
+    from werkzeug.serving import run_simple
+
+    config = _with_admin(config, host, port)
+    _open(config)
+    app = create_admin(config)
+    click.echo(f"admin panel: http://{config.admin.host}:{config.admin.port}/admin/")
+    run_simple(config.admin.host, config.admin.port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+@config_option
+def scheduler(config: Config) -> None:
+    """The job scheduler only (one active per database; others wait as standby)."""
+    _open(config)
+    asyncio.run(_scheduler_only(config))
+
+
+async def _scheduler_only(config: Config) -> None:
+    from jobs.runner import SchedulerService
+
+    service = SchedulerService(config)
+    stop = _stop_event()
+    await service.start()
+    click.echo("scheduler started (standby until it holds the lease)")
+    await stop.wait()
+    await service.stop()
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
+
+
+async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) -> None:
+    from aiohttp import web
+
+    from adapters.server import create_app
+
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise click.ClickException(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
+    admin_server = None
+    if admin:
+        from admin.app import create_app as create_admin
+        from admin.serve import ThreadedWSGIServer
+
+        try:
+            admin_server = ThreadedWSGIServer(create_admin(config), config.admin.host, config.admin.port)
+        except OSError as exc:
+            await runner.cleanup()
+            raise click.ClickException(f"cannot listen on {config.admin.host}:{config.admin.port}: {exc.strerror}")
+        admin_server.start()
+    service = None
+    if scheduler:
+        from jobs.runner import SchedulerService
+
+        service = SchedulerService(config)
+        await service.start()
+    base = config.public_url
+    web_channels = [c.name for c in config.channels if c.kind == "web"]
+    lines = [
+        "kefu is running" + (" (demo data seeded)" if fresh else ""),
+        f"  database:      {_safe_url(config.database_url)}",
+        f"  webhook base:  {base}/wechat/<channel>  (health: {base}/healthz)",
+    ]
+    lines += [f"  web chat:      {base}/chat/{name}" for name in web_channels]
+    if admin_server:
+        lines.append(f"  admin panel:   http://{config.admin.host}:{admin_server.port}/admin/"
+                     + ("  (first login admin / admin)" if fresh else ""))
+    lines.append("  stop with Ctrl+C")
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+    try:
+        await _stop_event().wait()
+    finally:
+        if service:
+            await service.stop()
+        if admin_server:
+            admin_server.stop()
+        await runner.cleanup()
+
+
+@main.command()
+@config_option
+@click.option("--channel", default=None, help="Channel to talk to (default: the first web channel).")
+@click.option("--url", default=None, help="Base URL of a running kefu (default: the configured server).")
+@click.option("--user-id", default=None, help="Reuse a visitor id (needs --token).")
+@click.option("--token", default=None, help="The visitor token for --user-id.")
+def chat(config: Config, channel: str | None, url: str | None, user_id: str | None, token: str | None) -> None:
+    """Chat with the bot as a customer, in the terminal, through the web channel API."""
+    from adapters.web_client import WebChatClient, run_terminal_chat
+
+    name = channel or next((c.name for c in config.channels if c.kind == "web"), None)
+    ch = config.channel(name) if name else None
+    if ch is None:
+        raise click.ClickException("no web channel configured; add one with kind = \"web\"")
+    if ch.kind != "web":
+        raise click.ClickException(f"channel {name!r} is {ch.kind}; `kefu chat` talks to web channels")
+    client = WebChatClient(url or config.public_url, ch.name, user_id=user_id, token=token)
+    try:
+        run_terminal_chat(client)
+    except ConnectionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def faq() -> None:
+    """Import and export FAQs (JSON lines)."""
+
+
+@faq.command("import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def faq_import(config: Config, file: str) -> None:
+    """Import FAQs from FILE: lines of {"id", "questions": [...], "answer", "category"}."""
+    from bot.faq.io import FaqFileError, import_file
+
+    _open(config)
+    try:
+        report = import_file(file)
+    except FaqFileError as exc:
+        raise click.ClickException(f"{exc} (nothing was imported)") from None
+    click.echo(f"imported {Path(file).name}: {report.created} created, {report.updated} updated")
+
+
+@faq.command("export")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def faq_export(config: Config, file: str) -> None:
+    """Export every FAQ to FILE as JSON lines."""
+    from bot.faq.io import export_file
+
+    _open(config)
+    count = export_file(file)
+    click.echo(f"exported {count} FAQs to {file}")
+
+
+@main.group()
+def agent() -> None:
+    """Manage agents (客服)."""
+
+
+@agent.command("add")
+@config_option
+@click.argument("name")
+@click.option("--channel", "channel_name", required=True, help="Channel of the agent's linked IM account.")
+@click.option("--user-id", required=True, help="The agent's user id on that channel (openid, userid, visitor id).")
+@click.option("--max-open", type=int, default=5, show_default=True, help="Open conversations at most.")
+@click.option("--display-name", default="", help="Name shown to customers (default: NAME).")
+def agent_add(config: Config, name: str, channel_name: str, user_id: str, max_open: int, display_name: str) -> None:
+    """Add an agent NAME linked to an IM account."""
+    from bot.agents import AgentError, add_agent
+
+    _open(config)
+    try:
+        created = add_agent(config, name, channel_name, user_id, max_open=max_open, display_name=display_name)
+    except AgentError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"agent {created.name} (#{created.id}) linked to {channel_name}:{user_id}, max {max_open} open")
+    ch = config.channel(channel_name)
+    if ch is not None and ch.kind == "web":
+        from adapters.web import WebChannel
+        from bot.secrets import ensure_secret
+
+        secret = ensure_secret(config.data_dir, f"web-{ch.name}.key", ch.secret)
+        token = WebChannel(ch, secret, None).token_for(user_id)  # type: ignore[arg-type]
+        click.echo(f"agent chat page: {config.public_url}/chat/{ch.name}#user_id={user_id}&token={token}")
+
+
+@agent.command("list")
+@config_option
+def agent_list(config: Config) -> None:
+    """List agents with their status and load."""
+    from bot.assignment import loads
+    from bot.models import Agent
+
+    _open(config)
+    current = loads()
+    for a in Agent.select().order_by(Agent.id):
+        click.echo(json.dumps({"id": a.id, "name": a.name, "channel": a.channel, "user_id": a.im_user_id,
+                               "status": a.status, "open": current.get(a.id, 0), "max_open": a.max_open},
+                              ensure_ascii=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,256 @@
+"""The dispatcher: one inbound message in, stored exactly once, decided, replies out.
+
+Why this shape (see docs/architecture.md, "Data flow"):
+- Dedup and decision share one transaction: the inbound row (UNIQUE(channel, external_id))
+  is inserted first; a concurrent retry of the same message blocks on that key until the
+  first delivery commits, then finds it and replays the reply the first one produced. A crash
+  mid-decision rolls the insert back, so the platform's retry processes it afresh.
+- Replies to the sender may go back inline (a passive reply in the HTTP body) when ready
+  before the adapter's deadline; the `ReplySlot` hands them over atomically. Late replies,
+  and everything for other people (agents, relayed customers), go through the outbox.
+- Each outbound message is stored with a deterministic key (`re:<inbound id>:<n>`), state
+  `pending` until it is claimed inline or queued; a flip `pending -> inline|queued` is a
+  conditional UPDATE, so the first delivery and a retry can never both deliver it.
+
+This module is synchronous: the webhook server runs it in a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot import clock, conversations, outbox
+from bot.config import Config
+from bot.db import insert_new, transaction
+from bot.events import Card, Inbound, Reply
+from bot.faq.store import FaqStore
+from bot.models import Agent, Conversation, Message
+from bot.outgoing import Outgoing
+from bot.relay import Relay
+from bot.routing import Router, Turn
+
+log = logging.getLogger("kefu.dispatcher")
+
+SATISFACTION_WINDOW = timedelta(hours=24)
+
+
+class ReplySlot:
+    """Hands the sender's replies to a waiting HTTP request, unless it has given up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "open"  # open | taken | abandoned
+
+    def take(self) -> bool:
+        """The dispatcher claims inline delivery; False when the request already gave up."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "taken"
+            return self._state == "taken"
+
+    def abandon(self) -> bool:
+        """The request gives up waiting; False when the replies were already taken inline."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "abandoned"
+            return self._state == "abandoned"
+
+
+@dataclass
+class Result:
+    """What `handle` did: the replies to return inline and a summary for the log line."""
+
+    replies: list[Reply] = field(default_factory=list)
+    action: str = ""
+    duplicate: bool = False
+    conversation_id: int | None = None
+
+
+class Dispatcher:
+    def __init__(self, config: Config, store: FaqStore | None = None) -> None:
+        self.config = config
+        self.store = store or FaqStore()
+        self.router = Router(self.store, config.faq.threshold, config.faq.suggestions)
+        self.relay = Relay()
+
+    # -- the one entry point ------------------------------------------------------------
+
+    def handle(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
+        started = time.perf_counter()
+        result = Result()
+        sender_rows: list[Message] = []
+        with transaction():
+            stored_id = insert_new(
+                Message.insert(
+                    channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author="customer",
+                    peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000],
+                    payload=_payload(inbound), state="received", created_at=clock.now(),
+                )
+                .on_conflict_ignore()
+            )
+            if stored_id:
+                stored = Message.get_by_id(stored_id)
+                outgoing = self._decide(inbound, stored, result)
+                sender_rows = self._persist(inbound, stored, outgoing)
+                Message.update(state="done").where(Message.id == stored.id).execute()
+        if not stored_id:
+            result.duplicate, result.action = True, "duplicate"
+            result.replies = self._replay(inbound)
+        else:
+            result.replies = self._deliver_sender_replies(inbound, sender_rows, slot)
+        self._log(inbound, result, started)
+        return result
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def _decide(self, inbound: Inbound, stored: Message, result: Result) -> list[Outgoing]:
+        agent = Agent.get_or_none((Agent.channel == inbound.channel) & (Agent.im_user_id == inbound.user_id))
+        if agent is not None and agent.active:
+            Message.update(author="agent", agent=agent).where(Message.id == stored.id).execute()
+            result.action = "agent"
+            return self.relay.handle(agent, inbound)
+        customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
+        Message.update(customer=customer).where(Message.id == stored.id).execute()
+        rating = self._satisfaction(inbound, customer)
+        if rating is not None:
+            result.action = "rating"
+            return rating
+        conversation, _ = conversations.open_conversation(customer)
+        Message.update(conversation=conversation).where(Message.id == stored.id).execute()
+        conversations.touch(conversation)
+        result.conversation_id = conversation.id
+        text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
+        outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
+        result.action = _action(conversation, outgoing)
+        return outgoing
+
+    def _satisfaction(self, inbound: Inbound, customer) -> list[Outgoing] | None:  # type: ignore[no-untyped-def]
+        """A 1-5 right after a human conversation ended is its rating, not a new question."""
+        text = inbound.text.strip()
+        if inbound.kind != "text" or text not in ("1", "2", "3", "4", "5"):
+            return None
+        if Conversation.select().where(Conversation.open_key == customer.id).exists():
+            return None
+        last = (
+            Conversation.select()
+            .where((Conversation.customer == customer) & (Conversation.status == "resolved")
+                   & (Conversation.resolved_by == "agent") & Conversation.satisfaction.is_null()
+                   & (Conversation.resolved_at >= clock.now() - SATISFACTION_WINDOW))
+            .order_by(Conversation.resolved_at.desc())
+            .first()
+        )
+        if last is None:
+            return None
+        Conversation.update(satisfaction=int(text)).where(Conversation.id == last.id).execute()
+        return [Outgoing(inbound.channel, inbound.user_id, Reply(text="感谢您的评价，祝您生活愉快！"), "bot", last, customer)]
+
+    @staticmethod
+    def _card_answer(conversation: Conversation, text: str) -> str:
+        stripped = text.strip()
+        if stripped.isdigit() and len(stripped) <= 2:
+            cards = conversations.last_bot_cards(conversation)
+            index = int(stripped) - 1
+            if 0 <= index < len(cards):
+                return cards[index]["title"]
+        return text
+
+    # -- storing and delivering ------------------------------------------------------------
+
+    def _persist(self, inbound: Inbound, stored: Message, outgoing: list[Outgoing]) -> list[Message]:
+        """Store every outbound message; queue the ones for other people; return the sender's."""
+        sender_rows: list[Message] = []
+        for n, out in enumerate(outgoing):
+            faq_id = out.faq if isinstance(out.faq, int) or out.faq is None else out.faq.id
+            row = Message.create(
+                channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=out.conversation,
+                customer=out.customer, agent=out.agent, direction="out", author=out.author, peer_id=out.to_user,
+                kind=out.reply.kind, text=out.reply.text, payload={**out.reply.as_content(), **dict(out.reply.meta)},
+                in_reply_to=stored, faq=faq_id, score=out.score, state="pending", created_at=clock.now(),
+            )
+            if out.channel == inbound.channel and out.to_user == inbound.user_id:
+                sender_rows.append(row)
+            else:
+                outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, row.payload, message=row)
+        return sender_rows
+
+    def _deliver_sender_replies(self, inbound: Inbound, rows: list[Message], slot: ReplySlot | None) -> list[Reply]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        if slot is None or slot.take():
+            Message.update(state="inline").where(Message.id.in_(ids) & (Message.state == "pending")).execute()
+            return [_reply_of(r) for r in rows]
+        with transaction():
+            claimed = list(Message.select().where(Message.id.in_(ids) & (Message.state == "pending")))
+            for row in claimed:
+                outbox.enqueue(f"msg:{row.id}", row.channel, row.peer_id, row.payload, message=row)
+        return []
+
+    def _replay(self, inbound: Inbound) -> list[Reply]:
+        """A retried message: the replies the first delivery produced, if they were not
+        already handed to the outbox."""
+        first = Message.get_or_none((Message.channel == inbound.channel) & (Message.external_id == inbound.msg_id[:128]))
+        if first is None:
+            return []
+        rows = list(
+            Message.select()
+            .where((Message.in_reply_to == first) & (Message.channel == inbound.channel)
+                   & (Message.peer_id == inbound.user_id) & Message.state.in_(("pending", "inline")))
+            .order_by(Message.id)
+        )
+        pending = [r.id for r in rows if r.state == "pending"]
+        if pending:
+            Message.update(state="inline").where(Message.id.in_(pending) & (Message.state == "pending")).execute()
+        return [_reply_of(r) for r in rows]
+
+    def _log(self, inbound: Inbound, result: Result, started: float) -> None:
+        log.info(json.dumps({
+            "event": "message", "channel": inbound.channel, "user": inbound.user_id[-8:], "msg_id": inbound.msg_id,
+            "kind": inbound.kind, "action": result.action, "conversation": result.conversation_id,
+            "replies": len(result.replies), "ms": round((time.perf_counter() - started) * 1000, 2),
+        }, ensure_ascii=False))
+
+
+def recover_pending(older_than_seconds: float = 60.0) -> int:
+    """Queue replies left `pending` by a process that died between deciding and delivering."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    count = 0
+    with transaction():
+        for row in Message.select().where((Message.direction == "out") & (Message.state == "pending")
+                                          & (Message.created_at < cutoff)):
+            outbox.enqueue(f"msg:{row.id}", row.channel, row.peer_id, row.payload or {"kind": "text", "text": row.text},
+                           message=row)
+            count += 1
+    return count
+
+
+def _payload(inbound: Inbound) -> dict[str, object] | None:
+    payload: dict[str, object] = {}
+    if inbound.media:
+        payload["media"] = dict(inbound.media)
+    if inbound.event:
+        payload["event"], payload["event_key"] = inbound.event, inbound.event_key
+    return payload or None
+
+
+def _reply_of(row: Message) -> Reply:
+    payload = row.payload or {}
+    cards = tuple(Card(c.get("title", ""), c.get("payload", "")) for c in payload.get("cards") or ())
+    meta = {k: v for k, v in payload.items() if k not in ("kind", "text", "cards")}
+    meta["message_id"] = row.id
+    return Reply(text=row.text, kind=row.kind, cards=cards, meta=meta)
+
+
+def _action(conversation: Conversation, outgoing: list[Outgoing]) -> str:
+    if conversation.status == "assigned" and any(o.author == "system" for o in outgoing):
+        return "handoff" if any(o.author == "bot" for o in outgoing) else "relay"
+    if conversation.status == "queued":
+        return "queued"
+    if any(o.faq for o in outgoing):
+        return "faq"
+    return "bot"

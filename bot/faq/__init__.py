@@ -1,0 +1,1 @@
+"""The FAQ engine: normalization, matching and the live store of FAQs."""

@@ -1,0 +1,74 @@
+"""Schema versions: `kefu init` creates or upgrades the schema, and is safe to run twice.
+
+Why hand-rolled on top of `playhouse.migrate`: the list of steps is short, ordered and
+reviewed like code; each step runs in a transaction and bumps `schema_version`, and on
+PostgreSQL an advisory lock keeps two processes starting at once from racing.
+
+Rule for new steps: step 1 creates the tables as the models define them *today*, so a
+later step that adds a column must check first (`add_column_if_missing`): a fresh database
+already has it from step 1.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import peewee
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate
+
+from bot.db import advisory_xact_lock, database, transaction
+from bot.models import ALL_MODELS
+
+
+class SchemaVersion(peewee.Model):
+    version = peewee.IntegerField()
+    name = peewee.CharField(max_length=128)
+
+    class Meta:
+        database = database
+        table_name = "schema_version"
+
+
+Step = Callable[[peewee.Database, SchemaMigrator], None]
+
+
+def _initial(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    db.create_tables(ALL_MODELS, safe=True)
+
+
+STEPS: list[tuple[int, str, Step]] = [
+    (1, "initial schema", _initial),
+]
+
+LATEST = STEPS[-1][0]
+
+
+def add_column_if_missing(db: peewee.Database, migrator: SchemaMigrator, table: str, name: str, field: peewee.Field) -> None:
+    if name not in {c.name for c in db.get_columns(table)}:
+        migrate(migrator.add_column(table, name, field))
+
+
+def current_version() -> int:
+    db = database.obj
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar()
+    return int(row or 0)
+
+
+def upgrade() -> list[str]:
+    """Apply every missing step; return the names of the steps applied."""
+    db = database.obj
+    migrator = PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+    applied: list[str] = []
+    with transaction():
+        advisory_xact_lock("kefu:migrate")
+        db.create_tables([SchemaVersion], safe=True)
+        have = current_version()
+        for version, name, step in STEPS:
+            if version <= have:
+                continue
+            step(db, migrator)
+            SchemaVersion.create(version=version, name=name)
+            applied.append(f"{version}: {name}")
+    return applied

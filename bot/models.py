@@ -1,0 +1,439 @@
+"""The domain, as peewee models.
+
+Why one module: the schema is one thing, versioned as a whole by `bot.migrations`; every
+other module imports the rows it needs from here. Channels are configuration, not rows:
+a row names its channel by the configured name.
+
+Rules kept by the schema itself:
+- a customer is UNIQUE(channel, external_id); so is every message (inbound: the platform's
+  id; outbound: a generated key), which is how a retried delivery is recognised;
+- a customer has at most one open conversation (`open_key` is the customer id while open,
+  NULL once resolved, and unique);
+- every outbound send (`Outbox.key`) and every job step (`Delivery(job_key, customer)`)
+  has a unique key, so retries and restarts never send twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import peewee
+
+from bot import clock
+from bot.db import UTCDateTimeField, database
+
+
+class JSONField(peewee.TextField):
+    """JSON stored as text (portable across SQLite and PostgreSQL)."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+# --- settings and administration -------------------------------------------------------
+
+
+class Setting(BaseModel):
+    """Operator-editable settings (reception mode, welcome message, ...), JSON values."""
+
+    key = peewee.CharField(primary_key=True, max_length=64)
+    value = JSONField(null=True)
+    updated_at = UTCDateTimeField(default=clock.now)
+
+
+class AdminUser(BaseModel):
+    username = peewee.CharField(unique=True, max_length=64)
+    password_hash = peewee.CharField(max_length=256)
+    role = peewee.CharField(max_length=16, default="admin")  # admin | operator
+    active = peewee.BooleanField(default=True)
+    must_change_password = peewee.BooleanField(default=False)
+    failed_logins = peewee.IntegerField(default=0)
+    locked_until = UTCDateTimeField(null=True)
+    last_login_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return self.username
+
+
+# --- people -------------------------------------------------------------------------
+
+
+class Agent(BaseModel):
+    """A human agent (客服), reachable through a linked IM account on one channel."""
+
+    name = peewee.CharField(unique=True, max_length=64)
+    display_name = peewee.CharField(max_length=64, default="")
+    channel = peewee.CharField(max_length=32)
+    im_user_id = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default="offline", index=True)  # online | away | offline
+    active = peewee.BooleanField(default=True)
+    max_open = peewee.IntegerField(default=5)
+    max_private = peewee.IntegerField(default=200)  # customers an agent may claim (私海)
+    last_assigned_at = UTCDateTimeField(null=True)
+    current_conversation_id = peewee.IntegerField(null=True)  # what the agent's text relays to
+    created_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = ((("channel", "im_user_id"), True),)
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class Customer(BaseModel):
+    """A CRM record, created automatically on first contact from any channel."""
+
+    channel = peewee.CharField(max_length=32)
+    external_id = peewee.CharField(max_length=128)  # openid / userid / web visitor id
+    nickname = peewee.CharField(max_length=128, default="")
+    source = peewee.CharField(max_length=32, default="")
+    name = peewee.CharField(max_length=64, default="")
+    phone = peewee.CharField(max_length=32, default="", index=True)
+    birthday = peewee.DateField(null=True)
+    address = peewee.TextField(default="")
+    preferences = peewee.TextField(default="")
+    notes = peewee.TextField(default="")
+    level = peewee.IntegerField(default=0)  # 0 = 普通, 1..4 = VIP1..VIP4
+    owner_agent = peewee.ForeignKeyField(Agent, null=True, backref="owned_customers", on_delete="SET NULL")
+    claimed_at = UTCDateTimeField(null=True)
+    subscribed = peewee.BooleanField(default=True)
+    blocked = peewee.BooleanField(default=False)
+    is_spam = peewee.BooleanField(default=False)
+    total_spend = peewee.DecimalField(max_digits=14, decimal_places=2, default=0)
+    order_count = peewee.IntegerField(default=0)
+    first_contact_at = UTCDateTimeField(default=clock.now)
+    last_contact_at = UTCDateTimeField(default=clock.now, index=True)
+    last_inbound_at = UTCDateTimeField(null=True)  # start of the platform's 48-hour window
+    erased_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("channel", "external_id"), True),)
+
+    def __str__(self) -> str:
+        return self.name or self.nickname or f"{self.channel}:{self.external_id[-6:]}"
+
+
+class Tag(BaseModel):
+    name = peewee.CharField(unique=True, max_length=32)
+    color = peewee.CharField(max_length=16, default="")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerTag(BaseModel):
+    customer = peewee.ForeignKeyField(Customer, backref="tag_links", on_delete="CASCADE")
+    tag = peewee.ForeignKeyField(Tag, backref="customer_links", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("customer", "tag"), True),)
+
+
+class CustomerGroup(BaseModel):
+    """A customer group (群): 快闪群, 直播群, 普通群, 会员群, 兴趣群."""
+
+    name = peewee.CharField(unique=True, max_length=64)
+    kind = peewee.CharField(max_length=16, default="普通群")
+    description = peewee.TextField(default="")
+    created_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "customer_group"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GroupMember(BaseModel):
+    group = peewee.ForeignKeyField(CustomerGroup, backref="members", on_delete="CASCADE")
+    customer = peewee.ForeignKeyField(Customer, backref="group_links", on_delete="CASCADE")
+    joined_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = ((("group", "customer"), True),)
+
+
+class Segment(BaseModel):
+    """A saved customer filter, usable as a campaign target."""
+
+    name = peewee.CharField(unique=True, max_length=64)
+    filter = JSONField(default=dict)
+    created_at = UTCDateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- conversations and messages --------------------------------------------------------
+
+
+class Conversation(BaseModel):
+    STATUSES = ("bot", "queued", "assigned", "resolved")
+
+    customer = peewee.ForeignKeyField(Customer, backref="conversations", on_delete="CASCADE")
+    channel = peewee.CharField(max_length=32)
+    status = peewee.CharField(max_length=16, default="bot", index=True)
+    open_key = peewee.IntegerField(null=True, unique=True)  # customer id while open
+    agent = peewee.ForeignKeyField(Agent, null=True, backref="conversations", on_delete="SET NULL")
+    opened_at = UTCDateTimeField(default=clock.now, index=True)
+    queued_at = UTCDateTimeField(null=True)
+    assigned_at = UTCDateTimeField(null=True)
+    first_response_at = UTCDateTimeField(null=True)
+    last_message_at = UTCDateTimeField(default=clock.now)
+    last_agent_reply_at = UTCDateTimeField(null=True)
+    resolved_at = UTCDateTimeField(null=True)
+    resolved_by = peewee.CharField(max_length=16, default="")  # agent | admin | idle | customer
+    unanswered_turns = peewee.IntegerField(default=0)
+    handoff_reason = peewee.CharField(max_length=32, default="")
+    satisfaction = peewee.IntegerField(null=True)  # 1..5
+
+    def __str__(self) -> str:
+        return f"#{self.id}"
+
+
+class Faq(BaseModel):
+    category = peewee.CharField(max_length=32, default="更多问题", index=True)
+    answer = peewee.TextField()
+    enabled = peewee.BooleanField(default=True)
+    hits = peewee.IntegerField(default=0)
+    likes = peewee.IntegerField(default=0)
+    dislikes = peewee.IntegerField(default=0)
+    external_id = peewee.CharField(max_length=64, null=True, unique=True)  # id in import files
+    created_at = UTCDateTimeField(default=clock.now)
+    updated_at = UTCDateTimeField(default=clock.now, index=True)
+
+    def __str__(self) -> str:
+        first = self.questions.order_by(FaqQuestion.id).first() if self.id else None
+        return first.text if first else self.answer[:20]
+
+
+class FaqQuestion(BaseModel):
+    """One phrasing of an FAQ; the FAQ's score is its best phrasing's."""
+
+    faq = peewee.ForeignKeyField(Faq, backref="questions", on_delete="CASCADE")
+    text = peewee.CharField(max_length=512)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Synonym(BaseModel):
+    """Shop-editable synonyms: every word in `variants` is read as `canonical`."""
+
+    canonical = peewee.CharField(max_length=32, unique=True)
+    variants = peewee.CharField(max_length=512)  # comma or space separated
+
+
+class Message(BaseModel):
+    DIRECTIONS = ("in", "out")
+    AUTHORS = ("customer", "bot", "agent", "system")
+
+    channel = peewee.CharField(max_length=32)
+    external_id = peewee.CharField(max_length=128)  # platform id (in) or generated key (out)
+    conversation = peewee.ForeignKeyField(Conversation, null=True, backref="messages", on_delete="CASCADE")
+    customer = peewee.ForeignKeyField(Customer, null=True, backref="messages", on_delete="CASCADE")
+    agent = peewee.ForeignKeyField(Agent, null=True, backref="messages", on_delete="SET NULL")
+    direction = peewee.CharField(max_length=3)
+    author = peewee.CharField(max_length=16)
+    peer_id = peewee.CharField(max_length=128, default="")  # the IM user on the other end
+    kind = peewee.CharField(max_length=16, default="text")
+    text = peewee.TextField(default="")
+    payload = JSONField(null=True)  # media, cards, scores, platform fields
+    in_reply_to = peewee.ForeignKeyField("self", null=True, backref="replies", on_delete="SET NULL")
+    faq = peewee.ForeignKeyField(Faq, null=True, backref="messages", on_delete="SET NULL")
+    score = peewee.FloatField(null=True)
+    state = peewee.CharField(max_length=16, default="done")  # in: received | done
+    created_at = UTCDateTimeField(default=clock.now, index=True)
+
+    class Meta:
+        indexes = ((("channel", "external_id"), True),)
+
+
+class UnansweredQuestion(BaseModel):
+    """A question the bot could not answer, for the learning loop."""
+
+    text = peewee.TextField()
+    normalized = peewee.TextField(default="")
+    customer = peewee.ForeignKeyField(Customer, null=True, on_delete="SET NULL")
+    message = peewee.ForeignKeyField(Message, null=True, on_delete="SET NULL")
+    reason = peewee.CharField(max_length=16, default="abstained")  # abstained | handoff
+    best_faq = peewee.ForeignKeyField(Faq, null=True, on_delete="SET NULL")
+    best_score = peewee.FloatField(null=True)
+    resolved = peewee.BooleanField(default=False, index=True)
+    created_at = UTCDateTimeField(default=clock.now, index=True)
+
+
+# --- commerce -----------------------------------------------------------------------
+
+
+class Coupon(BaseModel):
+    name = peewee.CharField(max_length=64)
+    kind = peewee.CharField(max_length=16, default="amount")  # amount | percent
+    value = peewee.DecimalField(max_digits=10, decimal_places=2)
+    min_spend = peewee.DecimalField(max_digits=10, decimal_places=2, default=0)
+    valid_days = peewee.IntegerField(default=30)
+    active = peewee.BooleanField(default=True)
+    created_at = UTCDateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IssuedCoupon(BaseModel):
+    coupon = peewee.ForeignKeyField(Coupon, backref="issued", on_delete="CASCADE")
+    customer = peewee.ForeignKeyField(Customer, backref="coupons", on_delete="CASCADE")
+    code = peewee.CharField(max_length=32, unique=True)
+    issued_at = UTCDateTimeField(default=clock.now)
+    expires_at = UTCDateTimeField(index=True)
+    used_at = UTCDateTimeField(null=True)
+
+
+class Order(BaseModel):
+    STATUSES = ("created", "paid", "shipped", "delivered", "refunded", "cancelled")
+
+    shop_order_id = peewee.CharField(max_length=64, unique=True)
+    customer = peewee.ForeignKeyField(Customer, null=True, backref="orders", on_delete="SET NULL")
+    channel = peewee.CharField(max_length=32, default="")
+    platform_user_id = peewee.CharField(max_length=128, default="")
+    phone = peewee.CharField(max_length=32, default="", index=True)
+    status = peewee.CharField(max_length=16, default="created")
+    amount = peewee.DecimalField(max_digits=14, decimal_places=2, default=0)
+    items = JSONField(null=True)
+    event_at = UTCDateTimeField(null=True)  # time of the latest applied shop event
+    created_at = UTCDateTimeField(default=clock.now)
+    paid_at = UTCDateTimeField(null=True)
+    shipped_at = UTCDateTimeField(null=True)
+    delivered_at = UTCDateTimeField(null=True, index=True)
+    refunded_at = UTCDateTimeField(null=True)
+    revisit_score = peewee.IntegerField(null=True)
+    revisited_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "shop_order"
+
+
+# --- campaigns and delivery ----------------------------------------------------------
+
+
+class Campaign(BaseModel):
+    STATUSES = ("draft", "scheduled", "running", "paused", "done", "cancelled")
+
+    name = peewee.CharField(max_length=128)
+    target_kind = peewee.CharField(max_length=16, default="group")  # group | tag | level | segment | all
+    target_value = peewee.CharField(max_length=64, default="")
+    content_kind = peewee.CharField(max_length=16, default="text")  # text | image | news | template
+    content = JSONField(default=dict)
+    cron = peewee.CharField(max_length=64, default="")
+    run_at = UTCDateTimeField(null=True)
+    status = peewee.CharField(max_length=16, default="draft", index=True)
+    created_at = UTCDateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Delivery(BaseModel):
+    """One (job run, recipient): claimed before sending, so a crash never sends twice."""
+
+    job_key = peewee.CharField(max_length=128)  # e.g. campaign:12:2026-11-24T10:00
+    customer = peewee.ForeignKeyField(Customer, backref="deliveries", on_delete="CASCADE")
+    campaign = peewee.ForeignKeyField(Campaign, null=True, backref="deliveries", on_delete="SET NULL")
+    status = peewee.CharField(max_length=16, default="pending", index=True)  # pending|claimed|sent|skipped|failed
+    reason = peewee.CharField(max_length=255, default="")
+    outbox_key = peewee.CharField(max_length=160, null=True)
+    created_at = UTCDateTimeField(default=clock.now)
+    updated_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = ((("job_key", "customer"), True),)
+
+
+class Outbox(BaseModel):
+    """A send waiting to be delivered through a channel's API. Written before sending."""
+
+    STATUSES = ("pending", "sending", "sent", "failed", "window_closed", "limit_reached")
+
+    key = peewee.CharField(max_length=160, unique=True)
+    channel = peewee.CharField(max_length=32, index=True)
+    recipient = peewee.CharField(max_length=128)
+    content = JSONField()
+    message = peewee.ForeignKeyField(Message, null=True, on_delete="SET NULL")
+    status = peewee.CharField(max_length=16, default="pending")
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = UTCDateTimeField(default=clock.now)
+    claimed_until = UTCDateTimeField(null=True)
+    last_error = peewee.TextField(default="")
+    created_at = UTCDateTimeField(default=clock.now)
+    sent_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
+# --- platform state shared by processes ----------------------------------------------
+
+
+class AccessToken(BaseModel):
+    """One platform access_token per app, shared by every process."""
+
+    app_key = peewee.CharField(max_length=128, unique=True)
+    token = peewee.TextField(default="")
+    expires_at = UTCDateTimeField(null=True)
+    updated_at = UTCDateTimeField(default=clock.now)
+
+
+class ChannelCursor(BaseModel):
+    """A persisted pull cursor (微信客服 kf/sync_msg)."""
+
+    channel = peewee.CharField(max_length=64, unique=True)
+    cursor = peewee.TextField(default="")
+    updated_at = UTCDateTimeField(default=clock.now)
+
+
+class Lease(BaseModel):
+    """A named lease (the scheduler's leadership on SQLite)."""
+
+    name = peewee.CharField(max_length=64, unique=True)
+    holder = peewee.CharField(max_length=128)
+    expires_at = UTCDateTimeField()
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Setting,
+    AdminUser,
+    Agent,
+    Customer,
+    Tag,
+    CustomerTag,
+    CustomerGroup,
+    GroupMember,
+    Segment,
+    Conversation,
+    Faq,
+    FaqQuestion,
+    Synonym,
+    Message,
+    UnansweredQuestion,
+    Coupon,
+    IssuedCoupon,
+    Order,
+    Campaign,
+    Delivery,
+    Outbox,
+    AccessToken,
+    ChannelCursor,
+    Lease,
+)

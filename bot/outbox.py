@@ -1,0 +1,125 @@
+"""The outbox: every send that is not answered inline is a row first, then delivered.
+
+Why: a crash between deciding to send and sending must lose nothing, and a retry must not
+send twice. A row's `key` is unique (the outbound message's key, or a job's delivery key),
+so writing it twice is a no-op. Rows are claimed before delivery (`FOR UPDATE SKIP LOCKED`
+on PostgreSQL, an IMMEDIATE transaction on SQLite) with a claim that expires, so several
+sender processes share the work and a dead sender's rows come back.
+
+Channel senders live in adapters/ and implement `Sender`; they classify platform errors
+into a `SendResult` and this module decides retry, back-off or give-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Mapping, Protocol
+
+from bot import clock
+from bot.db import insert_new, is_postgres, transaction
+from bot.models import Message, Outbox
+
+log = logging.getLogger("kefu.outbox")
+
+CLAIM_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a channel said about one send.
+
+    outcome: sent | retry (transient: back off and try again) | window_closed (the 48-hour
+    window is shut) | limit_reached (per-turn reply limit) | failed (permanent).
+    """
+
+    outcome: str
+    error: str = ""
+    retry_after: float | None = None
+
+    @classmethod
+    def ok(cls) -> "SendResult":
+        return cls("sent")
+
+
+class Sender(Protocol):
+    def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult: ...
+
+
+def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], message: Message | None = None) -> bool:
+    """Write a send; False when the key was already there (nothing doubled)."""
+    inserted = insert_new(
+        Outbox.insert(
+            key=key, channel=channel, recipient=recipient, content=dict(content),
+            message=message, status="pending", next_attempt_at=clock.now(), created_at=clock.now(),
+        ).on_conflict_ignore()
+    )
+    if message is not None:
+        Message.update(state="queued").where(Message.id == message.id).execute()
+    return inserted is not None
+
+
+def claim(limit: int = 100, channels: tuple[str, ...] | None = None) -> list[Outbox]:
+    """Take up to `limit` due rows for this process."""
+    now = clock.now()
+    due = (
+        ((Outbox.status == "pending") & (Outbox.next_attempt_at <= now))
+        | ((Outbox.status == "sending") & (Outbox.claimed_until < now))
+    )
+    if channels is not None:
+        due &= Outbox.channel.in_(channels)
+    with transaction():
+        query = Outbox.select().where(due).order_by(Outbox.id).limit(limit)
+        if is_postgres():
+            query = query.for_update("FOR UPDATE SKIP LOCKED")
+        rows = list(query)
+        if rows:
+            Outbox.update(status="sending", claimed_until=now + timedelta(seconds=CLAIM_SECONDS)).where(
+                Outbox.id.in_([r.id for r in rows])
+            ).execute()
+    return rows
+
+
+def backoff_seconds(attempts: int) -> float:
+    return min(2.0 ** attempts, 600.0)
+
+
+def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
+    """Store the outcome of one delivery attempt; returns the row's new status."""
+    now = clock.now()
+    attempts = row.attempts + 1
+    if result.outcome == "sent":
+        status, update = "sent", {"sent_at": now, "last_error": ""}
+    elif result.outcome == "retry" and attempts < max_attempts:
+        delay = result.retry_after if result.retry_after is not None else backoff_seconds(attempts)
+        status, update = "pending", {"next_attempt_at": now + timedelta(seconds=delay), "last_error": result.error}
+    elif result.outcome in ("window_closed", "limit_reached"):
+        status, update = result.outcome, {"last_error": result.error}
+    else:
+        status, update = "failed", {"last_error": result.error or "too many attempts"}
+    Outbox.update(status=status, attempts=attempts, claimed_until=None, **update).where(Outbox.id == row.id).execute()
+    if row.message_id:
+        Message.update(state="sent" if status == "sent" else ("queued" if status == "pending" else status)).where(
+            Message.id == row.message_id
+        ).execute()
+    if status != "sent":
+        log.warning("outbox %s %s: %s", row.key, status, result.error)
+    return status
+
+
+def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: int = 8) -> int:
+    """Claim due rows and deliver them; returns how many were attempted."""
+    rows = claim(limit, tuple(senders))
+    for row in rows:
+        sender = senders.get(row.channel)
+        if sender is None:
+            record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)
+            continue
+        try:
+            result = sender.send(row.recipient, row.content)
+        except Exception as exc:  # a sender bug or network error: retry later, keep the row
+            log.exception("outbox send raised for %s", row.key)
+            result = SendResult("retry", f"{type(exc).__name__}: {exc}")
+        record(row, result, max_attempts)
+    return len(rows)

@@ -1,0 +1,212 @@
+"""What the bot does with a customer's message: answer, suggest, or hand to a human.
+
+Why one place: the reception mode (bot_first / human_first / mixed), the handoff keywords,
+the confidence threshold and business hours interact; keeping the decision here means the
+dispatcher only stores and delivers, and the rules can be read top to bottom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot import assignment, business_hours, clock, conversations, settings
+from bot.events import Card, Inbound, Reply
+from bot.faq.normalize import normalize
+from bot.faq.store import FaqStore
+from bot.models import Agent, Conversation, Customer, CustomerTag, Faq, Message, Tag, UnansweredQuestion
+from bot.outgoing import Outgoing
+
+MEDIA_NAMES = {"image": "图片", "voice": "语音", "video": "视频", "shortvideo": "小视频", "location": "位置",
+               "link": "链接", "file": "文件"}
+LEVEL_NAMES = {0: "普通会员", 1: "VIP1", 2: "VIP2", 3: "VIP3", 4: "VIP4"}
+SUGGESTION_FLOOR = 0.2
+
+
+@dataclass
+class Turn:
+    """One customer message in context."""
+
+    inbound: Inbound
+    customer: Customer
+    conversation: Conversation
+    message: Message
+    text: str  # the question as understood (a card number is replaced by its question)
+
+
+class Router:
+    def __init__(self, store: FaqStore, threshold: float, suggestions: int = 3) -> None:
+        self.store = store
+        self.default_threshold = threshold
+        self.suggestions = suggestions
+
+    @property
+    def threshold(self) -> float:
+        configured = settings.get("faq_threshold")
+        return float(configured) if configured is not None else self.default_threshold
+
+    # -- entry point ------------------------------------------------------------------
+
+    def route(self, turn: Turn) -> list[Outgoing]:
+        inbound, conversation = turn.inbound, turn.conversation
+        if conversation.status == "assigned" and conversation.agent_id:
+            return [forward_to_agent(conversation, turn.customer, describe_inbound(inbound))]
+        if inbound.kind == "event":
+            return self._event(turn)
+        if inbound.kind != "text" or not turn.text.strip():
+            name = MEDIA_NAMES.get(inbound.kind, "消息")
+            return [self._to_customer(turn, f"已收到您的{name}。如需人工帮助，请回复“转人工”。")]
+        if conversation.status == "queued":
+            if self.wants_human(turn.text):
+                return [self._to_customer(turn, self._queue_text(conversation))]
+            return self._answer_or_abstain(turn, allow_handoff=False)
+        if self.wants_human(turn.text):
+            return self.handoff(turn, "requested")
+        mode = settings.get("reception_mode")
+        if mode == "human_first" and self._humans_available():
+            return self.handoff(turn, "human_first")
+        return self._answer_or_abstain(turn, allow_handoff=True, mode=mode)
+
+    # -- pieces -------------------------------------------------------------------------
+
+    def wants_human(self, text: str) -> bool:
+        norm = normalize(text)
+        for keyword in settings.get("handoff_keywords"):
+            key = normalize(keyword)
+            if not key:
+                continue
+            if norm == key or (key in norm and len(norm) <= len(key) + 6):
+                return True
+        return False
+
+    def _humans_available(self) -> bool:
+        return business_hours.is_open(clock.now(), settings.get("business_hours")) and assignment.any_agent_free()
+
+    def _answer_or_abstain(self, turn: Turn, allow_handoff: bool, mode: str = "bot_first") -> list[Outgoing]:
+        match = self.store.match(turn.text, limit=max(self.suggestions + 1, 2))
+        best = match.best
+        runner = match.runner_up
+        meta = {
+            "score": round(match.score, 4),
+            "faq_id": best.faq_id if best else None,
+            "runner_up": runner.faq_id if runner else None,
+            "runner_up_score": round(runner.score, 4) if runner else None,
+        }
+        if best is not None and best.score >= self.threshold:
+            answer = self.store.answer_for(int(best.faq_id), best.question)
+            if answer is not None:
+                Faq.update(hits=Faq.hits + 1).where(Faq.id == answer.faq_id).execute()
+                Conversation.update(unanswered_turns=0).where(Conversation.id == turn.conversation.id).execute()
+                reply = Reply(text=answer.answer, meta={**meta, "category": answer.category})
+                return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
+                                 turn.customer, faq=answer.faq_id, score=match.score)]
+        UnansweredQuestion.create(
+            text=turn.text[:2000], normalized=self.store.normalize(turn.text), customer=turn.customer,
+            message=turn.message, reason="abstained", best_faq=int(best.faq_id) if best else None,
+            best_score=match.score if best else None,
+        )
+        if allow_handoff and mode == "mixed":
+            return self.handoff(turn, "unsure")
+        unanswered = turn.conversation.unanswered_turns + 1
+        Conversation.update(unanswered_turns=unanswered).where(Conversation.id == turn.conversation.id).execute()
+        limit = int(settings.get("handoff_after_unanswered") or 0)
+        if allow_handoff and limit and unanswered >= limit:
+            return self.handoff(turn, "unanswered")
+        cards = tuple(
+            Card(title=c.question, payload=str(c.faq_id))
+            for c in match.candidates[: self.suggestions]
+            if c.score >= SUGGESTION_FLOOR
+        )
+        text = settings.get("abstain_message") if cards else "抱歉，这个问题我还不太确定。您可以换个说法，或回复“转人工”联系人工客服。"
+        reply = Reply(text=text, cards=cards, meta={**meta, "abstained": True})
+        return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation, turn.customer,
+                         score=match.score)]
+
+    def handoff(self, turn: Turn, reason: str) -> list[Outgoing]:
+        """Give the conversation to a human now, or queue it with an honest message."""
+        conversation, customer = turn.conversation, turn.customer
+        if not business_hours.is_open(clock.now(), settings.get("business_hours")):
+            conversations.enqueue(conversation, reason)
+            hours = business_hours.describe(settings.get("business_hours"))
+            text = settings.get("offline_message").format(hours=hours)
+            return [self._to_customer(turn, text)]
+        prefer = customer.owner_agent if customer.owner_agent_id else None
+        agent = assignment.assign_next_agent(conversation, prefer=prefer)
+        if agent is None:
+            conversations.enqueue(conversation, reason)
+            return [self._to_customer(turn, self._queue_text(conversation))]
+        Conversation.update(handoff_reason=reason).where(Conversation.id == conversation.id).execute()
+        return handoff_messages(conversation, customer, agent)
+
+    def _queue_text(self, conversation: Conversation) -> str:
+        return settings.get("queue_message").format(position=conversations.queue_position(conversation))
+
+    def _event(self, turn: Turn) -> list[Outgoing]:
+        event = turn.inbound.event.lower()
+        if event == "subscribe":
+            return [welcome(turn.inbound.channel, turn.inbound.user_id, turn.conversation, turn.customer)]
+        if event == "unsubscribe":
+            Customer.update(subscribed=False).where(Customer.id == turn.customer.id).execute()
+            return []
+        if event == "click" and turn.inbound.event_key:
+            return self.route(Turn(
+                Inbound(turn.inbound.channel, turn.inbound.user_id, turn.inbound.msg_id, "text", turn.inbound.event_key),
+                turn.customer, turn.conversation, turn.message, turn.inbound.event_key,
+            ))
+        return []
+
+    def _to_customer(self, turn: Turn, text: str) -> Outgoing:
+        return Outgoing(turn.inbound.channel, turn.inbound.user_id, Reply(text=text), "bot", turn.conversation,
+                        turn.customer)
+
+
+def welcome(channel: str, user_id: str, conversation: Conversation | None, customer: Customer | None) -> Outgoing:
+    cards = tuple(Card(title=q, payload=q) for q in (settings.get("card_questions") or [])[:9])
+    return Outgoing(channel, user_id, Reply(text=settings.get("welcome_message"), cards=cards), "bot",
+                    conversation, customer)
+
+
+def customer_header(conversation: Conversation, customer: Customer) -> str:
+    tags = [t.name for t in Tag.select().join(CustomerTag).where(CustomerTag.customer == customer)]
+    parts = [f"#{conversation.id}", str(customer), LEVEL_NAMES.get(customer.level, f"VIP{customer.level}")]
+    if tags:
+        parts.append("标签:" + "/".join(tags))
+    return "【" + " ".join(parts) + "】"
+
+
+def describe_inbound(inbound: Inbound) -> str:
+    if inbound.kind == "text":
+        return inbound.text
+    if inbound.kind == "event":
+        return f"[事件 {inbound.event}]"
+    url = inbound.media.get("url") or inbound.media.get("media_id") or ""
+    return f"[{MEDIA_NAMES.get(inbound.kind, inbound.kind)}] {url}".strip()
+
+
+def forward_to_agent(conversation: Conversation, customer: Customer, text: str) -> Outgoing:
+    agent: Agent = conversation.agent
+    return Outgoing(agent.channel, agent.im_user_id, Reply(text=f"{customer_header(conversation, customer)} {text}"),
+                    "system", conversation, customer, agent=agent)
+
+
+def handoff_messages(conversation: Conversation, customer: Customer, agent: Agent) -> list[Outgoing]:
+    """Tell the customer who is coming and give the agent the context."""
+    to_customer = Outgoing(
+        conversation.channel, customer.external_id,
+        Reply(text=settings.get("handoff_message").format(agent=f"「{agent}」")), "bot", conversation, customer,
+    )
+    since = clock.now() - timedelta(hours=24)
+    recent = list(
+        Message.select()
+        .where((Message.conversation == conversation) & (Message.created_at >= since))
+        .order_by(Message.id.desc())
+        .limit(6)
+    )
+    lines = [f"{customer_header(conversation, customer)} 新的人工会话（{conversation.handoff_reason or '转人工'}）"]
+    for m in reversed(recent):
+        who = "顾客" if m.direction == "in" else ("机器人" if m.author == "bot" else "客服")
+        lines.append(f"{who}：{m.text[:200]}")
+    lines.append("直接回复即可与顾客对话；发送 /help 查看命令。")
+    to_agent = Outgoing(agent.channel, agent.im_user_id, Reply(text="\n".join(lines)), "system", conversation,
+                        customer, agent=agent)
+    return [to_customer, to_agent]

@@ -1,0 +1,76 @@
+"""Opening a kefu process: config, logging, database, schema check.
+
+Why: every command (`run`, `serve`, `admin`, `scheduler`, `init`, ...) starts the same way;
+the composition root (`bot.cli`) calls `open_runtime` and then wires what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from bot import db, migrations
+from bot.config import Config
+
+
+class SchemaOutdated(RuntimeError):
+    pass
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; a message that is already JSON is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        base = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        message = record.getMessage()
+        try:
+            parsed = json.loads(message) if message.startswith("{") else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            base.update(parsed)
+        else:
+            base["msg"] = message
+        if record.exc_info:
+            base["exc"] = self.formatException(record.exc_info)
+        return json.dumps(base, ensure_ascii=False)
+
+
+def setup_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log.level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@dataclass
+class Runtime:
+    config: Config
+
+
+def open_database(config: Config, upgrade: bool = False) -> None:
+    """Bind the models to the configured database; create/upgrade the schema if asked,
+    else insist that it is current."""
+    db.connect(config.database_url)
+    if upgrade:
+        migrations.upgrade()
+        return
+    version = migrations.current_version()
+    if version < migrations.LATEST:
+        raise SchemaOutdated(
+            f"the database schema is at version {version}, this kefu needs {migrations.LATEST}: run `kefu init`"
+        )
