@@ -15,6 +15,7 @@ from aiohttp import web
 
 from adapters.base import ChannelAdapter
 from adapters.bridge import CoreBridge
+from adapters.orders import OrderApi
 from adapters.tasks import TaskSet
 from adapters.web import WebChannel
 from bot import dispatcher as dispatcher_mod
@@ -37,7 +38,26 @@ def _web_factory(channel: ChannelConfig, config: Config, bridge: CoreBridge) -> 
     return WebChannel(channel, secret, bridge)
 
 
-FACTORIES: dict[str, AdapterFactory] = {"web": _web_factory}
+def _wechat_mp_factory(channel: ChannelConfig, config: Config, bridge: CoreBridge) -> ChannelAdapter:
+    from adapters.wechat_mp import OfficialAccountChannel
+
+    return OfficialAccountChannel(channel, bridge)
+
+
+def _wecom_factory(channel: ChannelConfig, config: Config, bridge: CoreBridge) -> ChannelAdapter:
+    from adapters.wecom import WeComChannel
+
+    return WeComChannel(channel, bridge)
+
+
+def _wechat_kf_factory(channel: ChannelConfig, config: Config, bridge: CoreBridge) -> ChannelAdapter:
+    from adapters.wechat_kf import WeChatKfChannel
+
+    return WeChatKfChannel(channel, bridge)
+
+
+FACTORIES: dict[str, AdapterFactory] = {"web": _web_factory, "wechat_mp": _wechat_mp_factory,
+                                        "wecom": _wecom_factory, "wechat_kf": _wechat_kf_factory}
 
 
 def build_adapters(config: Config, bridge: CoreBridge) -> dict[str, ChannelAdapter]:
@@ -82,6 +102,7 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app.router.add_get("/healthz", healthz)
     for adapter in adapters.values():
         app.router.add_routes(adapter.routes())
+    app.router.add_routes(OrderApi(config.orders, bridge).routes())
 
     async def on_startup(app: web.Application) -> None:
         recovered = await bridge.call(dispatcher_mod.recover_pending, 60.0)
@@ -92,6 +113,10 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
 
     async def on_cleanup(app: web.Application) -> None:
         await app[TASKS].drain()
+        for adapter in adapters.values():
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                await close()
         bridge.close()
 
     app.on_startup.append(on_startup)
@@ -101,11 +126,19 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
 
 async def sender_loop(app: web.Application, config: Config) -> None:
     """Deliver due outbox rows for every channel that has a sender, forever."""
+    from adapters.delivery import AsyncDelivery, is_async_sender
+
     bridge = app[BRIDGE]
     senders = {name: s for name, a in app[ADAPTERS].items() if (s := a.sender()) is not None}
+    async_delivery = AsyncDelivery({n: s for n, s in senders.items() if is_async_sender(s)},  # type: ignore[misc]
+                                   bridge.call, config.outbox.max_attempts)
+    senders = {n: s for n, s in senders.items() if n not in async_delivery.senders}
     while True:
         try:
-            done = await bridge.call(outbox.deliver_due, senders, config.outbox.batch, config.outbox.max_attempts)
+            done = await async_delivery.deliver_due(config.outbox.batch)
+            if senders:
+                done += await bridge.call(outbox.deliver_due, senders, config.outbox.batch,
+                                          config.outbox.max_attempts)
         except asyncio.CancelledError:
             raise
         except Exception:

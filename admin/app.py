@@ -2,8 +2,10 @@
 
 Why Flask-Admin over peewee: CRUD for every model comes from the model definitions, and
 the panel shares `bot.models` with the bot, so what an operator saves is what the bot reads
-(the FAQ store picks edits up within seconds). Every view requires login; forms carry CSRF
-tokens (SecureForm); customer-written text is escaped by Jinja's autoescape.
+(the FAQ store picks edits up within seconds). Every view requires login (admin/auth.py);
+`CSRFProtect` checks a token on every POST, and the model forms carry that same token;
+customer-written text is escaped by Jinja's autoescape. Chinese by default with Flask-Admin's
+zh_Hans_CN catalog and ours (admin/translations); `?lang=en` switches to English.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import Babel
 from flask_login import LoginManager
-from flask_wtf.csrf import generate_csrf
+from flask_wtf.csrf import CSRFProtect, generate_csrf
 
 from admin.auth import LoginIndexView
 from admin.views import register_views
@@ -35,7 +37,7 @@ def select_locale() -> str:
 
 
 def create_app(config: Config, testing: bool = False) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_url_path="/kefu-static")
     app.config.update(
         SECRET_KEY=ensure_secret(config.data_dir, "admin-session.key", config.admin.secret_key),
         SESSION_COOKIE_HTTPONLY=True,
@@ -43,9 +45,18 @@ def create_app(config: Config, testing: bool = False) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         BABEL_DEFAULT_LOCALE="zh_Hans_CN",
         TESTING=testing,
+        WTF_CSRF_TIME_LIMIT=None,
         KEFU_CONFIG=config,
     )
     app.jinja_env.globals["csrf_token"] = generate_csrf
+    CSRFProtect(app)  # every POST, whatever view serves it
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
     Babel(app, locale_selector=select_locale)
     login = LoginManager(app)
     login.login_view = "admin.login_view"

@@ -8,16 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
-from flask_admin import AdminIndexView, expose
+from flask import flash, jsonify, redirect, request, url_for
+from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.peewee import ModelView
-from flask_admin.form import SecureForm
+from flask_admin.form import BaseForm
 from flask_login import current_user, login_user, logout_user
-from flask_wtf.csrf import generate_csrf, validate_csrf
-from wtforms import ValidationError
+from flask_wtf.csrf import _FlaskFormCSRF, generate_csrf, validate_csrf
+from wtforms import SelectField, ValidationError
 
-from admin import users
+from admin import throttle, users
+from admin.filters import KefuFilterConverter, KefuModelConverter
 from bot.models import AdminUser
+
+
+class CsrfForm(BaseForm):
+    """The base of every model form, delete form and list-action form: it carries the same
+    Flask-WTF token that `CSRFProtect` checks on every POST (see admin/app.py)."""
+
+    class Meta:
+        csrf = True
+        csrf_class = _FlaskFormCSRF
+        csrf_field_name = "csrf_token"
+        csrf_secret = None  # the app's SECRET_KEY
+        csrf_time_limit = None  # bound to the session instead of a clock
 
 
 class SessionUser:
@@ -71,19 +84,35 @@ class LoginIndexView(AdminIndexView):
             return redirect(url_for("admin.login_view", next=request.path))
         if current_user.must_change_password:
             return redirect(url_for("admin.password_view"))
-        return self.render("admin/kefu_index.html")
+        from admin.dashboard import summary
+
+        return self.render("admin/kefu_index.html", summary=summary())
+
+    @expose("/dashboard.json")
+    def dashboard_data(self) -> Any:
+        """The data the dashboard's charts are drawn from."""
+        if current_user.must_change_password:
+            return redirect(url_for("admin.password_view"))
+        from admin.dashboard import summary
+
+        return jsonify(summary())
 
     @expose("/login/", methods=("GET", "POST"))
     def login_view(self) -> Any:
         error = ""
         if request.method == "POST":
+            address = request.remote_addr or ""
             if not _csrf_ok():
                 error = "表单已过期，请重试"
+            elif throttle.is_locked(address):
+                error = "登录失败次数过多，请 15 分钟后再试"
             else:
                 user = users.authenticate(request.form.get("username", ""), request.form.get("password", ""))
                 if user is None:
+                    throttle.record_failure(address)
                     error = "用户名或密码错误（多次失败将暂时锁定）"
                 else:
+                    throttle.record_success(address)
                     login_user(SessionUser(user))
                     if user.must_change_password:
                         return redirect(url_for("admin.password_view"))
@@ -118,14 +147,11 @@ class LoginIndexView(AdminIndexView):
         return self.render("admin/kefu_password.html", error=error, csrf_token=generate_csrf())
 
 
-class SecureModelView(ModelView):
-    """Login required, CSRF on every form, password change enforced; `admin_only` views
-    are hidden from operators."""
+class AccessRules:
+    """Login required, password change enforced; `admin_only` views are hidden from
+    operators (users, settings, channels)."""
 
-    form_base_class = SecureForm
     admin_only = False
-    page_size = 50
-    can_view_details = True
 
     def is_accessible(self) -> bool:
         if not current_user.is_authenticated or current_user.must_change_password:
@@ -139,6 +165,41 @@ class SecureModelView(ModelView):
             flash("没有权限访问该页面", "error")
             return redirect(url_for("admin.index"))
         return redirect(url_for("admin.login_view", next=request.path))
+
+
+class SecureView(AccessRules, BaseView):
+    """A custom page (dashboard data, settings, tools); POST handlers call `require_csrf`."""
+
+
+class SecureModelView(AccessRules, ModelView):
+    """CRUD with CSRF on every form (SecureForm) and on list actions."""
+
+    form_base_class = CsrfForm
+    filter_converter = KefuFilterConverter()
+    model_form_converter = KefuModelConverter
+    page_size = 50
+    can_view_details = True
+
+    def scaffold_form(self) -> Any:
+        """Column labels become form labels, and `form_choices` (which Flask-Admin applies
+        only to SQLAlchemy) become plain selects, in the form's own field order."""
+        overrides = dict(self.form_overrides or {})
+        args: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (self.form_args or {}).items()}
+        for name, label in (self.column_labels or {}).items():
+            args.setdefault(name, {}).setdefault("label", label)
+        for name, options in (getattr(self, "form_choices", None) or {}).items():
+            overrides.setdefault(name, SelectField)
+            args.setdefault(name, {}).update(choices=[(str(v), t) for v, t in options], coerce=str)
+        self.form_overrides, self.form_args = overrides, args
+        return super().scaffold_form()
+
+
+def require_csrf() -> bool:
+    """True when the posted form carries a valid CSRF token; flashes an error otherwise."""
+    if _csrf_ok():
+        return True
+    flash("表单已过期，请刷新页面后重试", "error")
+    return False
 
 
 class ReadOnlyView(SecureModelView):

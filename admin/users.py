@@ -23,6 +23,10 @@ class UserError(ValueError):
     pass
 
 
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
 def create_user(username: str, password: str, role: str = "admin", must_change: bool = False) -> AdminUser:
     if role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)}")

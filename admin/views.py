@@ -1,89 +1,50 @@
-"""The panel's model views.
+"""The panel's menu: every view, grouped the way a shop operator looks for them.
 
-Why one registry: each capability (FAQs, CRM, campaigns, ...) adds its views here, grouped
-into the menu categories a shop operator expects.
+Why one registry: each capability (FAQs, CRM, campaigns, ...) lives in its own module and
+is added here; roles are declared on the view classes (`admin_only`), not here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask_admin import Admin
-from markupsafe import Markup, escape
+from flask_babel import lazy_gettext as _l
 
-from admin.auth import ReadOnlyView, SecureModelView
-from bot import clock
-from bot.config import Config
-from bot.faq.store import touch
-from bot.models import (
-    Agent, Conversation, Coupon, Customer, CustomerGroup, Faq, FaqQuestion, Message, Synonym, Tag,
-    UnansweredQuestion,
+from admin.auth import SecureModelView
+from admin.campaign_views import CampaignView, DeliveryView
+from admin.conversation_views import ConversationView, MessageView
+from admin.crm_views import (
+    AgentView, CouponView, CustomerView, GroupMemberView, GroupView, IssuedCouponView, OrderView, TagView,
 )
-
-CATEGORIES = ("聊天互动", "商品问题", "活动优惠", "购买操作", "物流问题", "售后问题", "更多问题")
-
-
-def _short(view: Any, context: Any, model: Any, name: str) -> Markup:
-    value = str(getattr(model, name) or "")
-    return escape(value[:60] + ("…" if len(value) > 60 else ""))
-
-
-class FaqView(SecureModelView):
-    inline_models = (FaqQuestion,)
-    column_list = ("id", "category", "answer", "enabled", "hits", "likes", "dislikes", "updated_at")
-    column_labels = {"category": "分类", "answer": "答案", "enabled": "启用", "hits": "命中", "likes": "赞",
-                     "dislikes": "踩", "updated_at": "更新时间"}
-    column_searchable_list = ("answer",)
-    column_filters = ("category", "enabled")
-    column_formatters = {"answer": _short}
-    form_columns = ("category", "answer", "enabled")
-    form_choices = {"category": [(c, c) for c in CATEGORIES]}
-
-    def on_model_change(self, form: Any, model: Faq, is_created: bool) -> None:
-        model.updated_at = clock.now()
-
-    def after_model_change(self, form: Any, model: Faq, is_created: bool) -> None:
-        touch(model.id)
-
-
-class ConversationView(ReadOnlyView):
-    column_list = ("id", "customer", "channel", "status", "agent", "opened_at", "first_response_at", "resolved_at")
-    column_filters = ("status", "channel")
-    column_labels = {"customer": "顾客", "channel": "渠道", "status": "状态", "agent": "客服", "opened_at": "开始",
-                     "first_response_at": "首次响应", "resolved_at": "结束"}
-
-
-class MessageView(ReadOnlyView):
-    column_list = ("id", "created_at", "channel", "direction", "author", "customer", "text", "score")
-    column_filters = ("channel", "direction", "author")
-    column_searchable_list = ("text",)
-    column_formatters = {"text": _short}
-    column_default_sort = ("id", True)
-
-
-class CustomerView(SecureModelView):
-    column_list = ("id", "channel", "nickname", "name", "phone", "level", "owner_agent", "last_contact_at", "is_spam")
-    column_searchable_list = ("nickname", "name", "phone")
-    column_filters = ("channel", "level", "is_spam")
-    form_excluded_columns = ("conversations", "messages", "tag_links", "group_links", "coupons", "orders",
-                             "deliveries", "erased_at")
-
-
-class AgentView(SecureModelView):
-    column_list = ("id", "name", "display_name", "channel", "im_user_id", "status", "active", "max_open")
-    form_choices = {"status": [("online", "在线"), ("away", "离开"), ("offline", "下线")]}
-    form_excluded_columns = ("owned_customers", "conversations", "messages", "last_assigned_at",
-                             "current_conversation_id")
+from admin.faq_views import FaqToolsView, FaqView, SynonymView
+from admin.ops_views import AdminUserView, OutboxFailureView, UnansweredView
+from admin.settings_view import ChannelsView, SettingsView
+from bot.config import Config
+from bot.models import (
+    AdminUser, Agent, Campaign, Conversation, Coupon, Customer, CustomerGroup, Delivery, Faq, GroupMember,
+    IssuedCoupon, Message, Order, Outbox, Segment, Synonym, Tag, UnansweredQuestion,
+)
 
 
 def register_views(admin: Admin, config: Config) -> None:
-    admin.add_view(FaqView(Faq, name="FAQ", category="知识库", endpoint="faq"))
-    admin.add_view(SecureModelView(Synonym, name="同义词", category="知识库", endpoint="synonym"))
-    admin.add_view(ReadOnlyView(UnansweredQuestion, name="未解决问题", category="知识库", endpoint="unanswered"))
-    admin.add_view(ConversationView(Conversation, name="会话", category="客服", endpoint="conversation"))
-    admin.add_view(MessageView(Message, name="消息", category="客服", endpoint="message"))
-    admin.add_view(AgentView(Agent, name="客服人员", category="客服", endpoint="agent"))
-    admin.add_view(CustomerView(Customer, name="顾客", category="客户", endpoint="customer"))
-    admin.add_view(SecureModelView(Tag, name="标签", category="客户", endpoint="tag"))
-    admin.add_view(SecureModelView(CustomerGroup, name="群组", category="客户", endpoint="group"))
-    admin.add_view(SecureModelView(Coupon, name="优惠券", category="营销", endpoint="coupon"))
+    kb, service, crm, marketing, system = _l("知识库"), _l("客服"), _l("客户"), _l("营销"), _l("系统")
+    admin.add_view(FaqView(Faq, name=_l("FAQ"), category=kb, endpoint="faq"))
+    admin.add_view(FaqToolsView(name=_l("试一试 / 分类 / 导入导出"), category=kb, endpoint="faqtools", url="/admin/faq-tools"))
+    admin.add_view(SynonymView(Synonym, name=_l("同义词"), category=kb, endpoint="synonym"))
+    admin.add_view(UnansweredView(UnansweredQuestion, name=_l("未解决问题"), category=kb, endpoint="unanswered"))
+    admin.add_view(ConversationView(Conversation, name=_l("会话"), category=service, endpoint="conversation"))
+    admin.add_view(MessageView(Message, name=_l("消息"), category=service, endpoint="message"))
+    admin.add_view(AgentView(Agent, name=_l("客服人员"), category=service, endpoint="agent"))
+    admin.add_view(CustomerView(Customer, name=_l("顾客"), category=crm, endpoint="customer"))
+    admin.add_view(TagView(Tag, name=_l("标签"), category=crm, endpoint="tag"))
+    admin.add_view(GroupView(CustomerGroup, name=_l("群组"), category=crm, endpoint="group"))
+    admin.add_view(GroupMemberView(GroupMember, name=_l("群成员"), category=crm, endpoint="groupmember"))
+    admin.add_view(SecureModelView(Segment, name=_l("人群"), category=crm, endpoint="segment"))
+    admin.add_view(OrderView(Order, name=_l("订单"), category=crm, endpoint="order"))
+    admin.add_view(CampaignView(Campaign, name=_l("群发活动"), category=marketing, endpoint="campaign"))
+    admin.add_view(DeliveryView(Delivery, name=_l("发送明细"), category=marketing, endpoint="delivery"))
+    admin.add_view(CouponView(Coupon, name=_l("优惠券"), category=marketing, endpoint="coupon"))
+    admin.add_view(IssuedCouponView(IssuedCoupon, name=_l("已发优惠券"), category=marketing, endpoint="issuedcoupon"))
+    admin.add_view(OutboxFailureView(Outbox, name=_l("发送失败"), category=system, endpoint="outbox"))
+    admin.add_view(SettingsView(name=_l("设置"), category=system, endpoint="settings", url="/admin/settings"))
+    admin.add_view(ChannelsView(name=_l("渠道"), category=system, endpoint="channels", url="/admin/channels"))
+    admin.add_view(AdminUserView(AdminUser, name=_l("后台用户"), category=system, endpoint="adminuser"))

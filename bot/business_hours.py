@@ -6,7 +6,7 @@ humans are back, instead of a promise nobody keeps.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
@@ -22,14 +22,62 @@ def _parse(hhmm: str) -> time:
 def is_open(when: datetime, schedule: Mapping[str, Any]) -> bool:
     if schedule.get("always_open"):
         return True
-    local = when.astimezone(ZoneInfo(schedule.get("timezone") or "Asia/Shanghai"))
+    local = when.astimezone(_zone(schedule))
     if local.date().isoformat() in set(schedule.get("holidays") or ()):
         return False
     window = (schedule.get("weekly") or {}).get(DAYS[local.weekday()])
     if not window:
         return False
-    start, end = _parse(window[0]), _parse(window[1])
-    return start <= local.time() < end
+    now = local.hour * 60 + local.minute
+    return _minutes(window[0]) <= now < _minutes(window[1])
+
+
+def _minutes(hhmm: str) -> int:
+    """Minutes since midnight; "24:00" is the end of the day."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _zone(schedule: Mapping[str, Any]) -> ZoneInfo:
+    try:
+        return ZoneInfo(schedule.get("timezone") or "Asia/Shanghai")
+    except Exception:  # an operator typo must not stop the bot
+        return ZoneInfo("Asia/Shanghai")
+
+
+def next_open(when: datetime, schedule: Mapping[str, Any], horizon_days: int = 60) -> datetime | None:
+    """When humans are next available: `when` itself if open now, else the next opening
+    (local, aware), skipping holidays; None when nothing opens within `horizon_days`."""
+    if is_open(when, schedule):
+        return when
+    zone = _zone(schedule)
+    local = when.astimezone(zone)
+    holidays = set(schedule.get("holidays") or ())
+    weekly = schedule.get("weekly") or {}
+    for offset in range(horizon_days + 1):
+        day = local.date() + timedelta(days=offset)
+        window = weekly.get(DAYS[day.weekday()])
+        if not window or day.isoformat() in holidays:
+            continue
+        start = datetime.combine(day, _parse(window[0]), tzinfo=zone)
+        if start > local:
+            return start
+    return None
+
+
+def describe_next_open(when: datetime, schedule: Mapping[str, Any]) -> str:
+    """The next opening in words, e.g. 今天 09:00 / 明天 09:00 / 10月3日（周五）09:00."""
+    opening = next_open(when, schedule)
+    if opening is None:
+        return "另行通知"
+    local_now = when.astimezone(opening.tzinfo)
+    days = (opening.date() - local_now.date()).days
+    clock_text = opening.strftime("%H:%M")
+    if days == 0:
+        return f"今天 {clock_text}"
+    if days == 1:
+        return f"明天 {clock_text}"
+    return f"{opening.month}月{opening.day}日（{DAY_NAMES_ZH[DAYS[opening.weekday()]]}）{clock_text}"
 
 
 def describe(schedule: Mapping[str, Any]) -> str:

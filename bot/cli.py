@@ -261,7 +261,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
 @config_option
 @click.option("--channel", default=None, help="Channel to talk to (default: the first web channel).")
 @click.option("--url", default=None, help="Base URL of a running kefu (default: the configured server).")
-@click.option("--user-id", default=None, help="Reuse a visitor id (needs --token).")
+@click.option("--user-id", default=None, help="Reuse a visitor id (needs --token), or the openid on a wechat_mp channel.")
 @click.option("--token", default=None, help="The visitor token for --user-id.")
 def chat(config: Config, channel: str | None, url: str | None, user_id: str | None, token: str | None) -> None:
     """Chat with the bot as a customer, in the terminal, through the web channel API."""
@@ -271,13 +271,35 @@ def chat(config: Config, channel: str | None, url: str | None, user_id: str | No
     ch = config.channel(name) if name else None
     if ch is None:
         raise click.ClickException("no web channel configured; add one with kind = \"web\"")
+    if ch.kind == "wechat_mp":  # through the WeChat-server stand-in: signed, encrypted callbacks
+        from adapters.sandbox.chat import run_wechat_chat
+
+        try:
+            run_wechat_chat(ch, url or config.public_url, user_id)
+        except ConnectionError as exc:
+            raise click.ClickException(str(exc)) from None
+        return
     if ch.kind != "web":
-        raise click.ClickException(f"channel {name!r} is {ch.kind}; `kefu chat` talks to web channels")
+        raise click.ClickException(f"channel {name!r} is {ch.kind}; `kefu chat` talks to web and wechat_mp channels")
     client = WebChatClient(url or config.public_url, ch.name, user_id=user_id, token=token)
     try:
         run_terminal_chat(client)
     except ConnectionError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
+def sandbox(host: str, port: int) -> None:
+    """Run the local WeChat stand-in (api.weixin.qq.com / qyapi.weixin.qq.com) for demos and tests.
+
+    Point a channel's api_base at it (http://127.0.0.1:8090); it records every call
+    (GET /sandbox/calls) and injects faults (POST /sandbox/faults).
+    """
+    from adapters.sandbox.app import serve
+
+    serve(host, port)
 
 
 @main.group()
@@ -298,6 +320,11 @@ def faq_import(config: Config, file: str) -> None:
     except FaqFileError as exc:
         raise click.ClickException(f"{exc} (nothing was imported)") from None
     click.echo(f"imported {Path(file).name}: {report.created} created, {report.updated} updated")
+    from bot.faq.store import FaqStore
+
+    store = FaqStore(check_seconds=0)
+    store.refresh(force=True)
+    store.wait_warm()  # new phrasings are embedded once here, for every process
 
 
 @faq.command("export")
@@ -310,6 +337,51 @@ def faq_export(config: Config, file: str) -> None:
     _open(config)
     count = export_file(file)
     click.echo(f"exported {count} FAQs to {file}")
+
+
+@main.group("admin-user")
+def admin_user() -> None:
+    """Manage admin panel users."""
+
+
+@admin_user.command("add")
+@config_option
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "operator"]), default="operator", show_default=True,
+              help="admin: everything; operator: no users, settings or channels.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
+def admin_user_add(config: Config, username: str, role: str, password_stdin: bool) -> None:
+    """Add a panel user USERNAME (the password is prompted, or read with --password-stdin)."""
+    from admin.users import UserError, create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _open(config)
+    try:
+        user = create_user(username, password, role)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"admin user {user.username} (#{user.id}) added with role {role}")
+
+
+@faq.command("eval")
+@config_option
+@click.option("--faq", "faq_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help='FAQ file: JSON lines {"id", "questions": [...], "answer"}.')
+@click.option("--queries", "queries_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help='Queries: JSON lines {"query", "faq_id" | null}; null = no FAQ should answer.')
+@click.option("--threshold", type=float, default=None, help="Confidence threshold (default: [faq].threshold).")
+@click.option("--lexical", is_flag=True, help="Without the embedding model (the fallback matcher).")
+def faq_eval(config: Config, faq_file: str, queries_file: str, threshold: float | None, lexical: bool) -> None:
+    """Measure the matcher on FAQ and query files, in memory (no database); prints one JSON object."""
+    from bot.faq.eval import evaluate
+    from bot.faq.semantic import load_embedder
+
+    embedder = None if lexical else load_embedder()
+    result = evaluate(faq_file, queries_file, config.faq.threshold if threshold is None else threshold, embedder)
+    click.echo(json.dumps(result, ensure_ascii=False))
 
 
 @main.group()
@@ -357,6 +429,115 @@ def agent_list(config: Config) -> None:
         click.echo(json.dumps({"id": a.id, "name": a.name, "channel": a.channel, "user_id": a.im_user_id,
                                "status": a.status, "open": current.get(a.id, 0), "max_open": a.max_open},
                               ensure_ascii=False))
+
+
+@main.group()
+def orders() -> None:
+    """Orders from the shop system (live ones arrive on POST /api/orders)."""
+
+
+@orders.command("import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def orders_import(config: Config, file: str) -> None:
+    """Import historical orders from a CSV FILE; bad rows are reported, good rows imported."""
+    from bot.crm.order_import import ImportFileError, import_file
+
+    _open(config)
+    try:
+        report = import_file(file, config.timezone)
+    except ImportFileError as exc:
+        raise click.ClickException(f"{exc} (nothing was imported)") from None
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "none"
+    click.echo(f"{Path(file).name}: {report.rows} rows, {report.imported} imported ({outcomes}), "
+               f"{report.matched} linked to a customer, {len(report.errors)} with errors")
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+    if report.errors:
+        sys.exit(1)
+
+
+@main.group()
+def customer() -> None:
+    """A customer's data on request: export or erase (被遗忘权)."""
+
+
+@customer.command("export")
+@config_option
+@click.argument("customer_id", type=int)
+@click.argument("file", type=click.Path(dir_okay=False))
+def customer_export(config: Config, customer_id: int, file: str) -> None:
+    """Write everything kefu holds about CUSTOMER_ID to FILE as JSON."""
+    from bot.crm.erasure import export
+    from bot.models import Customer
+
+    _open(config)
+    if Customer.get_or_none(Customer.id == customer_id) is None:
+        raise click.ClickException(f"no customer #{customer_id}")
+    Path(file).write_text(json.dumps(export(customer_id), ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(f"exported customer #{customer_id} to {file}")
+
+
+@customer.command("erase")
+@config_option
+@click.argument("customer_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def customer_erase(config: Config, customer_id: int, yes: bool) -> None:
+    """Erase CUSTOMER_ID's personal data; messages stay, anonymized, for the KPIs."""
+    from bot.crm.erasure import erase
+    from bot.models import Customer
+
+    _open(config)
+    if Customer.get_or_none(Customer.id == customer_id) is None:
+        raise click.ClickException(f"no customer #{customer_id}")
+    if not yes:
+        click.confirm(f"erase customer #{customer_id}? This cannot be undone", abort=True)
+    counts = erase(customer_id)
+    click.echo(f"erased customer #{customer_id}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@main.group()
+def campaign() -> None:
+    """Group campaigns (群发): list, test-send, schedule, pause, resume, cancel."""
+
+
+@campaign.command("list")
+@config_option
+def campaign_list(config: Config) -> None:
+    """List campaigns with their state and the current run's progress."""
+    from bot import campaigns
+    from bot.models import Campaign
+
+    _open(config)
+    for c in Campaign.select().order_by(Campaign.id):
+        click.echo(json.dumps({"id": c.id, "name": c.name, "status": c.status, "target": f"{c.target_kind}:{c.target_value}",
+                               "cron": c.cron, "run": c.run_key, "progress": campaigns.progress(c)}, ensure_ascii=False))
+
+
+@campaign.command("change")
+@config_option
+@click.argument("action", type=click.Choice(["test", "schedule", "pause", "resume", "cancel"]))
+@click.argument("campaign_id", type=int)
+def campaign_change(config: Config, action: str, campaign_id: int) -> None:
+    """ACTION on CAMPAIGN_ID: test (send to the agents), schedule, pause, resume or cancel."""
+    from bot import campaigns
+    from bot.models import Campaign
+
+    _open(config)
+    row = Campaign.get_or_none(Campaign.id == campaign_id)
+    if row is None:
+        raise click.ClickException(f"no campaign #{campaign_id}")
+    try:
+        if action == "test":
+            click.echo(f"test send queued for {campaigns.send_test(row)} agents")
+            return
+        if action == "schedule":
+            campaigns.schedule(row)
+        else:
+            getattr(campaigns, action)(campaign_id)
+    except campaigns.CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"campaign #{campaign_id}: {Campaign.get_by_id(campaign_id).status}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,11 +7,14 @@ timestamps the KPIs need) live here once.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import peewee
 
 from bot import clock
+from bot.crm.orders import link_orders_for
 from bot.db import insert_new
-from bot.models import Agent, Conversation, Customer, Message
+from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 OPEN_STATUSES = ("bot", "queued", "assigned")
 
@@ -29,6 +32,7 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
         updates[Customer.nickname] = nickname[:128]
     Customer.update(updates).where(Customer.id == customer.id).execute()
     customer.last_contact_at = customer.last_inbound_at = now
+    link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
     return customer
 
 
@@ -49,24 +53,53 @@ def touch(conversation: Conversation) -> None:
     conversation.last_message_at = now
 
 
-def assign(conversation: Conversation, agent: Agent) -> None:
+def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer") -> None:
+    """Give the conversation to `agent` (callers hold the assignment lock, `bot.assignment`).
+
+    A stint of another agent still open in the log ends with `previous_ended`.
+    """
     now = clock.now()
+    _end_stint(conversation, previous_ended, now)
     Conversation.update(status="assigned", agent=agent, assigned_at=now).where(
         Conversation.id == conversation.id
     ).execute()
+    AssignmentLog.create(conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
+                         assigned_at=now)
     Agent.update(last_assigned_at=now).where(Agent.id == agent.id).execute()
+    Agent.update(current_conversation_id=conversation.id).where(
+        (Agent.id == agent.id) & Agent.current_conversation_id.is_null()
+    ).execute()
     if agent.current_conversation_id is None:
-        Agent.update(current_conversation_id=conversation.id).where(Agent.id == agent.id).execute()
         agent.current_conversation_id = conversation.id
     conversation.status, conversation.agent, conversation.assigned_at = "assigned", agent, now
 
 
-def enqueue(conversation: Conversation, reason: str) -> None:
+def enqueue(conversation: Conversation, reason: str, queued_at: datetime | None = None,
+            previous_ended: str = "requeue") -> None:
+    """Put the conversation in the queue; `queued_at` (default now) orders the queue."""
     now = clock.now()
-    Conversation.update(status="queued", queued_at=now, agent=None, handoff_reason=reason).where(
+    when = queued_at or now
+    _end_stint(conversation, previous_ended, now)
+    if conversation.agent_id:
+        Agent.update(current_conversation_id=None).where(
+            (Agent.id == conversation.agent_id) & (Agent.current_conversation_id == conversation.id)
+        ).execute()
+    Conversation.update(status="queued", queued_at=when, agent=None, handoff_reason=reason).where(
         Conversation.id == conversation.id
     ).execute()
-    conversation.status, conversation.queued_at, conversation.agent = "queued", now, None
+    conversation.status, conversation.queued_at, conversation.agent = "queued", when, None
+
+
+def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
+    AssignmentLog.update(ended_at=now, end_reason=reason).where(
+        (AssignmentLog.conversation == conversation.id) & AssignmentLog.ended_at.is_null()
+    ).execute()
+
+
+def queued() -> list[Conversation]:
+    """The queue, longest-waiting first."""
+    return list(Conversation.select().where(Conversation.status == "queued")
+                .order_by(Conversation.queued_at, Conversation.id))
 
 
 def queue_position(conversation: Conversation) -> int:
@@ -87,6 +120,7 @@ def queue_position(conversation: Conversation) -> int:
 
 def resolve(conversation: Conversation, by: str) -> None:
     now = clock.now()
+    _end_stint(conversation, "resolved", now)
     Conversation.update(status="resolved", resolved_at=now, open_key=None, resolved_by=by).where(
         Conversation.id == conversation.id
     ).execute()
@@ -99,7 +133,50 @@ def record_agent_reply(conversation: Conversation) -> None:
     updates: dict[peewee.Field, object] = {Conversation.last_agent_reply_at: now}
     if conversation.first_response_at is None:
         updates[Conversation.first_response_at] = now
+        conversation.first_response_at = now
     Conversation.update(updates).where(Conversation.id == conversation.id).execute()
+    conversation.last_agent_reply_at = now
+    AssignmentLog.update(first_reply_at=now).where(
+        (AssignmentLog.conversation == conversation.id) & AssignmentLog.ended_at.is_null()
+        & AssignmentLog.first_reply_at.is_null()
+    ).execute()
+
+
+def awaiting_reply_since(conversation: Conversation) -> datetime | None:
+    """When the customer started waiting for the current agent, or None when the agent
+    spoke last (the ball is in the customer's court).
+
+    Waiting starts at the handoff (the earlier of queueing and assignment) until the agent
+    first replies, then at the first customer message after the agent's latest reply.
+    """
+    if conversation.status != "assigned":
+        return None
+    replied = conversation.last_agent_reply_at
+    if replied is None or (conversation.assigned_at and replied < conversation.assigned_at):
+        starts = [t for t in (conversation.queued_at, conversation.assigned_at) if t is not None]
+        return min(starts) if starts else conversation.opened_at
+    first_after = (
+        Message.select(peewee.fn.MIN(Message.created_at))
+        .where((Message.conversation == conversation.id) & (Message.direction == "in")
+               & (Message.author == "customer") & (Message.created_at > replied))
+        .scalar()
+    )
+    if first_after is None:
+        return None
+    return Message.created_at.python_value(first_after)
+
+
+def previous_agent_id(customer: Customer) -> int | None:
+    """The customer's agent: the private-pool owner (私海), else whoever served them last."""
+    if customer.owner_agent_id:
+        return int(customer.owner_agent_id)
+    last = (
+        AssignmentLog.select(AssignmentLog.agent)
+        .where(AssignmentLog.customer == customer.id)
+        .order_by(AssignmentLog.assigned_at.desc(), AssignmentLog.id.desc())
+        .first()
+    )
+    return int(last.agent_id) if last else None
 
 
 def open_for_agent(agent: Agent) -> list[Conversation]:

@@ -114,6 +114,11 @@ class UTCDateTimeField(peewee.DateTimeField):
     @classmethod
     def _parse(cls, text: str) -> datetime:
         text = text.strip().replace("T", " ")
+        if len(text) == 26:  # the stored form: datetime's C parser is ~20x faster than strptime
+            try:
+                return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+            except ValueError:
+                pass
         for fmt in (cls._FMT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d"):
             try:
                 dt = datetime.strptime(text, fmt)

@@ -117,6 +117,8 @@ class Dispatcher:
         customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
         Message.update(customer=customer).where(Message.id == stored.id).execute()
         rating = self._satisfaction(inbound, customer)
+        if rating is None and inbound.kind == "text":
+            rating = self._revisit_answer(inbound, customer)
         if rating is not None:
             result.action = "rating"
             return rating
@@ -148,6 +150,17 @@ class Dispatcher:
             return None
         Conversation.update(satisfaction=int(text)).where(Conversation.id == last.id).execute()
         return [Outgoing(inbound.channel, inbound.user_id, Reply(text="感谢您的评价，祝您生活愉快！"), "bot", last, customer)]
+
+    @staticmethod
+    def _revisit_answer(inbound: Inbound, customer) -> list[Outgoing] | None:  # type: ignore[no-untyped-def]
+        """A 1-5 after a revisit question (回访, jobs/revisits.py) scores the order."""
+        from bot import revisits
+
+        text = revisits.reply_to(customer, inbound.text)
+        if text is None:
+            return None
+        conversation = Conversation.get_or_none(Conversation.open_key == customer.id)
+        return [Outgoing(inbound.channel, inbound.user_id, Reply(text=text), "bot", conversation, customer)]
 
     @staticmethod
     def _card_answer(conversation: Conversation, text: str) -> str:

@@ -36,8 +36,48 @@ def _initial(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _login_throttle(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import LoginThrottle
+
+    db.create_tables([LoginThrottle], safe=True)
+
+
+def _crm_orders(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import SeenRequest
+
+    db.create_tables([SeenRequest], safe=True)
+    # unlinked orders are looked up by the buyer's IM identity on every customer contact
+    db.execute_sql("CREATE INDEX IF NOT EXISTS shop_order_buyer ON shop_order (channel, platform_user_id)")
+
+
+def _assignment_log(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import AssignmentLog
+
+    db.create_tables([AssignmentLog], safe=True)
+
+
+def _jobs(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import Campaign, IssuedCoupon
+
+    add_column_if_missing(db, migrator, "campaign", "run_key", Campaign.run_key)
+    add_column_if_missing(db, migrator, "issued_coupon", "reminded_at", IssuedCoupon.reminded_at)
+    # the fan-out claims a run's pending deliveries in id order
+    db.execute_sql("CREATE INDEX IF NOT EXISTS delivery_job_status ON delivery (job_key, status, id)")
+
+
+def _faq_engine(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import AnswerRating, FaqEmbedding
+
+    db.create_tables([FaqEmbedding, AnswerRating], safe=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
+    (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
+    (4, "routing: assignment log per agent stint", _assignment_log),
+    (5, "jobs: campaign run key, coupon reminded_at, delivery claim index", _jobs),
+    (6, "admin login throttle per client address", _login_throttle),
+    (7, "CRM: seen order requests, order buyer index", _crm_orders),
 ]
 
 LATEST = STEPS[-1][0]

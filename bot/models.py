@@ -299,6 +299,7 @@ class IssuedCoupon(BaseModel):
     issued_at = UTCDateTimeField(default=clock.now)
     expires_at = UTCDateTimeField(index=True)
     used_at = UTCDateTimeField(null=True)
+    reminded_at = UTCDateTimeField(null=True)  # the expiry reminder was handed to the outbox (version 5)
 
 
 class Order(BaseModel):
@@ -339,6 +340,7 @@ class Campaign(BaseModel):
     cron = peewee.CharField(max_length=64, default="")
     run_at = UTCDateTimeField(null=True)
     status = peewee.CharField(max_length=16, default="draft", index=True)
+    run_key = peewee.CharField(max_length=128, default="")  # the current or last run's Delivery.job_key (version 5)
     created_at = UTCDateTimeField(default=clock.now)
 
     def __str__(self) -> str:
@@ -411,6 +413,71 @@ class Lease(BaseModel):
     expires_at = UTCDateTimeField()
 
 
+class LoginThrottle(BaseModel):
+    """Failed admin logins per client address, shared by every admin process (version 6)."""
+
+    key = peewee.CharField(max_length=128, unique=True)  # "ip:203.0.113.7"
+    failures = peewee.IntegerField(default=0)
+    window_started_at = UTCDateTimeField(default=clock.now)
+    locked_until = UTCDateTimeField(null=True)
+
+
+class SeenRequest(BaseModel):
+    """A signed API request already handled (by body hash), kept for the replay window, so
+    a replayed or retried request is answered without being applied twice (version 7)."""
+
+    key = peewee.CharField(max_length=96, unique=True)  # "orders:<sha256 of the body>"
+    seen_at = UTCDateTimeField(default=clock.now, index=True)
+
+
+class AssignmentLog(BaseModel):
+    """One stint of one agent on one conversation (version 4).
+
+    Why a log and not only `Conversation.agent`: a conversation may pass through several
+    agents (SLA reassignment, transfer, an agent going offline); the KPIs count each
+    agent's stints honestly (reply rate, first response) and routing finds a returning
+    customer's previous agent here.
+    """
+
+    conversation = peewee.ForeignKeyField(Conversation, backref="assignment_logs", on_delete="CASCADE")
+    agent = peewee.ForeignKeyField(Agent, backref="assignment_logs", on_delete="CASCADE")
+    customer = peewee.ForeignKeyField(Customer, backref="assignment_logs", on_delete="CASCADE")
+    assigned_at = UTCDateTimeField(default=clock.now, index=True)
+    first_reply_at = UTCDateTimeField(null=True)
+    ended_at = UTCDateTimeField(null=True)
+    end_reason = peewee.CharField(max_length=16, default="")  # resolved | transfer | sla | offline | requeue
+
+    class Meta:
+        table_name = "assignment_log"
+        indexes = ((("conversation", "ended_at"), False), (("customer", "assigned_at"), False))
+
+
+class FaqEmbedding(BaseModel):
+    """A cached sentence vector of one normalized FAQ phrasing (version 3): every process
+    reuses it, so start-up and edits embed only new text. Keyed by sha256(model, text)."""
+
+    key = peewee.CharField(max_length=64, unique=True)
+    model = peewee.CharField(max_length=64)
+    vector = peewee.BlobField()  # float32, little-endian
+    created_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "faq_embedding"
+
+
+class AnswerRating(BaseModel):
+    """A customer's 👍/👎 on one FAQ answer (version 3); one per answer message."""
+
+    message = peewee.ForeignKeyField(Message, unique=True, on_delete="CASCADE")
+    faq = peewee.ForeignKeyField(Faq, backref="ratings", on_delete="CASCADE")
+    customer = peewee.ForeignKeyField(Customer, null=True, on_delete="SET NULL")
+    value = peewee.IntegerField()  # 1 = helpful, -1 = not helpful
+    created_at = UTCDateTimeField(default=clock.now, index=True)
+
+    class Meta:
+        table_name = "answer_rating"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     AdminUser,
@@ -436,4 +503,9 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     AccessToken,
     ChannelCursor,
     Lease,
+    LoginThrottle,
+    SeenRequest,
+    AssignmentLog,
+    FaqEmbedding,
+    AnswerRating,
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from bot import clock
 from bot.db import insert_new, is_postgres, transaction
@@ -37,6 +37,9 @@ class SendResult:
     outcome: str
     error: str = ""
     retry_after: float | None = None
+    # A send split into parts (long text): how many parts the platform has accepted so
+    # far, kept in the row's content so a retry resumes after them instead of resending.
+    parts_sent: int | None = None
 
     @classmethod
     def ok(cls) -> "SendResult":
@@ -85,6 +88,12 @@ def backoff_seconds(attempts: int) -> float:
     return min(2.0 ** attempts, 600.0)
 
 
+GAVE_UP = ("failed", "window_closed", "limit_reached")
+# Called as listener(row, status) when a row ends undelivered; `bot.relay` registers the one
+# that reports an agent's undeliverable relay back to the agent.
+give_up_listeners: list[Callable[[Outbox, str], None]] = []
+
+
 def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
     """Store the outcome of one delivery attempt; returns the row's new status."""
     now = clock.now()
@@ -98,6 +107,8 @@ def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
         status, update = result.outcome, {"last_error": result.error}
     else:
         status, update = "failed", {"last_error": result.error or "too many attempts"}
+    if result.parts_sent is not None and status != "sent":
+        update["content"] = {**dict(row.content or {}), "parts_sent": result.parts_sent}
     Outbox.update(status=status, attempts=attempts, claimed_until=None, **update).where(Outbox.id == row.id).execute()
     if row.message_id:
         Message.update(state="sent" if status == "sent" else ("queued" if status == "pending" else status)).where(
@@ -105,7 +116,39 @@ def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
         ).execute()
     if status != "sent":
         log.warning("outbox %s %s: %s", row.key, status, result.error)
+    if status in GAVE_UP:
+        for listener in list(give_up_listeners):
+            try:
+                listener(row, status)
+            except Exception:  # a listener must never undo the recorded outcome
+                log.exception("outbox give-up listener failed for %s", row.key)
     return status
+
+
+def record_many(outcomes: list[tuple[Outbox, SendResult]], max_attempts: int) -> list[str]:
+    """`record` for many rows in one transaction; plain successes (no message row, no
+    listeners to tell) share one UPDATE. Returns each row's new status, in order."""
+    plain = [row.id for row, result in outcomes if result.outcome == "sent" and not row.message_id]
+    statuses: list[str] = []
+    with transaction():
+        if plain:
+            Outbox.update(status="sent", attempts=Outbox.attempts + 1, claimed_until=None, sent_at=clock.now(),
+                          last_error="").where(Outbox.id.in_(plain)).execute()
+        for row, result in outcomes:
+            if result.outcome == "sent" and not row.message_id:
+                statuses.append("sent")
+            else:
+                statuses.append(record(row, result, max_attempts))
+    return statuses
+
+
+def release(row_ids: list[int]) -> int:
+    """Give claimed rows back untouched (a sender stopping before it tried them)."""
+    if not row_ids:
+        return 0
+    return Outbox.update(status="pending", claimed_until=None).where(
+        Outbox.id.in_(row_ids) & (Outbox.status == "sending")
+    ).execute()
 
 
 def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: int = 8) -> int:

@@ -2,7 +2,12 @@
 
 Why: agents work from their phone's IM app. They talk to the shop account; what they write
 goes to the customer of their current conversation, and a few short commands (Chinese and
-English) list, switch, resolve and take conversations.
+English) list, switch, resolve, take, transfer and annotate conversations and claim
+customers from the public pool (公海 -> 私海).
+
+A relay the platform refuses (WeChat's 48-hour window, a per-turn limit, a permanent
+error) is reported back to the agent by `report_undeliverable`, registered as an outbox
+give-up listener: never dropped silently.
 """
 
 from __future__ import annotations
@@ -10,19 +15,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Callable
+from zoneinfo import ZoneInfo
 
-from bot import assignment, conversations, settings
+import peewee
+
+from bot import assignment, clock, conversations, outbox, settings
+from bot.crm import pools
+from bot.db import insert_new, transaction
 from bot.events import Inbound, Reply
-from bot.models import Agent, Conversation, Customer
+from bot.models import Agent, Conversation, Customer, Faq, Message, Outbox
 from bot.outgoing import Outgoing
-from bot.routing import customer_header, handoff_messages
+from bot.routing import customer_header, handoff_messages, queue_position_updates, queue_snapshot
 
-HELP = """可用命令（中英文皆可）：
+HELP = """可用命令（中文可直接发送，英文需加 /）：
 /list 或 列表 — 我的会话
 /switch N 或 切换 N — 切换到会话 #N
 /resolve 或 结束 — 结束当前会话（顾客会收到满意度评价）
-/next 或 接入 — 从排队中接入下一位顾客
-/online、/away、/offline 或 上线、离开、下线 — 设置状态
+/next 或 接入 — 从排队中接入等待最久的顾客
+/transfer 名字 或 转接 名字 — 把当前会话转给另一位客服
+/pool 或 公海 — 查看公海客户；/claim N 或 认领 N — 把客户 N 领到我的私海
+/mine 或 私海 — 我的私海客户；/release N 或 释放 N — 把客户 N 放回公海
+/note 文字 或 备注 文字 — 给当前顾客加备注
+/faq N、#N 或 发送FAQ N — 把第 N 号 FAQ 的答案发给当前顾客
+/online、/away、/offline 或 上线、离开、下线 — 设置状态（下线时待回复的会话回到排队）
 /help 或 帮助 — 显示本帮助
 其他文字会直接发送给当前会话的顾客。"""
 
@@ -30,11 +45,22 @@ ALIASES: dict[str, str] = {
     "list": "list", "ls": "list", "列表": "list", "会话": "list",
     "switch": "switch", "sw": "switch", "切换": "switch",
     "resolve": "resolve", "done": "resolve", "结束": "resolve", "完成": "resolve",
-    "next": "next", "claim": "next", "接入": "next", "领取": "next",
+    "next": "next", "接入": "next", "领取": "next",
+    "transfer": "transfer", "tr": "transfer", "转接": "transfer", "转给": "transfer",
+    "pool": "pool", "公海": "pool",
+    "claim": "claim", "认领": "claim", "release": "release", "释放": "release",
+    "mine": "mine", "私海": "mine", "我的客户": "mine",
+    "note": "note", "备注": "note",
+    "faq": "faq", "发送faq": "faq", "发faq": "faq",
     "online": "online", "上线": "online", "away": "away", "离开": "away", "offline": "offline", "下线": "offline",
     "help": "help", "帮助": "help", "?": "help",
 }
-_COMMAND = re.compile(r"^\s*/?\s*(\S+?)\s*(?:#?\s*(\d+))?\s*$")
+NUMBER_ARG = ("switch", "claim", "release", "faq", "pool")
+TEXT_ARG = ("transfer", "note")
+POOL_PAGE = 10
+_WITH_NUMBER = re.compile(r"^(\S+?)\s*(?:#?\s*(\d+))?$")
+_WITH_TEXT = re.compile(r"^(\S+?)[\s:：]+(.+)$", re.S)
+_FAQ_SHORT = re.compile(r"^#\s*(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -44,20 +70,30 @@ class Command:
 
 
 def parse_command(text: str) -> Command | None:
-    """`/list`, `列表`, `切换 3`, `/switch #3`; None when the text is a message to relay.
+    """`/list`, `列表`, `切换 3`, `/switch #3`, `转接 小美`, `备注 喜欢红色`, `#3`; None
+    when the text is a message to relay.
 
     English words need the slash (an agent may well write "ok" or "done" to a customer);
-    the Chinese command words work alone, as the whole message.
+    the Chinese command words work alone, as the start of the whole message.
     """
     stripped = text.strip()
-    match = _COMMAND.match(stripped)
-    if not match:
-        return None
-    word, arg = match.group(1).lower().lstrip("/"), match.group(2) or ""
-    name = ALIASES.get(word)
-    if name is None:
-        return None
-    if stripped.startswith("/") or not word.isascii():
+    short = _FAQ_SHORT.match(stripped)
+    if short:
+        return Command("faq", short.group(1))
+    slash = stripped.startswith("/")
+    body = stripped[1:].strip() if slash else stripped
+    for pattern in (_WITH_NUMBER, _WITH_TEXT):
+        match = pattern.match(body)
+        if not match:
+            continue
+        word, arg = match.group(1).lower(), (match.group(2) or "").strip()
+        name = ALIASES.get(word)
+        if name is None or not (slash or not word.isascii()):
+            continue
+        if pattern is _WITH_TEXT and name not in TEXT_ARG:
+            continue  # "列表 是什么" is a sentence, not a command
+        if arg and name not in NUMBER_ARG + TEXT_ARG:
+            continue
         return Command(name, arg)
     return None
 
@@ -66,12 +102,13 @@ class Relay:
     def handle(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
         command = parse_command(inbound.text) if inbound.kind == "text" else None
         if command is not None:
+            assignment.hold_lock()  # before any row is touched: see hold_lock
             handler: Callable[[Agent, Command], list[Outgoing]] = getattr(self, f"_cmd_{command.name}")
             return handler(agent, command)
         return self._relay(agent, inbound)
 
     def _say(self, agent: Agent, text: str) -> Outgoing:
-        return Outgoing(agent.channel, agent.im_user_id, Reply(text=text), "system", agent=agent)
+        return say(agent, text)
 
     def _current(self, agent: Agent) -> Conversation | None:
         if agent.current_conversation_id is None:
@@ -81,15 +118,24 @@ class Relay:
             return None
         return conversation
 
-    def _relay(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
+    def _current_or_only(self, agent: Agent) -> Conversation | None:
+        """The selected conversation; with none selected, the agent's only one."""
         conversation = self._current(agent)
         if conversation is None:
             mine = conversations.open_for_agent(agent)
             if len(mine) == 1:
                 conversation = mine[0]
                 Agent.update(current_conversation_id=conversation.id).where(Agent.id == agent.id).execute()
-            else:
-                return [self._say(agent, "您当前没有选中的会话。发送 /list 查看会话，/switch N 切换。")]
+                agent.current_conversation_id = conversation.id
+        return conversation
+
+    def _none_selected(self, agent: Agent) -> list[Outgoing]:
+        return [self._say(agent, "您当前没有选中的会话。发送 /list 查看会话，/switch N 切换。")]
+
+    def _relay(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
+        conversation = self._current_or_only(agent)
+        if conversation is None:
+            return self._none_selected(agent)
         if inbound.kind != "text":
             payload = {"kind": inbound.kind, **dict(inbound.media)}
             reply = Reply(text=inbound.text or f"[{inbound.kind}]", kind=inbound.kind, meta=payload)
@@ -99,19 +145,22 @@ class Relay:
         customer: Customer = conversation.customer
         return [Outgoing(conversation.channel, customer.external_id, reply, "agent", conversation, customer, agent=agent)]
 
+    # -- conversations ----------------------------------------------------------------------
+
     def _cmd_help(self, agent: Agent, command: Command) -> list[Outgoing]:
         return [self._say(agent, HELP)]
 
     def _cmd_list(self, agent: Agent, command: Command) -> list[Outgoing]:
         mine = conversations.open_for_agent(agent)
+        queued = Conversation.select().where(Conversation.status == "queued").count()
         if not mine:
-            queued = Conversation.select().where(Conversation.status == "queued").count()
             return [self._say(agent, f"您没有进行中的会话。排队中：{queued} 位（/next 接入）。")]
         current = agent.current_conversation_id
-        lines = ["我的会话："]
+        lines = [f"我的会话（{len(mine)}/{agent.max_open}，排队中 {queued} 位）："]
         for c in mine:
             mark = "▶ " if c.id == current else "  "
-            lines.append(f"{mark}#{c.id} {c.customer}")
+            waiting = "（待回复）" if conversations.awaiting_reply_since(c) is not None else ""
+            lines.append(f"{mark}#{c.id} {c.customer}{waiting}")
         return [self._say(agent, "\n".join(lines))]
 
     def _cmd_switch(self, agent: Agent, command: Command) -> list[Outgoing]:
@@ -124,9 +173,9 @@ class Relay:
         return [self._say(agent, f"已切换到 {customer_header(conversation, conversation.customer)}")]
 
     def _cmd_resolve(self, agent: Agent, command: Command) -> list[Outgoing]:
-        conversation = self._current(agent)
+        conversation = self._current_or_only(agent)
         if conversation is None:
-            return [self._say(agent, "您当前没有选中的会话。")]
+            return self._none_selected(agent)
         customer: Customer = conversation.customer
         conversations.resolve(conversation, by="agent")
         out = [
@@ -137,39 +186,228 @@ class Relay:
         return out + drain_queue_messages()
 
     def _cmd_next(self, agent: Agent, command: Command) -> list[Outgoing]:
-        waiting = (
-            Conversation.select().where(Conversation.status == "queued")
-            .order_by(Conversation.queued_at, Conversation.id).first()
-        )
-        if waiting is None:
+        before = queue_snapshot()
+        taken = assignment.take_next(agent)
+        if taken is None:
             return [self._say(agent, "当前没有排队的顾客。")]
-        load = len(conversations.open_for_agent(agent))
-        if load >= agent.max_open:
-            return [self._say(agent, f"您已有 {load} 个会话，达到上限 {agent.max_open}。")]
-        conversations.assign(waiting, agent)
-        Agent.update(current_conversation_id=waiting.id).where(Agent.id == agent.id).execute()
-        return handoff_messages(waiting, waiting.customer, agent)
+        if taken == "full":
+            return [self._say(agent, f"您的会话已达上限 {agent.max_open}，请先结束一些会话。")]
+        assert isinstance(taken, Conversation)
+        return handoff_messages(taken, taken.customer, agent) + queue_position_updates(before)
 
-    def _set_status(self, agent: Agent, status: str, label: str) -> list[Outgoing]:
-        Agent.update(status=status).where(Agent.id == agent.id).execute()
-        out = [self._say(agent, f"您的状态已设为：{label}")]
-        if status == "online":
-            out += drain_queue_messages()
-        return out
+    def _cmd_transfer(self, agent: Agent, command: Command) -> list[Outgoing]:
+        conversation = self._current_or_only(agent)
+        if conversation is None:
+            return self._none_selected(agent)
+        if not command.arg:
+            return [self._say(agent, "请指定客服，例如：转接 小美")]
+        target = find_agent(command.arg)
+        if target is None:
+            return [self._say(agent, f"没有找到客服「{command.arg}」。")]
+        outcome = assignment.transfer(conversation, target)
+        reasons = {"same": "会话已经在您这里。", "inactive": f"「{target}」已停用。", "offline": f"「{target}」不在线。",
+                   "full": f"「{target}」的会话已满。", "gone": "会话已结束或不在您名下。"}
+        if outcome != "ok":
+            return [self._say(agent, f"无法转接：{reasons.get(outcome, outcome)}")]
+        customer: Customer = conversation.customer
+        Conversation.update(handoff_reason="transfer").where(Conversation.id == conversation.id).execute()
+        conversation.handoff_reason = "transfer"
+        return [self._say(agent, f"会话 #{conversation.id} 已转接给「{target}」。")] + handoff_messages(
+            conversation, customer, target, note=f"由「{agent}」转接")
+
+    # -- customers: pool, notes, FAQ answers ----------------------------------------------------
+
+    def _cmd_pool(self, agent: Agent, command: Command) -> list[Outgoing]:
+        page = max(int(command.arg or 1), 1)
+        query = pools.public_pool().where(Customer.blocked == False).order_by(  # noqa: E712
+            Customer.last_contact_at.desc(), Customer.id.desc())
+        total = query.count()
+        rows = list(query.paginate(page, POOL_PAGE))
+        if not rows:
+            return [self._say(agent, "公海里暂时没有客户。")]
+        lines = [f"公海客户（共 {total} 位，第 {page} 页）："]
+        lines += [f"  {c.id}. {c} 最近联系 {c.last_contact_at.astimezone(_zone()).strftime('%m-%d %H:%M')}" for c in rows]
+        lines.append("发送“认领 N”把客户领到您的私海。")
+        return [self._say(agent, "\n".join(lines))]
+
+    def _cmd_claim(self, agent: Agent, command: Command) -> list[Outgoing]:
+        if not command.arg:
+            return [self._say(agent, "请指定客户编号，例如：认领 12（先发送“公海”查看）")]
+        try:
+            customer = pools.claim(agent, int(command.arg))
+        except pools.PoolError as exc:
+            return [self._say(agent, f"无法认领：{exc}")]
+        return [self._say(agent, f"客户 {customer.id}（{customer}）已在您的私海中。")]
+
+    def _cmd_release(self, agent: Agent, command: Command) -> list[Outgoing]:
+        if not command.arg:
+            return [self._say(agent, "请指定客户编号，例如：释放 12")]
+        if pools.release(int(command.arg), agent):
+            return [self._say(agent, f"客户 {command.arg} 已放回公海。")]
+        return [self._say(agent, f"客户 {command.arg} 不在您的私海中。")]
+
+    def _cmd_mine(self, agent: Agent, command: Command) -> list[Outgoing]:
+        rows = list(pools.private_pool(agent).order_by(Customer.last_contact_at.desc()).limit(20))
+        total = pools.private_pool(agent).count()
+        if not rows:
+            return [self._say(agent, f"您的私海还没有客户（上限 {agent.max_private} 位）。发送“公海”查看可认领的客户。")]
+        lines = [f"我的私海（{total}/{agent.max_private}）："] + [f"  {c.id}. {c}" for c in rows]
+        return [self._say(agent, "\n".join(lines))]
+
+    def _cmd_note(self, agent: Agent, command: Command) -> list[Outgoing]:
+        conversation = self._current_or_only(agent)
+        if conversation is None:
+            return self._none_selected(agent)
+        if not command.arg:
+            return [self._say(agent, "请写上备注内容，例如：备注 喜欢红色，M码")]
+        customer: Customer = conversation.customer
+        stamp = clock.now().astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+        line = f"[{stamp} {agent}] {command.arg.strip()}"
+        fresh = Customer.get_by_id(customer.id)
+        notes = (fresh.notes + "\n" + line) if fresh.notes else line
+        Customer.update(notes=notes).where(Customer.id == customer.id).execute()
+        return [self._say(agent, f"已为 {customer} 添加备注：{command.arg.strip()}")]
+
+    def _cmd_faq(self, agent: Agent, command: Command) -> list[Outgoing]:
+        conversation = self._current_or_only(agent)
+        if conversation is None:
+            return self._none_selected(agent)
+        faq = Faq.get_or_none((Faq.id == int(command.arg or 0)) & (Faq.enabled == True))  # noqa: E712
+        if faq is None:
+            return [self._say(agent, f"没有编号为 {command.arg} 的 FAQ（或已停用）。")]
+        conversations.record_agent_reply(conversation)
+        customer: Customer = conversation.customer
+        return [
+            Outgoing(conversation.channel, customer.external_id, Reply(text=faq.answer), "agent", conversation,
+                     customer, agent=agent, faq=faq.id),
+            self._say(agent, f"已发送 FAQ #{faq.id}：{faq.answer[:40]}"),
+        ]
+
+    # -- status -------------------------------------------------------------------------------
 
     def _cmd_online(self, agent: Agent, command: Command) -> list[Outgoing]:
-        return self._set_status(agent, "online", "在线")
+        assignment.set_status(agent, "online")
+        return [self._say(agent, "您的状态已设为：在线")] + drain_queue_messages()
 
     def _cmd_away(self, agent: Agent, command: Command) -> list[Outgoing]:
-        return self._set_status(agent, "away", "离开")
+        assignment.set_status(agent, "away")
+        return [self._say(agent, "您的状态已设为：离开（不再分配新会话，已有会话保留）")]
 
     def _cmd_offline(self, agent: Agent, command: Command) -> list[Outgoing]:
-        return self._set_status(agent, "offline", "下线")
+        return go_offline(agent)
+
+
+def say(agent: Agent, text: str) -> Outgoing:
+    """A system message to an agent."""
+    return Outgoing(agent.channel, agent.im_user_id, Reply(text=text), "system", agent=agent)
+
+
+def go_offline(agent: Agent) -> list[Outgoing]:
+    """Set the agent offline and return their conversations awaiting a reply to the queue
+    (see `assignment.release_awaiting` for exactly which); the admin panel may call it too."""
+    assignment.set_status(agent, "offline")
+    before = queue_snapshot()
+    released = assignment.release_awaiting(agent)
+    kept = len(conversations.open_for_agent(agent))
+    text = "您的状态已设为：下线"
+    if released:
+        text += f"。{len(released)} 个待您回复的会话已转回排队"
+    if kept:
+        text += f"。{kept} 个会话（顾客尚未回复）仍保留在您名下，顾客再来消息时将转给其他客服"
+    out = [say(agent, text + "。")]
+    drained = assignment.drain_queue()
+    drained_ids = {c.id for c, _ in drained}
+    for conversation, new_agent in drained:
+        out += handoff_messages(conversation, conversation.customer, new_agent)
+    for conversation in released:
+        if conversation.id in drained_ids:
+            continue
+        fresh = Conversation.get_by_id(conversation.id)
+        customer: Customer = fresh.customer
+        position = conversations.queue_position(fresh)
+        out.append(Outgoing(fresh.channel, customer.external_id,
+                            Reply(text=f"客服「{agent}」暂时离开，已为您重新排队，您现在排在第 {position} 位。"), "bot",
+                            fresh, customer))
+    released_ids = {c.id for c in released}
+    out += [o for o in queue_position_updates(before) if o.conversation is None or o.conversation.id not in released_ids]
+    return out
 
 
 def drain_queue_messages() -> list[Outgoing]:
-    """Assign waiting conversations to free agents and produce the handoff messages."""
+    """Assign waiting conversations to free agents (longest-waiting first) and produce the
+    handoff messages, and tell those still waiting their new position."""
+    before = queue_snapshot()
     out: list[Outgoing] = []
     for conversation, agent in assignment.drain_queue():
         out += handoff_messages(conversation, conversation.customer, agent)
+    if out:
+        out += queue_position_updates(before)
     return out
+
+
+def find_agent(name: str) -> Agent | None:
+    key = name.strip().lstrip("@「").rstrip("」")
+    if key.isdigit():
+        found = Agent.get_or_none(Agent.id == int(key))
+        if found is not None:
+            return found
+    return Agent.select().where((peewee.fn.LOWER(Agent.name) == key.lower()) | (Agent.display_name == key)).first()
+
+
+def emit(outgoing: list[Outgoing], key: str) -> int:
+    """Store and queue messages decided outside an inbound message (the SLA job, the admin):
+    message keys `{key}:{n}` are deterministic, so running the same step twice sends once.
+    Returns how many were newly queued."""
+    queued = 0
+    with transaction():
+        for n, out in enumerate(outgoing):
+            external_id = f"{key}:{n}"[:128]
+            payload = {**out.reply.as_content(), **dict(out.reply.meta)}
+            faq_id = out.faq if isinstance(out.faq, int) or out.faq is None else out.faq.id
+            row_id = insert_new(Message.insert(
+                channel=out.channel, external_id=external_id, conversation=out.conversation, customer=out.customer,
+                agent=out.agent, direction="out", author=out.author, peer_id=out.to_user, kind=out.reply.kind,
+                text=out.reply.text, payload=payload, faq=faq_id, state="pending", created_at=clock.now(),
+            ).on_conflict_ignore())
+            if row_id is None:
+                continue
+            row = Message.get_by_id(row_id)
+            queued += int(outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, payload, message=row))
+    return queued
+
+
+WINDOW_TEXT = {
+    "window_closed": "顾客超过48小时未发消息，平台不允许主动发送",
+    "limit_reached": "已达到平台对本次互动的回复条数上限",
+    "failed": "平台拒绝了这条消息",
+}
+
+
+def report_undeliverable(row: Outbox, status: str) -> None:
+    """An agent's relay could not be delivered: tell the agent, once per outbox row."""
+    if not row.message_id:
+        return
+    message = Message.get_or_none(Message.id == row.message_id)
+    if message is None or message.author != "agent" or message.agent_id is None:
+        return
+    agent = Agent.get_or_none(Agent.id == message.agent_id)
+    if agent is None:
+        return
+    who = f"#{message.conversation_id} " if message.conversation_id else ""
+    reason = WINDOW_TEXT.get(status, status)
+    text = f"⚠️ 消息未送达 {who}（{reason}）：{message.text[:60]}"
+    if status == "window_closed":
+        text += "\n可等顾客再次发来消息后回复，或通过短信/电话联系。"
+    emit([Outgoing(agent.channel, agent.im_user_id, Reply(text=text), "system", message.conversation, message.customer,
+                   agent=agent)], f"undelivered:{row.id}")
+
+
+def _zone() -> ZoneInfo:
+    try:
+        return ZoneInfo((settings.get("business_hours") or {}).get("timezone") or "Asia/Shanghai")
+    except Exception:
+        return ZoneInfo("Asia/Shanghai")
+
+
+if report_undeliverable not in outbox.give_up_listeners:
+    outbox.give_up_listeners.append(report_undeliverable)

@@ -50,7 +50,10 @@ class Router:
     def route(self, turn: Turn) -> list[Outgoing]:
         inbound, conversation = turn.inbound, turn.conversation
         if conversation.status == "assigned" and conversation.agent_id:
-            return [forward_to_agent(conversation, turn.customer, describe_inbound(inbound))]
+            agent: Agent = conversation.agent
+            if agent.status == "offline" or not agent.active:
+                return self._agent_unavailable(turn)
+            return [forward_to_agent(conversation, turn.customer, describe_inbound(inbound))]  # the bot stays silent
         if inbound.kind == "event":
             return self._event(turn)
         if inbound.kind != "text" or not turn.text.strip():
@@ -83,25 +86,35 @@ class Router:
         return business_hours.is_open(clock.now(), settings.get("business_hours")) and assignment.any_agent_free()
 
     def _answer_or_abstain(self, turn: Turn, allow_handoff: bool, mode: str = "bot_first") -> list[Outgoing]:
-        match = self.store.match(turn.text, limit=max(self.suggestions + 1, 2))
+        rated = self._rating(turn)
+        if rated is not None:
+            return rated
+        first = is_first_contact(turn.customer)
+        text = welcome_card_question(turn)
+        match = self.store.match(text, limit=max(self.suggestions + 1, 2))
         best = match.best
         runner = match.runner_up
         meta = {
             "score": round(match.score, 4),
+            "similarity": round(best.similarity, 4) if best else None,
             "faq_id": best.faq_id if best else None,
             "runner_up": runner.faq_id if runner else None,
             "runner_up_score": round(runner.score, 4) if runner else None,
+            "runner_up_similarity": round(runner.similarity, 4) if runner else None,
+            "stage": match.stage,
         }
         if best is not None and best.score >= self.threshold:
             answer = self.store.answer_for(int(best.faq_id), best.question)
             if answer is not None:
                 Faq.update(hits=Faq.hits + 1).where(Faq.id == answer.faq_id).execute()
                 Conversation.update(unanswered_turns=0).where(Conversation.id == turn.conversation.id).execute()
-                reply = Reply(text=answer.answer, meta={**meta, "category": answer.category})
-                return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
-                                 turn.customer, faq=answer.faq_id, score=match.score)]
+                cards = RATING_CARDS if settings.get("rating_cards") else ()
+                reply = Reply(text=answer.answer, cards=cards, meta={**meta, "category": answer.category, "rate": True})
+                answered = Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
+                                    turn.customer, faq=answer.faq_id, score=match.score)
+                return [answered]
         UnansweredQuestion.create(
-            text=turn.text[:2000], normalized=self.store.normalize(turn.text), customer=turn.customer,
+            text=text[:2000], normalized=self.store.normalize(text), customer=turn.customer,
             message=turn.message, reason="abstained", best_faq=int(best.faq_id) if best else None,
             best_score=match.score if best else None,
         )
@@ -115,28 +128,53 @@ class Router:
         cards = tuple(
             Card(title=c.question, payload=str(c.faq_id))
             for c in match.candidates[: self.suggestions]
-            if c.score >= SUGGESTION_FLOOR
-        )
+            if c.similarity >= SUGGESTION_FLOOR
+        ) or tuple(Card(title=q, payload=q) for q in card_questions())
         text = settings.get("abstain_message") if cards else "抱歉，这个问题我还不太确定。您可以换个说法，或回复“转人工”联系人工客服。"
+        if first:  # the first thing a new customer hears from the bot starts with the welcome
+            text = f"{settings.get('welcome_message')}\n{text}"
         reply = Reply(text=text, cards=cards, meta={**meta, "abstained": True})
         return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation, turn.customer,
                          score=match.score)]
+
+    def _rating(self, turn: Turn) -> list[Outgoing] | None:
+        """A 👍/👎 (or its card number) right after an FAQ answer rates that answer."""
+        from bot.faq import learning
+
+        value = learning.parse_rating(turn.text)
+        if value is None:
+            return None
+        last = last_bot_message(turn.conversation)
+        if last is None or last.faq_id is None:
+            return None
+        if learning.rate_answer(last, value, turn.customer) and value < 0 and last.in_reply_to_id:
+            asked = Message.get_by_id(last.in_reply_to_id)
+            UnansweredQuestion.create(text=asked.text[:2000], normalized=self.store.normalize(asked.text),
+                                      customer=turn.customer, message=asked, reason="disliked",
+                                      best_faq=last.faq_id, best_score=last.score)
+        text = "感谢您的反馈！" if value > 0 else "抱歉没能帮到您。您可以换个说法再问我，或回复“转人工”联系人工客服。"
+        return [self._to_customer(turn, text)]
 
     def handoff(self, turn: Turn, reason: str) -> list[Outgoing]:
         """Give the conversation to a human now, or queue it with an honest message."""
         conversation, customer = turn.conversation, turn.customer
         if not business_hours.is_open(clock.now(), settings.get("business_hours")):
             conversations.enqueue(conversation, reason)
-            hours = business_hours.describe(settings.get("business_hours"))
-            text = settings.get("offline_message").format(hours=hours)
-            return [self._to_customer(turn, text)]
-        prefer = customer.owner_agent if customer.owner_agent_id else None
-        agent = assignment.assign_next_agent(conversation, prefer=prefer)
+            return [self._to_customer(turn, closed_text())]
+        agent = assignment.assign_next_agent(conversation, prefer_id=conversations.previous_agent_id(customer))
         if agent is None:
             conversations.enqueue(conversation, reason)
             return [self._to_customer(turn, self._queue_text(conversation))]
         Conversation.update(handoff_reason=reason).where(Conversation.id == conversation.id).execute()
+        conversation.handoff_reason = reason
         return handoff_messages(conversation, customer, agent)
+
+    def _agent_unavailable(self, turn: Turn) -> list[Outgoing]:
+        """The agent went offline (or was deactivated) while the customer still writes."""
+        agent = assignment.reassign_from_unavailable(turn.conversation)
+        if agent is not None:
+            return handoff_messages(turn.conversation, turn.customer, agent)
+        return [self._to_customer(turn, "之前的客服暂时不在线，已为您重新排队。" + self._queue_text(turn.conversation))]
 
     def _queue_text(self, conversation: Conversation) -> str:
         return settings.get("queue_message").format(position=conversations.queue_position(conversation))
@@ -160,10 +198,84 @@ class Router:
                         turn.customer)
 
 
+RATING_CARDS = (Card("👍 有帮助", "rate:1"), Card("👎 没帮助", "rate:-1"))
+
+
+def card_questions() -> list[str]:
+    """The operator's welcome card questions (at most 9, so each has a one-digit number)."""
+    return [str(q).strip() for q in (settings.get("card_questions") or []) if str(q).strip()][:9]
+
+
 def welcome(channel: str, user_id: str, conversation: Conversation | None, customer: Customer | None) -> Outgoing:
-    cards = tuple(Card(title=q, payload=q) for q in (settings.get("card_questions") or [])[:9])
+    """The welcome message with the card questions; sent on subscribe and on first contact."""
+    cards = tuple(Card(title=q, payload=q) for q in card_questions())
     return Outgoing(channel, user_id, Reply(text=settings.get("welcome_message"), cards=cards), "bot",
                     conversation, customer)
+
+
+def is_first_contact(customer: Customer) -> bool:
+    """Nothing was ever sent to this customer (no welcome on subscribe, no answer)."""
+    return not Message.select().where((Message.customer == customer) & (Message.direction == "out")).exists()
+
+
+def last_bot_message(conversation: Conversation) -> Message | None:
+    return (Message.select().where((Message.conversation == conversation) & (Message.direction == "out")
+                                   & (Message.author == "bot"))
+            .order_by(Message.id.desc()).first())
+
+
+def welcome_card_question(turn: Turn) -> str:
+    """A number typed before the bot said anything in this conversation (e.g. under the web
+    chat's welcome card) picks a welcome card question; other text is returned unchanged."""
+    stripped = turn.text.strip()
+    if not (stripped.isdigit() and len(stripped) == 1) or last_bot_message(turn.conversation) is not None:
+        return turn.text
+    cards = card_questions()
+    index = int(stripped) - 1
+    return cards[index] if 0 <= index < len(cards) else turn.text
+
+
+REASON_NAMES = {"requested": "顾客要求转人工", "human_first": "人工优先", "unsure": "机器人没有把握",
+                "unanswered": "机器人多次未能回答", "agent_offline": "原客服已下线", "transfer": "转接"}
+QUEUE_UPDATE_TOP = 10  # customers this close to the front hear when the queue moves
+QUEUE_UPDATE_TEXT = "排队进度更新：您现在排在第 {position} 位，请耐心等待。"
+
+
+def closed_text() -> str:
+    """Outside business hours: the hours, and honestly when humans are next back."""
+    schedule = settings.get("business_hours")
+    template = settings.get("offline_message")
+    back = business_hours.describe_next_open(clock.now(), schedule)
+    try:
+        text = template.format(hours=business_hours.describe(schedule), next_open=back)
+    except (KeyError, IndexError, ValueError):  # an operator's template with stray braces
+        text = template
+    if "{next_open}" not in template:
+        text += f"人工客服预计 {back} 上线，您已在排队中。"
+    return text
+
+
+def queue_snapshot() -> dict[int, int]:
+    """Queued conversation id -> position (1 = longest waiting)."""
+    return {c.id: n for n, c in enumerate(conversations.queued(), 1)}
+
+
+def queue_position_updates(before: dict[int, int]) -> list[Outgoing]:
+    """Tell waiting customers their new position after the queue moved.
+
+    Positions only shrink when conversations leave; a customer hears the new one when it
+    changed and is within `QUEUE_UPDATE_TOP`, so a long queue is not flooded on each move.
+    """
+    out: list[Outgoing] = []
+    for n, conversation in enumerate(conversations.queued(), 1):
+        if n > QUEUE_UPDATE_TOP:
+            break
+        if before.get(conversation.id, n) == n:
+            continue
+        customer: Customer = conversation.customer
+        out.append(Outgoing(conversation.channel, customer.external_id, Reply(text=QUEUE_UPDATE_TEXT.format(position=n)),
+                            "bot", conversation, customer))
+    return out
 
 
 def customer_header(conversation: Conversation, customer: Customer) -> str:
@@ -189,7 +301,7 @@ def forward_to_agent(conversation: Conversation, customer: Customer, text: str) 
                     "system", conversation, customer, agent=agent)
 
 
-def handoff_messages(conversation: Conversation, customer: Customer, agent: Agent) -> list[Outgoing]:
+def handoff_messages(conversation: Conversation, customer: Customer, agent: Agent, note: str = "") -> list[Outgoing]:
     """Tell the customer who is coming and give the agent the context."""
     to_customer = Outgoing(
         conversation.channel, customer.external_id,
@@ -202,7 +314,9 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
         .order_by(Message.id.desc())
         .limit(6)
     )
-    lines = [f"{customer_header(conversation, customer)} 新的人工会话（{conversation.handoff_reason or '转人工'}）"]
+    lines = [f"{customer_header(conversation, customer)} 新的人工会话（{note or REASON_NAMES.get(conversation.handoff_reason, conversation.handoff_reason or '转人工')}）"]
+    if customer.notes:
+        lines.append(f"备注：{customer.notes[-200:]}")
     for m in reversed(recent):
         who = "顾客" if m.direction == "in" else ("机器人" if m.author == "bot" else "客服")
         lines.append(f"{who}：{m.text[:200]}")

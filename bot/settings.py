@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "reception_mode": "bot_first",  # bot_first | human_first | mixed
     "welcome_message": "您好，欢迎光临！我是智能客服小蜜，有什么可以帮您？",
     "card_questions": ["发货要多久", "怎么退换货", "尺码怎么选", "有什么优惠券"],
+    "rating_cards": False,  # add 👍/👎 cards (reply 1/2) under every FAQ answer
     "handoff_keywords": ["转人工", "人工", "人工客服", "客服", "真人", "human", "agent"],
     "handoff_after_unanswered": 2,
     "faq_threshold": None,  # None: the config's faq.threshold
@@ -36,6 +37,26 @@ DEFAULTS: dict[str, Any] = {
     "offline_message": "人工客服的服务时间是 {hours}，我们上班后会第一时间回复您。",
     "resolved_message": "本次服务已结束，感谢您的耐心！请为本次服务打分（回复 1-5）：",
     "idle_resolve_minutes": 30,
+    # scheduled jobs (jobs/): "template" is the channel template used outside the 48-hour
+    # window ({"template_id", "data": {...}}; null: skip those customers with the reason).
+    "coupon_reminder": {"enabled": True, "days": 3,
+                        "text": "亲爱的{nickname}，您的优惠券 {coupon} 将于 {expires} 到期，别忘了使用哦～",
+                        "template": None},
+    "revisit": {"enabled": True, "days": 3, "low_score": 2,
+                "text": "亲爱的{nickname}，您的订单 {order} 已签收，请问您对商品和服务满意吗？请回复 1-5 分（5 分最满意）。",
+                "template": None},
+    "dormant_revisit": {"enabled": False, "days": 90, "coupon_id": None,
+                        "text": "亲爱的{nickname}，好久不见！送您一张优惠券 {coupon}，欢迎回来逛逛～",
+                        "template": None},
+    "birthday_greeting": {"enabled": True, "coupon_id": None,
+                          "text": "亲爱的{nickname}，祝您生日快乐！🎂 {coupon}",
+                          "template": None},
+    "retention": {"outbox_days": 30, "delivery_days": 180},  # rows in a final state; 0: keep forever
+    # CRM (bot/crm): VIP1..VIP4 thresholds, either basis qualifies; null disables a basis.
+    # notify: "up" (message on upgrade) | "any" | "off"; {level} is VIP1..VIP4 or 普通会员.
+    "member_levels": {"spend": [1000, 3000, 8000, 20000], "orders": [3, 10, 30, 80], "notify": "up",
+                      "message": "恭喜您成为{level}会员！感谢您的支持，会员专属优惠请留意店铺通知。"},
+    "pool_return_days": 30,  # an owned customer with no contact this long returns to 公海
 }
 
 _TTL_SECONDS = 3.0

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, settings
 from bot.dispatcher import recover_pending
-from bot.models import Conversation, Outbox
+from bot.models import Conversation, Delivery, Outbox
 
 
 def resolve_idle_conversations() -> int:
@@ -28,9 +28,31 @@ def resolve_idle_conversations() -> int:
     return len(idle)
 
 
-def purge_outbox(days: int = 30) -> int:
+FINAL_OUTBOX = ("sent", "failed", "window_closed", "limit_reached", "cancelled")
+FINAL_DELIVERY = ("sent", "skipped", "failed")
+
+
+def _retention(key: str, default: int) -> int:
+    return int((settings.get("retention") or {}).get(key, default) or 0)
+
+
+def purge_outbox(days: int | None = None) -> int:
+    """Outbox rows in a final state older than `retention.outbox_days` (0: keep)."""
+    days = _retention("outbox_days", 30) if days is None else days
+    if days <= 0:
+        return 0
     cutoff = clock.now() - timedelta(days=days)
-    return Outbox.delete().where((Outbox.status == "sent") & (Outbox.sent_at < cutoff)).execute()
+    return Outbox.delete().where(Outbox.status.in_(FINAL_OUTBOX) & (Outbox.created_at < cutoff)).execute()
+
+
+def purge_deliveries(days: int | None = None) -> int:
+    """Job deliveries in a final state older than `retention.delivery_days` (0: keep). A
+    purged per-item key (a coupon reminder) stays single through its own marker column."""
+    days = _retention("delivery_days", 180) if days is None else days
+    if days <= 0:
+        return 0
+    cutoff = clock.now() - timedelta(days=days)
+    return Delivery.delete().where(Delivery.status.in_(FINAL_DELIVERY) & (Delivery.updated_at < cutoff)).execute()
 
 
 def run_housekeeping() -> dict[str, int]:
@@ -38,4 +60,5 @@ def run_housekeeping() -> dict[str, int]:
         "recovered": recover_pending(60.0),
         "idle_resolved": resolve_idle_conversations(),
         "outbox_purged": purge_outbox(),
+        "deliveries_purged": purge_deliveries(),
     }

@@ -1,74 +1,132 @@
 """The scheduler service: APScheduler in the event loop, active only while it leads.
 
 Why: jobs must run exactly once per database even with several processes, and resume
-after a crash. The service renews a lease every few seconds; while it holds it, the
-APScheduler (AsyncIOScheduler) runs the jobs, each in a worker thread (the core blocks);
-when it loses the lease it pauses, and a standby takes over within `lease_seconds`.
-Jobs are added with fixed ids and `replace_existing`, so scheduling twice replaces.
+after a crash. The service renews its leadership every few seconds (`jobs.leader`: a
+PostgreSQL advisory lock, or a lease row on SQLite); while it leads, the APScheduler
+(AsyncIOScheduler) runs the jobs, each in a worker thread (the core blocks); when it loses
+leadership it pauses, and a standby takes over within seconds.
+Jobs take plain ids, have fixed ids and `replace_existing`, so scheduling twice replaces.
+Every job body takes its time from `bot.clock.now()`, so tests drive them with a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config
 from jobs import leader
-from jobs.housekeeping import run_housekeeping
 
 log = logging.getLogger("kefu.scheduler")
 
+TAKE_OVER_AT_ONCE = ("campaigns-sync", "campaigns-drive")
+
+
+@dataclass(frozen=True)
+class JobDef:
+    id: str
+    fn: Callable[..., Any]
+    trigger: Any
+    args: tuple[Any, ...] = field(default=())
+
 
 class SchedulerService:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, leadership: leader.Leadership | None = None,
+                 renew_seconds: float | None = None) -> None:
         self.config = config
-        self.holder = leader.holder_id()
-        self.scheduler = AsyncIOScheduler(timezone=config.scheduler.timezone)
+        self.tz = config.scheduler.timezone
+        self.leadership = leadership or leader.for_database(config.database_url, config.scheduler.lease_seconds)
+        self.renew_seconds = renew_seconds or max(config.scheduler.lease_seconds / 3, 0.2)
+        self.scheduler = AsyncIOScheduler(timezone=self.tz)
         self.leading = False
         self._lease_task: asyncio.Task[None] | None = None
+        self._kinds = {c.name: c.kind for c in config.channels}
+        self._running: set[str] = set()
 
-    def job_definitions(self) -> list[tuple[str, Callable[[], Any], Any]]:
-        return [("housekeeping", run_housekeeping, IntervalTrigger(minutes=1))]
+    def job_definitions(self) -> list[JobDef]:
+        from jobs import birthdays, campaigns, coupons, levels, revisits, sla
+        from jobs.housekeeping import run_housekeeping
+
+        kinds, tz = self._kinds, self.tz
+        return [
+            JobDef("housekeeping", run_housekeeping, IntervalTrigger(minutes=1)),
+            JobDef("campaigns-sync", self.sync_campaigns, IntervalTrigger(seconds=5)),
+            JobDef("campaigns-drive", campaigns.drive_all, IntervalTrigger(seconds=2), (kinds, self.stopping)),
+            JobDef("coupon-reminders", coupons.remind_expiring, CronTrigger(minute=5, timezone=tz), (kinds, tz)),
+            JobDef("revisits", revisits.revisit_delivered, CronTrigger(minute=15, hour="9-20", timezone=tz), (kinds,)),
+            JobDef("dormant-revisits", revisits.revisit_dormant, CronTrigger(minute=30, hour=11, timezone=tz), (kinds,)),
+            JobDef("birthdays", birthdays.greet_birthdays, CronTrigger(minute=0, hour="9-20", timezone=tz), (kinds, tz)),
+            JobDef("member-levels", levels.recompute_levels, CronTrigger(minute=30, hour=3, timezone=tz)),
+            JobDef("agent-sla", sla.run_sla, IntervalTrigger(seconds=15)),
+        ]
+
+    def install(self) -> None:
+        """Add (or replace) every fixed job; safe to call again."""
+        for job in self.job_definitions():
+            self.scheduler.add_job(self._in_thread(job.id, job.fn), job.trigger, args=list(job.args), id=job.id,
+                                   name=job.id, replace_existing=True, coalesce=True, max_instances=2)
+
+    def stopping(self) -> bool:
+        """For long jobs: stop between batches once this process no longer leads."""
+        return not self.leading
+
+    def sync_campaigns(self) -> dict[str, int]:
+        from jobs import campaigns
+
+        return campaigns.sync(self.scheduler, self.tz, self._in_thread)
 
     async def start(self) -> None:
-        for job_id, fn, trigger in self.job_definitions():
-            self.scheduler.add_job(self._in_thread(job_id, fn), trigger, id=job_id, name=job_id,
-                                   replace_existing=True, coalesce=True, max_instances=1)
         self.scheduler.start(paused=True)
+        self.install()
         self._lease_task = asyncio.get_running_loop().create_task(self._lease_loop(), name="scheduler-lease")
 
-    def _in_thread(self, job_id: str, fn: Callable[[], Any]) -> Callable[[], Any]:
-        async def run() -> None:
-            if not self.leading:
+    def _in_thread(self, job_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        async def run(*args: Any) -> None:
+            if not self.leading or job_id in self._running:  # a long run (a campaign) is still going
                 return
+            self._running.add(job_id)
             try:
-                result = await asyncio.to_thread(fn)
+                result = await asyncio.to_thread(fn, *args)
                 log.info('{"event": "job", "job": "%s", "result": "%s"}', job_id, str(result).replace('"', "'"))
             except Exception:
                 log.exception("job %s failed", job_id)
+            finally:
+                self._running.discard(job_id)
 
         return run
 
+    async def renew(self) -> bool:
+        """One leadership round: acquire or keep it, resume or pause the jobs to match."""
+        try:
+            leading = await asyncio.to_thread(self.leadership.acquire)
+        except Exception:
+            log.exception("leadership renewal failed")
+            leading = False
+        if leading and not self.leading:
+            log.info("scheduler is now the leader")
+            self.leading = True
+            self.scheduler.resume()
+            now = datetime.now(self.scheduler.timezone)
+            for job_id in TAKE_OVER_AT_ONCE:  # carry on an interrupted campaign without waiting
+                if self.scheduler.get_job(job_id) is not None:
+                    self.scheduler.modify_job(job_id, next_run_time=now)
+        elif not leading and self.leading:
+            log.warning("scheduler lost leadership; standing by")
+            self.leading = False
+            self.scheduler.pause()
+        return leading
+
     async def _lease_loop(self) -> None:
-        seconds = self.config.scheduler.lease_seconds
         while True:
-            try:
-                leading = await asyncio.to_thread(leader.try_acquire, self.holder, seconds)
-            except Exception:
-                log.exception("lease renewal failed")
-                leading = False
-            if leading and not self.leading:
-                log.info("scheduler %s is now the leader", self.holder)
-                self.scheduler.resume()
-            elif not leading and self.leading:
-                log.warning("scheduler %s lost the lease; standing by", self.holder)
-                self.scheduler.pause()
-            self.leading = leading
-            await asyncio.sleep(max(seconds / 3, 0.2))
+            await self.renew()
+            await asyncio.sleep(self.renew_seconds)
 
     async def stop(self) -> None:
         if self._lease_task:
@@ -77,7 +135,6 @@ class SchedulerService:
                 await self._lease_task
             except asyncio.CancelledError:
                 pass
-        self.scheduler.shutdown(wait=False)
-        if self.leading:
-            await asyncio.to_thread(leader.release, self.holder)
         self.leading = False
+        self.scheduler.shutdown(wait=False)
+        await asyncio.to_thread(self.leadership.release)  # a standby's release only closes its connection

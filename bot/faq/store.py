@@ -3,23 +3,32 @@
 Why: an FAQ saved in the admin panel or imported by the CLI must be answered by every
 running `kefu serve` process within seconds, without a restart. Each process checks a cheap
 fingerprint of the FAQ tables at most every `check_seconds` and rebuilds its immutable
-index in the background of a request when the fingerprint moved; matching never waits on
-the database.
+index when the fingerprint moved; other threads keep matching on the previous index
+meanwhile. Phrasing vectors are cached in the database (`FaqEmbedding`), so a rebuild
+embeds only new text and a second process embeds nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Sequence
 
+import numpy as np
 import peewee
 
 from bot import clock
-from bot.faq.matcher import Entry, Match, TfidfIndex
+from bot.db import insert_new
+from bot.faq.matcher import Entry, FaqIndex, Match
 from bot.faq.normalize import apply_synonyms, normalize
-from bot.models import Faq, FaqQuestion, Synonym
+from bot.faq.semantic import Embedder, embed_cached, load_embedder, vector_key
+from bot.models import Faq, FaqEmbedding, FaqQuestion, Synonym
+
+_DEFAULT: Any = object()
+INLINE_EMBEDDINGS = 64  # more new phrasings than this are embedded in the background
+log = logging.getLogger("kefu.faq")
 
 
 @dataclass(frozen=True)
@@ -53,16 +62,49 @@ def touch(faq_id: int) -> None:
     Faq.update(updated_at=clock.now()).where(Faq.id == faq_id).execute()
 
 
+class DbVectorCache:
+    """Phrasing vectors in the `faq_embedding` table, shared by every process."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            for key, blob in FaqEmbedding.select(FaqEmbedding.key, FaqEmbedding.vector).where(
+                FaqEmbedding.key.in_(chunk)
+            ).tuples():
+                found[key] = np.frombuffer(bytes(blob), dtype="<f4")
+        return found
+
+    def missing(self, model: str, texts: Sequence[str]) -> list[str]:
+        keys = {vector_key(model, t): t for t in texts}
+        found = self.get_many(list(keys))
+        return [t for k, t in keys.items() if k not in found]
+
+    def put_many(self, vectors: dict[str, np.ndarray]) -> None:
+        now = clock.now()
+        for key, vector in vectors.items():
+            insert_new(FaqEmbedding.insert(key=key, model=self.model, created_at=now,
+                                           vector=np.asarray(vector, dtype="<f4").tobytes()).on_conflict_ignore())
+
+
 class FaqStore:
-    def __init__(self, check_seconds: float = 2.0, index_factory: Callable[[list[Entry]], Any] = TfidfIndex) -> None:
+    def __init__(self, check_seconds: float = 2.0, embedder: Embedder | None = _DEFAULT) -> None:
         self.check_seconds = check_seconds
-        self._index_factory = index_factory
+        self._embedder: Embedder | None = load_embedder() if embedder is _DEFAULT else embedder
         self._lock = threading.Lock()
-        self._index: Any = index_factory([])
+        self._index = FaqIndex([])
         self._answers: dict[int, tuple[str, str]] = {}
         self._synonyms: dict[str, str] = {}
         self._fingerprint: tuple[Any, ...] | None = None
         self._checked_at = 0.0
+        self._warmer: threading.Thread | None = None
+
+    @property
+    def semantic(self) -> bool:
+        return self._index.semantic
 
     def normalize(self, text: str) -> str:
         return apply_synonyms(normalize(text), self._synonyms)
@@ -82,16 +124,46 @@ class FaqStore:
             synonyms = load_synonyms()
             answers: dict[int, tuple[str, str]] = {}
             phrasings: dict[int, list[str]] = {}
+            originals: dict[int, list[str]] = {}
             for faq in Faq.select(Faq.id, Faq.answer, Faq.category).where(Faq.enabled == True):  # noqa: E712
                 answers[faq.id] = (faq.answer, faq.category)
-                phrasings[faq.id] = []
-            for fq in FaqQuestion.select(FaqQuestion.faq, FaqQuestion.text):
+                phrasings[faq.id], originals[faq.id] = [], []
+            for fq in FaqQuestion.select(FaqQuestion.faq, FaqQuestion.text).order_by(FaqQuestion.id):
                 if fq.faq_id in phrasings:
                     phrasings[fq.faq_id].append(apply_synonyms(normalize(fq.text), synonyms))
-            entries = [Entry(fid, tuple(qs)) for fid, qs in phrasings.items() if qs]
-            self._index = self._index_factory(entries)
+                    originals[fq.faq_id].append(fq.text)
+            entries = [Entry(fid, tuple(qs), tuple(originals[fid])) for fid, qs in phrasings.items() if qs]
+            embedder, cache = self._embedder, None
+            if embedder is not None:
+                cache = DbVectorCache(embedder.name)
+                missing = cache.missing(embedder.name, [q for e in entries for q in e.questions])
+                if len(missing) > INLINE_EMBEDDINGS:
+                    self._warm(embedder, cache, missing)
+                    embedder = None  # lexical until the warmer has stored the vectors
+            self._index = FaqIndex(entries, embedder=embedder, cache=cache)
             self._answers, self._synonyms, self._fingerprint = answers, synonyms, current
             return True
+
+    def _warm(self, embedder: Embedder, cache: DbVectorCache, texts: list[str]) -> None:
+        """Embed many new phrasings (a fresh start, a big import) off the request path."""
+        if self._warmer is not None and self._warmer.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                embed_cached(embedder, texts, cache)
+            except Exception:  # the lexical index keeps answering; the next rebuild retries
+                log.exception("embedding FAQ phrasings failed")
+            finally:
+                self._checked_at, self._fingerprint = 0.0, None  # rebuild, now with the vectors
+
+        self._warmer = threading.Thread(target=run, name="kefu-faq-embed", daemon=True)
+        self._warmer.start()
+
+    def wait_warm(self, timeout: float | None = None) -> None:
+        """Block until background embedding is done (the CLI import, tests)."""
+        if self._warmer is not None:
+            self._warmer.join(timeout)
 
     def match(self, text: str, limit: int = 5) -> Match:
         self.refresh()

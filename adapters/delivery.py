@@ -1,0 +1,152 @@
+"""Async outbox delivery for channels whose sender speaks aiohttp (the WeChat family).
+
+Why not `bot.outbox.deliver_due` in a worker thread: a WeChat send is a network round
+trip; at campaign scale the sends want to overlap on the event loop, not occupy one thread
+each. The bookkeeping stays in the core: rows are claimed with `bot.outbox.claim` and every
+outcome is stored with `bot.outbox.record` (both in a worker thread; outcomes that finish
+together are stored in one transaction by `GroupRecorder`), so retries, back-off
+and the window/limit states are decided in one place for every channel.
+
+Rules:
+- messages to one recipient go out in order (one at a time); recipients run concurrently;
+- each channel is held to `rate_per_second` (a token bucket; 0 = unlimited);
+- stopping (`kefu serve` shutting down) lets in-flight sends finish and be recorded, and
+  hands the rows not yet tried back to `pending`: nothing lost, nothing sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+from bot import outbox
+from bot.models import Outbox
+from bot.outbox import SendResult
+
+log = logging.getLogger("kefu.delivery")
+
+RunBlocking = Callable[..., Awaitable[Any]]
+
+
+class AsyncSender(Protocol):
+    rate_per_second: float
+
+    async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult: ...
+
+
+def is_async_sender(sender: object) -> bool:
+    return asyncio.iscoroutinefunction(getattr(sender, "send", None))
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` acquisitions per second, bursts of up to `rate`."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = max(rate, 1.0)
+        self._stamp: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            while True:
+                now = loop.time()
+                if self._stamp is not None:
+                    self._tokens = min(max(self.rate, 1.0), self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+
+
+class GroupRecorder:
+    """Stores send outcomes in groups: whoever finds the recorder idle writes everything
+    waiting in one transaction, the others find theirs written (group commit). Each send
+    still waits for its own outcome to be stored, so nothing changes for the caller."""
+
+    def __init__(self, run_blocking: RunBlocking, max_attempts: int) -> None:
+        self.run_blocking = run_blocking
+        self.max_attempts = max_attempts
+        self._waiting: list[tuple[Outbox, SendResult, asyncio.Future[str]]] = []
+        self._lock = asyncio.Lock()
+
+    async def record(self, row: Outbox, result: SendResult) -> str:
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, result, done))
+        async with self._lock:
+            if not done.done():
+                batch, self._waiting = self._waiting, []
+                try:
+                    statuses = await self.run_blocking(outbox.record_many, [(r, res) for r, res, _ in batch],
+                                                       self.max_attempts)
+                except BaseException as exc:
+                    for _, _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                    raise
+                for (_, _, waiter), status in zip(batch, statuses):
+                    waiter.set_result(status)
+        return await done
+
+
+class AsyncDelivery:
+    def __init__(self, senders: Mapping[str, AsyncSender], run_blocking: RunBlocking, max_attempts: int = 8,
+                 concurrency: int = 32) -> None:
+        self.senders = dict(senders)
+        self.run_blocking = run_blocking
+        self.max_attempts = max_attempts
+        self.limiters = {name: RateLimiter(float(getattr(s, "rate_per_second", 0) or 0))
+                         for name, s in self.senders.items()}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._stopping = False
+        self._recorder = GroupRecorder(run_blocking, max_attempts)
+
+    async def deliver_due(self, limit: int = 100) -> int:
+        """Claim due rows for these channels and deliver them; how many were claimed."""
+        if not self.senders:
+            return 0
+        rows: list[Outbox] = await self.run_blocking(outbox.claim, limit, tuple(self.senders))
+        if not rows:
+            return 0
+        queues: dict[tuple[str, str], list[Outbox]] = defaultdict(list)
+        for row in rows:
+            queues[(row.channel, row.recipient)].append(row)
+        untried = {row.id for row in rows}
+        tasks = [asyncio.get_running_loop().create_task(self._deliver_queue(queue, untried))
+                 for queue in queues.values()]
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            # shutting down: finish what is in flight, give back what was not tried
+            self._stopping = True
+            await asyncio.wait(tasks, timeout=15)
+            await self.run_blocking(outbox.release, sorted(untried))
+            raise
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("delivery queue failed", exc_info=task.exception())
+        return len(rows)
+
+    async def _deliver_queue(self, rows: list[Outbox], untried: set[int]) -> None:
+        for row in rows:
+            if self._stopping:
+                return
+            untried.discard(row.id)
+            await self.deliver_one(row)
+
+    async def deliver_one(self, row: Outbox) -> str:
+        sender = self.senders[row.channel]
+        async with self._slots:
+            await self.limiters[row.channel].acquire()
+            try:
+                result = await sender.send(row.recipient, row.content or {})
+            except Exception as exc:  # network error or a sender bug: retry later, keep the row
+                log.warning("send to %s raised %s: %s", row.channel, type(exc).__name__, exc)
+                result = SendResult("retry", f"{type(exc).__name__}: {exc}")
+        return await self._recorder.record(row, result)

@@ -1,0 +1,334 @@
+"""A stand-in for the WeChat APIs kefu calls (api.weixin.qq.com and qyapi.weixin.qq.com).
+
+Why: tests, benchmarks and the demo must exercise the real send path (tokens, errcodes,
+retries) without the internet. The stand-in answers like the platform for the endpoints
+kefu uses, records every call, and injects faults on demand.
+
+Platform rules it keeps:
+- one valid access_token per app: fetching a new one invalidates the previous one
+  (40001 afterwards), `expire_tokens()` makes the current ones expired (42001);
+- a call without a token is 41001.
+
+Faults: `inject(errcode, path="", times=1, latency=0, after=0)` answers the next `times`
+calls whose path contains `path` (after letting `after` of them through) with `errcode`
+(-1, 45009, 45015, 45047, ...), after `latency` seconds (`errcode=0` with a latency only
+slows the calls down).
+
+Control API (for a stand-in in another process, e.g. `kefu sandbox`):
+`GET /sandbox/calls?after=N`, `GET /sandbox/messages?touser=ID&after=N`,
+`POST /sandbox/faults {"errcode", "path", "times", "latency"}`, `POST /sandbox/expire`,
+`POST /sandbox/reset`, `POST /sandbox/kf/messages {"open_kfid", "external_userid", "text"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+ERRMSG = {
+    -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
+    40014: "invalid access_token",
+    41001: "access_token missing",
+    42001: "access_token expired",
+    45009: "reach max api daily quota limit",
+    45011: "api minute-quota reach limit",
+    45015: "response out of time limit or subscription is canceled",
+    45047: "out of response count limit",
+    40003: "invalid openid",
+}
+SANDBOX = web.AppKey("sandbox", object)
+
+
+@dataclass
+class Call:
+    n: int
+    method: str
+    path: str
+    params: dict[str, str]
+    body: Any
+    errcode: int
+    at: float
+
+
+@dataclass
+class Fault:
+    errcode: int
+    path: str = ""
+    times: int = 1
+    latency: float = 0.0
+    after: int = 0  # let this many matching calls through first
+
+
+@dataclass
+class KfMessage:
+    msgid: str
+    open_kfid: str
+    external_userid: str
+    send_time: int
+    origin: int = 3  # 3: from the customer, 4: system event, 5: from a servicer
+    msgtype: str = "text"
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class Sandbox:
+    def __init__(self, token_ttl: int = 7200) -> None:
+        self.token_ttl = token_ttl
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls: list[Call] = []
+        self.faults: list[Fault] = []
+        self.tokens: dict[str, str] = {}  # app -> current token
+        self.token_apps: dict[str, str] = {}  # any token ever issued -> its app
+        self.expired: set[str] = set()
+        self.token_fetches: dict[str, int] = {}
+        self.kf: list[KfMessage] = []
+        self.kf_states: dict[tuple[str, str], int] = {}
+        self.tags: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(1000)
+
+    # -- test helpers ------------------------------------------------------------------------
+
+    def inject(self, errcode: int, path: str = "", times: int = 1, latency: float = 0.0, after: int = 0) -> None:
+        self.faults.append(Fault(errcode, path, times, latency, after))
+
+    def expire_tokens(self) -> None:
+        self.expired.update(self.tokens.values())
+
+    def sends(self, path: str = "") -> list[Call]:
+        """Successful calls to send endpoints (optionally those whose path contains `path`)."""
+        return [c for c in self.calls if c.errcode == 0 and "/send" in c.path and path in c.path]
+
+    def texts_to(self, user: str) -> list[str]:
+        out = []
+        for call in self.sends():
+            body = call.body if isinstance(call.body, dict) else {}
+            if user in (body.get("touser"), body.get("external_userid")) and body.get("msgtype") == "text":
+                out.append(str(body.get("text", {}).get("content", "")))
+        return out
+
+    def add_kf_message(self, open_kfid: str, external_userid: str, text: str = "", msgtype: str = "text",
+                       body: dict[str, Any] | None = None, origin: int = 3) -> str:
+        msgid = f"kf{next(self._ids)}"
+        content = body if body is not None else {"content": text}
+        self.kf.append(KfMessage(msgid, open_kfid, external_userid, int(time.time()), origin, msgtype, content))
+        return msgid
+
+    # -- the app -----------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app[SANDBOX] = self
+        app.router.add_route("*", "/cgi-bin/{tail:.*}", self._api)
+        app.router.add_get("/sandbox/calls", self._calls)
+        app.router.add_get("/sandbox/messages", self._messages)
+        app.router.add_post("/sandbox/faults", self._faults)
+        app.router.add_post("/sandbox/expire", self._expire)
+        app.router.add_post("/sandbox/reset", self._reset)
+        app.router.add_post("/sandbox/kf/messages", self._kf_add)
+        return app
+
+    async def _api(self, request: web.Request) -> web.Response:
+        path = request.path
+        params = dict(request.query)
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            try:
+                body = json.loads(raw.decode()) if raw else None
+            except (ValueError, UnicodeDecodeError):
+                return self._answer(request, path, params, raw.decode(errors="replace"), {"errcode": 47001,
+                                                                                       "errmsg": "data format error"})
+        if path in ("/cgi-bin/token", "/cgi-bin/gettoken"):
+            return self._answer(request, path, params, body, self._issue_token(path, params))
+        fault = self._take_fault(path)
+        if fault is not None and fault.latency:
+            await asyncio.sleep(fault.latency)
+        if fault is not None and fault.errcode:
+            return self._answer(request, path, params, body, _err(fault.errcode))
+        token = params.get("access_token", "")
+        if not token:
+            return self._answer(request, path, params, body, _err(41001))
+        app_key = self.token_apps.get(token)
+        if app_key is None or self.tokens.get(app_key) != token:
+            return self._answer(request, path, params, body, _err(40001))
+        if token in self.expired:
+            return self._answer(request, path, params, body, _err(42001))
+        handler = ENDPOINTS.get(path)
+        if handler is None:
+            return self._answer(request, path, params, body, {"errcode": 48001, "errmsg": "api unauthorized"})
+        return self._answer(request, path, params, body, handler(self, body if isinstance(body, dict) else {}, params))
+
+    def _issue_token(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        if path == "/cgi-bin/token":
+            app, secret = params.get("appid", ""), params.get("secret", "")
+        else:
+            app, secret = f"{params.get('corpid', '')}:{params.get('corpsecret', '')}", params.get("corpsecret", "")
+        if not app or not secret:
+            return {"errcode": 40013, "errmsg": "invalid appid"}
+        fault = self._take_fault(path)
+        if fault is not None and fault.errcode:
+            return _err(fault.errcode)
+        token = f"tk_{secrets.token_hex(12)}"
+        self.tokens[app] = token  # the previous token of this app stops working
+        self.token_apps[token] = app
+        self.token_fetches[app] = self.token_fetches.get(app, 0) + 1
+        return {"access_token": token, "expires_in": self.token_ttl}
+
+    def _take_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.path in path:
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
+                fault.times -= 1
+                if fault.times == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def _answer(self, request: web.Request, path: str, params: dict[str, str], body: Any,
+                data: dict[str, Any]) -> web.Response:
+        data.setdefault("errcode", 0)
+        data.setdefault("errmsg", "ok")
+        self.calls.append(Call(len(self.calls) + 1, request.method, path, params, body, int(data["errcode"]),
+                               time.time()))
+        return web.json_response(data, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    # -- control API -------------------------------------------------------------------------
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        return web.json_response({"calls": [asdict(c) for c in self.calls[after:]]},
+                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        texts = self.texts_to(request.query.get("touser", ""))
+        after = int(request.query.get("after", "0"))
+        return web.json_response({"messages": texts[after:], "count": len(texts)},
+                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    async def _faults(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        self.inject(int(data.get("errcode", 0)), str(data.get("path", "")), int(data.get("times", 1)),
+                    float(data.get("latency", 0.0)), int(data.get("after", 0)))
+        return web.json_response({"ok": True})
+
+    async def _expire(self, request: web.Request) -> web.Response:
+        self.expire_tokens()
+        return web.json_response({"ok": True})
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+    async def _kf_add(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        msgid = self.add_kf_message(str(data["open_kfid"]), str(data["external_userid"]), str(data.get("text", "")))
+        return web.json_response({"msgid": msgid})
+
+
+def _err(code: int) -> dict[str, Any]:
+    return {"errcode": code, "errmsg": ERRMSG.get(code, "error")}
+
+
+# -- endpoint handlers: (sandbox, json body, query) -> answer ----------------------------------
+
+
+def _ok(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    return {}
+
+
+def _with_msgid(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    return {"msgid": next(sb._ids)}
+
+
+def _mass(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    n = next(sb._ids)
+    return {"errmsg": "send job submission success", "msg_id": n, "msg_data_id": n}
+
+
+def _wecom_send(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    return {"invaliduser": "", "msgid": f"wc{next(sb._ids)}"}
+
+
+def _tag_create(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    tag_id = next(sb._ids)
+    name = str((body.get("tag") or {}).get("name", ""))
+    sb.tags[tag_id] = {"id": tag_id, "name": name, "openids": set()}
+    return {"tag": {"id": tag_id, "name": name}}
+
+
+def _tag_get(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    return {"tags": [{"id": t["id"], "name": t["name"], "count": len(t["openids"])} for t in sb.tags.values()]}
+
+
+def _tag_members(add: bool) -> Any:
+    def handler(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        tag = sb.tags.get(int(body.get("tagid", 0) or 0))
+        if tag is None:
+            return {"errcode": 45159, "errmsg": "invalid tag id"}
+        ids = set(body.get("openid_list") or [])
+        tag["openids"] = tag["openids"] | ids if add else tag["openids"] - ids
+        return {}
+    return handler
+
+
+def _tag_users(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    tag = sb.tags.get(int(body.get("tagid", 0) or 0))
+    openids = sorted(tag["openids"]) if tag else []
+    return {"count": len(openids), "data": {"openid": openids}, "next_openid": ""}
+
+
+def _kf_sync(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    start = int(body.get("cursor") or 0)
+    limit = max(1, min(int(body.get("limit") or 1000), 1000))
+    kfid = body.get("open_kfid")
+    chosen = [m for m in sb.kf[start:start + limit]]
+    items = [{"msgid": m.msgid, "open_kfid": m.open_kfid, "external_userid": m.external_userid,
+              "send_time": m.send_time, "origin": m.origin, "msgtype": m.msgtype, m.msgtype: m.body}
+             for m in chosen if not kfid or m.open_kfid == kfid]
+    end = start + len(chosen)
+    return {"next_cursor": str(end), "has_more": int(end < len(sb.kf)), "msg_list": items}
+
+
+def _kf_state_get(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    key = (str(body.get("open_kfid", "")), str(body.get("external_userid", "")))
+    return {"service_state": sb.kf_states.get(key, 0), "servicer_userid": ""}
+
+
+def _kf_state_trans(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    key = (str(body.get("open_kfid", "")), str(body.get("external_userid", "")))
+    sb.kf_states[key] = int(body.get("service_state", 0))
+    return {"msg_code": ""}
+
+
+ENDPOINTS = {
+    "/cgi-bin/message/custom/send": _ok,
+    "/cgi-bin/message/template/send": _with_msgid,
+    "/cgi-bin/message/mass/sendall": _mass,
+    "/cgi-bin/message/mass/send": _mass,
+    "/cgi-bin/tags/create": _tag_create,
+    "/cgi-bin/tags/get": _tag_get,
+    "/cgi-bin/tags/members/batchtagging": _tag_members(True),
+    "/cgi-bin/tags/members/batchuntagging": _tag_members(False),
+    "/cgi-bin/user/tag/get": _tag_users,
+    "/cgi-bin/message/send": _wecom_send,
+    "/cgi-bin/kf/sync_msg": _kf_sync,
+    "/cgi-bin/kf/send_msg": _wecom_send,
+    "/cgi-bin/kf/service_state/get": _kf_state_get,
+    "/cgi-bin/kf/service_state/trans": _kf_state_trans,
+}
+
+
+def serve(host: str = "127.0.0.1", port: int = 8090) -> None:  # pragma: no cover - used by `kefu sandbox`
+    web.run_app(Sandbox().app(), host=host, port=port, access_log=None,
+                print=lambda *_: print(f"WeChat stand-in listening on http://{host}:{port}", flush=True))

@@ -1,0 +1,240 @@
+"""The WeChat Customer Service (微信客服) channel, through WeCom: the callback only says that
+messages wait; they are pulled with `kf/sync_msg` and answered with `kf/send_msg`.
+
+Why this shape:
+- the callback is acknowledged at once (`success`) and the pull runs as an owned task, so
+  WeChat never waits on our database;
+- the pull cursor is persisted in `ChannelCursor` after each batch is handled, so a restart
+  resumes after the last handled batch; a batch pulled again after a crash is still handled
+  once, because every message is stored under UNIQUE(channel, msgid) by the dispatcher;
+- nothing can be answered inline: every reply goes through the outbox (`kf/send_msg`,
+  whose 48-hour window and 5-replies-per-customer-message limits come back as errcodes the
+  outbox records as `window_closed` / `limit_reached`);
+- the platform's session state follows ours (`service_state/trans`): bot -> 1 (智能助手接待),
+  queued -> 2 (待接入池排队中), resolved -> 4 (已结束). A conversation handed to one of our
+  agents stays 1 on the platform: our agents answer through the bot's account (relay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from adapters.api_client import ApiError, ApiReply, WeChatApi, classify
+from adapters.bridge import CoreBridge
+from adapters.tasks import TaskSet
+from adapters.wechat_common import BadRequest, BadSignature, parse_xml
+from adapters.wechat_mp import send_text_parts
+from adapters.wecom import WeComCrypto, wecom_secret
+from bot import clock
+from bot.config import ChannelConfig
+from bot.dispatcher import ReplySlot
+from bot.events import Inbound
+from bot.models import ChannelCursor, Conversation, Customer
+from bot.outbox import SendResult
+
+log = logging.getLogger("kefu.wechat_kf")
+
+PLATFORM_STATE = {"bot": 1, "assigned": 1, "queued": 2, "resolved": 4}
+MEDIA = ("image", "voice", "video", "file")
+
+
+class WeChatKfChannel:
+    kind = "wechat_kf"
+    prefix = "/wecom"
+
+    def __init__(self, channel: ChannelConfig, bridge: CoreBridge) -> None:
+        self.name = channel.name
+        self.config = channel
+        self.bridge = bridge
+        self.crypto = WeComCrypto(channel.token, channel.encoding_aes_key, channel.corp_id)
+        self.api = WeChatApi.for_wecom(channel.api_base, channel.corp_id, wecom_secret(channel), "kf", bridge.call)
+        self._sender = WeChatKfSender(self.api, channel.open_kfid, channel.rate_per_second)
+        self.tasks = TaskSet()
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._states: dict[str, int] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        path = f"{self.prefix}/{self.name}"
+        return [web.get(path, self.handle_get), web.post(path, self.handle_post)]
+
+    def sender(self) -> "WeChatKfSender":
+        return self._sender
+
+    async def close(self) -> None:
+        await self.tasks.drain()
+        await self.api.close()
+
+    # -- callback -----------------------------------------------------------------------------
+
+    async def handle_get(self, request: web.Request) -> web.Response:
+        try:
+            return web.Response(text=self.crypto.echo(request.query))
+        except BadSignature:
+            return web.Response(status=403, text="bad signature")
+        except BadRequest as exc:
+            return web.Response(status=400, text=str(exc))
+
+    async def handle_post(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+            fields = parse_xml(self.crypto.open(request.query, body))
+        except BadSignature:
+            return web.Response(status=403, text="bad signature")
+        except (BadRequest, web.HTTPRequestEntityTooLarge) as exc:
+            log.warning("channel %s: refused a callback: %s", self.name, exc)
+            return web.Response(status=400, text="bad request")
+        sync_token = fields.get("Token") if isinstance(fields.get("Token"), str) else ""
+        self.tasks.spawn(self.pull(sync_token or ""), f"kf-pull-{self.name}")
+        return web.Response(text="success")
+
+    # -- pulling ------------------------------------------------------------------------------
+
+    async def pull(self, sync_token: str = "") -> int:
+        """Pull and handle every waiting message; returns how many were handled. Pulls are
+        serialized per process; a callback during a pull makes it go round once more."""
+        if self._lock.locked():
+            self._again = True
+            return 0
+        handled = 0
+        async with self._lock:
+            while True:
+                self._again = False
+                handled += await self._pull_once(sync_token)
+                if not self._again:
+                    break
+        return handled
+
+    async def _pull_once(self, sync_token: str) -> int:
+        handled = 0
+        cursor = await self.bridge.call(load_cursor, self.name)
+        while True:
+            payload: dict[str, Any] = {"cursor": cursor, "limit": 1000}
+            if sync_token:
+                payload["token"] = sync_token
+            if self.config.open_kfid:
+                payload["open_kfid"] = self.config.open_kfid
+            try:
+                reply = await self.api.post("/cgi-bin/kf/sync_msg", payload)
+            except ApiError as exc:
+                log.warning("channel %s: sync_msg failed: %s", self.name, exc)
+                return handled
+            if not reply.ok:
+                log.warning("channel %s: sync_msg refused: %s %s", self.name, reply.errcode, reply.errmsg)
+                return handled
+            for item in reply.data.get("msg_list") or []:
+                inbound = kf_inbound(self.name, item) if isinstance(item, dict) else None
+                if inbound is not None:
+                    await self._handle(inbound)
+                    handled += 1
+            cursor = str(reply.data.get("next_cursor") or cursor)
+            await self.bridge.call(save_cursor, self.name, cursor)
+            if not reply.data.get("has_more"):
+                return handled
+
+    async def _handle(self, inbound: Inbound) -> None:
+        slot = ReplySlot()
+        slot.abandon()  # nothing goes inline here: every reply through the outbox
+        await self.bridge.call(self.bridge.dispatcher.handle, inbound, slot)
+        await self._sync_state(inbound)
+
+    async def _sync_state(self, inbound: Inbound) -> None:
+        status = await self.bridge.call(conversation_status, self.name, inbound.user_id)
+        state = PLATFORM_STATE.get(status or "", None)
+        if state is None or self._states.get(inbound.user_id) == state:
+            return
+        open_kfid = str(inbound.raw.get("open_kfid") or self.config.open_kfid)
+        try:
+            reply = await self.api.post("/cgi-bin/kf/service_state/trans", {
+                "open_kfid": open_kfid, "external_userid": inbound.user_id, "service_state": state})
+        except ApiError as exc:
+            log.warning("channel %s: service_state/trans failed: %s", self.name, exc)
+            return
+        if reply.ok:
+            self._states[inbound.user_id] = state
+        else:
+            log.info("channel %s: service_state/trans to %s refused: %s %s", self.name, state, reply.errcode,
+                     reply.errmsg)
+
+
+def kf_inbound(channel: str, item: Mapping[str, Any]) -> Inbound | None:
+    """One sync_msg item as an Inbound; None for what is not the customer's (servicer
+    messages, system events other than entering the session)."""
+    origin = int(item.get("origin") or 0)
+    msgtype = str(item.get("msgtype") or "")
+    msg_id = str(item.get("msgid") or "")
+    raw = {"open_kfid": str(item.get("open_kfid") or ""), "origin": origin, "msgtype": msgtype,
+           "send_time": item.get("send_time")}
+    if not msg_id:
+        return None
+    if origin == 4 and msgtype == "event":
+        event = item.get("event") or {}
+        if event.get("event_type") != "enter_session" or not event.get("external_userid"):
+            return None
+        raw["welcome_code"] = str(event.get("welcome_code") or "")
+        return Inbound(channel=channel, user_id=str(event["external_userid"]), msg_id=msg_id, kind="event",
+                       event="subscribe", event_key=str(event.get("scene") or ""), raw=raw)
+    user = str(item.get("external_userid") or "")
+    if origin != 3 or not user:
+        return None
+    body = item.get(msgtype) if isinstance(item.get(msgtype), dict) else {}
+    if msgtype == "text":
+        return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind="text", text=str(body.get("content", "")),
+                       event_key=str(body.get("menu_id") or ""), raw=raw)
+    if msgtype in MEDIA:
+        return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind=msgtype,
+                       media={"media_id": str(body.get("media_id", ""))}, raw=raw)
+    if msgtype == "location":
+        return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind="location", raw=raw,
+                       media={k: str(body.get(k, "")) for k in ("latitude", "longitude", "name", "address")})
+    if msgtype == "link":
+        return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind="link", raw=raw,
+                       media={"title": str(body.get("title", "")), "description": str(body.get("desc", "")),
+                              "url": str(body.get("url", ""))})
+    return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind="unknown", raw=raw)
+
+
+def load_cursor(channel: str) -> str:
+    row = ChannelCursor.get_or_none(ChannelCursor.channel == channel)
+    return row.cursor if row else ""
+
+
+def save_cursor(channel: str, cursor: str) -> None:
+    (
+        ChannelCursor.insert(channel=channel, cursor=cursor, updated_at=clock.now())
+        .on_conflict(conflict_target=[ChannelCursor.channel],
+                     update={ChannelCursor.cursor: cursor, ChannelCursor.updated_at: clock.now()})
+        .execute()
+    )
+
+
+def conversation_status(channel: str, user_id: str) -> str | None:
+    customer = Customer.get_or_none((Customer.channel == channel) & (Customer.external_id == user_id))
+    if customer is None:
+        return None
+    latest = Conversation.select().where(Conversation.customer == customer).order_by(Conversation.id.desc()).first()
+    return latest.status if latest else None
+
+
+class WeChatKfSender:
+    """Outbox rows to `kf/send_msg` for the channel's 客服账号 (open_kfid)."""
+
+    def __init__(self, api: WeChatApi, open_kfid: str, rate_per_second: float = 0.0) -> None:
+        self.api = api
+        self.open_kfid = open_kfid
+        self.rate_per_second = rate_per_second
+
+    async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        base = {"touser": recipient, "open_kfid": str(content.get("open_kfid") or self.open_kfid)}
+        if content.get("kind") == "image":
+            return classify(await self.api.post("/cgi-bin/kf/send_msg", {
+                **base, "msgtype": "image", "image": {"media_id": content.get("media_id", "")}}))
+
+        async def post(part: str) -> ApiReply:
+            return await self.api.post("/cgi-bin/kf/send_msg", {**base, "msgtype": "text", "text": {"content": part}})
+
+        return await send_text_parts(content, post)

@@ -1,0 +1,112 @@
+"""The WeCom (企业微信) self-built app channel: callbacks at `/wecom/{channel}`, replies
+passively or through `message/send`.
+
+WeCom always encrypts: `msg_signature` over (token, timestamp, nonce, Encrypt), AES with
+the corp_id as the crypto id; the URL check (GET) sends an encrypted `echostr` that must be
+answered decrypted. Dedup and deadline rules are the Official Account's (`CallbackChannel`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
+
+from adapters.api_client import ApiReply, WeChatApi, classify
+from adapters.bridge import CoreBridge
+from adapters.wechat_callback import CallbackChannel
+from adapters.wechat_common import (check_xml, decrypt, envelope_encrypt, new_nonce, parse_message, parse_xml,
+                                    to_inbound, verify_signature)
+from adapters.wechat_mp import send_text_parts
+from bot.config import ChannelConfig
+from bot.events import Inbound
+from bot.outbox import SendResult
+
+
+class WeComCrypto:
+    """msg_signature checks and AES for a WeCom callback (corp_id is the crypto id)."""
+
+    def __init__(self, token: str, encoding_aes_key: str, corp_id: str) -> None:
+        self.token, self.corp_id = token, corp_id
+        self.crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
+        self.prp = PrpCrypto(self.crypto.key)
+
+    def echo(self, query: Mapping[str, str]) -> str:
+        echostr = query.get("echostr", "")
+        verify_signature((self.token, query.get("timestamp", ""), query.get("nonce", ""), echostr),
+                         query.get("msg_signature"))
+        return decrypt(self.prp, echostr, self.corp_id).decode()
+
+    def open(self, query: Mapping[str, str], body: bytes) -> bytes:
+        check_xml(body)
+        encrypt = envelope_encrypt(parse_xml(body))
+        verify_signature((self.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt),
+                         query.get("msg_signature"))
+        return decrypt(self.prp, encrypt, self.corp_id)
+
+    def encrypt(self, xml: str, query: Mapping[str, str]) -> str:
+        return self.crypto.encrypt_message(xml, query.get("nonce") or new_nonce(), query.get("timestamp") or None)
+
+
+def wecom_secret(channel: ChannelConfig) -> str:
+    return channel.app_secret or channel.secret
+
+
+class WeComChannel(CallbackChannel):
+    kind = "wecom"
+    prefix = "/wecom"
+
+    def __init__(self, channel: ChannelConfig, bridge: CoreBridge) -> None:
+        super().__init__(channel, bridge)
+        self.crypto = WeComCrypto(channel.token, channel.encoding_aes_key, channel.corp_id)
+        self.api = WeChatApi.for_wecom(channel.api_base, channel.corp_id, wecom_secret(channel),
+                                       channel.agent_id or "app", bridge.call)
+        self._sender = WeComSender(self.api, channel.agent_id, channel.rate_per_second)
+
+    def _verify_get(self, query: Mapping[str, str]) -> str:
+        return self.crypto.echo(query)
+
+    def _open(self, query: Mapping[str, str], body: bytes) -> tuple[Inbound, bool]:
+        message, fields = parse_message(self.crypto.open(query, body), enterprise=True)
+        return to_inbound(self.name, message, fields), True
+
+    def _encrypt(self, xml: str, query: Mapping[str, str]) -> str:
+        return self.crypto.encrypt(xml, query)
+
+    def sender(self) -> "WeComSender":
+        return self._sender
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+class WeComSender:
+    """Outbox rows to `message/send` (text split at the limit; image by media_id)."""
+
+    def __init__(self, api: WeChatApi, agent_id: str, rate_per_second: float = 0.0) -> None:
+        self.api = api
+        self.agent_id = int(agent_id) if str(agent_id).isdigit() else 0
+        self.rate_per_second = rate_per_second
+
+    async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        base = {"touser": recipient, "agentid": self.agent_id}
+        if content.get("kind") == "image":
+            return _invalid_user(await self.api.post("/cgi-bin/message/send", {
+                **base, "msgtype": "image", "image": {"media_id": content.get("media_id", "")}}))
+
+        async def post(part: str) -> ApiReply:
+            reply = await self.api.post("/cgi-bin/message/send", {**base, "msgtype": "text", "text": {"content": part}})
+            return _as_invalid_user(reply)
+
+        return await send_text_parts(content, post)
+
+
+def _as_invalid_user(reply: ApiReply) -> ApiReply:
+    """`message/send` answers errcode 0 with `invaliduser` set when nobody received it."""
+    if reply.ok and reply.data.get("invaliduser"):
+        return ApiReply(40003, f"invalid user {reply.data['invaliduser']}", reply.data)
+    return reply
+
+
+def _invalid_user(reply: ApiReply) -> SendResult:
+    return classify(_as_invalid_user(reply))

@@ -1,0 +1,110 @@
+"""Conversations and messages in the panel: filters, the read-only thread, reassign, resolve.
+
+Why the thread is read-only: what the customer and the agents said is a record; the panel
+changes who handles a conversation and whether it is open, through the same functions the
+bot and the agents' commands use (`bot.assignment`, `bot.conversations`), so the rules (one
+open conversation per customer, capacity, the assignment lock) hold here too. Every text a
+customer wrote is rendered through Jinja's autoescape, never marked safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
+from flask_babel import lazy_gettext as _l
+
+from admin.auth import ReadOnlyView
+from admin.faq_views import short
+from bot import assignment, conversations
+from bot.db import advisory_xact_lock, transaction
+from bot.models import Agent, Conversation, Message
+
+STATUS_LABELS = {"bot": "机器人接待", "queued": "排队中", "assigned": "人工接待中", "resolved": "已结束"}
+TRANSFER_ERRORS = {"same": "已经是这位客服", "inactive": "该客服已停用", "offline": "该客服已下线",
+                   "full": "该客服接待已满", "gone": "会话已不在人工接待中"}
+
+
+def _status(view: Any, context: Any, model: Conversation, name: str) -> str:
+    return STATUS_LABELS.get(model.status, model.status)
+
+
+def reassign(conversation: Conversation, agent: Agent) -> str:
+    """Give an open conversation to `agent`: a transfer when assigned, else an assignment
+    out of the bot or the queue. Returns "ok" or the reason it was refused."""
+    if conversation.status == "assigned":
+        return assignment.transfer(conversation, agent)
+    with transaction():
+        advisory_xact_lock(assignment.LOCK_NAME)
+        fresh = Conversation.get_by_id(conversation.id)
+        if fresh.status == "resolved":
+            return "gone"
+        if fresh.status == "assigned":
+            return "gone"  # someone assigned it meanwhile; the operator sees the new state
+        if not agent.active:
+            return "inactive"
+        conversations.assign(fresh, agent, previous_ended="admin")
+    return "ok"
+
+
+class ConversationView(ReadOnlyView):
+    column_list = ("id", "customer", "channel", "status", "agent", "handoff_reason", "opened_at", "first_response_at",
+                   "resolved_at", "satisfaction")
+    column_filters = ("status", "channel", "agent", "opened_at", "resolved_at", "handoff_reason")
+    column_labels = {"customer": _l("顾客"), "channel": _l("渠道"), "status": _l("状态"), "agent": _l("客服"),
+                     "opened_at": _l("开始"), "first_response_at": _l("首次响应"), "resolved_at": _l("结束"),
+                     "handoff_reason": _l("转人工原因"), "satisfaction": _l("满意度"), "queued_at": _l("排队时间"),
+                     "assigned_at": _l("分配时间"), "resolved_by": _l("结束方式")}
+    column_formatters = {"status": _status}
+    column_default_sort = ("id", True)
+    details_template = "admin/kefu_conversation_details.html"
+    column_details_list = ("id", "customer", "channel", "status", "agent", "handoff_reason", "opened_at", "queued_at",
+                           "assigned_at", "first_response_at", "resolved_at", "resolved_by", "satisfaction")
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        if template == self.details_template and kwargs.get("model") is not None:
+            model = kwargs["model"]
+            kwargs["thread"] = list(Message.select().where(Message.conversation == model).order_by(Message.id))
+            kwargs["agents"] = list(Agent.select().where(Agent.active == True).order_by(Agent.id))  # noqa: E712
+        return super().render(template, **kwargs)
+
+    @expose("/reassign/", methods=("POST",))
+    def reassign_view(self) -> Any:
+        conversation = Conversation.get_or_none(Conversation.id == request.form.get("id", type=int))
+        agent = Agent.get_or_none(Agent.id == request.form.get("agent_id", type=int))
+        if conversation is None or agent is None:
+            flash(_l("会话或客服不存在"), "error")
+            return redirect(url_for(".index_view"))
+        result = reassign(conversation, agent)
+        if result == "ok":
+            flash(_l("已转给 %(agent)s", agent=str(agent)), "success")
+        else:
+            flash(_l("无法转接：%(why)s", why=TRANSFER_ERRORS.get(result, result)), "error")
+        return redirect(url_for(".details_view", id=conversation.id))
+
+    @expose("/resolve/", methods=("POST",))
+    def resolve_view(self) -> Any:
+        conversation = Conversation.get_or_none(Conversation.id == request.form.get("id", type=int))
+        if conversation is None:
+            flash(_l("会话不存在"), "error")
+            return redirect(url_for(".index_view"))
+        if conversation.status == "resolved":
+            flash(_l("会话已经结束"), "info")
+        else:
+            conversations.resolve(conversation, "admin")
+            flash(_l("会话已结束"), "success")
+        return redirect(url_for(".details_view", id=conversation.id))
+
+
+class MessageView(ReadOnlyView):
+    column_list = ("id", "created_at", "channel", "direction", "author", "customer", "agent", "text", "score")
+    column_labels = {"created_at": _l("时间"), "channel": _l("渠道"), "direction": _l("方向"), "author": _l("发送方"),
+                     "customer": _l("顾客"), "agent": _l("客服"), "text": _l("内容"), "score": _l("得分"),
+                     "conversation": _l("会话"), "kind": _l("类型")}
+    column_filters = ("channel", "direction", "author", "created_at")
+    column_searchable_list = ("text",)
+    column_formatters = {"text": short}
+    column_default_sort = ("id", True)
+    column_details_list = ("id", "created_at", "channel", "conversation", "direction", "author", "customer", "agent",
+                           "kind", "text", "score", "payload")

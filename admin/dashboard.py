@@ -1,0 +1,125 @@
+"""The dashboard's figures: today and the last 30 days, overall and per agent.
+
+Why computed here from the rows: the figures a shop manager reads at a glance (messages in,
+bot answer rate, handoffs, queue now, first response time, reply rate, satisfaction) are all
+derivable from Message and UnansweredQuestion (the bot's side) and from `bot.kpi` (the
+agents' side: first response, reply rate, satisfaction, per agent, from the assignment log,
+so a conversation that passed through two agents counts for both). Days are the shop's
+local days (the business-hours timezone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from bot import clock, kpi, settings
+from bot.models import Conversation, Message, UnansweredQuestion
+
+DAYS = 30
+
+
+@dataclass(frozen=True)
+class Figures:
+    messages_in: int
+    bot_answered: int
+    bot_abstained: int
+    answer_rate: float | None  # bot answers / questions the bot had to answer
+    handoffs: int
+    first_response_seconds: float | None  # mean, from assignment to the agent's first reply
+    reply_rate: float | None  # agent stints in which the agent replied
+    satisfaction: float | None  # mean 1..5
+    rated: int
+
+
+def shop_zone() -> ZoneInfo:
+    name = (settings.get("business_hours") or {}).get("timezone") or "Asia/Shanghai"
+    try:
+        return ZoneInfo(name)
+    except Exception:  # an operator typo must not break the dashboard
+        return ZoneInfo("Asia/Shanghai")
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def figures(start: datetime, end: datetime) -> Figures:
+    """Figures for [start, end)."""
+    in_range = lambda field: (field >= start) & (field < end)  # noqa: E731
+    messages_in = Message.select().where(
+        (Message.direction == "in") & (Message.author == "customer") & in_range(Message.created_at)).count()
+    answered = Message.select().where(
+        (Message.direction == "out") & (Message.author == "bot") & Message.faq.is_null(False)
+        & in_range(Message.created_at)).count()
+    abstained = UnansweredQuestion.select().where(
+        (UnansweredQuestion.reason == "abstained") & in_range(UnansweredQuestion.created_at)).count()
+    handoffs = Conversation.select().where(
+        (Conversation.handoff_reason != "") & in_range(Conversation.opened_at)).count()
+    agents = kpi.summarize(kpi.stints(start, end))
+    return Figures(
+        messages_in=messages_in, bot_answered=answered, bot_abstained=abstained,
+        answer_rate=_ratio(answered, answered + abstained), handoffs=handoffs,
+        first_response_seconds=agents.first_response_seconds, reply_rate=agents.reply_rate,
+        satisfaction=agents.satisfaction, rated=agents.rated,
+    )
+
+
+def _local_day_start(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _daily(stamps: Iterable[datetime], days: list[date], zone: ZoneInfo) -> list[int]:
+    index = {d: i for i, d in enumerate(days)}
+    counts = [0] * len(days)
+    for stamp in stamps:
+        i = index.get(stamp.astimezone(zone).date())
+        if i is not None:
+            counts[i] += 1
+    return counts
+
+
+def series(days: int = DAYS) -> dict[str, Any]:
+    """Per-day counts for the charts, oldest day first."""
+    zone = shop_zone()
+    today = clock.now().astimezone(zone).date()
+    dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    start = _local_day_start(dates[0], zone)
+    msgs_in = [s for (s,) in Message.select(Message.created_at).where(
+        (Message.direction == "in") & (Message.author == "customer") & (Message.created_at >= start)).tuples()]
+    answered = [s for (s,) in Message.select(Message.created_at).where(
+        (Message.direction == "out") & (Message.author == "bot") & Message.faq.is_null(False)
+        & (Message.created_at >= start)).tuples()]
+    handoffs = [s for (s,) in Conversation.select(Conversation.opened_at).where(
+        (Conversation.handoff_reason != "") & (Conversation.opened_at >= start)).tuples()]
+    return {
+        "labels": [d.strftime("%m-%d") for d in dates],
+        "messages_in": _daily(msgs_in, dates, zone),
+        "bot_answered": _daily(answered, dates, zone),
+        "handoffs": _daily(handoffs, dates, zone),
+    }
+
+
+def per_agent(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per-agent figures for [start, end) (bot.kpi's definitions)."""
+    return [asdict(row) for row in kpi.per_agent(start, end)]
+
+
+def summary() -> dict[str, Any]:
+    """Everything the dashboard shows, JSON-ready."""
+    zone = shop_zone()
+    now = clock.now()
+    today = _local_day_start(now.astimezone(zone).date(), zone)
+    month = today - timedelta(days=DAYS - 1)
+    return {
+        "generated_at": now.isoformat(),
+        "timezone": str(zone),
+        "queue_now": Conversation.select().where(Conversation.status == "queued").count(),
+        "open_now": Conversation.select().where(Conversation.status == "assigned").count(),
+        "today": asdict(figures(today, now + timedelta(seconds=1))),
+        "last_30_days": asdict(figures(month, now + timedelta(seconds=1))),
+        "agents": per_agent(month, now + timedelta(seconds=1)),
+        "series": series(),
+    }

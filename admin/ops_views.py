@@ -1,0 +1,128 @@
+"""Unanswered questions, outbox failures and admin users in the panel.
+
+Why together: these are the operator's to-do lists (what the bot could not answer, what
+could not be delivered) and the panel's own accounts; each is a small view over one table.
+Customer-written question texts are rendered escaped like every other column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms import PasswordField, SelectField
+
+from admin import learning, users
+from admin.auth import ReadOnlyView, SecureModelView
+from admin.faq_views import CATEGORIES, short
+from bot.models import AdminUser, Faq, Outbox, UnansweredQuestion
+
+FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
+OUTBOX_REASONS = {"failed": "发送失败", "window_closed": "超过 48 小时互动窗口", "limit_reached": "超过平台发送上限"}
+
+
+class UnansweredView(ReadOnlyView):
+    column_list = ("id", "created_at", "text", "reason", "best_faq", "best_score", "customer", "resolved")
+    column_labels = {"created_at": _l("时间"), "text": _l("顾客的问题"), "reason": _l("原因"), "best_faq": _l("最接近的 FAQ"),
+                     "best_score": _l("得分"), "customer": _l("顾客"), "resolved": _l("已处理")}
+    column_filters = ("resolved", "reason", "created_at")
+    column_searchable_list = ("text",)
+    column_formatters = {"text": short, "best_faq": lambda v, c, m, n: str(m.best_faq)[:30] if m.best_faq_id else ""}
+    column_default_sort = ("id", True)
+    details_template = "admin/kefu_unanswered_details.html"
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        if template == self.details_template and kwargs.get("model") is not None:
+            kwargs["faqs"] = list(Faq.select().order_by(Faq.category, Faq.id))
+            kwargs["categories"] = CATEGORIES
+        return super().render(template, **kwargs)
+
+    @expose("/promote/", methods=("POST",))
+    def promote_view(self) -> Any:
+        qid = request.form.get("id", type=int) or 0
+        try:
+            faq = learning.promote(qid, request.form.get("answer", ""), request.form.get("category", ""),
+                                   request.form.get("phrasing", ""))
+        except learning.LearningError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for(".details_view", id=qid))
+        flash(_l("已新建 FAQ #%(id)s", id=faq.id), "success")
+        return redirect(url_for("faq.edit_view", id=faq.id))
+
+    @expose("/add-phrasing/", methods=("POST",))
+    def add_phrasing_view(self) -> Any:
+        qid = request.form.get("id", type=int) or 0
+        try:
+            learning.add_phrasing(qid, request.form.get("faq_id", type=int) or 0, request.form.get("phrasing", ""))
+        except learning.LearningError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for(".details_view", id=qid))
+        flash(_l("已添加为问法"), "success")
+        return redirect(url_for(".index_view"))
+
+    @action("dismiss", _l("标记为已处理"))
+    def action_dismiss(self, ids: list[str]) -> None:
+        flash(_l("已处理 %(n)s 条", n=learning.dismiss([int(i) for i in ids])), "success")
+
+
+def _reason(view: Any, context: Any, model: Outbox, name: str) -> str:
+    return OUTBOX_REASONS.get(model.status, model.status)
+
+
+class OutboxFailureView(ReadOnlyView):
+    column_list = ("id", "created_at", "channel", "recipient", "status", "reason", "attempts", "last_error")
+    column_labels = {"created_at": _l("时间"), "channel": _l("渠道"), "recipient": _l("接收人"), "status": _l("状态"),
+                     "reason": _l("原因"), "attempts": _l("尝试次数"), "last_error": _l("错误信息"), "key": _l("发送键"),
+                     "content": _l("内容")}
+    column_filters = ("status", "channel", "created_at")
+    column_searchable_list = ("recipient", "last_error")
+    column_formatters = {"reason": _reason, "last_error": short}
+    column_default_sort = ("id", True)
+    column_details_list = ("id", "key", "created_at", "channel", "recipient", "status", "attempts", "last_error",
+                           "content")
+
+    def get_query(self) -> Any:
+        return Outbox.select().where(Outbox.status.in_(FAILED_STATUSES))
+
+    def get_one(self, id: Any) -> Any:
+        return Outbox.get_or_none((Outbox.id == id) & Outbox.status.in_(FAILED_STATUSES))
+
+
+class AdminUserView(SecureModelView):
+    admin_only = True
+    column_list = ("id", "username", "role", "active", "must_change_password", "failed_logins", "locked_until",
+                   "last_login_at")
+    column_labels = {"username": _l("用户名"), "role": _l("角色"), "active": _l("启用"),
+                     "must_change_password": _l("需改密码"), "failed_logins": _l("失败次数"),
+                     "locked_until": _l("锁定至"), "last_login_at": _l("最近登录"), "password": _l("新密码")}
+    column_details_list = column_list
+    form_columns = ("username", "role", "active", "must_change_password", "password")
+    form_extra_fields = {
+        "password": PasswordField(_l("新密码"), description=_l("新建时必填；编辑时留空表示不修改（至少 8 位）")),
+        "role": SelectField(_l("角色"), choices=[("admin", "管理员"), ("operator", "运营")]),
+    }
+    can_view_details = False
+
+    def on_model_change(self, form: Any, model: AdminUser, is_created: bool) -> None:
+        password = form.password.data or ""
+        if is_created or password:
+            if len(password) < users.MIN_PASSWORD:
+                raise ValueError(f"密码至少 {users.MIN_PASSWORD} 位")
+            model.password_hash = users.hash_password(password)
+        if model.role not in users.ROLES:
+            raise ValueError("未知角色")
+        if not is_created and model.id == current_user.id and (model.role != "admin" or not model.active):
+            raise ValueError("不能取消自己的管理员权限或停用自己")
+
+    def on_model_delete(self, model: AdminUser) -> None:
+        if model.id == current_user.id:
+            raise ValueError("不能删除自己")
+
+    @action("unlock", _l("解除锁定"))
+    def action_unlock(self, ids: list[str]) -> None:
+        AdminUser.update(failed_logins=0, locked_until=None).where(AdminUser.id.in_([int(i) for i in ids])).execute()
+        flash(_l("已解除锁定"), "success")

@@ -1,0 +1,134 @@
+"""English for the panel's own strings (msgid: the Chinese shown by default).
+
+Why a Python table: it is reviewed like code; `python -m admin.translations.en` rewrites
+`en/LC_MESSAGES/messages.po` and `.mo` from it and from the strings pybabel extracts, and a
+test fails when a string has no English or the compiled catalog is stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+EN: dict[str, str] = {
+    "名称": "Name", "发送对象": "Audience", "对象值": "Audience value", "内容": "Content", "状态": "Status",
+    "发送时间（UTC）": "Send at (UTC)", "周期（cron）": "Repeat (cron)", "进度": "Progress", "内容类型": "Content type",
+    "文字内容": "Text", "创建时间": "Created", "活动或操作不存在": "No such campaign or action",
+    "已更新活动状态": "Campaign status updated", "活动不存在": "No such campaign",
+    "已发送测试消息给 %(n)s 位客服": "Test message sent to %(n)s agents", "活动": "Campaign", "顾客": "Customer",
+    "结果": "Outcome", "原因": "Reason", "任务": "Job", "更新时间": "Updated", "渠道": "Channel", "客服": "Agent",
+    "开始": "Start", "首次响应": "First response", "结束": "End", "转人工原因": "Handoff reason",
+    "满意度": "Satisfaction", "排队时间": "Queued at", "分配时间": "Assigned at", "结束方式": "Resolved by",
+    "会话或客服不存在": "No such conversation or agent", "已转给 %(agent)s": "Transferred to %(agent)s",
+    "无法转接：%(why)s": "Cannot transfer: %(why)s", "会话不存在": "No such conversation",
+    "会话已经结束": "The conversation is already resolved", "会话已结束": "Conversation resolved", "时间": "Time",
+    "方向": "Direction", "发送方": "Author", "得分": "Score", "会话": "Conversation", "类型": "Kind",
+    "平台用户 id": "Platform user id", "昵称": "Nickname", "姓名": "Name", "手机": "Phone",
+    "会员等级": "Member level", "专属客服": "Owner agent", "最近联系": "Last contact", "骚扰": "Spam",
+    "标签": "Tags", "生日": "Birthday", "地址": "Address", "偏好": "Preferences", "备注": "Notes",
+    "已关注": "Subscribed", "已拉黑": "Blocked", "累计消费": "Total spend", "订单": "Orders",
+    "优惠券": "Coupons", "订单数": "Orders", "来源": "Source", "首次联系": "First contact", "颜色": "Color",
+    "群名称": "Group name", "说明": "Description", "成员": "Members", "群": "Group", "入群时间": "Joined",
+    "账号": "Account", "显示名": "Display name", "在线状态": "Presence", "绑定的 IM 账号": "Linked IM account",
+    "启用": "Enabled", "接待上限": "Max open", "私海上限": "Max owned customers", "最近分配": "Last assigned",
+    "面额/折扣": "Amount / percent", "最低消费": "Minimum spend", "有效天数": "Valid days", "券码": "Code",
+    "发放时间": "Issued", "过期时间": "Expires", "使用时间": "Used", "订单号": "Order no.", "金额": "Amount",
+    "下单": "Created", "付款": "Paid", "发货": "Shipped", "签收": "Delivered", "回访评分": "Revisit score",
+    "包含": "contains", "问法": "Phrasings", "分类": "Category", "答案": "Answer", "命中": "Hits", "赞": "Likes",
+    "踩": "Dislikes", "导入 id": "Import id", "启用所选 FAQ？": "Enable the selected FAQs?",
+    "已启用 %(n)s 条": "%(n)s enabled", "停用": "Disable",
+    "停用所选 FAQ？停用后机器人不再用它回答。": "Disable the selected FAQs? The bot will stop answering with them.",
+    "已停用 %(n)s 条": "%(n)s disabled", "标准词": "Canonical word",
+    "同义词（空格或逗号分隔）": "Synonyms (space or comma separated)", "请选择要导入的文件": "Choose a file to import",
+    "导入失败，未导入任何内容：%(error)s": "Import failed, nothing was imported: %(error)s",
+    "导入完成：新增 %(created)s 条，更新 %(updated)s 条": "Imported: %(created)s created, %(updated)s updated",
+    "顾客的问题": "Customer's question", "最接近的 FAQ": "Closest FAQ", "已处理": "Handled",
+    "已新建 FAQ #%(id)s": "FAQ #%(id)s created", "已添加为问法": "Added as a phrasing",
+    "标记为已处理": "Mark as handled", "已处理 %(n)s 条": "%(n)s marked as handled", "接收人": "Recipient",
+    "尝试次数": "Attempts", "错误信息": "Error", "发送键": "Send key", "用户名": "Username", "角色": "Role",
+    "需改密码": "Must change password", "失败次数": "Failed logins", "锁定至": "Locked until",
+    "最近登录": "Last login", "新密码": "New password",
+    "新建时必填；编辑时留空表示不修改（至少 8 位）": "Required for a new user; leave empty to keep (at least 8 characters)",
+    "解除锁定": "Unlock", "已解除锁定": "Unlocked",
+    "设置已保存，所有进程将在几秒内生效": "Settings saved; every process applies them within seconds",
+    "知识库": "Knowledge base", "客户": "CRM", "营销": "Marketing", "系统": "System", "FAQ": "FAQ",
+    "试一试 / 分类 / 导入导出": "Try it / categories / import-export", "同义词": "Synonyms",
+    "未解决问题": "Unanswered questions", "消息": "Messages", "客服人员": "Agents", "群组": "Groups",
+    "群成员": "Group members", "人群": "Segments", "群发活动": "Campaigns", "发送明细": "Deliveries",
+    "已发优惠券": "Issued coupons", "发送失败": "Failed sends", "设置": "Settings", "后台用户": "Panel users",
+    "已发送": "Sent", "失败": "Failed", "跳过": "Skipped", "待发送": "Pending",
+    "查看每位顾客的发送结果": "See each recipient's outcome", "排期发送": "Schedule", "暂停": "Pause",
+    "继续": "Resume", "取消": "Cancel", "测试发送（发给所有客服）": "Test send (to every agent)",
+    "渠道及其密钥在配置文件中设置：": "Channels and their secrets are set in the config file:",
+    "转给客服": "Transfer to", "转接": "Transfer", "结束会话": "Resolve", "消息记录": "Messages",
+    "机器人": "Bot", "还没有消息": "No messages yet", "试一试 / 导入导出": "Try it / import-export",
+    "试一试：机器人会怎么回答": "Try it: what would the bot answer",
+    "输入顾客可能问的话，例如：发货要多久": "Type what a customer might ask, e.g. 发货要多久", "试一试": "Try it",
+    "机器人会回答": "The bot would answer", "阈值": "threshold",
+    "机器人没有把握（最高分低于阈值 %(t)s），会给出推荐问题或转人工。":
+        "The bot is not sure (best score below the threshold %(t)s): it suggests questions or hands off.",
+    "最接近的问法": "Closest phrasing", "没有相近的问法": "No similar phrasing", "FAQ 数": "FAQs",
+    "导入": "Import",
+    'JSON Lines（每行 {"id", "questions": [...], "answer", "category"}）或 Excel 导出的 CSV（UTF-8）。同 id 的 FAQ 会被更新；文件有错时不导入任何内容。':
+        'JSON Lines (one {"id", "questions": [...], "answer", "category"} per line) or CSV saved by Excel '
+        '(UTF-8). An FAQ with the same id is updated; a file with a mistake imports nothing.',
+    "导出": "Export", "导出 CSV（Excel）": "Export CSV (Excel)", "导出 JSONL": "Export JSONL", "秒": "s",
+    "分钟": "min", "数据看板": "Dashboard", "时区": "Time zone", "退出登录": "Log out", "今日": "Today",
+    "近 30 天": "Last 30 days", "进线消息": "Messages in", "机器人解答率": "Bot answer rate", "转人工": "Handoffs",
+    "人工回复率": "Agent reply rate", "人评价": "ratings", "当前排队": "Queue now", "人工会话中": "With agents now",
+    "近 30 天趋势": "Last 30 days", "客服工作量（近 30 天）": "Agent workload (30 days)",
+    "客服绩效（近 30 天）": "Agents (last 30 days)", "接待": "Assigned", "已解决": "Resolved",
+    "进行中": "Open", "回复率": "Reply rate", "还没有客服": "No agents yet", "机器人解答": "Bot answers",
+    "话术": "Messages", "现在：": "Now: ", "服务中": "open", "非服务时间": "closed",
+    "全天候服务（忽略下面的时间）": "Always open (ignore the hours below)",
+    "休息日（每行一个 YYYY-MM-DD）": "Holidays (one YYYY-MM-DD per line)", "其他设置（JSON）": "Other settings (JSON)",
+    "保存设置": "Save settings", "新建为 FAQ": "Promote to a new FAQ", "新建 FAQ": "Create FAQ",
+    "添加为已有 FAQ 的问法": "Add as a phrasing of an existing FAQ", "添加问法": "Add phrasing",
+    "登录 kefu 客服后台": "Log in to the kefu panel", "密码": "Password", "登录": "Log in",
+    "修改密码": "Change password", "首次登录请先设置新密码（至少 8 位）。": "Set a new password first (at least 8 characters).",
+    "确认新密码": "Confirm new password", "保存": "Save",
+}
+
+
+def extract() -> list[str]:
+    """Every msgid the panel's Python and templates use, in first-seen order."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+
+    root = Path(__file__).resolve().parent.parent
+    method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+    keywords = {**DEFAULT_KEYWORDS, "_l": None}
+    seen: dict[str, None] = {}
+    for _file, _line, message, _comments, _context in extract_from_dir(str(root), method_map, keywords=keywords):
+        if isinstance(message, str) and message:
+            seen.setdefault(message, None)
+    return list(seen)
+
+
+def catalog() -> Any:
+    from babel.messages.catalog import Catalog
+
+    result = Catalog(locale="en", project="kefu")
+    for msgid in extract():
+        result.add(msgid, EN.get(msgid, ""))
+    return result
+
+
+def main() -> None:
+    """Regenerate en/LC_MESSAGES/messages.po and .mo; list the strings without English."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import write_po
+
+    built = catalog()
+    out = Path(__file__).resolve().parent / "en" / "LC_MESSAGES"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "messages.po", "wb") as fh:
+        write_po(fh, built, omit_header=True, no_location=True, sort_output=True)
+    with open(out / "messages.mo", "wb") as fh:
+        write_mo(fh, built)
+    missing = [m.id for m in built if m.id and not m.string]
+    if missing:
+        print("no English yet for:", *missing, sep="\n  ")
+
+
+if __name__ == "__main__":
+    main()

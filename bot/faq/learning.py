@@ -1,0 +1,225 @@
+"""The learning loop: what the bot could not answer becomes FAQs; what it answered gets rated.
+
+Why here, as plain functions: the admin panel, the CLI and the tests need the same one-step
+operations (turn a group of unanswered questions into a new FAQ, or into phrasings of an
+existing one), each in one transaction and each followed by `touch`, so every running
+process answers the new phrasing within seconds.
+
+- Unanswered questions are stored by the router when it abstains; `collect_handoffs`
+  adds the questions a customer asked just before asking for a human although the bot had
+  answered them (the answer did not help). `unanswered_groups` clusters the open ones by
+  character similarity (leader clustering, newest first) with counts and latest examples.
+- Ratings: a 👍/👎 (or its card number) right after an FAQ answer is stored once per answer
+  message and counted on the FAQ; `low_rated_faqs` lists the ones customers dislike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from bot import clock
+from bot.db import insert_new, transaction
+from bot.faq.lexical import LexicalIndex
+from bot.faq.normalize import normalize
+from bot.faq.store import touch
+from bot.models import AnswerRating, Conversation, Customer, Faq, FaqQuestion, Message, UnansweredQuestion
+
+GROUP_SIMILARITY = 0.5  # mean of char unigram and bigram Dice to the group's first question
+MAX_PHRASINGS = 10
+DEFAULT_CATEGORY = "更多问题"
+
+
+class LearningError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """Similar open unanswered questions; `text` is the newest one."""
+
+    text: str
+    count: int
+    question_ids: tuple[int, ...]
+    examples: tuple[str, ...]  # the latest distinct texts, newest first
+    latest_at: datetime
+    best_faq_id: int | None  # the FAQ the bot found closest most often (a hint for add_as_phrasing)
+
+
+# --- the unanswered list ---------------------------------------------------------------
+
+
+def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
+    """Record, once, each question the bot answered right before the customer asked for a human."""
+    from bot.routing import Router  # the handoff keywords live with the routing
+
+    added = 0
+    cutoff = clock.now() - since
+    conversations = Conversation.select(Conversation.id).where(
+        (Conversation.handoff_reason == "requested") & (Conversation.opened_at >= cutoff))
+    for conv in conversations:
+        inbound = list(Message.select().where((Message.conversation == conv.id) & (Message.direction == "in")
+                                              & (Message.author == "customer") & (Message.kind == "text"))
+                       .order_by(Message.id))
+        for before, after in zip(inbound, inbound[1:]):
+            if not Router.wants_human(None, after.text):  # type: ignore[arg-type]
+                continue
+            answer = Message.get_or_none((Message.in_reply_to == before.id) & Message.faq.is_null(False))
+            if answer is None or UnansweredQuestion.select().where(UnansweredQuestion.message == before.id).exists():
+                continue
+            UnansweredQuestion.create(text=before.text[:2000], normalized=normalize(before.text),
+                                      customer=before.customer_id, message=before.id, reason="handoff",
+                                      best_faq=answer.faq_id, best_score=answer.score, created_at=before.created_at)
+            added += 1
+    return added
+
+
+def unanswered_groups(limit: int = 50, scan: int = 2000, similarity: float = GROUP_SIMILARITY) -> list[Group]:
+    """The open unanswered questions grouped by similarity, biggest groups first."""
+    rows = list(UnansweredQuestion.select().where(UnansweredQuestion.resolved == False)  # noqa: E712
+                .order_by(UnansweredQuestion.created_at.desc(), UnansweredQuestion.id.desc()).limit(scan))
+    if not rows:
+        return []
+    texts = [r.normalized or normalize(r.text) for r in rows]
+    index = LexicalIndex(texts)
+    assigned = [False] * len(rows)
+    groups: list[Group] = []
+    for leader in range(len(rows)):
+        if assigned[leader]:
+            continue
+        scores = index.scores(texts[leader])
+        members = [j for j in range(len(rows)) if not assigned[j] and (j == leader or texts[j] == texts[leader]
+                                                                        or scores[j] >= similarity)]
+        for j in members:
+            assigned[j] = True
+        examples = tuple(dict.fromkeys(rows[j].text for j in members))[:5]
+        hints = [rows[j].best_faq_id for j in members if rows[j].best_faq_id]
+        groups.append(Group(
+            text=rows[leader].text, count=len(members), question_ids=tuple(rows[j].id for j in members),
+            examples=examples, latest_at=rows[members[0]].created_at,
+            best_faq_id=max(set(hints), key=hints.count) if hints else None,
+        ))
+    groups.sort(key=lambda g: (-g.count, -g.latest_at.timestamp()))
+    return groups[:limit]
+
+
+def _questions(group: Group | Sequence[int]) -> list[UnansweredQuestion]:
+    ids = list(group.question_ids if isinstance(group, Group) else group)
+    rows = list(UnansweredQuestion.select().where(UnansweredQuestion.id.in_(ids))
+                .order_by(UnansweredQuestion.created_at.desc(), UnansweredQuestion.id.desc())) if ids else []
+    if not rows:
+        raise LearningError("这组问题不存在或已处理")
+    return rows
+
+
+def _phrasings(rows: Sequence[UnansweredQuestion]) -> list[str]:
+    """Distinct (by normalized form) texts of the group, newest first, at most MAX_PHRASINGS."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        text = row.text.strip()[:512]
+        key = normalize(text)
+        if text and key and key not in seen:
+            seen[key] = text
+    return list(seen.values())[:MAX_PHRASINGS]
+
+
+def _resolve(rows: Sequence[UnansweredQuestion]) -> None:
+    ids = [r.id for r in rows]
+    normalized = [r.normalized for r in rows if r.normalized]
+    same = UnansweredQuestion.id.in_(ids)
+    if normalized:
+        same |= UnansweredQuestion.normalized.in_(normalized)
+    UnansweredQuestion.update(resolved=True).where(same).execute()
+
+
+def promote_to_new_faq(group: Group | Sequence[int], answer: str, category: str = DEFAULT_CATEGORY,
+                       phrasings: Sequence[str] | None = None) -> Faq:
+    """A new FAQ whose phrasings are the group's questions (or `phrasings`); the group is resolved."""
+    rows = _questions(group)
+    texts = [t.strip()[:512] for t in (phrasings if phrasings is not None else _phrasings(rows)) if t.strip()]
+    if not texts or not answer.strip():
+        raise LearningError("问法和答案都不能为空")
+    with transaction():
+        now = clock.now()
+        faq = Faq.create(answer=answer.strip(), category=(category or DEFAULT_CATEGORY)[:32], created_at=now,
+                         updated_at=now)
+        FaqQuestion.insert_many([{"faq": faq.id, "text": t} for t in dict.fromkeys(texts)]).execute()
+        _resolve(rows)
+    return faq
+
+
+def add_as_phrasing(group: Group | Sequence[int], faq_id: int) -> list[FaqQuestion]:
+    """The group's questions become phrasings of an existing FAQ; the group is resolved."""
+    rows = _questions(group)
+    faq = Faq.get_or_none(Faq.id == faq_id)
+    if faq is None:
+        raise LearningError("FAQ 不存在")
+    with transaction():
+        existing = {normalize(q.text) for q in FaqQuestion.select().where(FaqQuestion.faq == faq)}
+        added = [FaqQuestion.create(faq=faq, text=t) for t in _phrasings(rows) if normalize(t) not in existing]
+        _resolve(rows)
+        touch(faq.id)
+    return added
+
+
+def dismiss(group: Group | Sequence[int]) -> int:
+    """Resolve a group without teaching the bot anything (spam, chit-chat)."""
+    rows = _questions(group)
+    _resolve(rows)
+    return len(rows)
+
+
+# --- ratings -----------------------------------------------------------------------------
+
+LIKE_WORDS = ("👍", "有帮助", "有用", "满意")
+DISLIKE_WORDS = ("👎", "没帮助", "没有帮助", "没用", "不满意")
+LIKE_CARD = "👍 有帮助"
+DISLIKE_CARD = "👎 没帮助"
+
+
+def parse_rating(text: str) -> int | None:
+    """1 for a thumbs up, -1 for a thumbs down, None for anything else."""
+    stripped = text.strip()
+    if not stripped or len(stripped) > 8:
+        return None
+    if any(w in stripped for w in DISLIKE_WORDS):
+        return -1
+    if any(w in stripped for w in LIKE_WORDS):
+        return 1
+    return None
+
+
+def rate_answer(message: Message, value: int, customer: Customer | int | None = None) -> bool:
+    """Store the rating of one FAQ answer; False when it was rated already or is no FAQ answer."""
+    if message.faq_id is None or value not in (1, -1):
+        return False
+    created = insert_new(AnswerRating.insert(message=message.id, faq=message.faq_id, customer=customer,
+                                             value=value, created_at=clock.now()).on_conflict_ignore())
+    if not created:
+        return False
+    counter = Faq.likes if value > 0 else Faq.dislikes
+    Faq.update({counter: counter + 1}).where(Faq.id == message.faq_id).execute()
+    return True
+
+
+@dataclass(frozen=True)
+class RatedFaq:
+    faq_id: int
+    question: str
+    hits: int
+    likes: int
+    dislikes: int
+
+    @property
+    def dislike_share(self) -> float:
+        return self.dislikes / max(self.likes + self.dislikes, 1)
+
+
+def low_rated_faqs(min_ratings: int = 3, min_dislike_share: float = 0.5, limit: int = 50) -> list[RatedFaq]:
+    """FAQs with at least `min_ratings` ratings, at least `min_dislike_share` of them 👎, worst first."""
+    rows = Faq.select().where((Faq.likes + Faq.dislikes >= min_ratings) & (Faq.dislikes > 0))
+    out = [RatedFaq(f.id, str(f), f.hits, f.likes, f.dislikes) for f in rows]
+    out = [r for r in out if r.dislike_share >= min_dislike_share]
+    out.sort(key=lambda r: (-r.dislike_share, -r.dislikes))
+    return out[:limit]

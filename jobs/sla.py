@@ -1,0 +1,81 @@
+"""The agent SLA: a conversation whose agent does not reply in time goes to the next agent.
+
+Why a job: the breach is the *absence* of a message, so nothing inbound triggers it. The
+scheduler calls `run_sla` every ~15 s. A conversation is overdue when it is assigned, the
+agent has not replied since it was assigned to them, and `agent_sla_seconds` (operator
+setting) have passed since that assignment. It is then reassigned to the next free agent
+(round-robin, the late agent excluded); the late agent is told, the new one gets the
+context and the customer hears who is coming. With nobody else free it stays with its
+agent and is retried on the next run. Every message is keyed by the conversation and the
+assignment time it concerns, so a run repeated after a crash never notifies twice.
+
+Each run also assigns queued conversations to agents who became free without a message
+passing through the dispatcher (an agent set online in the admin, business hours opening).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot import assignment, clock, settings
+from bot.db import transaction
+from bot.models import Agent, Conversation
+from bot.relay import emit, say
+from bot.routing import handoff_messages, queue_position_updates, queue_snapshot
+
+
+def overdue(sla_seconds: int) -> list[Conversation]:
+    """Assigned conversations whose agent has not replied within the SLA, oldest first."""
+    cutoff = clock.now() - timedelta(seconds=sla_seconds)
+    rows = (
+        Conversation.select()
+        .where((Conversation.status == "assigned") & Conversation.agent.is_null(False)
+               & (Conversation.assigned_at <= cutoff)
+               & (Conversation.last_agent_reply_at.is_null()
+                  | (Conversation.last_agent_reply_at < Conversation.assigned_at)))
+        .order_by(Conversation.assigned_at, Conversation.id)
+    )
+    return list(rows)
+
+
+def run_sla() -> dict[str, int]:
+    """One pass: reassign overdue conversations, then drain the queue."""
+    seconds = int(settings.get("agent_sla_seconds") or 0)
+    reassigned = 0
+    if seconds > 0:
+        for conversation in overdue(seconds):
+            reassigned += int(_reassign(conversation, seconds))
+    return {"reassigned": reassigned, "drained": drain()}
+
+
+def _reassign(conversation: Conversation, seconds: int) -> bool:
+    key = f"sla:{conversation.id}:{_stamp(conversation.assigned_at)}"
+    with transaction():  # the move and its messages commit together
+        moved = assignment.reassign_overdue(conversation, conversation.assigned_at)
+        if moved is None:
+            return False
+        old, new = moved
+        customer = conversation.customer
+        late = f"{seconds // 60} 分钟" if seconds % 60 == 0 else f"{seconds} 秒"
+        notice = say(old, f"会话 #{conversation.id}（{customer}）超过 {late}未回复，已转给「{new}」。")
+        notice.conversation, notice.customer = conversation, customer
+        emit([notice] + handoff_messages(conversation, customer, new, note=f"「{old}」超时未回复，转派给您"), key)
+    return True
+
+
+def drain() -> int:
+    """Assign queued conversations to free agents, longest-waiting first; returns how many."""
+    before = queue_snapshot()
+
+    def notify(conversation: Conversation, agent: Agent) -> None:
+        emit(handoff_messages(conversation, conversation.customer, agent),
+             f"assign:{conversation.id}:{_stamp(conversation.assigned_at)}")
+
+    count = len(assignment.drain_queue(on_assign=notify))
+    if count:
+        emit(queue_position_updates(before), f"queue:{_stamp(clock.now())}")
+    return count
+
+
+def _stamp(when: datetime | None) -> str:
+    return when.strftime("%Y%m%dT%H%M%S%f") if when else "-"

@@ -1,0 +1,123 @@
+"""微信客服 (WeChat Customer Service): acknowledge, pull from a persisted cursor, send with
+kf/send_msg, never handle a message twice across restarts, session state in step."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.server import ADAPTERS
+from adapters.wechat_kf import kf_inbound, load_cursor
+from bot.models import ChannelCursor, Message, Outbox
+from tests.adapters.wechat_kit import eventually, kefu_client, stand, wecom_channel, wecom_server
+from tests.factories import RETURNS, SHIPPING, shop_faqs
+
+__all__ = ["stand"]
+
+KFID = "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw"
+# The callback from the 微信客服 documentation (接收消息和事件).
+CALLBACK = f"""<xml>
+   <ToUserName><![CDATA[ww12345678910]]></ToUserName>
+   <CreateTime>1348831860</CreateTime>
+   <MsgType><![CDATA[event]]></MsgType>
+   <Event><![CDATA[kf_msg_or_event]]></Event>
+   <Token><![CDATA[ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR]]></Token>
+   <OpenKfId><![CDATA[{KFID}]]></OpenKfId>
+</xml>"""
+
+
+def kf_channel(base: str, **extra):
+    return wecom_channel(base, name="kf", kind="wechat_kf", open_kfid=KFID, **extra)
+
+
+async def notify(client) -> None:
+    params, body = wecom_server().sign(CALLBACK)
+    resp = await client.post("/wecom/kf", params=params, data=body)
+    assert resp.status == 200 and await resp.text() == "success"
+
+
+@pytest.fixture
+async def kefu(aiohttp_client, config, database, stand):
+    shop_faqs()
+    return await kefu_client(aiohttp_client, config, kf_channel(stand.base), run_sender=True)
+
+
+async def test_callback_acks_then_messages_are_pulled_answered_and_sent(kefu, stand) -> None:
+    sb = stand.sandbox
+    sb.add_kf_message(KFID, "wm_cust1", "发货要多久")
+    sb.add_kf_message(KFID, "wm_cust2", "怎么退货")
+    await notify(kefu)
+    assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 2)
+    assert sb.texts_to("wm_cust1") == [SHIPPING] and sb.texts_to("wm_cust2") == [RETURNS]
+    assert sb.sends("/kf/send_msg")[0].body["open_kfid"] == KFID
+    assert load_cursor("kf") == "2"
+    assert Message.select().where(Message.direction == "in").count() == 2
+
+
+async def test_a_restart_never_redelivers_pulled_messages(aiohttp_client, config, database, stand) -> None:
+    shop_faqs()
+    sb = stand.sandbox
+    sb.add_kf_message(KFID, "wm_a", "发货要多久")
+    first = await kefu_client(aiohttp_client, config, kf_channel(stand.base), run_sender=True)
+    await notify(first)
+    assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 1)
+    await first.close()  # the process stops
+    sb.add_kf_message(KFID, "wm_a", "怎么退货")
+    second = await kefu_client(aiohttp_client, config, kf_channel(stand.base), run_sender=True)
+    await notify(second)
+    assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 2)
+    assert sb.texts_to("wm_a") == [SHIPPING, RETURNS]
+    assert Message.select().where(Message.direction == "in").count() == 2
+    pulls = [c.body["cursor"] for c in sb.calls if c.path.endswith("/kf/sync_msg")]
+    assert pulls == ["", "1"]  # the second process resumed from the persisted cursor
+
+
+async def test_a_lost_cursor_still_handles_each_message_once(kefu, stand) -> None:
+    sb = stand.sandbox
+    sb.add_kf_message(KFID, "wm_b", "发货要多久")
+    await notify(kefu)
+    assert await eventually(lambda: load_cursor("kf") == "1")
+    ChannelCursor.delete().execute()  # e.g. a crash before the cursor was saved
+    handled = await kefu.app[ADAPTERS]["kf"].pull()
+    assert handled == 1  # pulled again...
+    assert Message.select().where(Message.direction == "in").count() == 1  # ...but stored once
+    assert Outbox.select().count() == 1
+
+
+async def test_platform_session_state_follows_ours(kefu, stand) -> None:
+    sb = stand.sandbox
+    sb.add_kf_message(KFID, "wm_c", "发货要多久")
+    await notify(kefu)
+    assert await eventually(lambda: sb.kf_states.get((KFID, "wm_c")) == 1)  # the bot is serving
+    sb.add_kf_message(KFID, "wm_c", "转人工")  # no agent online: queued
+    await notify(kefu)
+    assert await eventually(lambda: sb.kf_states.get((KFID, "wm_c")) == 2)
+
+
+async def test_window_closed_on_kf_send(kefu, stand) -> None:
+    sb = stand.sandbox
+    sb.inject(45015, "/kf/send_msg")
+    sb.add_kf_message(KFID, "wm_d", "发货要多久")
+    await notify(kefu)
+    assert await eventually(lambda: Outbox.get_or_none(Outbox.status == "window_closed") is not None)
+
+
+async def test_bad_signature_is_403_and_pulls_nothing(kefu, stand) -> None:
+    params, body = wecom_server().sign(CALLBACK)
+    resp = await kefu.post("/wecom/kf", params={**params, "msg_signature": "2" * 40}, data=body)
+    assert resp.status == 403
+    assert not [c for c in stand.sandbox.calls if "sync_msg" in c.path]
+
+
+def test_sync_items_become_inbounds() -> None:
+    text = {"msgid": "m1", "open_kfid": KFID, "external_userid": "wm_1", "send_time": 1, "origin": 3,
+            "msgtype": "text", "text": {"content": "你好"}}
+    inbound = kf_inbound("kf", text)
+    assert (inbound.user_id, inbound.msg_id, inbound.kind, inbound.text) == ("wm_1", "m1", "text", "你好")
+    servicer = {**text, "msgid": "m2", "origin": 5}
+    assert kf_inbound("kf", servicer) is None
+    enter = {"msgid": "m3", "origin": 4, "msgtype": "event",
+             "event": {"event_type": "enter_session", "external_userid": "wm_2", "welcome_code": "WC"}}
+    event = kf_inbound("kf", enter)
+    assert (event.kind, event.event, event.raw["welcome_code"]) == ("event", "subscribe", "WC")
+    odd = {**text, "msgid": "m4", "msgtype": "channels_shop_product", "channels_shop_product": {}}
+    assert kf_inbound("kf", odd).kind == "unknown"

@@ -1,0 +1,58 @@
+"""The dashboard's figures, computed from the rows the bot writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from admin import dashboard
+from bot import clock, conversations
+from bot.dispatcher import Dispatcher
+from bot.models import Conversation
+from tests.admin.conftest import Panel
+from tests.factories import make_agent, shop_faqs, text
+
+
+def test_figures_from_a_day_of_traffic(dispatcher: Dispatcher, fake_clock: clock.FakeClock) -> None:
+    shop_faqs()
+    make_agent("xiaomei")
+    dispatcher.handle(text("a", "发货要多久"))
+    dispatcher.handle(text("b", "怎么退货"))
+    dispatcher.handle(text("c", "你们老板叫什么名字"))  # the bot abstains
+    dispatcher.handle(text("d", "转人工"))
+    handed = Conversation.get(Conversation.status == "assigned")
+    fake_clock.advance(seconds=40)
+    dispatcher.handle(text("agent-xiaomei", "您好，我是小美，马上为您处理"))  # the agent's first reply
+    fake_clock.advance(minutes=5)
+    conversations.resolve(Conversation.get_by_id(handed.id), "agent")
+    Conversation.update(satisfaction=4).where(Conversation.id == handed.id).execute()
+    fake_clock.advance(minutes=10)
+    summary = dashboard.summary()
+    today = summary["today"]
+    assert today["messages_in"] == 4  # the agent's message is not a customer's
+    assert today["bot_answered"] == 2 and today["bot_abstained"] == 1
+    assert today["answer_rate"] == round(2 / 3, 4)
+    assert today["handoffs"] == 1
+    assert today["first_response_seconds"] == 40.0 and today["reply_rate"] == 1.0
+    assert today["satisfaction"] == 4.0 and today["rated"] == 1
+    assert summary["last_30_days"]["messages_in"] == 4
+    assert summary["series"]["messages_in"][-1] == 4 and len(summary["series"]["labels"]) == 30
+    agent = next(a for a in summary["agents"] if a["agent"] == "xiaomei")
+    assert agent["assigned"] == 1
+
+
+def test_yesterday_is_not_today(dispatcher: Dispatcher, fake_clock: clock.FakeClock) -> None:
+    shop_faqs()
+    dispatcher.handle(text("a", "发货要多久"))
+    fake_clock.advance(days=1)
+    summary = dashboard.summary()
+    assert summary["today"]["messages_in"] == 0
+    assert summary["last_30_days"]["messages_in"] == 1
+    assert summary["series"]["messages_in"][-2:] == [1, 0]
+
+
+def test_queue_now_and_json_endpoint(admin_panel: Panel, dispatcher: Dispatcher, database: Any) -> None:
+    dispatcher.handle(text("a", "转人工"))  # no agent: queued
+    data = admin_panel.get("/admin/dashboard.json").get_json()
+    assert data["queue_now"] == 1 and data["today"]["handoffs"] == 1
+    html = admin_panel.get("/admin/").get_data(as_text=True)
+    assert 'data-kpi="queue_now">1<' in html and "chart.umd.min.js" in html

@@ -1,0 +1,102 @@
+"""The knowledge base in the panel: FAQs with phrasings inline, bulk enable/disable,
+search by phrasing, the "try it" box, import and export."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from admin.faq_csv import parse_csv, to_csv
+from bot.faq.io import export_records
+from bot.faq.store import FaqStore
+from bot.models import Faq, FaqQuestion
+from tests.admin.conftest import Panel
+from tests.factories import SHIPPING, make_faq, shop_faqs
+
+
+def test_create_faq_with_two_phrasings_is_answered(admin_panel: Panel, store: FaqStore) -> None:
+    response = admin_panel.post("/admin/faq/new/", {
+        "category": "物流问题", "answer": "顺丰包邮，一般两天到。", "enabled": "y",
+        "questions-0-text": "用什么快递", "questions-1-text": "发什么快递",
+    })
+    assert response.status_code == 302
+    faq = Faq.get(Faq.answer == "顺丰包邮，一般两天到。")
+    assert sorted(q.text for q in faq.questions) == ["发什么快递", "用什么快递"]
+    assert store.match("你们发什么快递").best.faq_id == faq.id
+
+
+def test_bulk_disable_and_enable(admin_panel: Panel) -> None:
+    faqs = shop_faqs()
+    ids = [str(faqs["shipping"].id), str(faqs["returns"].id)]
+    response = admin_panel.post("/admin/faq/action/", {"action": "disable", "rowid": ids})
+    assert response.status_code == 302
+    assert [f.enabled for f in Faq.select().order_by(Faq.id)] == [False, False, True]
+    admin_panel.post("/admin/faq/action/", {"action": "enable", "rowid": ids[:1]})
+    assert Faq.get_by_id(faqs["shipping"].id).enabled and not Faq.get_by_id(faqs["returns"].id).enabled
+
+
+def test_filter_by_phrasing_and_search_answer(admin_panel: Panel) -> None:
+    shop_faqs()
+    view = admin_panel.client.application.extensions["admin"][0]._views
+    faq_view = next(v for v in view if getattr(v, "endpoint", "") == "faq")
+    index = next(i for i, f in enumerate(faq_view._filters) if str(f.name) == "问法")
+    html = admin_panel.get(f"/admin/faq/?flt0_{index}=穿多大").get_data(as_text=True)
+    assert "尺码表" in html and "48小时" not in html
+    html = admin_panel.get("/admin/faq/?search=无理由").get_data(as_text=True)
+    assert "7天无理由" in html and "尺码表" not in html
+
+
+def test_try_it_shows_answer_and_scores(admin_panel: Panel) -> None:
+    shop_faqs()
+    html = admin_panel.get("/admin/faq-tools/?q=发货要多久呀").get_data(as_text=True)
+    assert SHIPPING in html and "机器人会回答" in html
+    assert "得分" in html
+    html = admin_panel.get("/admin/faq-tools/?q=量子力学的基本原理").get_data(as_text=True)
+    assert "没有把握" in html
+
+
+def test_categories_are_counted(admin_panel: Panel) -> None:
+    shop_faqs()
+    html = admin_panel.get("/admin/faq-tools/").get_data(as_text=True)
+    table = html[html.index('id="categories"'):]
+    assert "物流问题</a></td><td>1</td>" in table
+
+
+def test_export_csv_has_bom_and_round_trips() -> None:
+    records = [{"id": "a1", "questions": ["发货要多久", "几天发货"], "answer": "48小时内发货，\"现货\"优先。",
+                "category": "物流问题"}]
+    data = to_csv(records)
+    assert data.startswith("\ufeff".encode("utf-8"))
+    parsed = parse_csv(data)
+    assert parsed[0].id == "a1" and parsed[0].questions == ("发货要多久", "几天发货")
+    assert parsed[0].answer == records[0]["answer"]
+
+
+def test_export_and_import_through_the_panel(admin_panel: Panel) -> None:
+    for i, (questions, answer) in enumerate(((["发货要多久"], "48小时内发货"), (["怎么退货"], "7天无理由退货"),
+                                             (["尺码怎么选"], "参考尺码表"))):
+        admin_panel.post("/admin/faq/new/", {"category": "更多问题", "answer": answer, "enabled": "y",
+                                             "questions-0-text": questions[0]})
+    csv_body = admin_panel.get("/admin/faq-tools/export.csv").data
+    jsonl_body = admin_panel.get("/admin/faq-tools/export.jsonl").get_data(as_text=True)
+    assert len(jsonl_body.splitlines()) == 3 and json.loads(jsonl_body.splitlines()[0])["questions"]
+    edited = csv_body.decode("utf-8-sig").replace("48小时内发货", "24小时内发货").encode("utf-8-sig")
+    response = admin_panel.post("/admin/faq-tools/import", {"file": (io.BytesIO(edited), "faq.csv")},
+                                content_type="multipart/form-data", follow_redirects=True)
+    assert "更新 3 条" in response.get_data(as_text=True)
+    assert Faq.select().where(Faq.answer.contains("24小时内发货")).count() == 1
+    new = json.dumps({"id": "coupon", "questions": ["有优惠券吗"], "answer": "新人满100减10。"}, ensure_ascii=False)
+    response = admin_panel.post("/admin/faq-tools/import", {"file": (io.BytesIO(new.encode()), "more.jsonl")},
+                                content_type="multipart/form-data", follow_redirects=True)
+    assert "新增 1 条" in response.get_data(as_text=True)
+    assert len(export_records()) == 4
+
+
+def test_bad_import_names_the_line_and_imports_nothing(admin_panel: Panel) -> None:
+    make_faq("原答案", ["原问法"])
+    body = '{"id": "x", "questions": ["好问题"], "answer": "好答案"}\n{"id": "y", "questions": []}\n'
+    response = admin_panel.post("/admin/faq-tools/import", {"file": (io.BytesIO(body.encode()), "bad.jsonl")},
+                                content_type="multipart/form-data", follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert "line 2" in html and "未导入任何内容" in html
+    assert Faq.select().count() == 1 and FaqQuestion.select().count() == 1
