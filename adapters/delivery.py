@@ -17,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import defaultdict
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -37,7 +38,7 @@ class AsyncSender(Protocol):
 
 
 def is_async_sender(sender: object) -> bool:
-    return asyncio.iscoroutinefunction(getattr(sender, "send", None))
+    return inspect.iscoroutinefunction(getattr(sender, "send", None))
 
 
 class RateLimiter:
@@ -85,10 +86,16 @@ class GroupRecorder:
                 try:
                     statuses = await self.run_blocking(outbox.record_many, [(r, res) for r, res, _ in batch],
                                                        self.max_attempts)
-                except BaseException as exc:
+                except BaseException as exc:  # the others learn it too, instead of waiting forever
                     for _, _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                        if waiter.done():
+                            continue
+                        if isinstance(exc, Exception):
+                            waiter.set_exception(exc)
+                        else:
+                            waiter.cancel()
+                    if not done.cancelled():
+                        done.exception()  # ours is raised below, not left unretrieved
                     raise
                 for (_, _, waiter), status in zip(batch, statuses):
                     waiter.set_result(status)

@@ -6,18 +6,20 @@ cannot reach users or settings, and the demo password must be changed before any
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import flash, jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.form import BaseForm
+from flask_admin.model import typefmt
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import _FlaskFormCSRF, generate_csrf, validate_csrf
 from wtforms import SelectField, ValidationError
 
 from admin import throttle, users
-from admin.filters import KefuFilterConverter, KefuModelConverter
+from admin.filters import KefuFilterConverter, KefuModelConverter, local_time
 from bot.models import AdminUser
 
 
@@ -176,6 +178,8 @@ class SecureModelView(AccessRules, ModelView):
 
     form_base_class = CsrfForm
     filter_converter = KefuFilterConverter()
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, datetime: local_time}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, datetime: local_time}
     model_form_converter = KefuModelConverter
     page_size = 50
     can_view_details = True

@@ -139,3 +139,9 @@ class OrderView(ReadOnlyView):
     column_filters = ("status", "created_at", "delivered_at")
     column_searchable_list = ("shop_order_id", "phone")
     column_default_sort = ("id", True)
+
+
+class SegmentView(SecureModelView):
+    column_list = ("name", "filter", "created_at")
+    column_labels = {"name": _l("名称"), "filter": _l("筛选条件（JSON）"), "created_at": _l("创建时间")}
+    form_columns = ("name", "filter")

@@ -3,16 +3,23 @@
 Why: Flask-Admin picks filters by the field's class name, so it does not know
 `UTCDateTimeField` (a DateTimeField) and offers nothing for foreign keys; here dates get the
 usual date-time filters and a foreign key gets "equals" with a choice of the related rows
-(filter the conversations by agent, the deliveries by campaign, ...).
+(filter the conversations by agent, the deliveries by campaign, ...). Forms: see
+`KefuModelConverter`.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import peewee
 from flask_admin.contrib.peewee import filters, form
 from flask_admin.model.filters import convert
+from wtforms import TextAreaField
+
+from bot.models import JSONField
 
 OPTIONS_LIMIT = 500
 
@@ -30,20 +37,72 @@ def _related_options(column: peewee.ForeignKeyField) -> Any:
     return options
 
 
+def shop_zone() -> ZoneInfo:
+    from admin.dashboard import shop_zone as zone
+
+    return zone()
+
+
+def local_time(view: Any, value: datetime, name: str) -> str:
+    """Stored times are UTC; the panel shows them in the shop's timezone."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(shop_zone()).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _as_local(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_as_local(v) for v in value]
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=shop_zone())  # typed by an operator in shop time
+    return value
+
+
+def _local_filter(base: type) -> type:
+    def clean(self: Any, value: str) -> Any:
+        return _as_local(base.clean(self, value))
+
+    return type(f"Local{base.__name__}", (base,), {"clean": clean})
+
+
 class KefuFilterConverter(filters.FilterConverter):
     @convert("UTCDateTimeField")
     def conv_utc_datetime(self, column: Any, name: str) -> list[filters.BasePeeweeFilter]:
-        return [f(column, name) for f in self.datetime_filters]
+        return [_local_filter(f)(column, name) for f in self.datetime_filters]
 
     @convert("ForeignKeyField")
     def conv_foreign_key(self, column: Any, name: str) -> list[filters.BasePeeweeFilter]:
         return [RelatedEqual(column, name, options=_related_options(column))]
 
 
+class JSONTextField(TextAreaField):
+    """A JSON value edited as text (a saved segment's filter, ...); bad JSON is a form error."""
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return "" if self.data is None else json.dumps(self.data, ensure_ascii=False, indent=2)
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            text = str(valuelist[0]).strip()
+            try:
+                self.data = json.loads(text) if text else None
+            except json.JSONDecodeError as exc:
+                self.data = None
+                raise ValueError(f"不是有效的 JSON：{exc.msg}（第 {exc.lineno} 行）") from None
+
+
 class KefuModelConverter(form.CustomModelConverter):
     """Flask-Admin maps peewee's old `PrimaryKeyField` to an optional hidden field; peewee 4's
-    `AutoField` is not a subclass of it, so an inline row's empty id would be "required"."""
+    `AutoField` is not a subclass of it, so an inline row's empty id would be "required".
+    kefu's JSONField is edited as JSON text rather than as the dict's repr."""
 
     def __init__(self, view: Any, additional: Any = None) -> None:
         super().__init__(view, additional)
         self.converters[peewee.AutoField] = self.handle_pk
+        self.converters[JSONField] = self.handle_json_text
+
+    def handle_json_text(self, model: Any, field: Any, **kwargs: Any) -> tuple[str, JSONTextField]:
+        kwargs.pop("filters", None)
+        return field.name, JSONTextField(**kwargs)

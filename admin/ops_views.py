@@ -16,9 +16,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import PasswordField, SelectField
 
-from admin import learning, users
+from admin import users
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.faq_views import CATEGORIES, short
+from bot.faq import learning
 from bot.models import AdminUser, Faq, Outbox, UnansweredQuestion
 
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
@@ -34,6 +35,7 @@ class UnansweredView(ReadOnlyView):
     column_formatters = {"text": short, "best_faq": lambda v, c, m, n: str(m.best_faq)[:30] if m.best_faq_id else ""}
     column_default_sort = ("id", True)
     details_template = "admin/kefu_unanswered_details.html"
+    list_template = "admin/kefu_unanswered_list.html"
 
     def render(self, template: str, **kwargs: Any) -> Any:
         if template == self.details_template and kwargs.get("model") is not None:
@@ -41,32 +43,42 @@ class UnansweredView(ReadOnlyView):
             kwargs["categories"] = CATEGORIES
         return super().render(template, **kwargs)
 
+    @expose("/groups/")
+    def groups_view(self) -> Any:
+        """Open questions grouped by similarity, biggest first: teach the bot a group at once."""
+        return self.render("admin/kefu_unanswered_groups.html", groups=learning.unanswered_groups(),
+                           faqs=list(Faq.select().order_by(Faq.category, Faq.id)), categories=CATEGORIES)
+
     @expose("/promote/", methods=("POST",))
     def promote_view(self) -> Any:
-        qid = request.form.get("id", type=int) or 0
+        ids = _ids(request.form.get("ids", ""))
+        phrasings = [p for p in request.form.getlist("phrasing") if p.strip()] or None
         try:
-            faq = learning.promote(qid, request.form.get("answer", ""), request.form.get("category", ""),
-                                   request.form.get("phrasing", ""))
+            faq = learning.promote_to_new_faq(ids, request.form.get("answer", ""), request.form.get("category", ""),
+                                              phrasings)
         except learning.LearningError as exc:
             flash(str(exc), "error")
-            return redirect(url_for(".details_view", id=qid))
+            return redirect(request.referrer or url_for(".index_view"))
         flash(_l("已新建 FAQ #%(id)s", id=faq.id), "success")
         return redirect(url_for("faq.edit_view", id=faq.id))
 
     @expose("/add-phrasing/", methods=("POST",))
     def add_phrasing_view(self) -> Any:
-        qid = request.form.get("id", type=int) or 0
         try:
-            learning.add_phrasing(qid, request.form.get("faq_id", type=int) or 0, request.form.get("phrasing", ""))
+            learning.add_as_phrasing(_ids(request.form.get("ids", "")), request.form.get("faq_id", type=int) or 0)
         except learning.LearningError as exc:
             flash(str(exc), "error")
-            return redirect(url_for(".details_view", id=qid))
+            return redirect(request.referrer or url_for(".index_view"))
         flash(_l("已添加为问法"), "success")
-        return redirect(url_for(".index_view"))
+        return redirect(request.referrer or url_for(".index_view"))
 
     @action("dismiss", _l("标记为已处理"))
     def action_dismiss(self, ids: list[str]) -> None:
         flash(_l("已处理 %(n)s 条", n=learning.dismiss([int(i) for i in ids])), "success")
+
+
+def _ids(text: str) -> list[int]:
+    return [int(part) for part in text.replace(",", " ").split() if part.isdigit()]
 
 
 def _reason(view: Any, context: Any, model: Outbox, name: str) -> str:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from flask_admin import Admin
 from flask_babel import lazy_gettext as _l
 
-from admin.auth import SecureModelView
 from admin.campaign_views import CampaignView, DeliveryView
 from admin.conversation_views import ConversationView, MessageView
 from admin.crm_views import (
-    AgentView, CouponView, CustomerView, GroupMemberView, GroupView, IssuedCouponView, OrderView, TagView,
+    AgentView, CouponView, CustomerView, GroupMemberView, GroupView, IssuedCouponView, OrderView, SegmentView, TagView,
 )
 from admin.faq_views import FaqToolsView, FaqView, SynonymView
 from admin.ops_views import AdminUserView, OutboxFailureView, UnansweredView
@@ -38,7 +37,7 @@ def register_views(admin: Admin, config: Config) -> None:
     admin.add_view(TagView(Tag, name=_l("标签"), category=crm, endpoint="tag"))
     admin.add_view(GroupView(CustomerGroup, name=_l("群组"), category=crm, endpoint="group"))
     admin.add_view(GroupMemberView(GroupMember, name=_l("群成员"), category=crm, endpoint="groupmember"))
-    admin.add_view(SecureModelView(Segment, name=_l("人群"), category=crm, endpoint="segment"))
+    admin.add_view(SegmentView(Segment, name=_l("人群"), category=crm, endpoint="segment"))
     admin.add_view(OrderView(Order, name=_l("订单"), category=crm, endpoint="order"))
     admin.add_view(CampaignView(Campaign, name=_l("群发活动"), category=marketing, endpoint="campaign"))
     admin.add_view(DeliveryView(Delivery, name=_l("发送明细"), category=marketing, endpoint="delivery"))

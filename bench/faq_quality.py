@@ -7,7 +7,7 @@
 `--fit` prints the constants for bot/faq/calibration.py (fit on the dev split only, never
 per query) and the precision/recall/rej_neg curve over thresholds. `--speed N` synthesizes
 N FAQs by replicating the ATEC phrasings with a distinct id and a perturbation (a prefix or
-suffix a customer would add), embeds them once into an on-disk cache, then answers the ATEC
+suffix a customer would add), embeds them once into a cache file in the temp folder, then answers the ATEC
 queries one at a time and reports queries/s by stage.
 """
 
@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def speed(n: int) -> None:
     embedder = load_embedder()
     records, queries = dataset("atec")
     big = synthesize(records, n)
-    cache = FileCache(ROOT / ".bench-cache" / "faq-vectors.npz")
+    cache = FileCache(Path(tempfile.gettempdir()) / "kefu-bench-faq-vectors.npz")
     index, build_s = build_index(big, embedder, cache)
     cache.save()
     index, build_cached_s = build_index(big, embedder, cache)

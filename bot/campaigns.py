@@ -217,11 +217,16 @@ def _transition(campaign_id: int, allowed: tuple[str, ...], to: str, **extra: An
 
 
 def schedule(campaign: Campaign) -> None:
-    """draft -> scheduled (the scheduler picks it up within its sync interval)."""
+    """draft or done -> scheduled (the scheduler picks it up within its sync interval). A
+    one-shot campaign whose time has passed runs now, as a new run. A paused run is resumed,
+    not scheduled again: that would start a second run to the same recipients."""
     targets(campaign)  # a wrong target fails now, not at send time
     if campaign.cron:
         _check_cron(campaign.cron)
-    if not _transition(campaign.id, ("draft", "paused", "done"), "scheduled"):
+    extra: dict[str, Any] = {}
+    if not campaign.cron and campaign.run_at is not None and campaign.run_at <= clock.now():
+        extra["run_at"] = None
+    if not _transition(campaign.id, ("draft", "done"), "scheduled", **extra):
         raise CampaignError(f"活动当前状态为 {_status(campaign.id)}，不能安排发送")
 
 
@@ -278,14 +283,15 @@ def _finish(campaign: Campaign) -> None:
 def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[], bool] = lambda: False,
           batch: int = fanout.HAND_OVER_BATCH, max_batches: int | None = None,
           max_backlog: int = MAX_OUTBOX_BACKLOG, backlog_wait: float = 10.0) -> str:
-    """Carry a running campaign's current run forward: plan its recipients, then hand them to
-    the outbox batch by batch, re-reading the state between batches (pause/cancel take
+    """Carry a running campaign's current run forward: plan its recipients a batch ahead and
+    hand them to the outbox batch by batch, re-reading the state between batches (pause/cancel take
     effect within one batch). Returns why it stopped: done | paused | cancelled | stopped |
     backlog | not running."""
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
     if campaign is None or campaign.status != "running" or not campaign.run_key:
         return "not running"
-    fanout.plan(campaign.run_key, targets(campaign), campaign.id)
+    audience = targets(campaign)
+    planned_all = False
     batches, waited_since = 0, None
     while True:
         status = _status(campaign_id)
@@ -300,10 +306,12 @@ def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[],
             time.sleep(0.05)
             continue
         waited_since = None
+        if not planned_all:  # plan a little ahead of the hand-over: the first sends go out at once
+            planned_all = fanout.plan(campaign.run_key, audience, campaign.id, max_batches=1)[1]
         counts = fanout.hand_over(campaign.run_key, lambda c, d: render(campaign, c, fanout.outbox_key(d)),
                                   channel_kinds, limit=batch)
         batches += 1
-        if counts.queued + counts.skipped == 0:
+        if counts.queued + counts.skipped == 0 and planned_all:
             _finish(campaign)
             return "done"
 

@@ -431,6 +431,53 @@ def agent_list(config: Config) -> None:
                               ensure_ascii=False))
 
 
+@agent.command("status")
+@config_option
+@click.argument("name")
+@click.argument("status", type=click.Choice(["online", "away", "offline"]))
+def agent_status(config: Config, name: str, status: str) -> None:
+    """Set agent NAME online, away or offline, as the agent's own command would (offline:
+    conversations waiting for their reply go back to the queue; online: the queue is served)."""
+    from bot import assignment, clock
+    from bot.db import transaction
+    from bot.relay import emit, find_agent, go_offline, say
+    from jobs.sla import drain
+
+    _open(config)
+    found = find_agent(name)
+    if found is None:
+        raise click.ClickException(f"no agent named {name!r} (see `kefu agent list`)")
+    key = f"cli-status:{found.id}:{clock.now().strftime('%Y%m%dT%H%M%S%f')}"
+    with transaction():
+        assignment.hold_lock()
+        if status == "offline":
+            emit(go_offline(found), key)
+        else:
+            assignment.set_status(found, status)
+            emit([say(found, f"管理员已将您的状态设为：{'在线' if status == 'online' else '离开'}")], key)
+    served = drain() if status == "online" else 0
+    click.echo(f"agent {found.name} is {status}" + (f"; {served} queued conversations assigned" if served else ""))
+
+
+@agent.command("kpi")
+@config_option
+@click.option("--days", type=int, default=7, show_default=True, help="The last N local days, today included.")
+def agent_kpi(config: Config, days: int) -> None:
+    """Per-agent KPIs (JSON lines): assigned, reply rate, first response, resolution, satisfaction."""
+    from dataclasses import asdict
+    from datetime import datetime, timedelta
+
+    from bot import clock, kpi
+
+    _open(config)
+    zone = kpi.shop_zone()
+    today = clock.now().astimezone(zone).date()
+    first = today - timedelta(days=max(days, 1) - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=zone)
+    for row in kpi.per_agent(start, clock.now() + timedelta(seconds=1)):
+        click.echo(json.dumps(asdict(row), ensure_ascii=False))
+
+
 @main.group()
 def orders() -> None:
     """Orders from the shop system (live ones arrive on POST /api/orders)."""

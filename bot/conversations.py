@@ -96,6 +96,10 @@ def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
     ).execute()
 
 
+def queue_length() -> int:
+    return Conversation.select().where(Conversation.status == "queued").count()
+
+
 def queued() -> list[Conversation]:
     """The queue, longest-waiting first."""
     return list(Conversation.select().where(Conversation.status == "queued")

@@ -87,16 +87,17 @@ def outbox_key(delivery_id: int) -> str:
 # --- planning -----------------------------------------------------------------------------
 
 
-def plan(job_key: str, targets: peewee.Select, campaign_id: int | None = None, batch: int = PLAN_BATCH) -> int:
+def plan(job_key: str, targets: peewee.Select, campaign_id: int | None = None, batch: int = PLAN_BATCH,
+         max_batches: int | None = None) -> tuple[int, bool]:
     """Insert a pending delivery for every customer id `targets` selects (a query whose first
-    column is Customer.id); returns how many were inserted. Resumable and idempotent: it
-    continues after the highest customer already planned for this job."""
+    column is Customer.id), at most `max_batches` batches now; returns (inserted, complete).
+    Resumable and idempotent: it continues after the highest customer already planned."""
     last = Delivery.select(peewee.fn.MAX(Delivery.customer)).where(Delivery.job_key == job_key).scalar() or 0
-    inserted = 0
-    while True:
+    inserted = batches = 0
+    while max_batches is None or batches < max_batches:
         ids = [row[0] for row in targets.where(Customer.id > last).order_by(Customer.id).limit(batch).tuples()]
         if not ids:
-            return inserted
+            return inserted, True
         now = clock.now()
         rows = [(job_key, cid, campaign_id, "pending", "", now, now) for cid in ids]
         with transaction():
@@ -105,7 +106,11 @@ def plan(job_key: str, targets: peewee.Select, campaign_id: int | None = None, b
                 Delivery.created_at, Delivery.updated_at,
             ]).on_conflict_ignore().execute()
         inserted += len(ids)
+        batches += 1
         last = ids[-1]
+        if len(ids) < batch:
+            return inserted, True
+    return inserted, False
 
 
 # --- the 48-hour window and who may be sent to ------------------------------------------------

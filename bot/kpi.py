@@ -23,6 +23,7 @@ Public functions (pure reads; the admin dashboard calls them):
           agent_ids: Iterable[int] | None = None) -> list[AgentDayKpi]
     stints(start: datetime, end: datetime, agent_ids=None) -> list[Stint]
     summarize(rows: Iterable[Stint]) -> Figures
+    shop_zone(name: str | None = None) -> ZoneInfo   # the business-hours timezone
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def daily(first_day: date, last_day: date, timezone: str | None = None,
           agent_ids: Iterable[int] | None = None) -> list[AgentDayKpi]:
     """One row per (agent, local day) with at least one stint, days in [first_day, last_day];
     `timezone` defaults to the business-hours timezone."""
-    zone = _zone(timezone)
+    zone = shop_zone(timezone)
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone)
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=zone) + timedelta(days=1)
     groups: dict[tuple[int, date], list[Stint]] = {}
@@ -182,7 +183,7 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
 
-def _zone(name: str | None) -> ZoneInfo:
+def shop_zone(name: str | None = None) -> ZoneInfo:
     name = name or (settings.get("business_hours") or {}).get("timezone") or "Asia/Shanghai"
     try:
         return ZoneInfo(name)

@@ -25,7 +25,7 @@ from bot.db import insert_new, transaction
 from bot.events import Inbound, Reply
 from bot.models import Agent, Conversation, Customer, Faq, Message, Outbox
 from bot.outgoing import Outgoing
-from bot.routing import customer_header, handoff_messages, queue_position_updates, queue_snapshot
+from bot.routing import customer_header, handoff_messages, queue_position_updates, queue_snapshot, serve_queue
 
 HELP = """可用命令（中文可直接发送，英文需加 /）：
 /list 或 列表 — 我的会话
@@ -336,13 +336,7 @@ def go_offline(agent: Agent) -> list[Outgoing]:
 def drain_queue_messages() -> list[Outgoing]:
     """Assign waiting conversations to free agents (longest-waiting first) and produce the
     handoff messages, and tell those still waiting their new position."""
-    before = queue_snapshot()
-    out: list[Outgoing] = []
-    for conversation, agent in assignment.drain_queue():
-        out += handoff_messages(conversation, conversation.customer, agent)
-    if out:
-        out += queue_position_updates(before)
-    return out
+    return serve_queue()
 
 
 def find_agent(name: str) -> Agent | None:

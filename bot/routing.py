@@ -161,6 +161,12 @@ class Router:
         if not business_hours.is_open(clock.now(), settings.get("business_hours")):
             conversations.enqueue(conversation, reason)
             return [self._to_customer(turn, closed_text())]
+        if conversations.queue_length():  # others are waiting: nobody jumps the queue
+            conversations.enqueue(conversation, reason)
+            out = serve_queue(quiet=conversation.id)
+            if Conversation.get_by_id(conversation.id).status == "assigned":
+                return out
+            return out + [self._to_customer(turn, self._queue_text(conversation))]
         agent = assignment.assign_next_agent(conversation, prefer_id=conversations.previous_agent_id(customer))
         if agent is None:
             conversations.enqueue(conversation, reason)
@@ -260,11 +266,25 @@ def queue_snapshot() -> dict[int, int]:
     return {c.id: n for n, c in enumerate(conversations.queued(), 1)}
 
 
+def serve_queue(quiet: int | None = None) -> list[Outgoing]:
+    """Assign waiting conversations to free agents, longest-waiting first, with their
+    handoff messages, and tell those still waiting their new position (all but conversation
+    `quiet`, whose customer is being answered anyway)."""
+    before = queue_snapshot()
+    out: list[Outgoing] = []
+    for conversation, agent in assignment.drain_queue():
+        out += handoff_messages(conversation, conversation.customer, agent)
+    if out:
+        out += [u for u in queue_position_updates(before) if u.conversation is None or u.conversation.id != quiet]
+    return out
+
+
 def queue_position_updates(before: dict[int, int]) -> list[Outgoing]:
     """Tell waiting customers their new position after the queue moved.
 
-    Positions only shrink when conversations leave; a customer hears the new one when it
-    changed and is within `QUEUE_UPDATE_TOP`, so a long queue is not flooded on each move.
+    A customer hears their new position when it changed (conversations left ahead, or one
+    returned by an agent going offline was put back by its earlier waiting time) and is
+    within `QUEUE_UPDATE_TOP`, so a long queue is not flooded on each move.
     """
     out: list[Outgoing] = []
     for n, conversation in enumerate(conversations.queued(), 1):

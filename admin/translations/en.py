@@ -86,7 +86,11 @@ EN: dict[str, str] = {
     "添加为已有 FAQ 的问法": "Add as a phrasing of an existing FAQ", "添加问法": "Add phrasing",
     "登录 kefu 客服后台": "Log in to the kefu panel", "密码": "Password", "登录": "Log in",
     "修改密码": "Change password", "首次登录请先设置新密码（至少 8 位）。": "Set a new password first (at least 8 characters).",
-    "确认新密码": "Confirm new password", "保存": "Save",
+    "确认新密码": "Confirm new password", "保存": "Save", "在线": "online", "按相似问题分组处理": "Handle similar questions together",
+    "未解决问题（按相似分组）": "Unanswered questions (similar ones grouped)",
+    "同一组的问题一起处理：新建为 FAQ（每个不同说法成为一个问法），或添加为已有 FAQ 的问法。":
+        "Handle a group at once: promote it to a new FAQ (each distinct wording becomes a phrasing) or add it to an existing FAQ's phrasings.",
+    "逐条列表": "One by one", "筛选条件（JSON）": "Filter (JSON)", "没有未解决的问题": "No unanswered questions", "离开": "away", "下线": "offline",
 }
 
 

@@ -133,7 +133,8 @@ class FaqIndex:
         if exact is not None:
             return self._ranked(lexical, limit, "exact", force=exact)
         lex_match = self._ranked(lexical, limit, "lexical")
-        if self._vectors is None or lex_match.score >= self._lexical_shortcut:
+        if self._vectors is None or (lex_match.score >= self._lexical_shortcut
+                                     and lex_match.features["score"] >= calibration.LEXICAL_SHORTCUT_SIMILARITY):
             return lex_match
         similarity, spread = self._similarity(query, lexical)
         return self._ranked(similarity, limit, "semantic", spread=spread)

@@ -20,7 +20,7 @@ import numpy as np
 import peewee
 
 from bot import clock
-from bot.db import insert_new
+from bot.db import database, insert_new
 from bot.faq.matcher import Entry, FaqIndex, Match
 from bot.faq.normalize import apply_synonyms, normalize
 from bot.faq.semantic import Embedder, embed_cached, load_embedder, vector_key
@@ -99,7 +99,7 @@ class FaqStore:
         self._answers: dict[int, tuple[str, str]] = {}
         self._synonyms: dict[str, str] = {}
         self._fingerprint: tuple[Any, ...] | None = None
-        self._checked_at = 0.0
+        self._checked_at = float("-inf")  # the first match builds the index
         self._warmer: threading.Thread | None = None
 
     @property
@@ -155,7 +155,8 @@ class FaqStore:
             except Exception:  # the lexical index keeps answering; the next rebuild retries
                 log.exception("embedding FAQ phrasings failed")
             finally:
-                self._checked_at, self._fingerprint = 0.0, None  # rebuild, now with the vectors
+                self._checked_at, self._fingerprint = float("-inf"), None  # rebuild, now with the vectors
+                database.close()  # this thread's connection
 
         self._warmer = threading.Thread(target=run, name="kefu-faq-embed", daemon=True)
         self._warmer.start()
@@ -177,3 +178,6 @@ class FaqStore:
 
     def __len__(self) -> int:
         return len(self._answers)
+
+    def __bool__(self) -> bool:  # an empty store is still a store (`store or FaqStore()`)
+        return True

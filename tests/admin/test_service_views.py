@@ -55,16 +55,29 @@ def test_unanswered_promote_and_add_phrasing(admin_panel: Panel, dispatcher: Dis
     cod = UnansweredQuestion.get(UnansweredQuestion.text == "支持货到付款吗")
     where = UnansweredQuestion.get(UnansweredQuestion.text == "包裹寄到哪儿了呢亲")
     assert "支持货到付款吗" in admin_panel.get(f"/admin/unanswered/details/?id={cod.id}").get_data(as_text=True)
-    response = admin_panel.post("/admin/unanswered/promote/", {"id": cod.id, "answer": "暂不支持货到付款。",
+    response = admin_panel.post("/admin/unanswered/promote/", {"ids": str(cod.id), "answer": "暂不支持货到付款。",
                                                                "category": "购买操作", "phrasing": "支持货到付款吗"})
     assert response.status_code == 302
     new = Faq.get(Faq.answer == "暂不支持货到付款。")
     assert [q.text for q in new.questions] == ["支持货到付款吗"]
-    admin_panel.post("/admin/unanswered/add-phrasing/", {"id": where.id, "faq_id": faqs["shipping"].id,
-                                                         "phrasing": "包裹寄到哪儿了"})
+    admin_panel.post("/admin/unanswered/add-phrasing/", {"ids": str(where.id), "faq_id": faqs["shipping"].id})
     assert FaqQuestion.select().where((FaqQuestion.faq == faqs["shipping"].id)
-                                      & (FaqQuestion.text == "包裹寄到哪儿了")).exists()
+                                      & (FaqQuestion.text == "包裹寄到哪儿了呢亲")).exists()
     assert UnansweredQuestion.select().where(UnansweredQuestion.resolved == False).count() == 0  # noqa: E712
+
+
+def test_unanswered_groups_page_teaches_a_group_at_once(admin_panel: Panel, dispatcher: Dispatcher) -> None:
+    shop_faqs()
+    for i, words in enumerate(("支持货到付款吗", "支持货到付款吗？", "可以货到付款吗")):
+        dispatcher.handle(text(f"c{i}", words))
+    html = admin_panel.get("/admin/unanswered/groups/").get_data(as_text=True)
+    assert "支持货到付款吗" in html
+    ids = ",".join(str(q.id) for q in UnansweredQuestion.select())
+    admin_panel.post("/admin/unanswered/promote/", {"ids": ids, "answer": "暂不支持货到付款。", "category": "购买操作"})
+    faq = Faq.get(Faq.answer == "暂不支持货到付款。")
+    assert faq.questions.count() >= 2
+    assert not UnansweredQuestion.select().where(UnansweredQuestion.resolved == False).exists()  # noqa: E712
+    assert "没有未解决的问题" in admin_panel.get("/admin/unanswered/groups/").get_data(as_text=True)
 
 
 def test_campaign_create_schedule_pause_cancel(admin_panel: Panel, dispatcher: Dispatcher) -> None:
@@ -125,3 +138,19 @@ def test_bad_setting_names_the_field_and_saves_nothing(admin_panel: Panel) -> No
     assert settings.get("welcome_message") == settings.DEFAULTS["welcome_message"]
     response = admin_panel.post("/admin/settings/", _settings_form(bh_mon_start="9点"))
     assert "HH:MM" in response.get_data(as_text=True)
+
+
+def test_times_show_and_filter_in_shop_time(admin_panel: Panel, dispatcher: Dispatcher, fake_clock: Any) -> None:
+    from datetime import datetime, timezone
+
+    fake_clock.set(datetime(2026, 11, 24, 2, 30, tzinfo=timezone.utc))  # 10:30 in Shanghai
+    dispatcher.handle(text("early", "你好"))
+    fake_clock.set(datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc))  # 16:00 in Shanghai
+    dispatcher.handle(text("late", "你好"))
+    html = admin_panel.get("/admin/conversation/").get_data(as_text=True)
+    assert "2026-11-24 10:30:00" in html and "2026-11-24 16:00:00" in html
+    app = admin_panel.client.application
+    view = next(v for v in app.extensions["admin"][0]._views if getattr(v, "endpoint", "") == "conversation")
+    index = next(i for i, f in enumerate(view._filters) if str(f.name) == "开始" and "Greater" in type(f).__name__)
+    html = admin_panel.get(f"/admin/conversation/?flt0_{index}=2026-11-24 12:00:00").get_data(as_text=True)
+    assert "16:00:00" in html and "10:30:00" not in html

