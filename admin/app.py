@@ -17,6 +17,7 @@ from flask import Flask, request, session
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import Babel
+from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
@@ -70,7 +71,7 @@ def create_app(config: Config, testing: bool = False) -> Flask:
         row = AdminUser.get_or_none((AdminUser.id == int(user_id)) & (AdminUser.active == True))  # noqa: E712
         return SessionUser(row) if row else None
 
-    admin = Admin(app, name="kefu 客服后台", index_view=LoginIndexView(name="首页", url="/admin"),
+    admin = Admin(app, name="kefu 客服后台", index_view=LoginIndexView(name=_l("首页"), url="/admin"),
                   theme=Bootstrap4Theme(swatch="default"))
     register_views(admin, config)
     return app

@@ -14,6 +14,7 @@ from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.form import BaseForm
 from flask_admin.model import typefmt
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import _FlaskFormCSRF, generate_csrf, validate_csrf
 from wtforms import SelectField, ValidationError
@@ -105,14 +106,14 @@ class LoginIndexView(AdminIndexView):
         if request.method == "POST":
             address = request.remote_addr or ""
             if not _csrf_ok():
-                error = "表单已过期，请重试"
+                error = str(_l("表单已过期，请重试"))
             elif throttle.is_locked(address):
-                error = "登录失败次数过多，请 15 分钟后再试"
+                error = str(_l("登录失败次数过多，请 15 分钟后再试"))
             else:
                 user = users.authenticate(request.form.get("username", ""), request.form.get("password", ""))
                 if user is None:
                     throttle.record_failure(address)
-                    error = "用户名或密码错误（多次失败将暂时锁定）"
+                    error = str(_l("用户名或密码错误（多次失败将暂时锁定）"))
                 else:
                     throttle.record_success(address)
                     login_user(SessionUser(user))
@@ -134,16 +135,16 @@ class LoginIndexView(AdminIndexView):
         error = ""
         if request.method == "POST":
             if not _csrf_ok():
-                error = "表单已过期，请重试"
+                error = str(_l("表单已过期，请重试"))
             elif request.form.get("new_password") != request.form.get("confirm"):
-                error = "两次输入的密码不一致"
+                error = str(_l("两次输入的密码不一致"))
             else:
                 try:
                     users.change_password(current_user.row, request.form.get("new_password", ""))
                 except users.UserError as exc:
                     error = str(exc)
                 else:
-                    flash("密码已修改", "success")
+                    flash(_l("密码已修改"), "success")
                     login_user(SessionUser(AdminUser.get_by_id(current_user.id)))
                     return redirect(url_for("admin.index"))
         return self.render("admin/kefu_password.html", error=error, csrf_token=generate_csrf())
@@ -164,13 +165,13 @@ class AccessRules:
         if current_user.is_authenticated and current_user.must_change_password:
             return redirect(url_for("admin.password_view"))
         if current_user.is_authenticated:
-            flash("没有权限访问该页面", "error")
+            flash(_l("没有权限访问该页面"), "error")
             return redirect(url_for("admin.index"))
         return redirect(url_for("admin.login_view", next=request.path))
 
 
 class SecureView(AccessRules, BaseView):
-    """A custom page (dashboard data, settings, tools); POST handlers call `require_csrf`."""
+    """A custom page (settings, FAQ tools, channels); `CSRFProtect` guards its POSTs."""
 
 
 class SecureModelView(AccessRules, ModelView):
@@ -196,14 +197,6 @@ class SecureModelView(AccessRules, ModelView):
             args.setdefault(name, {}).update(choices=[(str(v), t) for v, t in options], coerce=str)
         self.form_overrides, self.form_args = overrides, args
         return super().scaffold_form()
-
-
-def require_csrf() -> bool:
-    """True when the posted form carries a valid CSRF token; flashes an error otherwise."""
-    if _csrf_ok():
-        return True
-    flash("表单已过期，请刷新页面后重试", "error")
-    return False
 
 
 class ReadOnlyView(SecureModelView):

@@ -21,8 +21,8 @@ from admin.auth import ReadOnlyView, SecureModelView
 from bot import campaigns
 from bot.models import Campaign, Delivery
 
-STATUS_LABELS = {"draft": "草稿", "scheduled": "已排期", "running": "发送中", "paused": "已暂停", "done": "已完成",
-                 "cancelled": "已取消"}
+STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
+                 "done": _l("已完成"), "cancelled": _l("已取消")}
 TARGETS = [("group", "群"), ("tag", "标签"), ("level", "会员等级"), ("segment", "人群"), ("all", "全部顾客")]
 # change -> the states it applies from (bot.campaigns checks again, atomically)
 CHANGES: dict[str, tuple[str, ...]] = {
@@ -47,7 +47,7 @@ def change_status(campaign: Campaign, change: str) -> None:
 
 
 def _status(view: Any, context: Any, model: Campaign, name: str) -> str:
-    return STATUS_LABELS.get(model.status, model.status)
+    return str(STATUS_LABELS.get(model.status, model.status))
 
 
 def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
@@ -56,7 +56,8 @@ def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
     if not total:
         return Markup('<span class="text-muted">—</span>')
     done = counts.get("sent", 0)
-    text = f"{done}/{total} 已发送 · 失败 {counts.get('failed', 0)} · 跳过 {counts.get('skipped', 0)}"
+    text = str(_l("%(done)s/%(total)s 已发送 · 失败 %(failed)s · 跳过 %(skipped)s", done=done, total=total,
+                  failed=counts.get("failed", 0), skipped=counts.get("skipped", 0)))
     link = url_for("delivery.index_view", search=model.run_key)
     return Markup('<a href="%s">%s</a>') % (link, escape(text))
 

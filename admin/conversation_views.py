@@ -21,13 +21,13 @@ from bot import assignment, conversations
 from bot.db import advisory_xact_lock, transaction
 from bot.models import Agent, Conversation, Message
 
-STATUS_LABELS = {"bot": "机器人接待", "queued": "排队中", "assigned": "人工接待中", "resolved": "已结束"}
-TRANSFER_ERRORS = {"same": "已经是这位客服", "inactive": "该客服已停用", "offline": "该客服已下线",
-                   "full": "该客服接待已满", "gone": "会话已不在人工接待中"}
+STATUS_LABELS = {"bot": _l("机器人接待"), "queued": _l("排队中"), "assigned": _l("人工接待中"), "resolved": _l("已结束")}
+TRANSFER_ERRORS = {"same": _l("已经是这位客服"), "inactive": _l("该客服已停用"), "offline": _l("该客服已下线"),
+                   "full": _l("该客服接待已满"), "gone": _l("会话已不在人工接待中")}
 
 
 def _status(view: Any, context: Any, model: Conversation, name: str) -> str:
-    return STATUS_LABELS.get(model.status, model.status)
+    return str(STATUS_LABELS.get(model.status, model.status))
 
 
 def reassign(conversation: Conversation, agent: Agent) -> str:
@@ -80,7 +80,7 @@ class ConversationView(ReadOnlyView):
         if result == "ok":
             flash(_l("已转给 %(agent)s", agent=str(agent)), "success")
         else:
-            flash(_l("无法转接：%(why)s", why=TRANSFER_ERRORS.get(result, result)), "error")
+            flash(_l("无法转接：%(why)s", why=str(TRANSFER_ERRORS.get(result, result))), "error")
         return redirect(url_for(".details_view", id=conversation.id))
 
     @expose("/resolve/", methods=("POST",))

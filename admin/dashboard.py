@@ -11,11 +11,15 @@ local days (the business-hours timezone).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, Iterable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import peewee
+from peewee import SQL
+
 from bot import clock, kpi, settings
+from bot.db import is_postgres
 from bot.models import Conversation, Message, UnansweredQuestion
 
 DAYS = 30
@@ -71,13 +75,24 @@ def _local_day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone)
 
 
-def _daily(stamps: Iterable[datetime], days: list[date], zone: ZoneInfo) -> list[int]:
+def _hour(field: peewee.Field) -> Any:
+    """The UTC hour of a stored time, as SQL (text 'YYYY-MM-DD HH' on SQLite)."""
+    if is_postgres():
+        return peewee.fn.to_char(field, "YYYY-MM-DD HH24").coerce(False)
+    return peewee.fn.substr(field, 1, 13).coerce(False)
+
+
+def _daily(query: peewee.ModelSelect, field: peewee.Field, days: list[date], zone: ZoneInfo) -> list[int]:
+    """Rows per shop-local day: counted per UTC hour in the database (at most 24 x 30 rows
+    come back, however busy the shop), then the hours are put into local days."""
     index = {d: i for i, d in enumerate(days)}
     counts = [0] * len(days)
-    for stamp in stamps:
-        i = index.get(stamp.astimezone(zone).date())
+    hour = _hour(field)
+    for stamp, count in query.select(hour, peewee.fn.COUNT(SQL("*"))).group_by(hour).tuples():
+        when = datetime.strptime(str(stamp), "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+        i = index.get(when.astimezone(zone).date())
         if i is not None:
-            counts[i] += 1
+            counts[i] += count
     return counts
 
 
@@ -87,18 +102,17 @@ def series(days: int = DAYS) -> dict[str, Any]:
     today = clock.now().astimezone(zone).date()
     dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
     start = _local_day_start(dates[0], zone)
-    msgs_in = [s for (s,) in Message.select(Message.created_at).where(
-        (Message.direction == "in") & (Message.author == "customer") & (Message.created_at >= start)).tuples()]
-    answered = [s for (s,) in Message.select(Message.created_at).where(
+    msgs_in = Message.select().where(
+        (Message.direction == "in") & (Message.author == "customer") & (Message.created_at >= start))
+    answered = Message.select().where(
         (Message.direction == "out") & (Message.author == "bot") & Message.faq.is_null(False)
-        & (Message.created_at >= start)).tuples()]
-    handoffs = [s for (s,) in Conversation.select(Conversation.opened_at).where(
-        (Conversation.handoff_reason != "") & (Conversation.opened_at >= start)).tuples()]
+        & (Message.created_at >= start))
+    handoffs = Conversation.select().where((Conversation.handoff_reason != "") & (Conversation.opened_at >= start))
     return {
         "labels": [d.strftime("%m-%d") for d in dates],
-        "messages_in": _daily(msgs_in, dates, zone),
-        "bot_answered": _daily(answered, dates, zone),
-        "handoffs": _daily(handoffs, dates, zone),
+        "messages_in": _daily(msgs_in, Message.created_at, dates, zone),
+        "bot_answered": _daily(answered, Message.created_at, dates, zone),
+        "handoffs": _daily(handoffs, Conversation.opened_at, dates, zone),
     }
 
 

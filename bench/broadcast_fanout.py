@@ -8,6 +8,7 @@ separate processes on one database — and counts what the stand-in received.
     .venv/bin/python bench/broadcast_fanout.py --customers 100000            # throughput, memory
     .venv/bin/python bench/broadcast_fanout.py --customers 100000 --kill-at 0.5
     .venv/bin/python bench/broadcast_fanout.py --database postgresql://postgres@127.0.0.1:5432/test ...
+    .venv/bin/python bench/broadcast_fanout.py --customers 20000 --heap   # the fan-out's Python heap
 
 It prints: deliveries/s (first hand-over to last send, rate limit off), peak RSS of the
 scheduler and the sender, and with --kill-at: the scheduler is SIGKILLed once that share is
@@ -285,13 +286,43 @@ def run(customers: int, kill_at: float | None, database: str, timeout: float) ->
             admin.close()
 
 
+def heap(customers: int) -> dict[str, Any]:
+    """The fan-out alone, in this process, under tracemalloc: the Python heap's peak while
+    planning and handing over a campaign (no sender; the outbox just fills up)."""
+    import tracemalloc
+
+    from bot import campaigns, db, migrations
+    from bot.models import Campaign
+
+    tmp = Path(tempfile.mkdtemp(prefix="kefu-fanout-heap-"))
+    db_url = f"sqlite:///{tmp / 'kefu.db'}"
+    db.connect(db_url)
+    migrations.upgrade()
+    campaign_id = seed(db_url, customers)
+    campaigns.schedule(Campaign.get_by_id(campaign_id))
+    campaigns.start_run(campaign_id)
+    tracemalloc.start()
+    started = time.perf_counter()
+    outcome = campaigns.drive(campaign_id, {"mp": "wechat_mp"}, max_backlog=0)
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"customers": customers, "outcome": outcome, "python_heap_peak_mb": round(peak / 1e6, 2),
+            "hand_over_per_s_under_tracemalloc": round(customers / elapsed, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--kill-at", type=float, default=None, help="kill the scheduler at this share (e.g. 0.5)")
     parser.add_argument("--database", default="sqlite", help="sqlite (a temp file) or a postgresql:// URL")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--heap", action="store_true", help="only the fan-out, in process, under tracemalloc")
     args = parser.parse_args()
+    if args.heap:
+        print(json.dumps(heap(args.customers), ensure_ascii=False, indent=2))
+        return
     result = run(args.customers, args.kill_at, args.database, args.timeout)
     print(json.dumps(result, ensure_ascii=False, indent=2))
 

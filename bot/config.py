@@ -57,7 +57,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class FaqConfig:
-    threshold: float = 0.6  # a calibrated confidence: see bot/faq/calibration.py
+    threshold: float = 0.7  # a calibrated confidence: see bot/faq/calibration.py
     suggestions: int = 3
 
 

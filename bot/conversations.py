@@ -59,15 +59,16 @@ def assign(conversation: Conversation, agent: Agent, previous_ended: str = "tran
     A stint of another agent still open in the log ends with `previous_ended`.
     """
     now = clock.now()
-    _end_stint(conversation, previous_ended, now)
+    if conversation.status == "assigned" or conversation.agent_id is not None:
+        _end_stint(conversation, previous_ended, now)
     Conversation.update(status="assigned", agent=agent, assigned_at=now).where(
         Conversation.id == conversation.id
     ).execute()
     AssignmentLog.create(conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
                          assigned_at=now)
-    Agent.update(last_assigned_at=now).where(Agent.id == agent.id).execute()
-    Agent.update(current_conversation_id=conversation.id).where(
-        (Agent.id == agent.id) & Agent.current_conversation_id.is_null()
+    Agent.update(last_assigned_at=now,
+                 current_conversation_id=peewee.fn.COALESCE(Agent.current_conversation_id, conversation.id)).where(
+        Agent.id == agent.id
     ).execute()
     if agent.current_conversation_id is None:
         agent.current_conversation_id = conversation.id

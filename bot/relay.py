@@ -118,22 +118,30 @@ class Relay:
             return None
         return conversation
 
-    def _current_or_only(self, agent: Agent) -> Conversation | None:
-        """The selected conversation; with none selected, the agent's only one."""
+    def _current_or_only(self, agent: Agent, remember: bool = True) -> Conversation | None:
+        """The selected conversation; with none selected, the agent's only one (selected
+        from now on, unless `remember` is False and the caller does it)."""
         conversation = self._current(agent)
         if conversation is None:
             mine = conversations.open_for_agent(agent)
             if len(mine) == 1:
                 conversation = mine[0]
-                Agent.update(current_conversation_id=conversation.id).where(Agent.id == agent.id).execute()
-                agent.current_conversation_id = conversation.id
+                if remember:
+                    self._remember(agent, conversation)
         return conversation
+
+    @staticmethod
+    def _remember(agent: Agent, conversation: Conversation) -> None:
+        if agent.current_conversation_id != conversation.id:
+            Agent.update(current_conversation_id=conversation.id).where(Agent.id == agent.id).execute()
+            agent.current_conversation_id = conversation.id
 
     def _none_selected(self, agent: Agent) -> list[Outgoing]:
         return [self._say(agent, "您当前没有选中的会话。发送 /list 查看会话，/switch N 切换。")]
 
     def _relay(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
-        conversation = self._current_or_only(agent)
+        # the conversation row before the agent row, the order the SLA job locks them in
+        conversation = self._current_or_only(agent, remember=False)
         if conversation is None:
             return self._none_selected(agent)
         if inbound.kind != "text":
@@ -142,6 +150,7 @@ class Relay:
         else:
             reply = Reply(text=inbound.text)
         conversations.record_agent_reply(conversation)
+        self._remember(agent, conversation)
         customer: Customer = conversation.customer
         return [Outgoing(conversation.channel, customer.external_id, reply, "agent", conversation, customer, agent=agent)]
 

@@ -269,7 +269,10 @@ def queue_snapshot() -> dict[int, int]:
 def serve_queue(quiet: int | None = None) -> list[Outgoing]:
     """Assign waiting conversations to free agents, longest-waiting first, with their
     handoff messages, and tell those still waiting their new position (all but conversation
-    `quiet`, whose customer is being answered anyway)."""
+    `quiet`, whose customer is being answered anyway). With nobody free it returns at once
+    (a capacity freed meanwhile is served by its own transaction or the scheduler's pass)."""
+    if not assignment.any_agent_free():
+        return []
     before = queue_snapshot()
     out: list[Outgoing] = []
     for conversation, agent in assignment.drain_queue():

@@ -90,7 +90,18 @@ EN: dict[str, str] = {
     "未解决问题（按相似分组）": "Unanswered questions (similar ones grouped)",
     "同一组的问题一起处理：新建为 FAQ（每个不同说法成为一个问法），或添加为已有 FAQ 的问法。":
         "Handle a group at once: promote it to a new FAQ (each distinct wording becomes a phrasing) or add it to an existing FAQ's phrasings.",
-    "逐条列表": "One by one", "筛选条件（JSON）": "Filter (JSON)", "没有未解决的问题": "No unanswered questions", "离开": "away", "下线": "offline",
+    "逐条列表": "One by one", "表单已过期，请重试": "The form expired, please try again",
+    "登录失败次数过多，请 15 分钟后再试": "Too many failed logins, try again in 15 minutes",
+    "用户名或密码错误（多次失败将暂时锁定）": "Wrong username or password (repeated failures lock the account for a while)",
+    "两次输入的密码不一致": "The two passwords differ", "密码已修改": "Password changed",
+    "没有权限访问该页面": "You may not open that page", "机器人接待": "bot", "排队中": "queued",
+    "人工接待中": "with an agent", "已结束": "resolved", "已经是这位客服": "already with this agent",
+    "该客服已停用": "the agent is deactivated", "该客服已下线": "the agent is offline",
+    "该客服接待已满": "the agent is at capacity", "会话已不在人工接待中": "the conversation is no longer with an agent",
+    "草稿": "draft", "已排期": "scheduled", "发送中": "sending", "已暂停": "paused", "已完成": "done",
+    "已取消": "cancelled",
+    "%(done)s/%(total)s 已发送 · 失败 %(failed)s · 跳过 %(skipped)s":
+        "%(done)s/%(total)s sent · %(failed)s failed · %(skipped)s skipped", "首页": "Home", "筛选条件（JSON）": "Filter (JSON)", "没有未解决的问题": "No unanswered questions", "离开": "away", "下线": "offline",
 }
 
 

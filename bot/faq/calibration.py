@@ -63,5 +63,7 @@ LEXICAL = Logistic(("score",), (10.0552,), -5.2321)
 LEXICAL_SHORTCUT = 0.9
 LEXICAL_SHORTCUT_SIMILARITY = 0.7
 
-# The shipped default threshold on the confidence (config `faq.threshold`).
-DEFAULT_THRESHOLD = 0.6
+# The shipped default threshold on the confidence (config `faq.threshold`): on ATEC dev it
+# keeps precision (0.94) and rej_neg (0.96) above their goals with a margin for unseen data,
+# at a recall of 0.70; 0.6 would give 0.92 / 0.94 / 0.74.
+DEFAULT_THRESHOLD = 0.7

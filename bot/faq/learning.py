@@ -54,6 +54,7 @@ def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
     """Record, once, each question the bot answered right before the customer asked for a human."""
     from bot.routing import Router  # the handoff keywords live with the routing
 
+    wants_human = Router(None, 0.0).wants_human  # type: ignore[arg-type]  # only the keywords are needed
     added = 0
     cutoff = clock.now() - since
     conversations = Conversation.select(Conversation.id).where(
@@ -63,7 +64,7 @@ def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
                                               & (Message.author == "customer") & (Message.kind == "text"))
                        .order_by(Message.id))
         for before, after in zip(inbound, inbound[1:]):
-            if not Router.wants_human(None, after.text):  # type: ignore[arg-type]
+            if not wants_human(after.text):
                 continue
             answer = Message.get_or_none((Message.in_reply_to == before.id) & Message.faq.is_null(False))
             if answer is None or UnansweredQuestion.select().where(UnansweredQuestion.message == before.id).exists():

@@ -20,6 +20,8 @@ The index is immutable: the store builds a new one when FAQs change and swaps it
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -32,6 +34,7 @@ from bot.faq.semantic import Embedder, MemoryCache, VectorCache, embed_cached
 SEMANTIC_WEIGHT = 0.95
 HUB_WEIGHT = 0.5
 HUB_NEIGHBOURS = 10
+RECENT_QUERIES = 4096  # answered matches kept per index (an index lives until the next edit)
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,15 @@ class FaqIndex:
         for row, text in enumerate(self._texts):
             self._exact.setdefault(text, row)
         self._lexical = LexicalIndex(self._texts)
+        self._recent: OrderedDict[tuple[str, int], Match] = OrderedDict()  # customers repeat questions
+        self._recent_lock = threading.Lock()
         self._lexical_shortcut = lexical_shortcut
         self.embedder = embedder if self._texts else None
         self._vectors: np.ndarray | None = None
         self._hub: np.ndarray | None = None
         if self.embedder is not None:
             self._vectors = embed_cached(self.embedder, self._texts, cache if cache is not None else MemoryCache())
-            self._hub = hubness(self._vectors)
+            self._hub = hubness(self._vectors, HUB_NEIGHBOURS)
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -128,6 +133,20 @@ class FaqIndex:
     def search(self, query: str, limit: int = 5) -> Match:
         if not self._texts or not query.strip():
             return Match()
+        key = (query, limit)
+        with self._recent_lock:
+            hit = self._recent.get(key)
+            if hit is not None:
+                self._recent.move_to_end(key)
+                return hit
+        match = self._search(query, limit)
+        with self._recent_lock:
+            self._recent[key] = match
+            if len(self._recent) > RECENT_QUERIES:
+                self._recent.popitem(last=False)
+        return match
+
+    def _search(self, query: str, limit: int) -> Match:
         lexical = self._lexical.scores(query)
         exact = self._exact.get(query)
         if exact is not None:
@@ -143,7 +162,8 @@ class FaqIndex:
         assert self.embedder is not None and self._vectors is not None and self._hub is not None
         embed_query = getattr(self.embedder, "embed_query", None)
         vector = embed_query(query) if embed_query else self.embedder.embed([query])[0]
-        cosine = self._vectors @ vector
+        # einsum's own loop, not BLAS: one thread, no spinning against busy request workers
+        cosine = np.einsum("ij,j->i", self._vectors, vector, optimize=False)
         similarity = SEMANTIC_WEIGHT * (cosine - HUB_WEIGHT * self._hub) + (1 - SEMANTIC_WEIGHT) * lexical
         return similarity, _top_mean(cosine, HUB_NEIGHBOURS)
 

@@ -49,7 +49,7 @@ async def test_callback_acks_then_messages_are_pulled_answered_and_sent(kefu, st
     assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 2)
     assert sb.texts_to("wm_cust1") == [SHIPPING] and sb.texts_to("wm_cust2") == [RETURNS]
     assert sb.sends("/kf/send_msg")[0].body["open_kfid"] == KFID
-    assert load_cursor("kf") == "2"
+    assert await eventually(lambda: load_cursor("kf") == "2")  # saved once the batch is handled
     assert Message.select().where(Message.direction == "in").count() == 2
 
 
@@ -59,7 +59,7 @@ async def test_a_restart_never_redelivers_pulled_messages(aiohttp_client, config
     sb.add_kf_message(KFID, "wm_a", "发货要多久")
     first = await kefu_client(aiohttp_client, config, kf_channel(stand.base), run_sender=True)
     await notify(first)
-    assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 1)
+    assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 1 and load_cursor("kf") == "1")
     await first.close()  # the process stops
     sb.add_kf_message(KFID, "wm_a", "怎么退货")
     second = await kefu_client(aiohttp_client, config, kf_channel(stand.base), run_sender=True)

@@ -395,7 +395,8 @@ async def test_late_reply_goes_through_the_outbox_and_the_send_api(aiohttp_clien
     server = wechat("safe")
     status, body = await post(client, server, "/wechat/mp", server.text_xml("o_late", "发货要多久", "late1"))
     assert status == 200 and body == "success"
-    assert await eventually(lambda: stand.sandbox.texts_to("o_late") == [SHIPPING])
+    assert await eventually(lambda: stand.sandbox.texts_to("o_late") == [SHIPPING]
+                            and Outbox.get().status == "sent")
     # WeChat retries after its 5 s: the reply already went by the API, so nothing inline
     status, body = await post(client, server, "/wechat/mp", server.text_xml("o_late", "发货要多久", "late1"))
     assert status == 200 and body == "success"

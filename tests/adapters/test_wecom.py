@@ -122,7 +122,8 @@ async def test_late_reply_is_sent_with_message_send(aiohttp_client, config, data
                                dispatcher=dispatcher)
     status, body = await post(client, wecom_server(), "/wecom/corp", TEXT)
     assert status == 200 and body == "success"
-    assert await eventually(lambda: stand.sandbox.texts_to("fromUser") == [SHIPPING])
+    assert await eventually(lambda: stand.sandbox.texts_to("fromUser") == [SHIPPING]
+                            and Outbox.get().status == "sent")
     call = stand.sandbox.sends("/message/send")[0]
     assert call.body["agentid"] == 1000002 and call.params["access_token"]
     assert stand.sandbox.token_fetches == {f"{CORP_ID}:corp-secret": 1}

@@ -75,7 +75,7 @@ async def post(client: TestClient, server: WeChatServer, path: str, xml: str) ->
     return resp.status, await resp.text()
 
 
-async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+async def eventually(check: Callable[[], bool], seconds: float = 15.0) -> bool:
     for _ in range(int(seconds / 0.02)):
         if check():
             return True

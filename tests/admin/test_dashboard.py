@@ -56,3 +56,18 @@ def test_queue_now_and_json_endpoint(admin_panel: Panel, dispatcher: Dispatcher,
     assert data["queue_now"] == 1 and data["today"]["handoffs"] == 1
     html = admin_panel.get("/admin/").get_data(as_text=True)
     assert 'data-kpi="queue_now">1<' in html and "chart.umd.min.js" in html
+
+
+def test_days_are_the_shops_local_days(dispatcher: Dispatcher, fake_clock: clock.FakeClock) -> None:
+    from datetime import datetime, timezone
+
+    shop_faqs()
+    fake_clock.set(datetime(2026, 11, 24, 15, 30, tzinfo=timezone.utc))  # 23:30 on the 24th in Shanghai
+    dispatcher.handle(text("a", "发货要多久"))
+    fake_clock.set(datetime(2026, 11, 24, 16, 30, tzinfo=timezone.utc))  # 00:30 on the 25th in Shanghai
+    dispatcher.handle(text("b", "发货要多久"))
+    dispatcher.handle(text("c", "怎么退货"))
+    summary = dashboard.summary()
+    assert summary["series"]["labels"][-2:] == ["11-24", "11-25"]
+    assert summary["series"]["messages_in"][-2:] == [1, 2]
+    assert summary["today"]["messages_in"] == 2

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
 
 from bot import assignment, conversations, db
+from bot.cli import main
 from bot.models import Agent, Conversation, Outbox
-from tests.bot.test_cli import cli_env, invoke  # noqa: F401  (fixture)
 from tests.factories import make_agent
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, database_url: str, database) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"KEFU_DATABASE_URL": database_url, "KEFU_DATA_DIR": str(tmp_path / "data"), "KEFU_LOG_FORMAT": "text"}
+
+
+def invoke(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    if not db.database.obj.is_closed():
+        db.database.obj.close()
+    return result
 
 
 def handoff(user: str) -> Conversation:
@@ -17,7 +33,7 @@ def handoff(user: str) -> Conversation:
     return Conversation.get_by_id(conversation.id)
 
 
-def test_agent_status_offline_requeues_and_online_serves(cli_env: dict[str, str]) -> None:  # noqa: F811
+def test_agent_status_offline_requeues_and_online_serves(cli_env: dict[str, str]) -> None:
     mei = make_agent("mei")
     conversation = handoff("u1")
     result = invoke(cli_env, "agent", "status", "mei", "offline")
@@ -33,7 +49,7 @@ def test_agent_status_offline_requeues_and_online_serves(cli_env: dict[str, str]
     assert invoke(cli_env, "agent", "status", "nobody", "online").exit_code != 0
 
 
-def test_agent_kpi_prints_a_line_per_agent(cli_env: dict[str, str]) -> None:  # noqa: F811
+def test_agent_kpi_prints_a_line_per_agent(cli_env: dict[str, str]) -> None:
     make_agent("mei")
     make_agent("ali")
     handoff("u1")
