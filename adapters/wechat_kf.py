@@ -10,6 +10,8 @@ Why this shape:
 - nothing can be answered inline: every reply goes through the outbox (`kf/send_msg`,
   whose 48-hour window and 5-replies-per-customer-message limits come back as errcodes the
   outbox records as `window_closed` / `limit_reached`);
+- a customer entering the session (`enter_session`) gets the welcome message, sent with
+  `kf/send_msg_on_event` and the event's one-time `welcome_code`;
 - the platform's session state follows ours (`service_state/trans`): bot -> 1 (智能助手接待),
   queued -> 2 (待接入池排队中), resolved -> 4 (已结束). A conversation handed to one of our
   agents stays 1 on the platform: our agents answer through the bot's account (relay).
@@ -26,14 +28,14 @@ from aiohttp import web
 from adapters.api_client import ApiError, ApiReply, WeChatApi, classify
 from adapters.bridge import CoreBridge
 from adapters.tasks import TaskSet
-from adapters.wechat_common import BadRequest, BadSignature, parse_xml
+from adapters.wechat_common import BadRequest, BadSignature, content_text, parse_xml, split_text
 from adapters.wechat_mp import send_text_parts
 from adapters.wecom import WeComCrypto, wecom_secret
 from bot import clock
 from bot.config import ChannelConfig
 from bot.dispatcher import ReplySlot
 from bot.events import Inbound
-from bot.models import ChannelCursor, Conversation, Customer
+from bot.models import ChannelCursor, Conversation, Customer, Message, Outbox
 from bot.outbox import SendResult
 
 log = logging.getLogger("kefu.wechat_kf")
@@ -66,8 +68,17 @@ class WeChatKfChannel:
         return self._sender
 
     async def close(self) -> None:
+        """Let a pull in progress finish its batch (and save the cursor), then stop."""
+        try:
+            await asyncio.wait_for(self._wait_idle(), 5.0)
+        except asyncio.TimeoutError:
+            log.warning("channel %s: a pull did not finish in time; its batch is pulled again next start", self.name)
         await self.tasks.drain()
         await self.api.close()
+
+    async def _wait_idle(self) -> None:
+        async with self._lock:
+            pass
 
     # -- callback -----------------------------------------------------------------------------
 
@@ -137,10 +148,16 @@ class WeChatKfChannel:
                 return handled
 
     async def _handle(self, inbound: Inbound) -> None:
+        await self.bridge.call(self._handle_blocking, inbound)
+        await self._sync_state(inbound)
+
+    def _handle_blocking(self, inbound: Inbound) -> None:
         slot = ReplySlot()
         slot.abandon()  # nothing goes inline here: every reply through the outbox
-        await self.bridge.call(self.bridge.dispatcher.handle, inbound, slot)
-        await self._sync_state(inbound)
+        self.bridge.dispatcher.handle(inbound, slot)
+        code = str(inbound.raw.get("welcome_code") or "")
+        if code:  # right after the row is written, before a sender is likely to claim it
+            attach_welcome_code(self.name, inbound.msg_id, code)
 
     async def _sync_state(self, inbound: Inbound) -> None:
         status = await self.bridge.call(conversation_status, self.name, inbound.user_id)
@@ -198,6 +215,22 @@ def kf_inbound(channel: str, item: Mapping[str, Any]) -> Inbound | None:
     return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind="unknown", raw=raw)
 
 
+def attach_welcome_code(channel: str, msg_id: str, code: str) -> bool:
+    """The welcome after `enter_session` may only be sent with its one-time code
+    (`kf/send_msg_on_event`): put the code on the first reply's outbox row while it waits.
+    A row a sender has already claimed goes out with kf/send_msg instead."""
+    first = Message.get_or_none((Message.channel == channel) & (Message.external_id == msg_id[:128]))
+    if first is None:
+        return False
+    reply = (Message.select(Message.id).where((Message.in_reply_to == first) & (Message.peer_id == first.peer_id))
+             .order_by(Message.id).first())
+    row = Outbox.get_or_none((Outbox.key == f"msg:{reply.id}") & (Outbox.status == "pending")) if reply else None
+    if row is None:
+        return False
+    content = {**dict(row.content or {}), "welcome_code": code}
+    return Outbox.update(content=content).where((Outbox.id == row.id) & (Outbox.status == "pending")).execute() == 1
+
+
 def load_cursor(channel: str) -> str:
     row = ChannelCursor.get_or_none(ChannelCursor.channel == channel)
     return row.cursor if row else ""
@@ -221,7 +254,8 @@ def conversation_status(channel: str, user_id: str) -> str | None:
 
 
 class WeChatKfSender:
-    """Outbox rows to `kf/send_msg` for the channel's 客服账号 (open_kfid)."""
+    """Outbox rows to `kf/send_msg` for the channel's 客服账号 (open_kfid); the welcome
+    after entering a session to `kf/send_msg_on_event` with its one-time code."""
 
     def __init__(self, api: WeChatApi, open_kfid: str, rate_per_second: float = 0.0) -> None:
         self.api = api
@@ -229,6 +263,10 @@ class WeChatKfSender:
         self.rate_per_second = rate_per_second
 
     async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        if content.get("welcome_code"):
+            return classify(await self.api.post("/cgi-bin/kf/send_msg_on_event", {
+                "code": content["welcome_code"], "msgtype": "text",
+                "text": {"content": split_text(content_text(content))[0]}}))
         base = {"touser": recipient, "open_kfid": str(content.get("open_kfid") or self.open_kfid)}
         if content.get("kind") == "image":
             return classify(await self.api.post("/cgi-bin/kf/send_msg", {

@@ -284,9 +284,9 @@ def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[],
           batch: int = fanout.HAND_OVER_BATCH, max_batches: int | None = None,
           max_backlog: int = MAX_OUTBOX_BACKLOG, backlog_wait: float = 10.0) -> str:
     """Carry a running campaign's current run forward: plan its recipients a batch ahead and
-    hand them to the outbox batch by batch, re-reading the state between batches (pause/cancel take
-    effect within one batch). Returns why it stopped: done | paused | cancelled | stopped |
-    backlog | not running."""
+    hand them to the outbox batch by batch, re-reading the state between batches (pause and
+    cancel take effect within one batch). Returns why it stopped: done | paused | cancelled |
+    stopped | backlog | not running."""
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
     if campaign is None or campaign.status != "running" or not campaign.run_key:
         return "not running"

@@ -37,6 +37,7 @@ WINDOWED_KINDS = frozenset({"wechat_mp", "wechat_kf"})  # channels with the 48-h
 PLAN_BATCH = 1000
 HAND_OVER_BATCH = 500
 
+
 class Person(Protocol):
     """A recipient: a Customer row or a `Recipient` tuple."""
 

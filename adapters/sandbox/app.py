@@ -93,6 +93,7 @@ class Sandbox:
         self.kf: list[KfMessage] = []
         self.kf_states: dict[tuple[str, str], int] = {}
         self.tags: dict[int, dict[str, Any]] = {}
+        self.welcome_codes: dict[str, str] = {}  # kf enter_session code -> external_userid
         self._ids = itertools.count(1000)
 
     # -- test helpers ------------------------------------------------------------------------
@@ -111,7 +112,8 @@ class Sandbox:
         out = []
         for call in self.sends():
             body = call.body if isinstance(call.body, dict) else {}
-            if user in (body.get("touser"), body.get("external_userid")) and body.get("msgtype") == "text":
+            to = body.get("touser") or body.get("external_userid") or self.welcome_codes.get(str(body.get("code")))
+            if to == user and body.get("msgtype") == "text":
                 out.append(str(body.get("text", {}).get("content", "")))
         return out
 
@@ -121,6 +123,15 @@ class Sandbox:
         content = body if body is not None else {"content": text}
         self.kf.append(KfMessage(msgid, open_kfid, external_userid, int(time.time()), origin, msgtype, content))
         return msgid
+
+    def add_kf_enter_session(self, open_kfid: str, external_userid: str, scene: str = "") -> str:
+        """A customer opens the 客服 chat: a system event carrying a one-time welcome_code."""
+        code = f"wc_{secrets.token_hex(6)}"
+        self.welcome_codes[code] = external_userid
+        self.add_kf_message(open_kfid, "", msgtype="event", origin=4, body={
+            "event_type": "enter_session", "open_kfid": open_kfid, "external_userid": external_userid,
+            "scene": scene, "welcome_code": code})
+        return code
 
     # -- the app -----------------------------------------------------------------------------
 
@@ -324,6 +335,7 @@ ENDPOINTS = {
     "/cgi-bin/message/send": _wecom_send,
     "/cgi-bin/kf/sync_msg": _kf_sync,
     "/cgi-bin/kf/send_msg": _wecom_send,
+    "/cgi-bin/kf/send_msg_on_event": _wecom_send,
     "/cgi-bin/kf/service_state/get": _kf_state_get,
     "/cgi-bin/kf/service_state/trans": _kf_state_trans,
 }

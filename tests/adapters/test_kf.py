@@ -93,6 +93,17 @@ async def test_platform_session_state_follows_ours(kefu, stand) -> None:
     assert await eventually(lambda: sb.kf_states.get((KFID, "wm_c")) == 2)
 
 
+async def test_entering_the_session_gets_the_welcome_with_its_code(kefu, stand) -> None:
+    sb = stand.sandbox
+    code = sb.add_kf_enter_session(KFID, "wm_new", scene="shop_home")
+    await notify(kefu)
+    assert await eventually(lambda: len(sb.sends("/kf/send_msg_on_event")) == 1)
+    call = sb.sends("/kf/send_msg_on_event")[0]
+    assert call.body["code"] == code and "欢迎" in call.body["text"]["content"]
+    assert sb.texts_to("wm_new") == [call.body["text"]["content"]]
+    assert not [c for c in sb.sends() if c.path.endswith("/kf/send_msg")]  # not also through send_msg
+
+
 async def test_window_closed_on_kf_send(kefu, stand) -> None:
     sb = stand.sandbox
     sb.inject(45015, "/kf/send_msg")

@@ -273,3 +273,21 @@ def test_a_done_campaign_scheduled_again_is_a_new_run(fake_clock) -> None:  # ty
     campaigns.pause(paused.id)
     with pytest.raises(campaigns.CampaignError):
         campaigns.schedule(Campaign.get_by_id(paused.id))
+
+
+def test_image_news_and_template_content() -> None:
+    people = make_customers(1)
+    person = Customer.get_by_id(people[0].id)
+
+    def rendered(kind: str, content: dict) -> fanout.Rendered:  # type: ignore[type-arg]
+        return campaigns.render(make_campaign(content_kind=kind, content=content), person, "delivery:1")
+
+    assert rendered("image", {"media_id": "MEDIA-1"}).content == {"kind": "image", "media_id": "MEDIA-1"}
+    news = rendered("news", {"articles": [{"title": "{nickname}的专属推荐", "url": "https://shop.example/a"}]})
+    assert news.content == {"kind": "news", "articles": [{"title": "顾客0的专属推荐", "url": "https://shop.example/a"}]}
+    template = rendered("template", {"template_id": "TPL", "data": {"name": {"value": "{level}"}}})
+    assert template.content is None and template.template == {"kind": "template", "template_id": "TPL",
+                                                              "data": {"name": {"value": "普通会员"}}}
+    empty = rendered("image", {})
+    assert empty.content is None and empty.reason == "the campaign has no content"
+    assert campaigns.fill("满{100}减{amount} {nickname}", {"nickname": "小王"}) == "满{100}减{amount} 小王"

@@ -3,9 +3,11 @@ standby's take-over (lease row on SQLite, advisory lock on PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -130,13 +132,14 @@ async def test_standby_service_takes_over(config, database, fake_clock) -> None:
     a = SchedulerService(config, leadership=leader.LeaseLeadership(15, holder="a"))
     b = SchedulerService(config, leadership=leader.LeaseLeadership(15, holder="b"))
     await a.start()
-    await b.start()
     try:
-        assert await a.renew() and not await b.renew()
+        assert await a.renew()
+        await b.start()  # b's own renewal loop runs too: it must stay a standby
+        assert not await b.renew() and not b.leading and b.scheduler.state == STATE_PAUSED
         a._lease_task.cancel()  # the leader hangs or dies: it stops renewing
         fake_clock.advance(seconds=16)
         assert await b.renew() and b.leading
-        assert not b.scheduler.state == 2  # STATE_PAUSED: b's jobs now run
+        assert b.scheduler.state == STATE_RUNNING  # no longer paused: b's jobs now run
     finally:
         await b.stop()
         await a.stop()
@@ -152,7 +155,10 @@ def test_advisory_lock_standby_takes_over(database_url, database) -> None:  # ty
         assert first.acquire()  # still held on the same session
         assert not standby.acquire()
         first._conn.close()  # the leader's process dies: its session ends, the server frees the lock
-        assert standby.acquire()
+        deadline = time.monotonic() + 5  # the server ends the session asynchronously: poll like a standby
+        while not standby.acquire() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert standby._held
         assert not first.acquire()  # it reconnects as a standby
     finally:
         first.release()
