@@ -96,6 +96,19 @@ def current_version() -> int:
     return int(row or 0)
 
 
+def applied_versions() -> set[int]:
+    if not database.obj.table_exists(SchemaVersion._meta.table_name):
+        return set()
+    return {row.version for row in SchemaVersion.select(SchemaVersion.version)}
+
+
+def pending_steps() -> list[tuple[int, str]]:
+    """Steps not applied yet. A step is missing by its own number, not by the maximum: steps
+    written on parallel branches land with numbers lower than ones already applied."""
+    have = applied_versions()
+    return [(version, name) for version, name, _ in STEPS if version not in have]
+
+
 def upgrade() -> list[str]:
     """Apply every missing step; return the names of the steps applied."""
     db = database.obj
@@ -104,9 +117,9 @@ def upgrade() -> list[str]:
     with transaction():
         advisory_xact_lock("kefu:migrate")
         db.create_tables([SchemaVersion], safe=True)
-        have = current_version()
+        have = applied_versions()
         for version, name, step in STEPS:
-            if version <= have:
+            if version in have:
                 continue
             step(db, migrator)
             SchemaVersion.create(version=version, name=name)

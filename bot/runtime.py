@@ -69,8 +69,7 @@ def open_database(config: Config, upgrade: bool = False) -> None:
     if upgrade:
         migrations.upgrade()
         return
-    version = migrations.current_version()
-    if version < migrations.LATEST:
-        raise SchemaOutdated(
-            f"the database schema is at version {version}, this kefu needs {migrations.LATEST}: run `kefu init`"
-        )
+    missing = migrations.pending_steps()
+    if missing:
+        names = ", ".join(f"{version} ({name})" for version, name in missing)
+        raise SchemaOutdated(f"the database schema lacks step(s) {names}: run `kefu init`")

@@ -16,3 +16,24 @@ def test_upgrade_keeps_data(database) -> None:
     Faq.create(answer="保留")
     migrations.upgrade()
     assert Faq.select().where(Faq.answer == "保留").count() == 1
+
+
+def test_a_step_numbered_below_the_applied_maximum_still_runs(database) -> None:
+    """Steps from parallel branches land with numbers below ones already applied."""
+    from bot.migrations import SchemaVersion
+
+    SchemaVersion.delete().where(SchemaVersion.version == 4).execute()
+    assert [v for v, _ in migrations.pending_steps()] == [4]
+    assert migrations.upgrade() == ["4: routing: assignment log per agent stint"]
+    assert migrations.pending_steps() == []
+
+
+def test_outdated_schema_is_refused_with_a_clear_message(database, config) -> None:
+    import pytest
+
+    from bot.migrations import SchemaVersion
+    from bot.runtime import SchemaOutdated, open_database
+
+    SchemaVersion.delete().where(SchemaVersion.version == migrations.LATEST).execute()
+    with pytest.raises(SchemaOutdated, match="kefu init"):
+        open_database(config)
