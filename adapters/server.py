@@ -105,6 +105,8 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app.router.add_routes(OrderApi(config.orders, bridge).routes())
 
     async def on_startup(app: web.Application) -> None:
+        # build the FAQ index before the first customer asks, not during their request
+        await bridge.call(bridge.dispatcher.store.refresh, True)
         recovered = await bridge.call(dispatcher_mod.recover_pending, 60.0)
         if recovered:
             log.info("queued %d replies left pending by a previous process", recovered)
