@@ -17,7 +17,11 @@ from flask_babel import lazy_gettext as _l
 
 from admin.auth import ReadOnlyView
 from admin.faq_views import short
-from bot import assignment, conversations
+from bot import assignment, clock, conversations, settings
+from bot.events import Reply
+from bot.outgoing import Outgoing
+from bot.relay import drain_queue_messages, emit
+from bot.routing import handoff_messages
 from bot.db import advisory_xact_lock, transaction
 from bot.models import Agent, Conversation, Message
 
@@ -78,6 +82,7 @@ class ConversationView(ReadOnlyView):
             return redirect(url_for(".index_view"))
         result = reassign(conversation, agent)
         if result == "ok":
+            _notify_assigned(Conversation.get_by_id(conversation.id), agent)
             flash(_l("已转给 %(agent)s", agent=str(agent)), "success")
         else:
             flash(_l("无法转接：%(why)s", why=str(TRANSFER_ERRORS.get(result, result))), "error")
@@ -93,8 +98,27 @@ class ConversationView(ReadOnlyView):
             flash(_l("会话已经结束"), "info")
         else:
             conversations.resolve(conversation, "admin")
+            _notify_resolved(conversation)
             flash(_l("会话已结束"), "success")
         return redirect(url_for(".details_view", id=conversation.id))
+
+
+def _stamp() -> str:
+    return clock.now().strftime("%Y%m%dT%H%M%S%f")
+
+
+def _notify_assigned(conversation: Conversation, agent: Agent) -> None:
+    """The new agent gets the context over IM and the customer hears who is coming."""
+    emit(handoff_messages(conversation, conversation.customer, agent, note="管理员转派给您"),
+         f"admin-assign:{conversation.id}:{_stamp()}")
+
+
+def _notify_resolved(conversation: Conversation) -> None:
+    """The customer gets the closing message and rating card; freed capacity serves the queue."""
+    customer = conversation.customer
+    closing = Outgoing(conversation.channel, customer.external_id, Reply(text=settings.get("resolved_message")),
+                       "bot", conversation, customer)
+    emit([closing] + drain_queue_messages(), f"admin-resolve:{conversation.id}:{_stamp()}")
 
 
 class MessageView(ReadOnlyView):

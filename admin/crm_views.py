@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.faq_views import short
-from bot.models import Customer, CustomerTag, GroupMember, IssuedCoupon, Order
+from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, Order
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
 AGENT_STATUSES = [("online", "在线"), ("away", "离开"), ("offline", "下线")]
@@ -111,6 +111,25 @@ class AgentView(SecureModelView):
     column_formatters = {"status": lambda v, c, m, n: dict(AGENT_STATUSES).get(m.status, m.status)}
     form_columns = ("name", "display_name", "channel", "im_user_id", "status", "active", "max_open", "max_private")
     form_choices = {"status": AGENT_STATUSES}
+
+    def on_model_change(self, form: Any, model: Agent, is_created: bool) -> None:
+        before = None if is_created else Agent.get_or_none(Agent.id == model.id)
+        model._status_before = before.status if before else None  # type: ignore[attr-defined]
+
+    def after_model_change(self, form: Any, model: Agent, is_created: bool) -> None:
+        """Setting an agent offline here does what their own 下线 command does (waiting
+        conversations back to the queue, everyone told); online serves the queue."""
+        from bot import clock
+        from bot.relay import drain_queue_messages, emit, go_offline
+
+        before = getattr(model, "_status_before", None)
+        if model.status == before:
+            return
+        stamp = clock.now().strftime("%Y%m%dT%H%M%S%f")
+        if model.status == "offline":
+            emit(go_offline(model), f"admin-offline:{model.id}:{stamp}")
+        elif model.status == "online":
+            emit(drain_queue_messages(), f"admin-online:{model.id}:{stamp}")
 
 
 class CouponView(SecureModelView):

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 import peewee
 
 from bot import clock, fanout, outbox
+from bot.crm import segments
 from bot.models import (
     Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox,
     Segment, Tag,
@@ -69,34 +70,6 @@ def _level(value: str) -> int:
     return int(text)
 
 
-def segment_condition(spec: Mapping[str, Any]) -> peewee.Expression:
-    """A saved filter as a condition on Customer. Keys (all optional, combined with AND):
-    level_min, level_max, channel, source, tags (any of), min_spend, min_orders,
-    active_within_days, inactive_days."""
-    cond: peewee.Expression = Customer.id > 0
-    if spec.get("level_min") is not None:
-        cond &= Customer.level >= int(spec["level_min"])
-    if spec.get("level_max") is not None:
-        cond &= Customer.level <= int(spec["level_max"])
-    if spec.get("channel"):
-        cond &= Customer.channel == str(spec["channel"])
-    if spec.get("source"):
-        cond &= Customer.source == str(spec["source"])
-    if spec.get("min_spend") is not None:
-        cond &= Customer.total_spend >= spec["min_spend"]
-    if spec.get("min_orders") is not None:
-        cond &= Customer.order_count >= int(spec["min_orders"])
-    if spec.get("active_within_days") is not None:
-        cond &= Customer.last_contact_at >= clock.now() - timedelta(days=float(spec["active_within_days"]))
-    if spec.get("inactive_days") is not None:
-        cond &= Customer.last_contact_at < clock.now() - timedelta(days=float(spec["inactive_days"]))
-    tags = spec.get("tags") or []
-    if tags:
-        tag_ids = Tag.select(Tag.id).where(Tag.name.in_([str(t) for t in tags]))
-        cond &= Customer.id.in_(CustomerTag.select(CustomerTag.customer).where(CustomerTag.tag.in_(tag_ids)))
-    return cond
-
-
 def targets(campaign: Campaign) -> peewee.Select:
     """A query whose rows start with the target customers' ids (not yet ordered or limited)."""
     kind, value = campaign.target_kind, (campaign.target_value or "").strip()
@@ -112,7 +85,10 @@ def targets(campaign: Campaign) -> peewee.Select:
         segment = segment or Segment.get_or_none(Segment.name == value)
         if segment is None:
             raise CampaignError(f"没有这个客户筛选：{value}")
-        return base.where(segment_condition(segment.filter or {}))
+        try:
+            return base.where(segments.condition(segment))  # the same filter the admin counts
+        except segments.SegmentError as exc:
+            raise CampaignError(f"客户筛选「{segment.name}」有误：{exc}") from None
     if kind == "all":
         return base.where(Customer.id > 0)
     raise CampaignError(f"未知的发送对象类型：{kind}")

@@ -52,6 +52,7 @@ class SchedulerService:
 
     def job_definitions(self) -> list[JobDef]:
         from jobs import birthdays, campaigns, coupons, levels, revisits, sla
+        from bot.crm.pools import release_stale
         from jobs.housekeeping import run_housekeeping
 
         kinds, tz = self._kinds, self.tz
@@ -64,6 +65,7 @@ class SchedulerService:
             JobDef("dormant-revisits", revisits.revisit_dormant, CronTrigger(minute=30, hour=11, timezone=tz), (kinds,)),
             JobDef("birthdays", birthdays.greet_birthdays, CronTrigger(minute=0, hour="9-20", timezone=tz), (kinds, tz)),
             JobDef("member-levels", levels.recompute_levels, CronTrigger(minute=30, hour=3, timezone=tz)),
+            JobDef("pool-return", release_stale, CronTrigger(minute=45, hour=3, timezone=tz)),
             JobDef("agent-sla", sla.run_sla, IntervalTrigger(seconds=15)),
         ]
 

@@ -154,3 +154,43 @@ def test_times_show_and_filter_in_shop_time(admin_panel: Panel, dispatcher: Disp
     index = next(i for i, f in enumerate(view._filters) if str(f.name) == "开始" and "Greater" in type(f).__name__)
     html = admin_panel.get(f"/admin/conversation/?flt0_{index}=2026-11-24 12:00:00").get_data(as_text=True)
     assert "16:00:00" in html and "10:30:00" not in html
+
+
+def test_panel_transfer_and_resolve_tell_people_over_im(admin_panel, dispatcher) -> None:  # type: ignore[no-untyped-def]
+    """A reassignment in the panel briefs the new agent and tells the customer; a resolve
+    sends the closing rating card and serves the queue."""
+    from bot.models import Conversation, Outbox
+    from tests.factories import make_agent, text
+
+    first, second = make_agent("first", max_open=1), make_agent("second", max_open=1)
+    dispatcher.handle(text("cust-a", "转人工"))
+    conversation = Conversation.get()
+    assert conversation.agent_id == first.id
+    response = admin_panel.post("/admin/conversation/reassign/", {"id": conversation.id, "agent_id": second.id})
+    assert response.status_code == 302
+    assert Conversation.get_by_id(conversation.id).agent_id == second.id
+    briefing = Outbox.select().where(Outbox.recipient == second.im_user_id).order_by(Outbox.id.desc()).first()
+    assert briefing is not None and "管理员转派给您" in briefing.content["text"]
+    dispatcher.handle(text("cust-b", "转人工"))  # first is free again: takes cust-b
+    dispatcher.handle(text("cust-c", "转人工"))  # nobody free: queued
+    assert Conversation.select().where(Conversation.status == "queued").count() == 1
+    admin_panel.post("/admin/conversation/resolve/", {"id": conversation.id})
+    closing = Outbox.select().where(Outbox.recipient == "cust-a").order_by(Outbox.id.desc()).first()
+    assert "打分" in closing.content["text"]
+    served = Conversation.get((Conversation.agent == second) & (Conversation.status == "assigned"))
+    assert served.customer.external_id == "cust-c"
+
+
+def test_setting_an_agent_offline_in_the_panel_returns_waiting_customers(admin_panel, dispatcher) -> None:  # type: ignore[no-untyped-def]
+    from bot.models import Agent, Conversation
+    from tests.factories import make_agent, text
+
+    agent = make_agent("ali")
+    dispatcher.handle(text("cust-a", "转人工"))
+    assert Conversation.get().status == "assigned"
+    response = admin_panel.post(f"/admin/agent/edit/?id={agent.id}", {
+        "name": "ali", "display_name": "ali", "channel": "web", "im_user_id": agent.im_user_id, "status": "offline",
+        "active": "y", "max_open": "5", "max_private": "200"})
+    assert response.status_code == 302
+    assert Agent.get_by_id(agent.id).status == "offline"
+    assert Conversation.get().status == "queued"

@@ -19,7 +19,7 @@ from jobs import leader
 from jobs.runner import SchedulerService
 
 FIXED = {"housekeeping", "campaigns-sync", "campaigns-drive", "coupon-reminders", "revisits", "dormant-revisits",
-         "birthdays", "member-levels", "agent-sla"}
+         "birthdays", "member-levels", "pool-return", "agent-sla"}
 
 
 class Switch:
@@ -60,7 +60,8 @@ async def test_each_fixed_job_fires_when_expected(config, database, fake_clock) 
     cron = {job.id: job.trigger.get_next_fire_time(None, now) for job in jobs if isinstance(job.trigger, CronTrigger)}
     local = {job_id: when.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M") for job_id, when in cron.items()}
     assert local == {"coupon-reminders": "11-24 10:05", "revisits": "11-24 10:15", "dormant-revisits": "11-24 11:30",
-                     "birthdays": "11-24 10:00", "member-levels": "11-25 03:30"}
+                     "birthdays": "11-24 10:00", "member-levels": "11-25 03:30",
+                     "pool-return": "11-25 03:45"}
     assert cron["member-levels"] == datetime(2026, 11, 24, 19, 30, tzinfo=timezone.utc)
     every = {job.id: job.trigger.interval.total_seconds() for job in jobs if isinstance(job.trigger, IntervalTrigger)}
     assert every == {"housekeeping": 60, "campaigns-sync": 5, "campaigns-drive": 2, "agent-sla": 15}
