@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
+import numpy as np
+
 from bot import clock
 from bot.db import insert_new, transaction
 from bot.faq.lexical import LexicalIndex
@@ -84,16 +86,15 @@ def unanswered_groups(limit: int = 50, scan: int = 2000, similarity: float = GRO
         return []
     texts = [r.normalized or normalize(r.text) for r in rows]
     index = LexicalIndex(texts)
-    assigned = [False] * len(rows)
+    assigned = np.zeros(len(rows), dtype=bool)
     groups: list[Group] = []
     for leader in range(len(rows)):
         if assigned[leader]:
             continue
-        scores = index.scores(texts[leader])
-        members = [j for j in range(len(rows)) if not assigned[j] and (j == leader or texts[j] == texts[leader]
-                                                                        or scores[j] >= similarity)]
-        for j in members:
-            assigned[j] = True
+        close = index.scores(texts[leader]) >= similarity
+        close[leader] = True
+        members = [int(j) for j in np.flatnonzero(close & ~assigned)]  # newest first, as `rows`
+        assigned[members] = True
         examples = tuple(dict.fromkeys(rows[j].text for j in members))[:5]
         hints = [rows[j].best_faq_id for j in members if rows[j].best_faq_id]
         groups.append(Group(
