@@ -22,6 +22,7 @@ from admin.auth import SecureModelView, SecureView
 from admin.faq_csv import parse_csv, to_csv
 from bot import clock, settings
 from bot.faq import io as faq_io
+from bot.faq import learning
 from bot.faq.store import FaqStore, touch
 from bot.models import Faq, FaqQuestion
 
@@ -86,6 +87,11 @@ class FaqView(SecureModelView):
 
     def _set_enabled(self, ids: list[str], enabled: bool) -> int:
         return Faq.update(enabled=enabled, updated_at=clock.now()).where(Faq.id.in_([int(i) for i in ids])).execute()
+
+    @expose("/low-rated/")
+    def low_rated_view(self) -> Any:
+        """FAQs customers rated 👎 most often: the answers to rewrite first."""
+        return self.render("admin/kefu_low_rated.html", rows=learning.low_rated_faqs())
 
     @action("enable", _l("启用"), _l("启用所选 FAQ？"))
     def action_enable(self, ids: list[str]) -> None:

@@ -88,6 +88,9 @@ EN: dict[str, str] = {
     "修改密码": "Change password", "首次登录请先设置新密码（至少 8 位）。": "Set a new password first (at least 8 characters).",
     "确认新密码": "Confirm new password", "保存": "Save", "在线": "online", "按相似问题分组处理": "Handle similar questions together",
     "未解决问题（按相似分组）": "Unanswered questions (similar ones grouped)",
+    "低评分 FAQ": "Low-rated FAQs", "顾客评价中“没帮助”占比最高的答案，建议优先修改。":
+        "The answers customers most often rated unhelpful: rewrite these first.",
+    "FAQ 列表": "FAQ list", "踩的占比": "Dislike share", "修改": "Edit", "暂无低评分 FAQ": "No low-rated FAQs",
     "同一组的问题一起处理：新建为 FAQ（每个不同说法成为一个问法），或添加为已有 FAQ 的问法。":
         "Handle a group at once: promote it to a new FAQ (each distinct wording becomes a phrasing) or add it to an existing FAQ's phrasings.",
     "逐条列表": "One by one", "表单已过期，请重试": "The form expired, please try again",

@@ -100,3 +100,16 @@ def test_bad_import_names_the_line_and_imports_nothing(admin_panel: Panel) -> No
     html = response.get_data(as_text=True)
     assert "line 2" in html and "未导入任何内容" in html
     assert Faq.select().count() == 1 and FaqQuestion.select().count() == 1
+
+
+def test_low_rated_faqs_surface_worst_first(admin_panel) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import make_faq
+
+    good = make_faq("好答案", ["好问题"])
+    bad = make_faq("坏答案", ["没用的问题"])
+    Faq.update(likes=9, dislikes=1).where(Faq.id == good.id).execute()
+    Faq.update(likes=1, dislikes=5).where(Faq.id == bad.id).execute()
+    html = admin_panel.get("/admin/faq/low-rated/").get_data(as_text=True)
+    assert "没用的问题" in html and "83%" in html
+    assert "好问题" not in html  # 10% dislikes is not low-rated
+    assert "/admin/faq/low-rated/" in admin_panel.get("/admin/").get_data(as_text=True)
