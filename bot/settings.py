@@ -51,7 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "birthday_greeting": {"enabled": True, "coupon_id": None,
                           "text": "亲爱的{nickname}，祝您生日快乐！🎂 {coupon}",
                           "template": None},
-    "retention": {"outbox_days": 30, "delivery_days": 180},  # rows in a final state; 0: keep forever
+    # rows in a final state; 0: keep forever. message_days also ends the inbound dedup keys.
+    "retention": {"outbox_days": 30, "delivery_days": 180, "message_days": 0},
     # CRM (bot/crm): VIP1..VIP4 thresholds, either basis qualifies; null disables a basis.
     # notify: "up" (message on upgrade) | "any" | "off"; {level} is VIP1..VIP4 or 普通会员.
     "member_levels": {"spend": [1000, 3000, 8000, 20000], "orders": [3, 10, 30, 80], "notify": "up",

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, settings
 from bot.dispatcher import recover_pending
-from bot.models import Conversation, Delivery, Outbox
+from bot.models import Conversation, Delivery, Message, Outbox
 
 
 def resolve_idle_conversations() -> int:
@@ -55,10 +55,36 @@ def purge_deliveries(days: int | None = None) -> int:
     return Delivery.delete().where(Delivery.status.in_(FINAL_DELIVERY) & (Delivery.updated_at < cutoff)).execute()
 
 
+FINAL_MESSAGE = ("done", "inline", "sent", "failed", "window_closed", "limit_reached")
+
+
+def purge_messages(days: int | None = None, batch: int = 5000) -> int:
+    """Messages (and with them the inbound dedup keys) older than `retention.message_days`
+    (0, the default: keep the history forever). Only messages in a final state and outside
+    open conversations go: a platform retries within seconds, so any retention of a day or
+    more never lets a retried message through twice."""
+    days = _retention("message_days", 0) if days is None else days
+    if days <= 0:
+        return 0
+    cutoff = clock.now() - timedelta(days=days)
+    open_conversations = Conversation.select(Conversation.id).where(Conversation.status != "resolved")
+    purgeable = (
+        (Message.created_at < cutoff) & Message.state.in_(FINAL_MESSAGE)
+        & (Message.conversation.is_null() | Message.conversation.not_in(open_conversations))
+    )
+    purged = 0
+    while True:
+        ids = [row.id for row in Message.select(Message.id).where(purgeable).order_by(Message.id).limit(batch)]
+        if not ids:
+            return purged
+        purged += Message.delete().where(Message.id.in_(ids)).execute()
+
+
 def run_housekeeping() -> dict[str, int]:
     return {
         "recovered": recover_pending(60.0),
         "idle_resolved": resolve_idle_conversations(),
         "outbox_purged": purge_outbox(),
         "deliveries_purged": purge_deliveries(),
+        "messages_purged": purge_messages(),
     }

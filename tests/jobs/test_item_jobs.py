@@ -158,6 +158,28 @@ def test_housekeeping_purges_by_retention(fake_clock) -> None:  # type: ignore[n
     assert housekeeping.purge_deliveries() == 1
 
 
+def test_message_retention_ends_old_dedup_keys_but_keeps_open_conversations(dispatcher, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    from bot.models import Message
+    from tests.factories import make_agent, shop_faqs, text
+
+    shop_faqs()
+    make_agent("xm")
+    dispatcher.handle(text("done-user", "发货要多久", msg_id="old-1"))
+    dispatcher.handle(text("open-user", "转人工", msg_id="old-2"))
+    Conversation.update(status="resolved", open_key=None).where(
+        Conversation.customer == Customer.get(Customer.external_id == "done-user")).execute()
+    assert housekeeping.purge_messages() == 0  # default: keep history forever
+    settings.put("retention", {"outbox_days": 30, "delivery_days": 180, "message_days": 90})
+    fake_clock.advance(days=89)
+    assert housekeeping.purge_messages() == 0
+    fake_clock.advance(days=2)
+    assert housekeeping.purge_messages() == 2  # the resolved conversation's question and answer
+    left = {m.external_id for m in Message.select().where(Message.direction == "in")}
+    assert left == {"old-2"}  # the open conversation keeps its messages
+    # once purged, the old key no longer blocks: a (very) late duplicate is handled afresh
+    assert not dispatcher.handle(text("done-user", "发货要多久", msg_id="old-1")).duplicate
+
+
 def test_revisit_answer_through_the_dispatcher(dispatcher) -> None:  # type: ignore[no-untyped-def]
     from tests.factories import text
 
