@@ -13,6 +13,8 @@ import urllib.request
 import uuid
 from typing import Any
 
+from adapters.terminal import typed_lines
+
 
 class WebChatClient:
     def __init__(self, base_url: str, channel: str = "web", user_id: str | None = None, token: str | None = None,
@@ -87,15 +89,7 @@ def run_terminal_chat(client: WebChatClient) -> None:
     thread = threading.Thread(target=poller, daemon=True)
     thread.start()
     try:
-        while True:
-            try:
-                line = input("> ").strip()
-            except EOFError:
-                break
-            if line in ("/quit", "/exit"):
-                break
-            if not line:
-                continue
+        for line in typed_lines():
             result = client.send(line)
             for reply in result.get("replies", []):
                 _print_message("小蜜", reply["text"], reply.get("cards", []))

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 from adapters.sandbox.client import WeChatServer
+from adapters.terminal import typed_lines
 from bot.config import ChannelConfig
 
 
@@ -56,14 +57,7 @@ def run_wechat_chat(channel: ChannelConfig, base_url: str, openid: str | None = 
     if channel.api_base and ("127.0.0.1" in channel.api_base or "localhost" in channel.api_base):
         threading.Thread(target=_poll_standin, args=(channel.api_base, openid, stop), daemon=True).start()
     try:
-        while True:
-            try:
-                line = input("> ").strip()
-            except EOFError:
-                break
-            if line in ("/quit", "/exit"):
-                break
-            if line:
-                say(server.text_xml(openid, line))
+        for line in typed_lines():
+            say(server.text_xml(openid, line))
     finally:
         stop.set()
