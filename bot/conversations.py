@@ -22,11 +22,14 @@ OPEN_STATUSES = ("bot", "queued", "assigned")
 def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Customer:
     """The CRM record for an IM user, created on first contact (source = channel)."""
     now = clock.now()
-    Customer.insert(
-        channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
-        first_contact_at=now, last_contact_at=now,
-    ).on_conflict_ignore().execute()
-    customer = Customer.get((Customer.channel == channel) & (Customer.external_id == external_id))
+    identity = (Customer.channel == channel) & (Customer.external_id == external_id)
+    customer = Customer.get_or_none(identity)
+    if customer is None:  # first contact; a concurrent first message may win the insert
+        Customer.insert(
+            channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
+            first_contact_at=now, last_contact_at=now,
+        ).on_conflict_ignore().execute()
+        customer = Customer.get(identity)
     updates: dict[peewee.Field, object] = {Customer.last_contact_at: now, Customer.last_inbound_at: now}
     if nickname and not customer.nickname:
         updates[Customer.nickname] = nickname[:128]
@@ -38,6 +41,9 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
 
 def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
     """The customer's open conversation, or a new one; True when it was just opened."""
+    existing = Conversation.get_or_none(Conversation.open_key == customer.id)
+    if existing is not None:
+        return existing, False
     now = clock.now()
     inserted = insert_new(Conversation.insert(
         customer=customer, channel=customer.channel, status="bot", open_key=customer.id,

@@ -85,19 +85,17 @@ class Dispatcher:
         result = Result()
         sender_rows: list[Message] = []
         with transaction():
-            stored_id = insert_new(
-                Message.insert(
-                    channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author="customer",
-                    peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000],
-                    payload=_payload(inbound), state="received", created_at=clock.now(),
-                )
-                .on_conflict_ignore()
+            # state is "done" at once: the row commits with its decision or not at all
+            row = dict(
+                channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author="customer",
+                peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000],
+                payload=_payload(inbound), state="done", created_at=clock.now(),
             )
+            stored_id = insert_new(Message.insert(**row).on_conflict_ignore())
             if stored_id:
-                stored = Message.get_by_id(stored_id)
+                stored = Message(id=stored_id, **row)  # what a re-read would return, without the query
                 outgoing = self._decide(inbound, stored, result)
                 sender_rows = self._persist(inbound, stored, outgoing)
-                Message.update(state="done").where(Message.id == stored.id).execute()
         if not stored_id:
             result.duplicate, result.action = True, "duplicate"
             result.replies = self._replay(inbound)
@@ -115,15 +113,16 @@ class Dispatcher:
             result.action = "agent"
             return self.relay.handle(agent, inbound)
         customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
-        Message.update(customer=customer).where(Message.id == stored.id).execute()
         rating = self._satisfaction(inbound, customer)
         if rating is None and inbound.kind == "text":
             rating = self._revisit_answer(inbound, customer)
         if rating is not None:
+            Message.update(customer=customer).where(Message.id == stored.id).execute()
             result.action = "rating"
             return rating
         conversation, _ = conversations.open_conversation(customer)
-        Message.update(conversation=conversation).where(Message.id == stored.id).execute()
+        # before routing: the agent's handoff briefing lists this message with the conversation
+        Message.update(customer=customer, conversation=conversation).where(Message.id == stored.id).execute()
         conversations.touch(conversation)
         result.conversation_id = conversation.id
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text

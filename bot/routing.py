@@ -107,7 +107,8 @@ class Router:
             answer = self.store.answer_for(int(best.faq_id), best.question)
             if answer is not None:
                 Faq.update(hits=Faq.hits + 1).where(Faq.id == answer.faq_id).execute()
-                Conversation.update(unanswered_turns=0).where(Conversation.id == turn.conversation.id).execute()
+                if turn.conversation.unanswered_turns:
+                    Conversation.update(unanswered_turns=0).where(Conversation.id == turn.conversation.id).execute()
                 cards = RATING_CARDS if settings.get("rating_cards") else ()
                 reply = Reply(text=answer.answer, cards=cards, meta={**meta, "category": answer.category, "rate": True})
                 answered = Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
