@@ -1,0 +1,80 @@
+"""CPU cost of the core for one FAQ-answered message, in process (no HTTP, no crypto).
+
+Why: the webhook benchmark showed the core, not the WeChat path, bounds throughput. This
+isolates `Dispatcher.handle` on a fresh SQLite file with the demo shop: it prints the SQL
+statements one returning customer's question costs and the CPU milliseconds per message
+over N messages (process time, so a busy machine disturbs it less than wall time).
+
+    .venv/bin/python bench/dispatcher_cpu.py [--messages 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot import db, demo, migrations  # noqa: E402
+from bot.config import Config, DatabaseConfig  # noqa: E402
+from bot.dispatcher import Dispatcher  # noqa: E402
+from bot.events import Inbound  # noqa: E402
+from bot.faq.store import FaqStore  # noqa: E402
+
+QUESTIONS = ("发货要多久", "怎么退货", "尺码怎么选", "有什么优惠券", "可以开发票吗")
+
+
+class _Count(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.statements.append(record.getMessage())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=300)
+    args = parser.parse_args()
+    logging.disable(logging.INFO)  # the dispatcher's per-message log line is not the subject
+    data = tempfile.mkdtemp(prefix="kefu-bench-")
+    config = Config(data_dir=data, database=DatabaseConfig(url=f"sqlite:///{data}/kefu.db"))
+    db.connect(config.database_url)
+    migrations.upgrade()
+    demo.seed(config)
+    store = FaqStore(check_seconds=2)
+    store.refresh(True)
+    dispatcher = Dispatcher(config, store)
+    serial = iter(range(10**9))
+
+    def ask(user: str, text: str) -> None:
+        dispatcher.handle(Inbound(channel="web", user_id=user, msg_id=f"m{next(serial)}", text=text))
+
+    for i in range(20):
+        ask(f"warm{i}", QUESTIONS[i % len(QUESTIONS)])
+    counter = _Count()
+    sql_log = logging.getLogger("peewee")
+    logging.disable(logging.NOTSET)
+    sql_log.setLevel(logging.DEBUG)
+    sql_log.addHandler(counter)
+    ask("warm3", QUESTIONS[0])
+    sql_log.removeHandler(counter)
+    sql_log.setLevel(logging.WARNING)
+    logging.disable(logging.INFO)
+    started = time.process_time()
+    for i in range(args.messages):
+        ask(f"c{i % 100}", QUESTIONS[i % len(QUESTIONS)])
+    per_message = (time.process_time() - started) / args.messages * 1000
+    print(f"statements for one returning customer's FAQ answer: {len(counter.statements)}")
+    print(f"CPU per message: {per_message:.2f} ms over {args.messages} messages "
+          f"(at most ~{1000 / per_message:.0f} messages/s on one core)")
+
+
+if __name__ == "__main__":
+    main()
