@@ -105,6 +105,7 @@ def seed_history(database_url: str) -> None:
     """Thirty days of traffic, so the dashboard's charts have something to show."""
     from bot import clock, db
     from bot.conversations import upsert_customer
+    from bot.db import transaction
     from bot.models import Agent, AssignmentLog, Conversation, Faq, Message, UnansweredQuestion
 
     database = db.connect(database_url)
@@ -112,7 +113,9 @@ def seed_history(database_url: str) -> None:
     now = clock.now()
     agents = list(Agent.select())
     faq = Faq.select().first()
-    with database.atomic():
+    # IMMEDIATE on SQLite (bot.db.transaction): the running kefu writes too, and a deferred
+    # transaction that reads first cannot upgrade to a write lock once it has moved on
+    with transaction():
         for day in range(29, -1, -1):
             when = now - timedelta(days=day, hours=1)
             customer = upsert_customer("web", f"history-{day}", nickname=f"老顾客{day}")
