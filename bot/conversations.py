@@ -8,55 +8,69 @@ timestamps the KPIs need) live here once.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 import peewee
 
 from bot import clock
 from bot.crm.orders import link_orders_for
-from bot.db import insert_new
+from bot.db import execute, fetch_one, insert_row
 from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
 
+RowT = TypeVar("RowT")
 OPEN_STATUSES = ("bot", "queued", "assigned")
 
 
 def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Customer:
     """The CRM record for an IM user, created on first contact (source = channel)."""
     now = clock.now()
-    identity = (Customer.channel == channel) & (Customer.external_id == external_id)
-    customer = Customer.get_or_none(identity)
+    identity = '"channel" = ? AND "external_id" = ?'
+    customer = fetch_one(Customer, identity, (channel, external_id))
     if customer is None:  # first contact; a concurrent first message may win the insert
-        Customer.insert(
-            channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
-            first_contact_at=now, last_contact_at=now,
-        ).on_conflict_ignore().execute()
-        customer = Customer.get(identity)
-    updates: dict[peewee.Field, object] = {Customer.last_contact_at: now, Customer.last_inbound_at: now}
+        customer = Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
+                            first_contact_at=now, last_contact_at=now, last_inbound_at=now)
+        if insert_row(customer, ignore_conflict=True):
+            link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
+            return customer
+        customer = _must(fetch_one(Customer, identity, (channel, external_id)))  # a concurrent first message won
+    stamp = Customer.last_contact_at.db_value(now)
     if nickname and not customer.nickname:
-        updates[Customer.nickname] = nickname[:128]
-    Customer.update(updates).where(Customer.id == customer.id).execute()
+        Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
+        customer.nickname = nickname[:128]
+    execute('UPDATE "customer" SET "last_contact_at" = ?, "last_inbound_at" = ? WHERE "id" = ?',
+            (stamp, stamp, customer.id))
     customer.last_contact_at = customer.last_inbound_at = now
+    customer._dirty.clear()
     link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
     return customer
 
 
 def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
     """The customer's open conversation, or a new one; True when it was just opened."""
-    existing = Conversation.get_or_none(Conversation.open_key == customer.id)
+    existing = fetch_one(Conversation, '"open_key" = ?', (customer.id,))
     if existing is not None:
         return existing, False
     now = clock.now()
-    inserted = insert_new(Conversation.insert(
-        customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
-        opened_at=now, last_message_at=now,
-    ).on_conflict_ignore())
-    conversation = Conversation.get(Conversation.open_key == customer.id)
-    return conversation, inserted is not None
+    conversation = Conversation(customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
+                                opened_at=now, last_message_at=now)
+    if insert_row(conversation, ignore_conflict=True):
+        return conversation, True
+    return _must(fetch_one(Conversation, '"open_key" = ?', (customer.id,))), False  # a concurrent message won
+
+
+def _must(row: RowT | None) -> RowT:
+    """The row a conflicting insert found: it exists unless the database lost it."""
+    if row is None:
+        raise LookupError("a unique key conflicted with a row that cannot be read back")
+    return row
 
 
 def touch(conversation: Conversation) -> None:
     now = clock.now()
-    Conversation.update(last_message_at=now).where(Conversation.id == conversation.id).execute()
+    execute('UPDATE "conversation" SET "last_message_at" = ? WHERE "id" = ?',
+            (Conversation.last_message_at.db_value(now), conversation.id))
     conversation.last_message_at = now
+    conversation._dirty.discard("last_message_at")
 
 
 def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer") -> None:

@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, outbox
 from bot.config import Config
-from bot.db import insert_new, transaction
+from bot.db import execute, fetch_one, insert_row, transaction
 from bot.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.models import Agent, Conversation, Message
@@ -91,9 +91,10 @@ class Dispatcher:
                 peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000],
                 payload=_payload(inbound), state="done", created_at=clock.now(),
             )
-            stored_id = insert_new(Message.insert(**row).on_conflict_ignore())
+            stored = Message(**row)
+            # UNIQUE(channel, external_id) is the dedup key: a retry inserts nothing
+            stored_id = insert_row(stored, ignore_conflict=True)
             if stored_id:
-                stored = Message(id=stored_id, **row)  # what a re-read would return, without the query
                 outgoing = self._decide(inbound, stored, result)
                 sender_rows = self._persist(inbound, stored, outgoing)
         if not stored_id:
@@ -107,7 +108,7 @@ class Dispatcher:
     # -- deciding -------------------------------------------------------------------------
 
     def _decide(self, inbound: Inbound, stored: Message, result: Result) -> list[Outgoing]:
-        agent = Agent.get_or_none((Agent.channel == inbound.channel) & (Agent.im_user_id == inbound.user_id))
+        agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
             Message.update(author="agent", agent=agent).where(Message.id == stored.id).execute()
             result.action = "agent"
@@ -122,7 +123,8 @@ class Dispatcher:
             return rating
         conversation, _ = conversations.open_conversation(customer)
         # before routing: the agent's handoff briefing lists this message with the conversation
-        Message.update(customer=customer, conversation=conversation).where(Message.id == stored.id).execute()
+        execute('UPDATE "message" SET "customer_id" = ?, "conversation_id" = ? WHERE "id" = ?',
+                (customer.id, conversation.id, stored.id))
         conversations.touch(conversation)
         result.conversation_id = conversation.id
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
@@ -177,13 +179,14 @@ class Dispatcher:
         """Store every outbound message; queue the ones for other people; return the sender's."""
         sender_rows: list[Message] = []
         for n, out in enumerate(outgoing):
-            faq_id = out.faq if isinstance(out.faq, int) or out.faq is None else out.faq.id
-            row = Message.create(
-                channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=out.conversation,
-                customer=out.customer, agent=out.agent, direction="out", author=out.author, peer_id=out.to_user,
-                kind=out.reply.kind, text=out.reply.text, payload={**out.reply.as_content(), **dict(out.reply.meta)},
-                in_reply_to=stored, faq=faq_id, score=out.score, state="pending", created_at=clock.now(),
+            row = Message(
+                channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
+                customer=_id(out.customer), agent=_id(out.agent), direction="out", author=out.author,
+                peer_id=out.to_user, kind=out.reply.kind, text=out.reply.text,
+                payload={**out.reply.as_content(), **dict(out.reply.meta)}, in_reply_to=stored.id,
+                faq=_id(out.faq), score=out.score, state="pending", created_at=clock.now(),
             )
+            insert_row(row)
             if out.channel == inbound.channel and out.to_user == inbound.user_id:
                 sender_rows.append(row)
             else:
@@ -195,7 +198,8 @@ class Dispatcher:
             return []
         ids = [r.id for r in rows]
         if slot is None or slot.take():
-            Message.update(state="inline").where(Message.id.in_(ids) & (Message.state == "pending")).execute()
+            for message_id in ids:
+                execute(MARK_INLINE, (message_id,))
             return [_reply_of(r) for r in rows]
         with transaction():
             claimed = list(Message.select().where(Message.id.in_(ids) & (Message.state == "pending")))
@@ -239,6 +243,14 @@ def recover_pending(older_than_seconds: float = 60.0) -> int:
                            message=row)
             count += 1
     return count
+
+
+MARK_INLINE = 'UPDATE "message" SET "state" = \'inline\' WHERE "id" = ? AND "state" = \'pending\''
+
+
+def _id(value: object) -> int | None:
+    """A foreign key's value from a model instance or an id."""
+    return value if value is None or isinstance(value, int) else value.id  # type: ignore[attr-defined]
 
 
 def _payload(inbound: Inbound) -> dict[str, object] | None:

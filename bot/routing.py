@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Iterable
 
 from bot import assignment, business_hours, clock, conversations, settings
+from bot.db import execute
 from bot.events import Card, Inbound, Reply
 from bot.faq.normalize import normalize
 from bot.faq.store import FaqStore
@@ -73,14 +75,7 @@ class Router:
     # -- pieces -------------------------------------------------------------------------
 
     def wants_human(self, text: str) -> bool:
-        norm = normalize(text)
-        for keyword in settings.get("handoff_keywords"):
-            key = normalize(keyword)
-            if not key:
-                continue
-            if norm == key or (key in norm and len(norm) <= len(key) + 6):
-                return True
-        return False
+        return asks_for_human(text, settings.get("handoff_keywords"))
 
     def _humans_available(self) -> bool:
         return business_hours.is_open(clock.now(), settings.get("business_hours")) and assignment.any_agent_free()
@@ -106,7 +101,7 @@ class Router:
         if best is not None and best.score >= self.threshold:
             answer = self.store.answer_for(int(best.faq_id), best.question)
             if answer is not None:
-                Faq.update(hits=Faq.hits + 1).where(Faq.id == answer.faq_id).execute()
+                execute('UPDATE "faq" SET "hits" = "hits" + 1 WHERE "id" = ?', (answer.faq_id,))
                 if turn.conversation.unanswered_turns:
                     Conversation.update(unanswered_turns=0).where(Conversation.id == turn.conversation.id).execute()
                 cards = RATING_CARDS if settings.get("rating_cards") else ()
@@ -220,9 +215,21 @@ def welcome(channel: str, user_id: str, conversation: Conversation | None, custo
                     conversation, customer)
 
 
+def asks_for_human(text: str, keywords: Iterable[str]) -> bool:
+    """A short message naming a handoff keyword (转人工, 客服 ...) asks for a person; a long
+    question that merely mentions one (“客服说的优惠券怎么用”) is still a question."""
+    norm = normalize(text)
+    for keyword in keywords:
+        key = normalize(keyword)
+        if key and (norm == key or (key in norm and len(norm) <= len(key) + 6)):
+            return True
+    return False
+
+
 def is_first_contact(customer: Customer) -> bool:
     """Nothing was ever sent to this customer (no welcome on subscribe, no answer)."""
-    return not Message.select().where((Message.customer == customer) & (Message.direction == "out")).exists()
+    return execute('SELECT 1 FROM "message" WHERE "customer_id" = ? AND "direction" = \'out\' LIMIT 1',
+                   (customer.id,)).fetchone() is None
 
 
 def last_bot_message(conversation: Conversation) -> Message | None:

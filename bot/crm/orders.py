@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import peewee
 
 from bot.crm import levels
-from bot.db import advisory_xact_lock, transaction
+from bot.db import advisory_xact_lock, execute, transaction
 from bot.models import Customer, Order
 
 STATUS_RANK: dict[str, int] = {"created": 0, "paid": 1, "shipped": 2, "delivered": 3, "refunded": 4, "cancelled": 4}
@@ -198,11 +198,13 @@ def link_orders_for(customer: Customer) -> int:
     was known); returns how many were linked. Cheap when there are none: one indexed query."""
     if customer.erased_at is not None:
         return 0
-    names_them = (Order.channel == customer.channel) & (Order.platform_user_id == customer.external_id)
     phone = normalize_phone(customer.phone or "")
-    if phone:
-        names_them |= Order.phone == phone
-    ids = [o.id for o in Order.select(Order.id).where(Order.customer.is_null() & names_them)]
+    # fixed SQL: this runs for every customer message (the dispatcher's hot path)
+    ids = [row[0] for row in execute(
+        'SELECT "id" FROM "shop_order" WHERE "customer_id" IS NULL AND '
+        '(("channel" = ? AND "platform_user_id" = ?) OR "phone" = ?)',
+        (customer.channel, customer.external_id, phone or None),
+    )]
     if not ids:
         return 0
     with transaction():

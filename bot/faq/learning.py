@@ -54,9 +54,10 @@ class Group:
 
 def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
     """Record, once, each question the bot answered right before the customer asked for a human."""
-    from bot.routing import Router  # the handoff keywords live with the routing
+    from bot import settings
+    from bot.routing import asks_for_human  # the handoff rule lives with the routing
 
-    wants_human = Router(None, 0.0).wants_human  # type: ignore[arg-type]  # only the keywords are needed
+    keywords = settings.get("handoff_keywords")
     added = 0
     cutoff = clock.now() - since
     conversations = Conversation.select(Conversation.id).where(
@@ -66,7 +67,7 @@ def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
                                               & (Message.author == "customer") & (Message.kind == "text"))
                        .order_by(Message.id))
         for before, after in zip(inbound, inbound[1:]):
-            if not wants_human(after.text):
+            if not asks_for_human(after.text, keywords):
                 continue
             answer = Message.get_or_none((Message.in_reply_to == before.id) & Message.faq.is_null(False))
             if answer is None or UnansweredQuestion.select().where(UnansweredQuestion.message == before.id).exists():
