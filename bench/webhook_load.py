@@ -140,11 +140,15 @@ async def post_one(http: aiohttp.ClientSession, url: str, server: WeChatServer, 
         return "errors"
 
 
-async def open_loop(url: str, server: WeChatServer, requests: list[tuple[dict, bytes]], rate: float) -> dict[str, Any]:
-    """Requests on a fixed schedule (`rate` per second), whatever the answers' pace."""
+async def open_loop(url: str, server: WeChatServer, requests: list[tuple[dict, bytes]], rate: float,
+                    connections: int) -> dict[str, Any]:
+    """Requests on a fixed schedule (`rate` per second), whatever the answers' pace.
+
+    Over a pool of `connections` kept-alive connections, as the peak run and as a platform
+    client would; a request waiting for a free connection counts that wait in its latency."""
     latencies: list[float] = []
     outcomes = {"errors": 0, "late": 0}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
         async def one(params: dict, body: bytes) -> None:
             started = time.perf_counter()
             outcome = await post_one(http, url, server, params, body)
@@ -231,9 +235,15 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def faq_questions() -> list[str]:
+    """The demo FAQs' first phrasings, minus the ones the router takes as a request for a
+    person (怎么联系客服): those conversations go to an agent and the bot falls silent."""
+    from bot.routing import asks_for_human
+    from bot.settings import DEFAULTS
+
     lines = (ROOT / "bot/demo_data/faq_zh.jsonl").read_text(encoding="utf-8").splitlines()
     items = [json.loads(line) for line in lines if line.strip()]
-    return [i["questions"][0] for i in items if "人工" not in i["questions"][0]]
+    return [i["questions"][0] for i in items
+            if not asks_for_human(i["questions"][0], DEFAULTS["handoff_keywords"])]
 
 
 def config_text(data_dir: Path, database_url: str, api_base: str) -> str:
@@ -303,7 +313,7 @@ def run_kefu(label: str, database_url: str, args: argparse.Namespace, tmp: Path,
         rate = 0.8 * peak["rps"]
         paced = asyncio.run(open_loop(url, server, build_requests(server, questions,
                                                                   int(min(args.requests, rate * args.paced_seconds)),
-                                                                  f"o{label}"), rate))
+                                                                  f"o{label}"), rate, 2 * args.concurrency))
         storm = asyncio.run(retry_storm(url, server, questions, args.storm, f"s{label}"))
     finally:
         stop(proc)
