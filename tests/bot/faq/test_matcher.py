@@ -1,11 +1,12 @@
 import importlib.util
+import math
 
 import numpy as np
 import pytest
 
 from bot.faq import calibration
 from bot.faq.lexical import LexicalIndex
-from bot.faq.matcher import Entry, FaqIndex, hubness
+from bot.faq.matcher import Entry, FaqIndex, hubness, query_length
 from bot.faq.normalize import normalize
 
 SHOP = [
@@ -64,7 +65,12 @@ def test_semantic_stage_runs_only_when_the_lexical_answer_is_not_decisive(fake_e
     assert index.search(normalize("什么时候发货")).stage == "exact"
     vague = index.search(normalize("我想问问码数"))
     assert vague.stage == "semantic" and fake_embedder.calls == ["我想问问码数"]
-    assert set(vague.features) == {"score", "margin", "spread"}
+    assert set(vague.features) == {"score", "margin", "spread", "coverage", "length"}
+    assert set(calibration.HYBRID.features) <= set(vague.features)
+    assert vague.features["length"] == pytest.approx(math.log1p(6))
+    assert vague.best is not None
+    best_row = index._display.index(vague.best.question)
+    assert vague.features["coverage"] == pytest.approx(index._lexical.coverage("我想问问码数", best_row))
 
 
 def test_hubness_is_high_for_a_vector_with_many_close_neighbours() -> None:
@@ -95,3 +101,33 @@ def test_the_embedding_model_answers_a_paraphrase_that_shares_few_characters() -
     assert match.best is not None and match.best.faq_id == "shipping"
     unrelated = index.search(normalize("今天天气怎么样"))
     assert unrelated.score < match.score
+
+
+def test_coverage_is_one_for_the_same_characters_and_weighs_rare_ones_more() -> None:
+    # 花呗 in every phrasing: a common character pair; 手机 / 电脑 / 额度 each in one
+    index = LexicalIndex(["花呗怎么用手机开通", "花呗怎么用电脑开通", "花呗额度", "花呗是什么"])
+    assert index.coverage("花呗怎么用手机开通", 0) == pytest.approx(1.0)
+    assert index.coverage("开通花呗怎么用手机", 0) == pytest.approx(1.0)  # order does not matter
+    # one distinctive word differs: coverage drops well below the share of shared characters
+    swapped = index.coverage("花呗怎么用手机开通", 1)
+    assert swapped < 7 / 9
+    # missing a common character costs less than missing a rare one
+    assert index.coverage("呗额度", 2) > index.coverage("花呗额", 2)
+    assert index.idf("花") < index.idf("额") < index.idf("从未见过")
+    assert index.idf("额") == pytest.approx(math.log(5 / 1.5))
+    # the larger side counts: a query that says much more than the phrasing is not covered
+    assert index.coverage("花呗额度为什么这么低", 2) < index.coverage("花呗额度", 2)
+    assert index.coverage("", 0) == 0.0 and index.coverage("完全无关", 3) == 0.0
+
+
+def test_query_length_counts_characters_not_spaces() -> None:
+    assert query_length("") == 0.0
+    assert query_length("发货 要多久") == pytest.approx(math.log1p(5))
+    assert query_length("abc") < query_length("abcdef")
+
+
+def test_the_confidence_rises_with_coverage_and_length_at_equal_similarity() -> None:
+    base = {"score": 0.45, "margin": 0.01, "spread": 0.85, "coverage": 0.3, "length": math.log1p(8)}
+    model = calibration.HYBRID
+    assert model({**base, "coverage": 0.8}) > model(base) > model({**base, "coverage": 0.0})
+    assert model({**base, "length": math.log1p(20)}) > model(base)
