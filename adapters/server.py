@@ -77,7 +77,8 @@ async def healthz(request: web.Request) -> web.Response:
         await asyncio.wait_for(bridge.call(_db_ping), 2.0)
     except Exception as exc:  # report, do not raise: a health check answers
         return web.json_response({"status": "error", "database": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "channels": sorted(request.app[ADAPTERS])})
+    return web.json_response({"status": "ok", "channels": sorted(request.app[ADAPTERS]),
+                              "faq": bridge.dispatcher.store.status()})
 
 
 def _db_ping() -> None:

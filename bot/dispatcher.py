@@ -8,9 +8,10 @@ Why this shape (see docs/architecture.md, "Data flow"):
 - Replies to the sender may go back inline (a passive reply in the HTTP body) when ready
   before the adapter's deadline; the `ReplySlot` hands them over atomically. Late replies,
   and everything for other people (agents, relayed customers), go through the outbox.
-- Each outbound message is stored with a deterministic key (`re:<inbound id>:<n>`), state
-  `pending` until it is claimed inline or queued; a flip `pending -> inline|queued` is a
-  conditional UPDATE, so the first delivery and a retry can never both deliver it.
+- Each outbound message is stored with a deterministic key (`re:<inbound id>:<n>`) in its
+  final state (`inline`, or `queued` with its outbox row) by the same transaction, so the
+  first delivery and a retry can never both deliver it. (`pending`, the state of versions
+  that decided after the commit, is still replayed and recovered.)
 
 This module is synchronous: the webhook server runs it in a thread pool.
 """
@@ -83,7 +84,7 @@ class Dispatcher:
     def handle(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
         started = time.perf_counter()
         result = Result()
-        sender_rows: list[Message] = []
+        inline_rows: list[Message] = []
         with transaction():
             # state is "done" at once: the row commits with its decision or not at all
             row = dict(
@@ -96,12 +97,12 @@ class Dispatcher:
             stored_id = insert_row(stored, ignore_conflict=True)
             if stored_id:
                 outgoing = self._decide(inbound, stored, result)
-                sender_rows = self._persist(inbound, stored, outgoing)
+                inline_rows = self._persist(inbound, stored, outgoing, slot)
         if not stored_id:
             result.duplicate, result.action = True, "duplicate"
             result.replies = self._replay(inbound)
         else:
-            result.replies = self._deliver_sender_replies(inbound, sender_rows, slot)
+            result.replies = [_reply_of(r) for r in inline_rows]
         self._log(inbound, result, started)
         return result
 
@@ -175,37 +176,31 @@ class Dispatcher:
 
     # -- storing and delivering ------------------------------------------------------------
 
-    def _persist(self, inbound: Inbound, stored: Message, outgoing: list[Outgoing]) -> list[Message]:
-        """Store every outbound message; queue the ones for other people; return the sender's."""
-        sender_rows: list[Message] = []
-        for n, out in enumerate(outgoing):
+    def _persist(self, inbound: Inbound, stored: Message, outgoing: list[Outgoing],
+                 slot: ReplySlot | None) -> list[Message]:
+        """Store every outbound message in its final state, in the decision's transaction:
+        the sender's replies `inline` when the waiting request takes them (it answers with
+        them once this commits), everything else `queued` with its outbox row. Returns the
+        inline rows. A crash before the commit stores none of it and the platform's retry
+        decides afresh; a retry meanwhile waits on the inbound key, then replays."""
+        to_sender = [o.channel == inbound.channel and o.to_user == inbound.user_id for o in outgoing]
+        inline = any(to_sender) and (slot is None or slot.take())
+        inline_rows: list[Message] = []
+        for n, (out, mine) in enumerate(zip(outgoing, to_sender)):
             row = Message(
                 channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
                 customer=_id(out.customer), agent=_id(out.agent), direction="out", author=out.author,
                 peer_id=out.to_user, kind=out.reply.kind, text=out.reply.text,
                 payload={**out.reply.as_content(), **dict(out.reply.meta)}, in_reply_to=stored.id,
-                faq=_id(out.faq), score=out.score, state="pending", created_at=clock.now(),
+                faq=_id(out.faq), score=out.score, state="inline" if mine and inline else "queued",
+                created_at=clock.now(),
             )
             insert_row(row)
-            if out.channel == inbound.channel and out.to_user == inbound.user_id:
-                sender_rows.append(row)
+            if row.state == "inline":
+                inline_rows.append(row)
             else:
                 outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, row.payload, message=row)
-        return sender_rows
-
-    def _deliver_sender_replies(self, inbound: Inbound, rows: list[Message], slot: ReplySlot | None) -> list[Reply]:
-        if not rows:
-            return []
-        ids = [r.id for r in rows]
-        if slot is None or slot.take():
-            for message_id in ids:
-                execute(MARK_INLINE, (message_id,))
-            return [_reply_of(r) for r in rows]
-        with transaction():
-            claimed = list(Message.select().where(Message.id.in_(ids) & (Message.state == "pending")))
-            for row in claimed:
-                outbox.enqueue(f"msg:{row.id}", row.channel, row.peer_id, row.payload, message=row)
-        return []
+        return inline_rows
 
     def _replay(self, inbound: Inbound) -> list[Reply]:
         """A retried message: the replies the first delivery produced, if they were not
@@ -243,9 +238,6 @@ def recover_pending(older_than_seconds: float = 60.0) -> int:
                            message=row)
             count += 1
     return count
-
-
-MARK_INLINE = 'UPDATE "message" SET "state" = \'inline\' WHERE "id" = ? AND "state" = \'pending\''
 
 
 def _id(value: object) -> int | None:

@@ -156,6 +156,11 @@ class FaqStore:
                 log.exception("embedding FAQ phrasings failed")
             finally:
                 self._checked_at, self._fingerprint = float("-inf"), None  # rebuild, now with the vectors
+            try:  # here rather than in the next customer's request
+                self.refresh(force=True)
+            except Exception:
+                log.exception("rebuilding the FAQ index after embedding failed")
+            finally:
                 database.close()  # this thread's connection
 
         self._warmer = threading.Thread(target=run, name="kefu-faq-embed", daemon=True)
@@ -175,6 +180,14 @@ class FaqStore:
         if found is None:
             return None
         return Answer(faq_id=faq_id, answer=found[0], category=found[1], question=question)
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz: how many FAQs the index answers from, whether it matches by meaning
+        (the embedding model) yet, and whether phrasings are being embedded right now (a
+        fresh start or a big import: answers are lexical meanwhile). Reads no database."""
+        warming = self._warmer is not None and self._warmer.is_alive()
+        return {"faqs": len(self._answers), "semantic": self._index.semantic, "warming": warming,
+                "model": self._embedder is not None}
 
     def __len__(self) -> int:
         return len(self._answers)

@@ -32,6 +32,13 @@ async def test_healthz(client: TestClient) -> None:
     assert (await resp.json())["status"] == "ok"
 
 
+async def test_healthz_reports_the_faq_index(client: TestClient) -> None:
+    await say(client, await session(client), "发货要多久", "h1")  # the first match builds the index
+    faq = (await (await client.get("/healthz")).json())["faq"]
+    assert faq["faqs"] > 0
+    assert isinstance(faq["semantic"], bool) and isinstance(faq["warming"], bool)
+
+
 async def test_faq_answer_through_the_web_api(client: TestClient) -> None:
     s = await session(client)
     body = await say(client, s, "发货要多久", "a1")
