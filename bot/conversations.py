@@ -30,6 +30,7 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
         customer = Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
                             first_contact_at=now, last_contact_at=now, last_inbound_at=now)
         if insert_row(customer, ignore_conflict=True):
+            customer.created_now = True  # type: ignore[attr-defined]  # see open_conversation
             link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
             return customer
         customer = _must(fetch_one(Customer, identity, (channel, external_id)))  # a concurrent first message won
@@ -47,9 +48,10 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
 
 def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
     """The customer's open conversation, or a new one; True when it was just opened."""
-    existing = fetch_one(Conversation, '"open_key" = ?', (customer.id,))
-    if existing is not None:
-        return existing, False
+    if not getattr(customer, "created_now", False):  # a customer created by this transaction has none
+        existing = fetch_one(Conversation, '"open_key" = ?', (customer.id,))
+        if existing is not None:
+            return existing, False
     now = clock.now()
     conversation = Conversation(customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
                                 opened_at=now, last_message_at=now)

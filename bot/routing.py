@@ -84,7 +84,6 @@ class Router:
         rated = self._rating(turn)
         if rated is not None:
             return rated
-        first = is_first_contact(turn.customer)
         text = welcome_card_question(turn)
         match = self.store.match(text, limit=max(self.suggestions + 1, 2))
         best = match.best
@@ -127,7 +126,7 @@ class Router:
             if c.similarity >= SUGGESTION_FLOOR
         ) or tuple(Card(title=q, payload=q) for q in card_questions())
         text = settings.get("abstain_message") if cards else "抱歉，这个问题我还不太确定。您可以换个说法，或回复“转人工”联系人工客服。"
-        if first:  # the first thing a new customer hears from the bot starts with the welcome
+        if is_first_contact(turn.customer):  # the first thing a new customer hears from the bot: the welcome
             text = f"{settings.get('welcome_message')}\n{text}"
         reply = Reply(text=text, cards=cards, meta={**meta, "abstained": True})
         return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation, turn.customer,
