@@ -6,7 +6,7 @@ due, one delivery each, text or template) and must walk large tables with flat m
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import peewee
 
@@ -41,3 +41,17 @@ def batches(query: peewee.ModelSelect, id_field: peewee.Field, size: int = 500) 
             return
         yield rows
         last = getattr(rows[-1], id_field.name) if not isinstance(rows[-1], tuple) else rows[-1][0]
+
+
+def deliver_item(key: str, customer: Any, setting: Mapping[str, Any], values: Mapping[str, str],
+                 channel_kind: str, mark: Callable[[], None], result: dict[str, int]) -> None:
+    """One delivery of a per-item job (a coupon reminder, a revisit), counted in `result`.
+
+    `mark` records the item as handled in the same transaction as a new send; a duplicate
+    key means an earlier run sent it but did not mark it (a crash in between, or a version
+    before the mark existed), so it is marked now and never sent again."""
+    outcome = fanout.deliver_one(key, customer, lambda: rendered(setting, values), channel_kind, on_new=mark)
+    if outcome in result:
+        result[outcome] += 1
+    elif outcome == "duplicate":
+        mark()

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from bot import clock, fanout, settings
+from bot import clock, settings
 from bot.campaigns import placeholder_values
 from bot.models import Coupon, Customer, IssuedCoupon
-from jobs.common import batches, rendered
+from jobs.common import batches, deliver_item
 
 
 def remind_expiring(channel_kinds: dict[str, str], tz: str = "Asia/Shanghai") -> dict[str, int]:
@@ -39,10 +39,6 @@ def remind_expiring(channel_kinds: dict[str, str], tz: str = "Asia/Shanghai") ->
             def mark(issued_id: int = issued.id) -> None:
                 IssuedCoupon.update(reminded_at=now).where(IssuedCoupon.id == issued_id).execute()
 
-            outcome = fanout.deliver_one(f"coupon-reminder:{issued.id}", customer, lambda v=values: rendered(cfg, v),
-                                         channel_kinds.get(customer.channel, ""), on_new=mark)
-            if outcome in result:
-                result[outcome] += 1
-            elif outcome == "duplicate":  # reminded before reminded_at existed: mark it now
-                mark()
+            deliver_item(f"coupon-reminder:{issued.id}", customer, cfg, values,
+                         channel_kinds.get(customer.channel, ""), mark, result)
     return result

@@ -16,7 +16,7 @@ import peewee
 from bot import clock, fanout, settings
 from bot.campaigns import issue_coupon, placeholder_values
 from bot.models import Customer, Order
-from jobs.common import batches, rendered
+from jobs.common import batches, deliver_item, rendered
 
 
 def revisit_delivered(channel_kinds: dict[str, str]) -> dict[str, int]:
@@ -36,12 +36,8 @@ def revisit_delivered(channel_kinds: dict[str, str]) -> dict[str, int]:
             def mark(order_id: int = order.id) -> None:
                 Order.update(revisited_at=now).where(Order.id == order_id).execute()
 
-            outcome = fanout.deliver_one(f"revisit:{order.id}", customer, lambda v=values: rendered(cfg, v),
-                                         channel_kinds.get(customer.channel, ""), on_new=mark)
-            if outcome in result:
-                result[outcome] += 1
-            elif outcome == "duplicate":
-                mark()
+            deliver_item(f"revisit:{order.id}", customer, cfg, values,
+                         channel_kinds.get(customer.channel, ""), mark, result)
     return result
 
 
