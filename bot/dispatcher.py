@@ -85,6 +85,9 @@ class Dispatcher:
         started = time.perf_counter()
         result = Result()
         inline_rows: list[Message] = []
+        # outside the write transaction: a rebuild after an FAQ edit may embed new phrasings
+        # (~20 ms each), and nobody else should wait for the write lock meanwhile
+        self.store.refresh()
         with transaction():
             # state is "done" at once: the row commits with its decision or not at all
             row = dict(
