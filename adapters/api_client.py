@@ -10,7 +10,9 @@ Errors are handled by meaning (`classify`):
   repeat the call once (`call` does this itself);
 - -1 (system busy), 45009 / 45011 (rate limits): retry with back-off;
 - 45015 (outside the 48-hour customer-service window): `window_closed`;
-- 45047 (too many replies to one customer turn): `limit_reached`;
+- 45047 (too many replies to one customer turn): `limit_reached` (45015 and 45047 are
+  normally foreseen before the call by bot/send_window.py; the errcodes are the backstop
+  for what that check cannot see, e.g. two processes sending to one customer at once);
 - anything else: `failed` with the platform's message.
 """
 

@@ -7,11 +7,16 @@ Why this shape:
 - the pull cursor is persisted in `ChannelCursor` after each batch is handled, so a restart
   resumes after the last handled batch; a batch pulled again after a crash is still handled
   once, because every message is stored under UNIQUE(channel, msgid) by the dispatcher;
-- nothing can be answered inline: every reply goes through the outbox (`kf/send_msg`,
-  whose 48-hour window and 5-replies-per-customer-message limits come back as errcodes the
-  outbox records as `window_closed` / `limit_reached`);
+- nothing can be answered inline: every reply goes through the outbox (`kf/send_msg`);
+- `kf/send_msg` is allowed only within 48 hours of the customer's last message and for at
+  most 5 messages after it (each part of a split text is one): the delivery checks both
+  before calling (bot/send_window.py, from the stored messages and the sends since) and
+  records a send that cannot pass as `window_closed` / `limit_reached` with no API call;
+  the errcodes 45015 / 45047 stay as the backstop for what the check cannot see (another
+  process sending to the same customer at the same moment). Entering the session is not a
+  customer message: it neither opens the window nor resets the count;
 - a customer entering the session (`enter_session`) gets the welcome message, sent with
-  `kf/send_msg_on_event` and the event's one-time `welcome_code`;
+  `kf/send_msg_on_event` and the event's one-time `welcome_code` (not limited, not counted);
 - the platform's session state follows ours (`service_state/trans`): bot -> 1 (智能助手接待),
   queued -> 2 (待接入池排队中), resolved -> 4 (已结束). A conversation handed to one of our
   agents stays 1 on the platform: our agents answer through the bot's account (relay).
@@ -29,7 +34,7 @@ from adapters.api_client import ApiError, ApiReply, WeChatApi, classify
 from adapters.bridge import CoreBridge
 from adapters.tasks import TaskSet
 from adapters.wechat_common import BadRequest, BadSignature, content_text, parse_xml, split_text
-from adapters.wechat_mp import send_text_parts
+from adapters.wechat_mp import platform_messages, send_text_parts
 from adapters.wecom import WeComCrypto, wecom_secret
 from bot import clock
 from bot.config import ChannelConfig
@@ -255,12 +260,21 @@ def conversation_status(channel: str, user_id: str) -> str | None:
 
 class WeChatKfSender:
     """Outbox rows to `kf/send_msg` for the channel's 客服账号 (open_kfid); the welcome
-    after entering a session to `kf/send_msg_on_event` with its one-time code."""
+    after entering a session to `kf/send_msg_on_event` with its one-time code.
+
+    `channel_kind` and `platform_messages` let the delivery check the 48-hour window and
+    the 5 messages per customer message before `send` (bot/send_window.py)."""
+
+    channel_kind = "wechat_kf"  # which platform rules bot/send_window.py applies
 
     def __init__(self, api: WeChatApi, open_kfid: str, rate_per_second: float = 0.0) -> None:
         self.api = api
         self.open_kfid = open_kfid
         self.rate_per_second = rate_per_second
+
+    @staticmethod
+    def platform_messages(content: Mapping[str, Any]) -> int:
+        return platform_messages(content)
 
     async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
         if content.get("welcome_code"):

@@ -74,11 +74,22 @@ class OfficialAccountSender:
     content kinds: text (split at the platform's limit, resuming after the parts already
     accepted), image (`media_id`), news (`articles`), template (`template_id`, `data`, `url`),
     mass (`recipient` is `tag:<id>` or `all`; `msgtype` + its body, e.g. text/mpnews).
+
+    text, image and news are customer-service messages (`message/custom/send`), allowed
+    only within 48 hours of the customer's last interaction: the delivery checks that
+    before calling `send` (`channel_kind`, `platform_messages`; see bot/send_window.py).
+    Template and mass sends are not limited.
     """
+
+    channel_kind = "wechat_mp"  # which platform rules bot/send_window.py applies
 
     def __init__(self, api: WeChatApi, rate_per_second: float = 0.0) -> None:
         self.api = api
         self.rate_per_second = rate_per_second
+
+    @staticmethod
+    def platform_messages(content: Mapping[str, Any]) -> int:
+        return platform_messages(content)
 
     async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
         kind = str(content.get("kind") or "text")
@@ -108,6 +119,14 @@ class OfficialAccountSender:
         else:
             body["filter"] = {"is_to_all": True}
         return classify(await self.api.post("/cgi-bin/message/mass/sendall", body))
+
+
+def platform_messages(content: Mapping[str, Any]) -> int:
+    """How many send calls `content` makes from where it resumes: a text one per part not
+    yet accepted (`parts_sent`), anything else one."""
+    if str(content.get("kind") or "text") in ("image", "news", "template", "mass") or content.get("welcome_code"):
+        return 1
+    return max(len(split_text(content_text(content))) - int(content.get("parts_sent") or 0), 0)
 
 
 async def send_text_parts(content: Mapping[str, Any], post: Any) -> SendResult:

@@ -23,7 +23,7 @@ delivery is skipped with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import peewee
@@ -31,8 +31,8 @@ import peewee
 from bot import clock
 from bot.db import database, insert_new, is_postgres, transaction
 from bot.models import Customer, Delivery, Outbox
+from bot.send_window import CUSTOMER_SERVICE_WINDOW
 
-WINDOW = timedelta(hours=48)
 WINDOWED_KINDS = frozenset({"wechat_mp", "wechat_kf"})  # channels with the 48-hour window
 PLAN_BATCH = 1000
 HAND_OVER_BATCH = 500
@@ -132,7 +132,7 @@ def in_window(customer: Person, channel_kind: str) -> bool:
     if channel_kind not in WINDOWED_KINDS:
         return True
     last = customer.last_inbound_at
-    return last is not None and clock.now() - last <= WINDOW
+    return last is not None and clock.now() - last <= CUSTOMER_SERVICE_WINDOW
 
 
 def choose(customer: Person, channel_kind: str, rendered: Rendered) -> tuple[Mapping[str, Any] | None, str]:

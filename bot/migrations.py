@@ -71,6 +71,12 @@ def _faq_engine(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([FaqEmbedding, AnswerRating], safe=True)
 
 
+def _send_limits(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # the pre-send check counts a recipient's sends since the customer's last message
+    # (bot/send_window.py); without it every 微信客服 send read the channel's whole outbox
+    db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_recipient_sent ON outbox (channel, recipient, sent_at)")
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -78,6 +84,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (5, "jobs: campaign run key, coupon reminded_at, delivery claim index", _jobs),
     (6, "admin login throttle per client address", _login_throttle),
     (7, "CRM: seen order requests, order buyer index", _crm_orders),
+    (8, "outbox: sends per recipient, for the platforms' send limits", _send_limits),
 ]
 
 LATEST = STEPS[-1][0]

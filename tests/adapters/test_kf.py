@@ -1,14 +1,21 @@
 """微信客服 (WeChat Customer Service): acknowledge, pull from a persisted cursor, send with
-kf/send_msg, never handle a message twice across restarts, session state in step."""
+kf/send_msg, never handle a message twice across restarts, session state in step, and the
+platform's send limits (48 hours, 5 messages per customer message) checked before sending."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, Callable
+
 import pytest
 
+from adapters.api_client import WeChatApi
+from adapters.delivery import AsyncDelivery
 from adapters.server import ADAPTERS
-from adapters.wechat_kf import kf_inbound, load_cursor
-from bot.models import ChannelCursor, Message, Outbox
-from tests.adapters.wechat_kit import eventually, kefu_client, stand, wecom_channel, wecom_server
+from adapters.wechat_kf import WeChatKfSender, kf_inbound, load_cursor
+from bot import clock, outbox
+from bot.models import ChannelCursor, Customer, Message, Outbox
+from tests.adapters.wechat_kit import CORP_ID, eventually, kefu_client, stand, wecom_channel, wecom_server
 from tests.factories import RETURNS, SHIPPING, shop_faqs
 
 __all__ = ["stand"]
@@ -132,3 +139,71 @@ def test_sync_items_become_inbounds() -> None:
     assert (event.kind, event.event, event.raw["welcome_code"]) == ("event", "subscribe", "WC")
     odd = {**text, "msgid": "m4", "msgtype": "channels_shop_product", "channels_shop_product": {}}
     assert kf_inbound("kf", odd).kind == "unknown"
+
+
+# --- the 48-hour window and 5 messages per customer message, checked before sending ----------
+
+
+async def run_blocking(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+@pytest.fixture
+async def kf_delivery(database, stand):
+    api = WeChatApi.for_wecom(stand.base, CORP_ID, "kf-secret", "kf", run_blocking)
+    yield AsyncDelivery({"kf": WeChatKfSender(api, KFID)}, run_blocking, max_attempts=5)
+    await api.close()
+
+
+def customer_wrote(user: str, kind: str = "text") -> None:
+    now = clock.now()
+    customer, _ = Customer.get_or_create(channel="kf", external_id=user, defaults={"last_inbound_at": now})
+    Message.create(channel="kf", external_id=f"in:{user}:{now.isoformat()}", customer=customer, direction="in",
+                   author="customer", peer_id=user, kind=kind, created_at=now)
+
+
+def kf_sends(stand) -> list[Any]:
+    return [c for c in stand.sandbox.calls if c.path.endswith("/kf/send_msg")]
+
+
+LONG = "\n".join(f"第{i}段" + "说明" * 300 for i in range(2))  # two parts of about 1.8 KB
+
+
+async def test_kf_sends_at_most_five_messages_per_customer_message_without_calling_for_the_sixth(
+        kf_delivery, stand, fake_clock) -> None:
+    customer_wrote("wm_e")
+    rows = [("k0", "一"), ("k1", LONG), ("k2", "二"), ("k3", LONG), ("k4", "三"), ("k5", "四")]
+    for key, text in rows:
+        assert outbox.enqueue(key, "kf", "wm_e", {"kind": "text", "text": text})
+    assert outbox.enqueue("welcome", "kf", "wm_e", {"kind": "text", "text": "欢迎", "welcome_code": "WC"})
+    await kf_delivery.deliver_due()
+    statuses = {r.key: r.status for r in Outbox.select()}
+    assert statuses == {"k0": "sent", "k1": "sent", "k2": "sent",  # 1 + 2 parts + 1 = 4 messages
+                        "k3": "limit_reached",  # 2 parts, 1 left: refused whole, nothing sent
+                        "k4": "sent",  # the 5th
+                        "k5": "limit_reached",  # the 6th
+                        "welcome": "sent"}  # kf/send_msg_on_event: not counted
+    assert len(kf_sends(stand)) == 5 and all(c.errcode == 0 for c in stand.sandbox.calls)  # no refused call
+    assert "before sending" in Outbox.get(Outbox.key == "k5").last_error
+    fake_clock.advance(minutes=1)
+    customer_wrote("wm_e", kind="event")  # entering the session again is not a message
+    assert outbox.enqueue("k6", "kf", "wm_e", {"kind": "text", "text": "五"})
+    await kf_delivery.deliver_due()
+    assert Outbox.get(Outbox.key == "k6").status == "limit_reached" and len(kf_sends(stand)) == 5
+    fake_clock.advance(minutes=1)
+    customer_wrote("wm_e")  # the customer writes again: five more
+    assert outbox.enqueue("k7", "kf", "wm_e", {"kind": "text", "text": "六"})
+    await kf_delivery.deliver_due()
+    assert Outbox.get(Outbox.key == "k7").status == "sent" and stand.sandbox.texts_to("wm_e")[-1] == "六"
+
+
+async def test_kf_send_after_48_hours_is_window_closed_without_a_call(kf_delivery, stand, fake_clock) -> None:
+    customer_wrote("wm_f")
+    fake_clock.advance(hours=47, minutes=59)
+    assert outbox.enqueue("in-time", "kf", "wm_f", {"kind": "text", "text": "还在"})
+    await kf_delivery.deliver_due()
+    fake_clock.advance(minutes=2)
+    assert outbox.enqueue("late", "kf", "wm_f", {"kind": "text", "text": "太晚了"})
+    await kf_delivery.deliver_due()
+    assert {r.key: r.status for r in Outbox.select()} == {"in-time": "sent", "late": "window_closed"}
+    assert stand.sandbox.texts_to("wm_f") == ["还在"] and len(kf_sends(stand)) == 1

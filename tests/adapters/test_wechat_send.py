@@ -1,9 +1,11 @@
 """Sending through the stand-in: every errcode path, the token refresh-once rule, split
-texts that resume, content kinds, and a restart in the middle of sending."""
+texts that resume, content kinds, a restart in the middle of sending, and the 48-hour
+window checked before the platform is called."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
@@ -11,8 +13,8 @@ import pytest
 from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery, RateLimiter
 from adapters.wechat_mp import OfficialAccountSender
-from bot import outbox
-from bot.models import Message, Outbox
+from bot import clock, outbox
+from bot.models import Customer, Message, Outbox
 from tests.adapters.wechat_kit import APP_ID, stand
 
 __all__ = ["stand"]
@@ -185,3 +187,39 @@ async def test_rate_limiter_grants_a_burst_then_makes_callers_wait() -> None:
     await asyncio.sleep(0)
     assert not third.done()  # the bucket is empty: the third send waits its turn
     await third
+
+
+# --- the 48-hour window, checked before sending -----------------------------------------------
+
+
+def customer_last_wrote(user: str, ago: timedelta) -> None:
+    Customer.create(channel="mp", external_id=user, last_inbound_at=clock.now() - ago)
+
+
+async def test_a_send_outside_the_window_is_refused_without_calling_the_platform(delivery, stand,
+                                                                                fake_clock) -> None:
+    customer_last_wrote("o_old", timedelta(hours=48, minutes=1))
+    m = Message.create(channel="mp", external_id="re:1:0", direction="out", author="bot", peer_id="o_old",
+                       text="您好", state="queued")
+    assert outbox.enqueue("k", "mp", "o_old", {"kind": "text", "text": "您好"}, message=m)
+    await delivery.deliver_due()
+    row_status, error = status()
+    assert row_status == "window_closed" and "before sending" in error
+    assert Message.get_by_id(m.id).state == "window_closed"  # visible on the message too (admin)
+    assert stand.sandbox.calls == []  # no send, not even a token fetch
+    fake_clock.advance(hours=1)
+    assert await delivery.deliver_due() == 0  # not retried
+
+
+async def test_inside_the_window_and_templates_outside_it_are_sent(delivery, stand, fake_clock) -> None:
+    customer_last_wrote("o_recent", timedelta(hours=47, minutes=59))
+    customer_last_wrote("o_old", timedelta(days=3))
+    enqueue("recent", user="o_recent")
+    outbox.enqueue("template", "mp", "o_old", {"kind": "template", "template_id": "TPL1", "data": {}})
+    outbox.enqueue("mass", "mp", "tag:101", {"kind": "mass", "msgtype": "text", "text": "双十一大促开始啦"})
+    enqueue("old", user="o_old")
+    await delivery.deliver_due()
+    assert {r.key: r.status for r in Outbox.select()} == {
+        "recent": "sent", "template": "sent", "mass": "sent", "old": "window_closed"}
+    assert stand.sandbox.texts_to("o_recent") == ["您的订单已发货"]
+    assert [c.body["touser"] for c in stand.sandbox.sends("/custom/send")] == ["o_recent"]

@@ -3,11 +3,11 @@ claims that expire, released claims."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from bot import clock, outbox
-from bot.models import Outbox
+from bot import clock, outbox, send_window
+from bot.models import Customer, Message, Outbox
 from bot.outbox import SendResult
 
 
@@ -100,3 +100,127 @@ def test_a_dead_senders_claim_expires_and_a_release_is_immediate(database, fake_
     assert [r.key for r in outbox.claim(10, ("mp",))] == ["a"]
     fake_clock.advance(seconds=outbox.CLAIM_SECONDS + 1)
     assert [r.key for r in outbox.claim(10, ("mp",))] == ["a", "b"]
+
+
+# --- the platforms' send limits, checked before sending (bot/send_window.py) -------------------
+
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+TEXT = {"kind": "text", "text": "您好"}
+
+
+def decide(channel_kind: str, content: Mapping[str, Any] = TEXT, *, ago: timedelta = timedelta(minutes=1),
+           sent: int = 0, parts: int = 1) -> str:
+    result = send_window.decide(channel_kind, content, parts, NOW - ago, sent, NOW)
+    return "send" if result is None else result.outcome
+
+
+def test_the_limits_are_the_platforms() -> None:
+    assert send_window.CUSTOMER_SERVICE_WINDOW == timedelta(hours=48)
+    assert send_window.KF_MESSAGES_PER_CUSTOMER_MESSAGE == 5
+
+
+def test_window_boundary_is_48_hours_on_both_wechat_kinds() -> None:
+    for kind in ("wechat_mp", "wechat_kf"):
+        assert decide(kind, ago=timedelta(hours=47, minutes=59)) == "send"
+        assert decide(kind, ago=timedelta(hours=48)) == "send"  # inclusive, like the campaign fan-out
+        assert decide(kind, ago=timedelta(hours=48, minutes=1)) == "window_closed"
+    refused = send_window.decide("wechat_mp", TEXT, 1, NOW - timedelta(hours=48, minutes=1), 0, NOW)
+    assert refused is not None and "before sending" in refused.error and "48 h 01 min" in refused.error
+
+
+def test_kf_allows_five_messages_per_customer_message() -> None:
+    assert decide("wechat_kf", sent=4) == "send"  # the 5th
+    assert decide("wechat_kf", sent=5) == "limit_reached"  # the 6th
+    assert decide("wechat_mp", sent=50) == "send"  # the 公众号 has no per-message count
+
+
+def test_parts_of_a_split_text_each_count() -> None:
+    assert decide("wechat_kf", sent=3, parts=2) == "send"  # parts 4 and 5
+    assert decide("wechat_kf", sent=3, parts=3) == "limit_reached"  # refused whole, not cut after part 5
+    assert decide("wechat_kf", sent=0, parts=6) == "limit_reached"
+
+
+def test_templates_mass_sends_and_the_kf_welcome_are_not_limited() -> None:
+    long_ago = timedelta(days=30)
+    assert decide("wechat_mp", {"kind": "template", "template_id": "T"}, ago=long_ago) == "send"
+    assert decide("wechat_mp", {"kind": "mass", "msgtype": "text", "text": "促销"}, ago=long_ago) == "send"
+    assert decide("wechat_kf", {**TEXT, "welcome_code": "WC"}, ago=long_ago, sent=9) == "send"
+    for kind in ("image", "news", "text"):  # the custom-send kinds are
+        assert decide("wechat_mp", {"kind": kind}, ago=long_ago) == "window_closed"
+
+
+def test_other_channel_kinds_and_unknown_history_are_not_limited() -> None:
+    for kind in ("web", "wecom", ""):
+        assert decide(kind, ago=timedelta(days=30), sent=99) == "send"
+    assert send_window.decide("wechat_kf", TEXT, 1, None, 99, NOW) is None  # the platform decides
+
+
+def _customer_wrote(channel: str, user: str, when: datetime, kind: str = "text") -> Customer:
+    customer = Customer.get_or_none((Customer.channel == channel) & (Customer.external_id == user))
+    if customer is None:
+        customer = Customer.create(channel=channel, external_id=user, last_inbound_at=when)
+    else:
+        Customer.update(last_inbound_at=when).where(Customer.id == customer.id).execute()
+    Message.create(channel=channel, external_id=f"in:{user}:{when.isoformat()}:{kind}", customer=customer,
+                   direction="in", author="customer", peer_id=user, kind=kind, created_at=when)
+    return customer
+
+
+def _sent(key: str, channel: str, user: str, when: datetime, **content: Any) -> None:
+    assert outbox.enqueue(key, channel, user, {"kind": "text", "text": "好的", **content})
+    Outbox.update(status="sent", sent_at=when).where(Outbox.key == key).execute()
+
+
+def _parts(content: Mapping[str, Any]) -> int:
+    return int(content.get("parts", 1)) - int(content.get("parts_sent") or 0)
+
+
+def _check(channel: str, kind: str, user: str, content: Mapping[str, Any] = TEXT) -> str:
+    result = send_window.check(channel, kind, user, content, _parts)
+    return "send" if result is None else result.outcome
+
+
+def test_kf_counts_parts_delivered_since_the_last_message_and_resets_when_the_customer_writes(database,
+                                                                                               fake_clock) -> None:
+    start = fake_clock.now()
+    _customer_wrote("kf", "wm_1", start)
+    _sent("before", "kf", "wm_1", start - timedelta(minutes=1))  # before the message: not counted
+    _sent("welcome", "kf", "wm_1", start, welcome_code="WC")  # send_msg_on_event: not counted
+    fake_clock.advance(minutes=1)
+    _sent("a", "kf", "wm_1", fake_clock.now(), parts=3)  # a split text: 3 messages
+    _sent("b", "kf", "wm_1", fake_clock.now(), parts=2, parts_sent=1)  # resumed: 1 in its last attempt
+    assert outbox.enqueue("failed", "kf", "wm_1", {"kind": "text", "text": "x"})  # not delivered: not counted
+    Outbox.update(status="failed").where(Outbox.key == "failed").execute()
+    _sent("other", "kf", "wm_2", fake_clock.now())  # another customer
+    assert _check("kf", "wechat_kf", "wm_1") == "send"  # 4 sent: the 5th passes
+    assert _check("kf", "wechat_kf", "wm_1", {**TEXT, "parts": 2}) == "limit_reached"
+    _sent("c", "kf", "wm_1", fake_clock.now())
+    assert _check("kf", "wechat_kf", "wm_1") == "limit_reached"  # the 6th
+    fake_clock.advance(minutes=1)
+    _customer_wrote("kf", "wm_1", fake_clock.now(), kind="event")  # entering the session resets nothing
+    assert _check("kf", "wechat_kf", "wm_1") == "limit_reached"
+    fake_clock.advance(minutes=1)
+    _customer_wrote("kf", "wm_1", fake_clock.now())  # the customer writes again: 5 more
+    assert _check("kf", "wechat_kf", "wm_1") == "send"
+    fake_clock.advance(hours=48, minutes=1)
+    assert _check("kf", "wechat_kf", "wm_1") == "window_closed"
+
+
+def test_kf_window_starts_at_the_last_message_not_at_entering_the_session(database, fake_clock) -> None:
+    _customer_wrote("kf", "wm_1", fake_clock.now())
+    fake_clock.advance(hours=47)
+    _customer_wrote("kf", "wm_1", fake_clock.now(), kind="event")
+    fake_clock.advance(hours=2)
+    assert _check("kf", "wechat_kf", "wm_1") == "window_closed"
+    _customer_wrote("kf", "wm_2", fake_clock.now(), kind="event")  # entered, never wrote: unknown
+    assert _check("kf", "wechat_kf", "wm_2") == "send"
+
+
+def test_mp_window_follows_the_customers_last_interaction(database, fake_clock) -> None:
+    _customer_wrote("mp", "o_1", fake_clock.now() - timedelta(hours=48, minutes=1))
+    _customer_wrote("mp", "o_2", fake_clock.now() - timedelta(hours=47, minutes=59), kind="event")  # a menu click
+    assert _check("mp", "wechat_mp", "o_1") == "window_closed"
+    assert _check("mp", "wechat_mp", "o_1", {"kind": "template", "template_id": "T"}) == "send"
+    assert _check("mp", "wechat_mp", "o_2") == "send"
+    assert _check("mp", "wechat_mp", "o_unknown") == "send"  # no customer row (e.g. an agent): the platform decides
+    assert _check("web", "web", "o_1") == "send"
