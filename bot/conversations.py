@@ -14,7 +14,7 @@ import peewee
 
 from bot import clock
 from bot.crm.orders import link_orders_for
-from bot.db import execute, fetch_one, insert_row
+from bot.db import fetch_one, insert_row, update_one
 from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -25,7 +25,9 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
     """The CRM record for an IM user, created on first contact (source = channel)."""
     now = clock.now()
     identity = '"channel" = ? AND "external_id" = ?'
-    customer = fetch_one(Customer, identity, (channel, external_id))
+    stamp = Customer.last_contact_at.db_value(now)
+    customer = update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
+                          identity, (channel, external_id))
     if customer is None:  # first contact; a concurrent first message may win the insert
         customer = Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
                             first_contact_at=now, last_contact_at=now, last_inbound_at=now)
@@ -33,26 +35,25 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
             customer.created_now = True  # type: ignore[attr-defined]  # see open_conversation
             link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
             return customer
-        customer = _must(fetch_one(Customer, identity, (channel, external_id)))  # a concurrent first message won
-    stamp = Customer.last_contact_at.db_value(now)
+        customer = _must(update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
+                                    identity, (channel, external_id)))  # a concurrent first message won
     if nickname and not customer.nickname:
         Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
         customer.nickname = nickname[:128]
-    execute('UPDATE "customer" SET "last_contact_at" = ?, "last_inbound_at" = ? WHERE "id" = ?',
-            (stamp, stamp, customer.id))
-    customer.last_contact_at = customer.last_inbound_at = now
-    customer._dirty.clear()
+        customer._dirty.clear()
     link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
     return customer
 
 
 def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
-    """The customer's open conversation, or a new one; True when it was just opened."""
+    """The customer's open conversation, touched (a message came), or a new one; True when
+    it was just opened."""
+    now = clock.now()
     if not getattr(customer, "created_now", False):  # a customer created by this transaction has none
-        existing = fetch_one(Conversation, '"open_key" = ?', (customer.id,))
+        existing = update_one(Conversation, '"last_message_at" = ?', (Conversation.last_message_at.db_value(now),),
+                              '"open_key" = ?', (customer.id,))
         if existing is not None:
             return existing, False
-    now = clock.now()
     conversation = Conversation(customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
                                 opened_at=now, last_message_at=now)
     if insert_row(conversation, ignore_conflict=True):
@@ -65,14 +66,6 @@ def _must(row: RowT | None) -> RowT:
     if row is None:
         raise LookupError("a unique key conflicted with a row that cannot be read back")
     return row
-
-
-def touch(conversation: Conversation) -> None:
-    now = clock.now()
-    execute('UPDATE "conversation" SET "last_message_at" = ? WHERE "id" = ?',
-            (Conversation.last_message_at.db_value(now), conversation.id))
-    conversation.last_message_at = now
-    conversation._dirty.discard("last_message_at")
 
 
 def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer") -> None:

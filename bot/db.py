@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,12 +208,36 @@ def fetch_one(model: type[ModelT], where: str, params: Sequence[Any] = ()) -> Mo
 
     The instance is what `model.get_or_none` would return: every column, python values."""
     row = execute(_select_all(model, where), params).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _instance(model, row)
+
+
+def _instance(model: type[ModelT], row: Sequence[Any]) -> ModelT:
     data = {f.name: None if v is None else f.python_value(v) for f, v in zip(model._meta.sorted_fields, row)}
     instance = model(__no_default__=1, **data)
     instance._dirty.clear()
     return instance
+
+
+# UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35 (2021); older SQLite reads back.
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_returning(model: type[peewee.Model], assignments: str, where: str) -> str:
+    columns = ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
+    return f'UPDATE "{model._meta.table_name}" SET {assignments} WHERE {where} RETURNING {columns}'
+
+
+def update_one(model: type[ModelT], assignments: str, values: Sequence[Any], where: str,
+               params: Sequence[Any]) -> ModelT | None:
+    """Update the row a fixed WHERE clause matches (a unique key) and return it as
+    `fetch_one` would, after the update; None when no row matched. One statement where the
+    database has RETURNING: the hot path's read-then-touch of a customer or a conversation."""
+    if is_postgres() or _SQLITE_RETURNING:
+        rows = execute(_update_returning(model, assignments, where), (*values, *params)).fetchall()
+        return _instance(model, rows[0]) if rows else None
+    execute(f'UPDATE "{model._meta.table_name}" SET {assignments} WHERE {where}', (*values, *params))
+    return fetch_one(model, where, params)
 
 
 @functools.lru_cache(maxsize=128)

@@ -125,12 +125,10 @@ class Dispatcher:
             Message.update(customer=customer).where(Message.id == stored.id).execute()
             result.action = "rating"
             return rating
-        conversation, opened = conversations.open_conversation(customer)
+        conversation, _ = conversations.open_conversation(customer)  # touched, or new
         # before routing: the agent's handoff briefing lists this message with the conversation
         execute('UPDATE "message" SET "customer_id" = ?, "conversation_id" = ? WHERE "id" = ?',
                 (customer.id, conversation.id, stored.id))
-        if not opened:  # a new one starts with last_message_at = now
-            conversations.touch(conversation)
         result.conversation_id = conversation.id
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
         outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))

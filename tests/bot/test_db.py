@@ -108,3 +108,24 @@ def test_sqlite_writers_of_many_threads_all_commit(database: peewee.Database) ->
         t.join()
     assert errors == []
     assert Customer.select().count() == 8 * 25
+
+
+def test_update_one_returns_the_row_after_the_update(database: peewee.Database) -> None:
+    customer = Customer.create(channel="mp", external_id="o_1", nickname="小王")
+    stamp = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+    updated = db.update_one(Customer, '"last_inbound_at" = ?', (Customer.last_inbound_at.db_value(stamp),),
+                            '"channel" = ? AND "external_id" = ?', ("mp", "o_1"))
+    assert updated is not None and updated.id == customer.id
+    assert updated.last_inbound_at == stamp and updated.nickname == "小王"
+    assert Customer.get_by_id(customer.id).last_inbound_at == stamp
+    assert db.update_one(Customer, '"nickname" = ?', ("x",), '"external_id" = ?', ("nobody",)) is None
+    assert Customer.select().where(Customer.nickname == "x").count() == 0
+
+
+def test_update_one_reads_back_on_an_old_sqlite(database: peewee.Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    if db.is_postgres():
+        pytest.skip("the fallback is for SQLite before 3.35 (no RETURNING)")
+    monkeypatch.setattr(db, "_SQLITE_RETURNING", False)
+    Customer.create(channel="mp", external_id="o_1")
+    updated = db.update_one(Customer, '"nickname" = ?', ("老李",), '"external_id" = ?', ("o_1",))
+    assert updated is not None and updated.nickname == "老李"
