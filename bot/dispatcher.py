@@ -2,8 +2,9 @@
 
 Why this shape (see docs/architecture.md, "Data flow"):
 - Dedup and decision share one transaction: the inbound row (UNIQUE(channel, external_id))
-  is inserted first; a concurrent retry of the same message blocks on that key until the
-  first delivery commits, then finds it and replays the reply the first one produced. A crash
+  is inserted as soon as its customer and conversation are known, before the decision; a
+  concurrent retry of the same message blocks on that key until the first delivery commits,
+  then rolls back what it did and replays the reply the first one produced. A crash
   mid-decision rolls the insert back, so the platform's retry processes it afresh.
 - Replies to the sender may go back inline (a passive reply in the HTTP body) when ready
   before the adapter's deadline; the `ReplySlot` hands them over atomically. Late replies,
@@ -27,7 +28,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, outbox
 from bot.config import Config
-from bot.db import execute, fetch_one, insert_row, transaction
+from bot.db import fetch_one, insert_row, transaction
 from bot.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.models import Agent, Conversation, Message
@@ -84,24 +85,13 @@ class Dispatcher:
     def handle(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
         started = time.perf_counter()
         result = Result()
-        inline_rows: list[Message] = []
         # outside the write transaction: a rebuild after an FAQ edit may embed new phrasings
         # (~20 ms each), and nobody else should wait for the write lock meanwhile
         self.store.refresh()
-        with transaction():
-            # state is "done" at once: the row commits with its decision or not at all
-            row = dict(
-                channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author="customer",
-                peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000],
-                payload=_payload(inbound), state="done", created_at=clock.now(),
-            )
-            stored = Message(**row)
-            # UNIQUE(channel, external_id) is the dedup key: a retry inserts nothing
-            stored_id = insert_row(stored, ignore_conflict=True)
-            if stored_id:
-                outgoing = self._decide(inbound, stored, result)
-                inline_rows = self._persist(inbound, stored, outgoing, slot)
-        if not stored_id:
+        try:
+            with transaction():
+                inline_rows = self._decide(inbound, result, slot)
+        except _Duplicate:  # everything this delivery wrote is rolled back
             result.duplicate, result.action = True, "duplicate"
             result.replies = self._replay(inbound)
         else:
@@ -111,29 +101,47 @@ class Dispatcher:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def _decide(self, inbound: Inbound, stored: Message, result: Result) -> list[Outgoing]:
+    def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None) -> list[Message]:
+        """Store the inbound message with whom it belongs to, decide, store the replies;
+        the inline ones are returned. Raises `_Duplicate` when the message was stored before."""
         agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
-            Message.update(author="agent", agent=agent).where(Message.id == stored.id).execute()
+            stored = self._store_inbound(inbound, author="agent", agent=agent.id)
             result.action = "agent"
-            return self.relay.handle(agent, inbound)
+            return self._persist(inbound, stored, self.relay.handle(agent, inbound), slot)
         customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
         rating = self._satisfaction(inbound, customer)
         if rating is None and inbound.kind == "text":
             rating = self._revisit_answer(inbound, customer)
         if rating is not None:
-            Message.update(customer=customer).where(Message.id == stored.id).execute()
+            stored = self._store_inbound(inbound, customer=customer.id)
             result.action = "rating"
-            return rating
+            return self._persist(inbound, stored, rating, slot)
         conversation, _ = conversations.open_conversation(customer)  # touched, or new
         # before routing: the agent's handoff briefing lists this message with the conversation
-        execute('UPDATE "message" SET "customer_id" = ?, "conversation_id" = ? WHERE "id" = ?',
-                (customer.id, conversation.id, stored.id))
+        stored = self._store_inbound(inbound, customer=customer.id, conversation=conversation.id)
         result.conversation_id = conversation.id
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
         outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
         result.action = _action(conversation, outgoing)
-        return outgoing
+        return self._persist(inbound, stored, outgoing, slot)
+
+    @staticmethod
+    def _store_inbound(inbound: Inbound, author: str = "customer", **links: int) -> Message:
+        """The inbound row, state "done" at once: it commits with its decision or not at all.
+
+        UNIQUE(channel, external_id) is the dedup key. It is written after the customer and
+        the conversation are known (one insert, no update of the row's indexes); a retry
+        that gets here finds the key taken, or waits on it until the first delivery
+        commits, and raises `_Duplicate`, which rolls back what it did before."""
+        stored = Message(
+            channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
+            peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
+            state="done", created_at=clock.now(), **links,
+        )
+        if insert_row(stored, ignore_conflict=True) is None:
+            raise _Duplicate
+        return stored
 
     def _satisfaction(self, inbound: Inbound, customer) -> list[Outgoing] | None:  # type: ignore[no-untyped-def]
         """A 1-5 right after a human conversation ended is its rating, not a new question."""
@@ -227,6 +235,10 @@ class Dispatcher:
             "kind": inbound.kind, "action": result.action, "conversation": result.conversation_id,
             "replies": len(result.replies), "ms": round((time.perf_counter() - started) * 1000, 2),
         }, ensure_ascii=False))
+
+
+class _Duplicate(Exception):
+    """The inbound message was stored by an earlier delivery: roll this one back, replay."""
 
 
 def recover_pending(older_than_seconds: float = 60.0) -> int:

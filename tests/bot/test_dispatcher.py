@@ -37,6 +37,21 @@ def test_repeated_message_id_is_handled_once(dispatcher: Dispatcher) -> None:
     assert Message.select().where(Message.direction == "out").count() == 1
 
 
+def test_a_retry_rolls_back_what_it_did_before_meeting_the_key(dispatcher: Dispatcher, fake_clock) -> None:
+    """The inbound key is written after the customer and the conversation are touched; a
+    retry meets it there and leaves no trace (a rating it would have recorded included)."""
+    shop_faqs()
+    dispatcher.handle(text("u1", "发货要多久", msg_id="m1"))
+    first_contact = Customer.get(Customer.external_id == "u1").last_contact_at
+    opened = Conversation.get()
+    fake_clock.advance(seconds=30)
+    again = dispatcher.handle(text("u1", "发货要多久", msg_id="m1"))
+    assert again.duplicate
+    assert Customer.get(Customer.external_id == "u1").last_contact_at == first_contact
+    assert Conversation.get().last_message_at == opened.last_message_at
+    assert (Customer.select().count(), Conversation.select().count(), Message.select().count()) == (1, 1, 2)
+
+
 def test_concurrent_retries_store_one_message_and_one_reply(dispatcher: Dispatcher) -> None:
     shop_faqs()
     results = []
