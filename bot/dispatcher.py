@@ -19,7 +19,6 @@ This module is synchronous: the webhook server runs it in a thread pool.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from bot.models import Agent, Conversation, Message
 from bot.outgoing import Outgoing
 from bot.relay import Relay
 from bot.routing import Router, Turn
+from bot.runtime import LogFields
 
 log = logging.getLogger("kefu.dispatcher")
 
@@ -230,11 +230,13 @@ class Dispatcher:
         return [_reply_of(r) for r in rows]
 
     def _log(self, inbound: Inbound, result: Result, started: float) -> None:
-        log.info(json.dumps({
-            "event": "message", "channel": inbound.channel, "user": inbound.user_id[-8:], "msg_id": inbound.msg_id,
-            "kind": inbound.kind, "action": result.action, "conversation": result.conversation_id,
-            "replies": len(result.replies), "ms": round((time.perf_counter() - started) * 1000, 2),
-        }, ensure_ascii=False))
+        if not log.isEnabledFor(logging.INFO):
+            return
+        log.info("%s", LogFields(
+            event="message", channel=inbound.channel, user=inbound.user_id[-8:], msg_id=inbound.msg_id,
+            kind=inbound.kind, action=result.action, conversation=result.conversation_id,
+            replies=len(result.replies), ms=round((time.perf_counter() - started) * 1000, 2),
+        ))
 
 
 class _Duplicate(Exception):

@@ -20,8 +20,16 @@ class SchemaOutdated(RuntimeError):
     pass
 
 
+class LogFields(dict):  # type: ignore[type-arg]
+    """Structured fields for one log line: `log.info("%s", LogFields(event=...))`. The JSON
+    formatter merges them as they are; any other formatter prints them as JSON."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; a message that is already JSON is merged in."""
+    """One JSON object per line; `LogFields`, or a message that is already JSON, merged in."""
 
     def format(self, record: logging.LogRecord) -> str:
         base = {
@@ -29,15 +37,18 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
-        message = record.getMessage()
-        try:
-            parsed = json.loads(message) if message.startswith("{") else None
-        except ValueError:
-            parsed = None
+        if isinstance(record.args, LogFields):  # logging unwraps a lone mapping argument
+            parsed: object = record.args
+        else:
+            message = record.getMessage()
+            try:
+                parsed = json.loads(message) if message.startswith("{") else None
+            except ValueError:
+                parsed = None
         if isinstance(parsed, dict):
             base.update(parsed)
         else:
-            base["msg"] = message
+            base["msg"] = record.getMessage()
         if record.exc_info:
             base["exc"] = self.formatException(record.exc_info)
         return json.dumps(base, ensure_ascii=False)
