@@ -121,6 +121,14 @@ def test_session_cookie_is_httponly_and_samesite(app: Flask, admin_user: Any) ->
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_pages_forbid_scripts_frames_and_form_targets_from_elsewhere(admin_panel: Panel) -> None:
+    headers = admin_panel.get("/admin/").headers
+    policy = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'self'" and policy["script-src"].startswith("'self'")
+    assert (policy["object-src"], policy["frame-ancestors"], policy["form-action"]) == ("'none'", "'none'", "'self'")
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_account_locks_after_repeated_wrong_passwords(app: Flask, admin_user: Any) -> None:
     client = app.test_client()
     for _ in range(users.MAX_FAILED):

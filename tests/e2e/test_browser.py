@@ -79,8 +79,11 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(15000)
+    refused: list[str] = []  # the admin's Content-Security-Policy must not block its own pages
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     yield page
     context.close()
+    assert refused == []
 
 
 def screenshot(page: Any, name: str) -> None:
