@@ -24,19 +24,18 @@ OPEN_STATUSES = ("bot", "queued", "assigned")
 def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Customer:
     """The CRM record for an IM user, created on first contact (source = channel)."""
     now = clock.now()
-    identity = '"channel" = ? AND "external_id" = ?'
     stamp = Customer.last_contact_at.db_value(now)
-    customer = update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
-                          identity, (channel, external_id))
+
+    def touched() -> Customer | None:
+        return update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
+                          '"channel" = ? AND "external_id" = ?', (channel, external_id))
+
+    customer = touched()
     if customer is None:  # first contact; a concurrent first message may win the insert
         customer = Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
                             first_contact_at=now, last_contact_at=now, last_inbound_at=now)
-        if insert_row(customer, ignore_conflict=True):
-            customer.created_now = True  # type: ignore[attr-defined]  # see open_conversation
-            link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
-            return customer
-        customer = _must(update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
-                                    identity, (channel, external_id)))  # a concurrent first message won
+        if not insert_row(customer, ignore_conflict=True):
+            customer = _must(touched())  # the concurrent first message won
     if nickname and not customer.nickname:
         Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
         customer.nickname = nickname[:128]
@@ -49,11 +48,10 @@ def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
     """The customer's open conversation, touched (a message came), or a new one; True when
     it was just opened."""
     now = clock.now()
-    if not getattr(customer, "created_now", False):  # a customer created by this transaction has none
-        existing = update_one(Conversation, '"last_message_at" = ?', (Conversation.last_message_at.db_value(now),),
-                              '"open_key" = ?', (customer.id,))
-        if existing is not None:
-            return existing, False
+    existing = update_one(Conversation, '"last_message_at" = ?', (Conversation.last_message_at.db_value(now),),
+                          '"open_key" = ?', (customer.id,))
+    if existing is not None:
+        return existing, False
     conversation = Conversation(customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
                                 opened_at=now, last_message_at=now)
     if insert_row(conversation, ignore_conflict=True):

@@ -163,7 +163,10 @@ def insert_new(query: peewee.Insert) -> int | None:
     db = database.obj
     if is_postgres(db):
         return query.execute()
-    cursor = db.execute(query)
+    return _sqlite_new_id(db.execute(query))
+
+
+def _sqlite_new_id(cursor: Any) -> int | None:
     return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
@@ -186,21 +189,25 @@ def execute(sql: str, params: Sequence[Any] = ()) -> Any:
     return db.execute_sql(_in_dialect(sql, db.param), params)
 
 
-def insert_id(sql: str, params: Sequence[Any] = ()) -> int | None:
+def _insert_id(sql: str, params: Sequence[Any]) -> int | None:
     """Run a fixed `INSERT ... [ON CONFLICT DO NOTHING]`: the new row's id, or None when a
     unique key already held it (same rules as `insert_new`)."""
     db = database.obj
     if is_postgres(db):
         row = db.execute_sql(_in_dialect(sql + ' RETURNING "id"', db.param), params).fetchone()
         return row[0] if row else None
-    cursor = db.execute_sql(sql, params)
-    return cursor.lastrowid if cursor.rowcount == 1 else None
+    return _sqlite_new_id(db.execute_sql(sql, params))
+
+
+@functools.lru_cache(maxsize=32)
+def _columns(model: type[peewee.Model]) -> str:
+    """Every column of `model`, in the order `_instance` reads them."""
+    return ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
 
 
 @functools.lru_cache(maxsize=64)
 def _select_all(model: type[peewee.Model], where: str) -> str:
-    columns = ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
-    return f'SELECT {columns} FROM "{model._meta.table_name}" WHERE {where}'
+    return f'SELECT {_columns(model)} FROM "{model._meta.table_name}" WHERE {where}'
 
 
 def fetch_one(model: type[ModelT], where: str, params: Sequence[Any] = ()) -> ModelT | None:
@@ -224,8 +231,7 @@ _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 @functools.lru_cache(maxsize=64)
 def _update_returning(model: type[peewee.Model], assignments: str, where: str) -> str:
-    columns = ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
-    return f'UPDATE "{model._meta.table_name}" SET {assignments} WHERE {where} RETURNING {columns}'
+    return f'UPDATE "{model._meta.table_name}" SET {assignments} WHERE {where} RETURNING {_columns(model)}'
 
 
 def update_one(model: type[ModelT], assignments: str, values: Sequence[Any], where: str,
@@ -257,7 +263,7 @@ def insert_row(instance: peewee.Model, ignore_conflict: bool = False) -> int | N
     primary = model._meta.primary_key
     data = instance.__data__
     fields = [f for f in model._meta.sorted_fields if f.name in data and f is not primary]
-    new_id = insert_id(_insert_sql(model, tuple(f.name for f in fields), ignore_conflict),
+    new_id = _insert_id(_insert_sql(model, tuple(f.name for f in fields), ignore_conflict),
                        [f.db_value(data[f.name]) for f in fields])
     if new_id is not None:
         setattr(instance, primary.name, new_id)

@@ -31,9 +31,8 @@ import peewee
 from bot import clock
 from bot.db import database, insert_new, is_postgres, transaction
 from bot.models import Customer, Delivery, Outbox
-from bot.send_window import CUSTOMER_SERVICE_WINDOW
+from bot.send_window import CUSTOMER_SERVICE_WINDOW, WINDOWED_KINDS
 
-WINDOWED_KINDS = frozenset({"wechat_mp", "wechat_kf"})  # channels with the 48-hour window
 PLAN_BATCH = 1000
 HAND_OVER_BATCH = 500
 

@@ -38,17 +38,17 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         if isinstance(record.args, LogFields):  # logging unwraps a lone mapping argument
-            parsed: object = record.args
+            base.update(record.args)
         else:
             message = record.getMessage()
             try:
                 parsed = json.loads(message) if message.startswith("{") else None
             except ValueError:
                 parsed = None
-        if isinstance(parsed, dict):
-            base.update(parsed)
-        else:
-            base["msg"] = record.getMessage()
+            if isinstance(parsed, dict):
+                base.update(parsed)
+            else:
+                base["msg"] = message
         if record.exc_info:
             base["exc"] = self.formatException(record.exc_info)
         return json.dumps(base, ensure_ascii=False)

@@ -76,6 +76,7 @@ KF_MESSAGES_PER_CUSTOMER_MESSAGE = 5
 
 MP = "wechat_mp"
 KF = "wechat_kf"
+WINDOWED_KINDS = frozenset({MP, KF})  # channel kinds with the 48-hour customer-service window
 # 公众号 content kinds that do not go through message/custom/send (adapters/wechat_mp.py)
 MP_UNLIMITED_CONTENT_KINDS = frozenset({"template", "mass"})
 # Sends read back when counting: a bound for a broken history; the platform lets at most
