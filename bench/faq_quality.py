@@ -28,11 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import bot  # noqa: E402,F401  (first: its BLAS thread setting, as in kefu serve)
+import numpy as np  # noqa: E402
 from bot.faq import calibration  # noqa: E402
 from bot.faq.eval import answer_all, build_index, read_queries, score  # noqa: E402
 from bot.faq.io import FaqRecord, read_file  # noqa: E402

@@ -169,8 +169,7 @@ class FaqIndex:
         assert self.embedder is not None and self._vectors is not None and self._hub is not None
         embed_query = getattr(self.embedder, "embed_query", None)
         vector = embed_query(query) if embed_query else self.embedder.embed([query])[0]
-        # einsum's own loop, not BLAS: one thread, no spinning against busy request workers
-        cosine = np.einsum("ij,j->i", self._vectors, vector, optimize=False)
+        cosine = self._vectors @ vector  # BLAS on this thread only (OPENBLAS_NUM_THREADS, bot/__init__)
         similarity = SEMANTIC_WEIGHT * (cosine - HUB_WEIGHT * self._hub) + (1 - SEMANTIC_WEIGHT) * lexical
         return similarity, _top_mean(cosine, HUB_NEIGHBOURS)
 
