@@ -9,14 +9,17 @@ and the window/limit states are decided in one place for every channel.
 
 Rules:
 - messages to one recipient go out in order (one at a time); recipients run concurrently;
-- the platform's customer-service limits are checked before the API is called: a sender
-  with a `channel_kind` (公众号 `wechat_mp`, 微信客服 `wechat_kf`) has each row checked by
-  `bot.send_window.check` in a worker thread (the 48-hour window since the customer's last
-  message; on 微信客服 also 5 messages per customer message, parts counted). A send that
-  cannot pass is recorded `window_closed` / `limit_reached` with no API call and without
-  taking a rate-limit token; the errcodes 45015 / 45047 stay as the backstop. The count is
-  exact within a process because a recipient's outcome is stored before its next row is
+- the platform's customer-service limits are checked before the API is called, by
+  `bot.send_window.prepare`, the same function the synchronous `bot.outbox.deliver_due`
+  uses: a sender with a `channel_kind` (公众号 `wechat_mp`, 微信客服 `wechat_kf`) has each
+  row checked in a worker thread (the 48-hour window since the recipient's last message;
+  on 微信客服 also 5 messages per customer message, parts counted). A send that cannot pass
+  is recorded `window_closed` / `limit_reached` with no API call and without taking a
+  rate-limit token; the errcodes 45015 / 45047 stay as the backstop. The count is exact
+  within a process because a recipient's outcome is stored before its next row is
   checked; across processes two rows to one customer may still race (see send_window);
+- a sender with `plan(content)` gets the plan the check counted as the third argument of
+  `send`: a split text is cut once per attempt, and what is counted is what is sent;
 - each channel is held to `rate_per_second` (a token bucket; 0 = unlimited);
 - stopping (`kefu serve` shutting down) lets in-flight sends finish and be recorded, and
   hands the rows not yet tried back to `pending`: nothing lost, nothing sent twice.
@@ -40,6 +43,8 @@ RunBlocking = Callable[..., Awaitable[Any]]
 
 
 class AsyncSender(Protocol):
+    """Optionally also `channel_kind` and `plan` (see `bot.outbox.Sender`)."""
+
     rate_per_second: float
 
     async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult: ...
@@ -47,10 +52,6 @@ class AsyncSender(Protocol):
 
 def is_async_sender(sender: object) -> bool:
     return inspect.iscoroutinefunction(getattr(sender, "send", None))
-
-
-def _one_message(content: Mapping[str, Any]) -> int:
-    return 1
 
 
 class RateLimiter:
@@ -163,25 +164,27 @@ class AsyncDelivery:
         sender = self.senders[row.channel]
         content = row.content or {}
         async with self._slots:
-            result = await self._refusal(row, sender, content)
+            prepared = await self._prepare(row, sender, content)
+            result = prepared.refusal
             if result is None:
                 await self.limiters[row.channel].acquire()
                 try:
-                    result = await sender.send(row.recipient, content)
+                    result = await _send(sender, row.recipient, content, prepared.planned)
                 except Exception as exc:  # network error or a sender bug: retry later, keep the row
                     log.warning("send to %s raised %s: %s", row.channel, type(exc).__name__, exc)
                     result = SendResult("retry", f"{type(exc).__name__}: {exc}")
         return await self._recorder.record(row, result)
 
-    async def _refusal(self, row: Outbox, sender: AsyncSender, content: Mapping[str, Any]) -> SendResult | None:
-        """The platform's send limits, checked before calling: the outcome to record
-        instead of sending, or None to send."""
-        kind = str(getattr(sender, "channel_kind", "") or "")
-        if not send_window.is_limited(kind, content):
-            return None  # other channel kinds, templates, mass sends, the kf welcome: no query
-        try:
-            return await self.run_blocking(send_window.check, row.channel, kind, row.recipient, content,
-                                           getattr(sender, "platform_messages", _one_message))
-        except Exception as exc:  # the database is unwell: sending now could not be recorded either
-            log.warning("send-limit check for %s raised %s: %s", row.key, type(exc).__name__, exc)
-            return SendResult("retry", f"send-limit check failed: {type(exc).__name__}: {exc}")
+    async def _prepare(self, row: Outbox, sender: AsyncSender, content: Mapping[str, Any]) -> send_window.Prepared:
+        """The plan and the platform's send limits (`bot.send_window.prepare`): in a worker
+        thread when it reads the database, inline when there is nothing to check."""
+        if not send_window.applies(sender, content):
+            return send_window.prepare(row.channel, row.recipient, content, sender)
+        return await self.run_blocking(send_window.prepare, row.channel, row.recipient, content, sender)
+
+
+async def _send(sender: AsyncSender, recipient: str, content: Mapping[str, Any], planned: object | None) -> SendResult:
+    """Call the sender, with the plan the check counted when it makes one."""
+    if planned is not None:
+        return await sender.send(recipient, content, planned)  # type: ignore[call-arg]
+    return await sender.send(recipient, content)

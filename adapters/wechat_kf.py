@@ -8,6 +8,9 @@ Why this shape:
   resumes after the last handled batch; a batch pulled again after a crash is still handled
   once, because every message is stored under UNIQUE(channel, msgid) by the dispatcher;
 - nothing can be answered inline: every reply goes through the outbox (`kf/send_msg`);
+- one channel is one 客服账号 (`open_kfid`, required): it pulls only that account's
+  messages and sends only as that account, because the platform keeps its limits per
+  customer per account and the check below counts per channel and customer;
 - `kf/send_msg` is allowed only within 48 hours of the customer's last message and for at
   most 5 messages after it (each part of a split text is one): the delivery checks both
   before calling (bot/send_window.py, from the stored messages and the sends since) and
@@ -34,7 +37,7 @@ from adapters.api_client import ApiError, ApiReply, WeChatApi, classify
 from adapters.bridge import CoreBridge
 from adapters.tasks import TaskSet
 from adapters.wechat_common import BadRequest, BadSignature, content_text, parse_xml, split_text
-from adapters.wechat_mp import platform_messages, send_text_parts
+from adapters.wechat_mp import SendPlan, send_text_parts, text_plan
 from adapters.wecom import WeComCrypto, wecom_secret
 from bot import clock
 from bot.config import ChannelConfig
@@ -129,11 +132,9 @@ class WeChatKfChannel:
         handled = 0
         cursor = await self.bridge.call(load_cursor, self.name)
         while True:
-            payload: dict[str, Any] = {"cursor": cursor, "limit": 1000}
+            payload: dict[str, Any] = {"cursor": cursor, "limit": 1000, "open_kfid": self.config.open_kfid}
             if sync_token:
                 payload["token"] = sync_token
-            if self.config.open_kfid:
-                payload["open_kfid"] = self.config.open_kfid
             try:
                 reply = await self.api.post("/cgi-bin/kf/sync_msg", payload)
             except ApiError as exc:
@@ -143,7 +144,7 @@ class WeChatKfChannel:
                 log.warning("channel %s: sync_msg refused: %s %s", self.name, reply.errcode, reply.errmsg)
                 return handled
             for item in reply.data.get("msg_list") or []:
-                inbound = kf_inbound(self.name, item) if isinstance(item, dict) else None
+                inbound = kf_inbound(self.name, item, self.config.open_kfid) if isinstance(item, dict) else None
                 if inbound is not None:
                     await self._handle(inbound)
                     handled += 1
@@ -169,10 +170,9 @@ class WeChatKfChannel:
         state = PLATFORM_STATE.get(status or "", None)
         if state is None or self._states.get(inbound.user_id) == state:
             return
-        open_kfid = str(inbound.raw.get("open_kfid") or self.config.open_kfid)
         try:
             reply = await self.api.post("/cgi-bin/kf/service_state/trans", {
-                "open_kfid": open_kfid, "external_userid": inbound.user_id, "service_state": state})
+                "open_kfid": self.config.open_kfid, "external_userid": inbound.user_id, "service_state": state})
         except ApiError as exc:
             log.warning("channel %s: service_state/trans failed: %s", self.name, exc)
             return
@@ -183,9 +183,16 @@ class WeChatKfChannel:
                      reply.errmsg)
 
 
-def kf_inbound(channel: str, item: Mapping[str, Any]) -> Inbound | None:
+def kf_inbound(channel: str, item: Mapping[str, Any], open_kfid: str = "") -> Inbound | None:
     """One sync_msg item as an Inbound; None for what is not the customer's (servicer
-    messages, system events other than entering the session)."""
+    messages, system events other than entering the session) and, given the channel's
+    `open_kfid`, for another account's items: the platform's limits are per account, and
+    a message to account B must neither open this channel's window nor reset its count
+    (sync_msg is asked for this account only; this keeps it so if it answers more)."""
+    item_kfid = _account_of(item)
+    if open_kfid and item_kfid and item_kfid != open_kfid:
+        log.warning("channel %s: skipped sync_msg item %s of another account (%s)", channel, item.get("msgid"), item_kfid)
+        return None
     origin = int(item.get("origin") or 0)
     msgtype = str(item.get("msgtype") or "")
     msg_id = str(item.get("msgid") or "")
@@ -218,6 +225,12 @@ def kf_inbound(channel: str, item: Mapping[str, Any]) -> Inbound | None:
                        media={"title": str(body.get("title", "")), "description": str(body.get("desc", "")),
                               "url": str(body.get("url", ""))})
     return Inbound(channel=channel, user_id=user, msg_id=msg_id, kind="unknown", raw=raw)
+
+
+def _account_of(item: Mapping[str, Any]) -> str:
+    """The 客服账号 a sync_msg item belongs to ("" when it does not say)."""
+    event = item.get("event")
+    return str(item.get("open_kfid") or (event.get("open_kfid") if isinstance(event, dict) else "") or "")
 
 
 def attach_welcome_code(channel: str, msg_id: str, code: str) -> bool:
@@ -258,28 +271,42 @@ def conversation_status(channel: str, user_id: str) -> str | None:
     return latest.status if latest else None
 
 
+def kf_plan(content: Mapping[str, Any]) -> SendPlan:
+    """What one `WeChatKfSender.send` makes: the welcome and an image are one message each,
+    anything else goes out as text, one message per part (see `adapters.wechat_mp.SendPlan`)."""
+    if content.get("welcome_code") or content.get("kind") == "image":
+        return SendPlan(1)
+    return text_plan(content)
+
+
 class WeChatKfSender:
     """Outbox rows to `kf/send_msg` for the channel's 客服账号 (open_kfid); the welcome
     after entering a session to `kf/send_msg_on_event` with its one-time code.
 
-    `channel_kind` and `platform_messages` let the delivery check the 48-hour window and
-    the 5 messages per customer message before `send` (bot/send_window.py)."""
+    Every send goes out as the channel's own account, whatever the content says: the
+    platform's limits are kept per customer *per account*, and the pre-send check counts
+    per channel and recipient (bot/send_window.py), which is the same thing only because
+    a wechat_kf channel is exactly one account (`open_kfid` is required, and the pull
+    keeps only that account's messages). `channel_kind` and `plan` let the delivery check
+    the 48-hour window and the 5 messages per customer message before `send`."""
 
     channel_kind = "wechat_kf"  # which platform rules bot/send_window.py applies
 
     def __init__(self, api: WeChatApi, open_kfid: str, rate_per_second: float = 0.0) -> None:
+        if not open_kfid:
+            raise ValueError("a wechat_kf sender needs its account's open_kfid")
         self.api = api
         self.open_kfid = open_kfid
         self.rate_per_second = rate_per_second
 
-    platform_messages = staticmethod(platform_messages)  # send calls a content makes, for the check
+    plan = staticmethod(kf_plan)  # the parts of a send: counted by the check, then passed back to `send`
 
-    async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+    async def send(self, recipient: str, content: Mapping[str, Any], planned: SendPlan | None = None) -> SendResult:
         if content.get("welcome_code"):
             return classify(await self.api.post("/cgi-bin/kf/send_msg_on_event", {
                 "code": content["welcome_code"], "msgtype": "text",
                 "text": {"content": split_text(content_text(content))[0]}}))
-        base = {"touser": recipient, "open_kfid": str(content.get("open_kfid") or self.open_kfid)}
+        base = {"touser": recipient, "open_kfid": self.open_kfid}
         if content.get("kind") == "image":
             return classify(await self.api.post("/cgi-bin/kf/send_msg", {
                 **base, "msgtype": "image", "image": {"media_id": content.get("media_id", "")}}))
@@ -287,4 +314,4 @@ class WeChatKfSender:
         async def post(part: str) -> ApiReply:
             return await self.api.post("/cgi-bin/kf/send_msg", {**base, "msgtype": "text", "text": {"content": part}})
 
-        return await send_text_parts(content, post)
+        return await send_text_parts(content, post, planned)

@@ -10,11 +10,12 @@ Modes (chosen in the 公众号 console, seen per request):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
 
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
-from adapters.api_client import ApiError, WeChatApi, classify
+from adapters.api_client import ApiError, ApiReply, WeChatApi, classify
 from adapters.bridge import CoreBridge
 from adapters.wechat_callback import CallbackChannel
 from adapters.wechat_common import (BadRequest, check_xml, content_text, decrypt, envelope_encrypt, new_nonce,
@@ -68,12 +69,53 @@ class OfficialAccountChannel(CallbackChannel):
         await self.api.close()
 
 
-def platform_messages(content: Mapping[str, Any]) -> int:
-    """How many send calls `content` makes from where it resumes: a text one per part not
-    yet accepted (`parts_sent`), anything else one."""
-    if str(content.get("kind") or "text") in ("image", "news", "template", "mass") or content.get("welcome_code"):
-        return 1
-    return max(len(split_text(content_text(content))) - int(content.get("parts_sent") or 0), 0)
+# content kinds that are one platform message each: never split
+UNSPLIT_KINDS = frozenset({"image", "news", "template", "mass"})
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What one attempt at an outbox content puts on the platform, worked out once.
+
+    Why: the pre-send check (bot/send_window.py) needs to know how many platform messages a
+    send makes (微信客服 counts each part of a split text), and the sender needs the parts
+    themselves; cutting the text once and handing the same plan to both keeps them from
+    disagreeing and saves the second split. `messages` is what the check counts;
+    `parts` is every part of a text (empty for a content that is not split), and `start`
+    how many of them the platform accepted in an earlier attempt (`parts_sent`)."""
+
+    messages: int
+    parts: tuple[str, ...] = ()
+    start: int = 0
+
+
+def plan(content: Mapping[str, Any]) -> SendPlan:
+    """The plan for `content`: a text is cut at the platform's limit and resumes after the
+    parts already accepted; anything else (and the 微信客服 welcome) is one message.
+    Raises ValueError for a stored `parts_sent` that is not a whole number."""
+    if str(content.get("kind") or "text") in UNSPLIT_KINDS or content.get("welcome_code"):
+        return SendPlan(1)
+    return text_plan(content)
+
+
+def text_plan(content: Mapping[str, Any]) -> SendPlan:
+    """`content` as a text cut at the platform's limit, whatever its kind (a channel that
+    sends every kind as text, like the WeCom app, uses this directly)."""
+    start = _parts_sent(content)
+    parts = tuple(split_text(content_text(content)))
+    return SendPlan(max(len(parts) - start, 0), parts, start)
+
+
+def _parts_sent(content: Mapping[str, Any]) -> int:
+    """The parts an earlier attempt got accepted (written by `bot.outbox.record`)."""
+    value = content.get("parts_sent") or 0
+    try:
+        start = int(value)
+    except (TypeError, ValueError):
+        start = -1
+    if start < 0:
+        raise ValueError(f"parts_sent must be a whole number of parts, got {value!r}")
+    return start
 
 
 class OfficialAccountSender:
@@ -84,9 +126,9 @@ class OfficialAccountSender:
     mass (`recipient` is `tag:<id>` or `all`; `msgtype` + its body, e.g. text/mpnews).
 
     text, image and news are customer-service messages (`message/custom/send`), allowed
-    only within 48 hours of the customer's last interaction: the delivery checks that
-    before calling `send` (`channel_kind`, `platform_messages`; see bot/send_window.py).
-    Template and mass sends are not limited.
+    only within 48 hours of the recipient's last interaction: the delivery checks that
+    before calling `send` (`channel_kind`, `plan`; see bot/send_window.py). Template and
+    mass sends are not limited.
     """
 
     channel_kind = "wechat_mp"  # which platform rules bot/send_window.py applies
@@ -95,9 +137,9 @@ class OfficialAccountSender:
         self.api = api
         self.rate_per_second = rate_per_second
 
-    platform_messages = staticmethod(platform_messages)  # send calls a content makes, for the check
+    plan = staticmethod(plan)  # the parts of a send: counted by the check, then passed back to `send`
 
-    async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+    async def send(self, recipient: str, content: Mapping[str, Any], planned: SendPlan | None = None) -> SendResult:
         kind = str(content.get("kind") or "text")
         if kind == "template":
             payload = {"touser": recipient, "template_id": content.get("template_id", ""),
@@ -114,7 +156,7 @@ class OfficialAccountSender:
             return classify(await self.api.post("/cgi-bin/message/custom/send", {
                 "touser": recipient, "msgtype": "news", "news": {"articles": list(content.get("articles") or [])}}))
         return await send_text_parts(content, lambda part: self.api.post("/cgi-bin/message/custom/send", {
-            "touser": recipient, "msgtype": "text", "text": {"content": part}}))
+            "touser": recipient, "msgtype": "text", "text": {"content": part}}), planned)
 
     async def _mass(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
         msgtype = str(content.get("msgtype") or "text")
@@ -127,16 +169,19 @@ class OfficialAccountSender:
         return classify(await self.api.post("/cgi-bin/message/mass/sendall", body))
 
 
-async def send_text_parts(content: Mapping[str, Any], post: Any) -> SendResult:
-    """Send a text in parts at the platform's limit; on failure report how far it got."""
-    parts = split_text(content_text(content))
-    start = int(content.get("parts_sent") or 0)
-    for index in range(start, len(parts)):
+async def send_text_parts(content: Mapping[str, Any], post: Callable[[str], Awaitable[ApiReply]],
+                          planned: SendPlan | None = None) -> SendResult:
+    """Send a text in parts at the platform's limit, resuming after the parts an earlier
+    attempt got accepted; on failure report how far it got. `planned`: the plan the
+    pre-send check already counted (the text is then not cut a second time)."""
+    if planned is None or not planned.parts:  # no plan, or one for another kind: cut it here
+        planned = text_plan(content)
+    for index in range(planned.start, len(planned.parts)):
         try:
-            result = classify(await post(parts[index]))
+            result = classify(await post(planned.parts[index]))
         except ApiError as exc:
             result = SendResult("retry", str(exc))
         if result.outcome != "sent":
             return SendResult(result.outcome, result.error, result.retry_after,
-                              parts_sent=index if len(parts) > 1 else None)
+                              parts_sent=index if len(planned.parts) > 1 else None)
     return SendResult.ok()

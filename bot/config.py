@@ -293,6 +293,9 @@ def validate(config: Config) -> None:
             raise ConfigError(f"channels[{i}].token", src, "a wechat_mp channel needs its token")
         if ch.kind in ("wecom", "wechat_kf") and not (ch.corp_id and ch.token and ch.encoding_aes_key):
             raise ConfigError(f"channels[{i}].corp_id", src, f"a {ch.kind} channel needs corp_id, token and encoding_aes_key")
+        if ch.kind == "wechat_kf" and not ch.open_kfid:
+            # one channel is one 客服账号: the platform's send limits are per customer per account
+            raise ConfigError(f"channels[{i}].open_kfid", src, "a wechat_kf channel needs the open_kfid of its 客服账号")
         if ch.deadline_seconds <= 0:
             raise ConfigError(f"channels[{i}].deadline_seconds", src, "must be positive")
     if config.log.format not in ("json", "text"):

@@ -47,6 +47,10 @@ class SendResult:
 
 
 class Sender(Protocol):
+    """A channel's sender. Optionally also `channel_kind` (whose platform send limits
+    apply, see bot/send_window.py) and `plan(content)` (what a send makes, worked out
+    once): a sender with `plan` is called as `send(recipient, content, planned)`."""
+
     def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult: ...
 
 
@@ -152,17 +156,32 @@ def release(row_ids: list[int]) -> int:
 
 
 def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: int = 8) -> int:
-    """Claim due rows and deliver them; returns how many were attempted."""
+    """Claim due rows and deliver them one by one in this thread; returns how many were
+    attempted. The synchronous twin of adapters/delivery.py (for senders whose `send` is a
+    plain function): the same claim, the same plan and platform send limits checked before
+    calling (`bot.send_window.prepare`), the same bookkeeping (`record`)."""
+    from bot import send_window  # it imports SendResult from here: a top-level import would be circular
+
     rows = claim(limit, tuple(senders))
     for row in rows:
         sender = senders.get(row.channel)
         if sender is None:
             record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)
             continue
-        try:
-            result = sender.send(row.recipient, row.content)
-        except Exception as exc:  # a sender bug or network error: retry later, keep the row
-            log.exception("outbox send raised for %s", row.key)
-            result = SendResult("retry", f"{type(exc).__name__}: {exc}")
-        record(row, result, max_attempts)
+        content = row.content or {}
+        prepared = send_window.prepare(row.channel, row.recipient, content, sender)
+        record(row, prepared.refusal or _send(sender, row, content, prepared.planned), max_attempts)
     return len(rows)
+
+
+def _send(sender: Sender, row: Outbox, content: Mapping[str, Any], planned: object | None) -> SendResult:
+    """One call of a synchronous sender (with its own plan when it makes one, see
+    `bot.send_window.prepare`); an exception (a sender bug, a network error) is a retry
+    later, the row is kept."""
+    try:
+        if planned is not None:
+            return sender.send(row.recipient, content, planned)  # type: ignore[call-arg]
+        return sender.send(row.recipient, content)
+    except Exception as exc:
+        log.exception("outbox send raised for %s", row.key)
+        return SendResult("retry", f"{type(exc).__name__}: {exc}")

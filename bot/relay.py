@@ -8,12 +8,22 @@ customers from the public pool (公海 -> 私海).
 A relay the platform refuses (WeChat's 48-hour window, a per-turn limit, a permanent
 error) is reported back to the agent by `report_undeliverable`, registered as an outbox
 give-up listener: never dropped silently.
+
+The other direction: on 公众号 / 微信客服 the platform lets the shop account write to an
+agent only within 48 hours of the agent's own last message (微信客服: and 5 messages per
+message), exactly as for a customer. What is refused meanwhile (customer messages relayed
+to the agent, handoff briefs, notices) is stored and shown as `window_closed` /
+`limit_reached` (admin), but cannot be reported to the agent at that moment; so the next
+time the agent writes, which reopens their window, `missed_while_away` tells them first
+what did not reach them. The customer is not left waiting on it: the SLA job hands an
+unanswered conversation to the next agent (jobs/sla.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -100,12 +110,16 @@ def parse_command(text: str) -> Command | None:
 
 class Relay:
     def handle(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
+        """An agent's message: a command or a relay to their customer, preceded by what the
+        platform did not let through to the agent since they last wrote (if anything)."""
         command = parse_command(inbound.text) if inbound.kind == "text" else None
         if command is not None:
             assignment.hold_lock()  # before any row is touched: see hold_lock
             handler: Callable[[Agent, Command], list[Outgoing]] = getattr(self, f"_cmd_{command.name}")
-            return handler(agent, command)
-        return self._relay(agent, inbound)
+            out = handler(agent, command)
+        else:
+            out = self._relay(agent, inbound)
+        return missed_while_away(agent, inbound) + out
 
     def _say(self, agent: Agent, text: str) -> Outgoing:
         return say(agent, text)
@@ -403,6 +417,56 @@ def report_undeliverable(row: Outbox, status: str) -> None:
         text += "\n可等顾客再次发来消息后回复，或通过短信/电话联系。"
     emit([Outgoing(agent.channel, agent.im_user_id, Reply(text=text), "system", message.conversation, message.customer,
                    agent=agent)], f"undelivered:{row.id}")
+
+
+# What the platform refuses because of the agent's own window or count (not a permanent error).
+MISSED_TEXT = {
+    "window_closed": "平台只允许在您最近一次给本账号发消息后的48小时内向您发送消息",
+    "limit_reached": "超过了平台在您每条消息后允许发送的条数",
+}
+MISSED_LISTED = 10  # the latest ones, quoted; the rest are counted
+MISSED_QUOTE = 80  # characters of each
+
+
+def missed_while_away(agent: Agent, inbound: Inbound) -> list[Outgoing]:
+    """The messages to `agent` refused by the platform (their window was shut, or the
+    微信客服 count used up) since the agent last wrote, as one notice, now that their
+    message `inbound` (already stored) opens the window again; [] when none.
+
+    Told once: the next message of the agent looks only after this one. A retry of the
+    same inbound message replays the stored replies (the dispatcher), it does not ask again."""
+    rows = Outbox.select().where((Outbox.channel == agent.channel) & (Outbox.recipient == agent.im_user_id)
+                                 & Outbox.status.in_(tuple(MISSED_TEXT)))
+    since = _previous_message_at(agent, inbound)
+    if since is not None:
+        rows = rows.where(Outbox.created_at > since)
+    latest = list(reversed(rows.order_by(Outbox.id.desc()).limit(MISSED_LISTED)))
+    if not latest:
+        return []
+    total = rows.count() if len(latest) == MISSED_LISTED else len(latest)
+    return [say(agent, missed_text(latest, total))]
+
+
+def missed_text(latest: list[Outbox], total: int) -> str:
+    """The notice: why, how many, the latest ones quoted (oldest first)."""
+    reasons = "；".join(MISSED_TEXT[s] for s in MISSED_TEXT if any(r.status == s for r in latest))
+    lines = [f"⚠️ 有 {total} 条消息未能送达您（{reasons}）："]
+    if total > len(latest):
+        lines.append(f"（更早的 {total - len(latest)} 条未列出）")
+    for row in latest:
+        content = row.content or {}
+        text = " / ".join(str(content.get("text") or f"[{content.get('kind', '消息')}]").split("\n"))
+        lines.append("· " + (text if len(text) <= MISSED_QUOTE else text[:MISSED_QUOTE] + "…"))
+    lines.append("发送 /list 查看您的会话。")
+    return "\n".join(lines)
+
+
+def _previous_message_at(agent: Agent, inbound: Inbound) -> datetime | None:
+    """When the agent last wrote before `inbound` (None: never)."""
+    return (Message.select(peewee.fn.MAX(Message.created_at))
+            .where((Message.agent == agent.id) & (Message.direction == "in") & (Message.author == "agent")
+                   & ~((Message.channel == inbound.channel) & (Message.external_id == inbound.msg_id[:128])))
+            .scalar())
 
 
 def _zone() -> ZoneInfo:

@@ -207,3 +207,98 @@ async def test_kf_send_after_48_hours_is_window_closed_without_a_call(kf_deliver
     await kf_delivery.deliver_due()
     assert {r.key: r.status for r in Outbox.select()} == {"in-time": "sent", "late": "window_closed"}
     assert stand.sandbox.texts_to("wm_f") == ["还在"] and len(kf_sends(stand)) == 1
+
+
+# --- one channel is one 客服账号: the limits are per customer per account ----------------------
+
+KFID_B = "wkBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+
+
+@pytest.fixture
+async def two_accounts(database, stand):
+    """Two channels of one corp, one per 客服账号 (how a shop with two accounts runs kefu)."""
+    api = WeChatApi.for_wecom(stand.base, CORP_ID, "kf-secret", "kf", run_blocking)
+    yield AsyncDelivery({"kf": WeChatKfSender(api, KFID), "kf_b": WeChatKfSender(api, KFID_B)}, run_blocking)
+    await api.close()
+
+
+def wrote_to(channel: str, user: str) -> None:
+    now = clock.now()
+    customer, _ = Customer.get_or_create(channel=channel, external_id=user, defaults={"last_inbound_at": now})
+    Message.create(channel=channel, external_id=f"in:{channel}:{user}:{now.isoformat()}", customer=customer,
+                   direction="in", author="customer", peer_id=user, kind="text", created_at=now)
+
+
+def sends_as(stand, open_kfid: str) -> list[str]:
+    return [c.body["text"]["content"] for c in kf_sends(stand) if c.body["open_kfid"] == open_kfid]
+
+
+async def test_one_customer_on_two_accounts_has_five_messages_on_each(two_accounts, stand, fake_clock) -> None:
+    wrote_to("kf", "wm_g")
+    wrote_to("kf_b", "wm_g")
+    fake_clock.advance(minutes=1)
+    for n in range(6):
+        assert outbox.enqueue(f"a{n}", "kf", "wm_g", {"kind": "text", "text": f"A{n}"})
+        assert outbox.enqueue(f"b{n}", "kf_b", "wm_g", {"kind": "text", "text": f"B{n}",
+                                                        "open_kfid": KFID})  # content cannot switch account
+    await two_accounts.deliver_due()
+    statuses = {r.key: r.status for r in Outbox.select()}
+    for prefix in "ab":
+        assert [statuses[f"{prefix}{n}"] for n in range(6)] == ["sent"] * 5 + ["limit_reached"]
+    assert sends_as(stand, KFID) == [f"A{n}" for n in range(5)]
+    assert sends_as(stand, KFID_B) == [f"B{n}" for n in range(5)]
+    assert all(c.errcode == 0 for c in stand.sandbox.calls)
+
+
+async def test_a_message_to_one_account_does_not_open_the_others_window(two_accounts, stand, fake_clock) -> None:
+    wrote_to("kf_b", "wm_h")
+    fake_clock.advance(hours=48, minutes=1)
+    wrote_to("kf", "wm_h")  # the customer writes to account A only
+    assert outbox.enqueue("a", "kf", "wm_h", {"kind": "text", "text": "A 在"})
+    assert outbox.enqueue("b", "kf_b", "wm_h", {"kind": "text", "text": "B 在"})
+    await two_accounts.deliver_due()
+    assert {r.key: r.status for r in Outbox.select()} == {"a": "sent", "b": "window_closed"}
+    assert sends_as(stand, KFID) == ["A 在"] and sends_as(stand, KFID_B) == []
+
+
+def test_a_pulled_item_of_another_account_is_not_this_channels() -> None:
+    mine = {"msgid": "m1", "open_kfid": KFID, "external_userid": "wm_1", "origin": 3, "msgtype": "text",
+            "text": {"content": "你好"}}
+    other = {**mine, "msgid": "m2", "open_kfid": KFID_B}
+    entered_other = {"msgid": "m3", "origin": 4, "msgtype": "event",
+                     "event": {"event_type": "enter_session", "open_kfid": KFID_B, "external_userid": "wm_1"}}
+    assert kf_inbound("kf", mine, KFID) is not None
+    assert kf_inbound("kf", other, KFID) is None
+    assert kf_inbound("kf", entered_other, KFID) is None
+    assert kf_inbound("kf", {**mine, "open_kfid": ""}, KFID) is not None  # an item that does not say: kept
+
+
+async def test_the_pull_asks_for_the_channels_account_only(kefu, stand) -> None:
+    sb = stand.sandbox
+    sb.add_kf_message(KFID_B, "wm_i", "发货要多久")  # to the other account
+    sb.add_kf_message(KFID, "wm_j", "发货要多久")
+    await notify(kefu)
+    assert await eventually(lambda: load_cursor("kf") == "2")
+    assert {c.body.get("open_kfid") for c in sb.calls if c.path.endswith("/kf/sync_msg")} == {KFID}
+    assert [m.peer_id for m in Message.select().where(Message.direction == "in")] == ["wm_j"]
+
+
+def test_a_kf_sender_needs_its_account() -> None:
+    with pytest.raises(ValueError, match="open_kfid"):
+        WeChatKfSender(None, "")  # type: ignore[arg-type]
+
+
+async def test_a_resumed_split_text_needs_only_its_parts_left(kf_delivery, stand, fake_clock, monkeypatch) -> None:
+    import adapters.wechat_mp as wechat_mp
+
+    cuts: list[str] = []
+    real_split = wechat_mp.split_text
+    monkeypatch.setattr(wechat_mp, "split_text", lambda text, *a: cuts.append(text) or real_split(text, *a))
+    customer_wrote("wm_k")
+    for n in range(4):
+        assert outbox.enqueue(f"k{n}", "kf", "wm_k", {"kind": "text", "text": f"第{n}条"})
+    assert outbox.enqueue("long", "kf", "wm_k", {"kind": "text", "text": LONG, "parts_sent": 1})  # 1 part left
+    await kf_delivery.deliver_due()
+    assert Outbox.get(Outbox.key == "long").status == "sent"  # the 5th message
+    assert stand.sandbox.texts_to("wm_k")[-1] == wechat_mp.split_text(LONG)[1]
+    assert cuts.count(LONG) == 1 + 1  # once for its send (the check and the call), once just above

@@ -223,3 +223,79 @@ async def test_inside_the_window_and_templates_outside_it_are_sent(delivery, sta
         "recent": "sent", "template": "sent", "mass": "sent", "old": "window_closed"}
     assert stand.sandbox.texts_to("o_recent") == ["您的订单已发货"]
     assert [c.body["touser"] for c in stand.sandbox.sends("/custom/send")] == ["o_recent"]
+
+
+# --- a split text is cut once per attempt: what the check counts is what is sent ------------
+
+
+async def test_a_split_text_is_cut_once_per_attempt(delivery, stand, fake_clock, monkeypatch) -> None:
+    import adapters.wechat_mp as wechat_mp
+
+    cuts: list[str] = []
+    real_split = wechat_mp.split_text
+
+    def counting_split(text: str, *args: Any) -> list[str]:
+        cuts.append(text)
+        return real_split(text, *args)
+
+    monkeypatch.setattr(wechat_mp, "split_text", counting_split)
+    customer_last_wrote("o_cust", timedelta(minutes=1))  # a checked send
+    text = "\n".join(f"第{i}段" + "说明" * 300 for i in range(3))  # three parts
+    enqueue("k", text=text)
+    await delivery.deliver_due()
+    assert status()[0] == "sent" and "\n".join(stand.sandbox.texts_to("o_cust")) == text
+    assert cuts == [text]  # once, for the check and the send together
+
+
+async def test_a_content_that_cannot_be_planned_fails_with_the_reason_and_no_call(delivery, stand) -> None:
+    customer_last_wrote("o_cust", timedelta(minutes=1))
+    enqueue("k", parts_sent="two")
+    await delivery.deliver_due()
+    row_status, error = status()
+    assert row_status == "failed" and "content cannot be sent" in error and "'two'" in error
+    assert stand.sandbox.calls == []
+
+
+# --- an agent on the 公众号: their own 48-hour window ----------------------------------------
+
+
+def agent_says(dispatcher: Any, text: str, user: str = "o_mei") -> None:
+    """A message reaching kefu through the 公众号 whose replies all go through the outbox
+    (as when the passive reply's deadline has passed)."""
+    from bot.dispatcher import ReplySlot
+    from tests.factories import text as inbound_text
+
+    slot = ReplySlot()
+    slot.abandon()
+    dispatcher.handle(inbound_text(user, text, channel="mp"), slot)
+
+
+async def test_relays_to_an_agent_whose_window_is_shut_are_refused_then_told_when_they_write(
+        dispatcher, delivery, stand, fake_clock) -> None:
+    from tests.factories import make_agent, shop_faqs
+
+    shop_faqs()
+    make_agent("小美", "o_mei", channel="mp")
+    agent_says(dispatcher, "/online")
+    await delivery.deliver_due()
+    assert "在线" in stand.sandbox.texts_to("o_mei")[-1]
+    fake_clock.advance(hours=48, minutes=1)  # the agent has been silent for more than 48 h
+    agent_says(dispatcher, "转人工", user="o_cust")  # a customer is handed to her...
+    agent_says(dispatcher, "我的快递到哪了", user="o_cust")  # ...and writes
+    stand.sandbox.calls.clear()
+    await delivery.deliver_due()
+    to_agent = list(Outbox.select().where(Outbox.recipient == "o_mei").order_by(Outbox.id))[1:]
+    assert [r.status for r in to_agent] == ["window_closed", "window_closed"]  # the brief and the relay
+    assert all("before sending" in r.last_error for r in to_agent)
+    assert Message.get(Message.id == to_agent[-1].message_id).state == "window_closed"  # visible (admin)
+    assert [c.body["touser"] for c in stand.sandbox.sends()] == ["o_cust"]  # the customer's reply only
+    fake_clock.advance(minutes=5)
+    agent_says(dispatcher, "/list")  # she writes again: her window is open
+    await delivery.deliver_due()
+    notice, listing = stand.sandbox.texts_to("o_mei")[-2:]
+    assert "2 条消息未能送达您" in notice and "48小时" in notice
+    assert "新的人工会话" in notice and "我的快递到哪了" in notice
+    assert "我的会话" in listing
+    agent_says(dispatcher, "/list")  # told once
+    await delivery.deliver_due()
+    assert "未能送达" not in stand.sandbox.texts_to("o_mei")[-1]

@@ -57,6 +57,8 @@ def test_kefu_config_env_names_the_file(tmp_path: Path) -> None:
     ("[database]\nurl = 'mysql://x'\n", "database.url", "sqlite"),
     ("[[channels]]\nname = 'a'\nkind = 'telegram'\n", "channels[0].kind", "not one of"),
     ("[[channels]]\nname = 'a'\nkind = 'wechat_mp'\n", "channels[0].token", "token"),
+    ("[[channels]]\nname = 'kf'\nkind = 'wechat_kf'\ncorp_id = 'ww1'\ntoken = 't'\nencoding_aes_key = 'k'\n",
+     "channels[0].open_kfid", "open_kfid"),
     ("[[channels]]\nkind = 'web'\n", "channels[0].name", "missing"),
     ("[server]\nport = 8080\n[server\n", "<syntax>", "TOML"),
     ("[database]\nurl = '${NOPE_NOT_SET}'\n", "database.url", "NOPE_NOT_SET"),

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from bot import clock, outbox, send_window
-from bot.models import Customer, Message, Outbox
+from bot.models import Agent, Customer, Message, Outbox
 from bot.outbox import SendResult
 
 
@@ -224,3 +224,139 @@ def test_mp_window_follows_the_customers_last_interaction(database, fake_clock) 
     assert _check("mp", "wechat_mp", "o_2") == "send"
     assert _check("mp", "wechat_mp", "o_unknown") == "send"  # no customer row (e.g. an agent): the platform decides
     assert _check("web", "web", "o_1") == "send"
+
+
+# --- every delivery path applies the same check: the synchronous one -------------------------
+
+
+class Plan:
+    """What a sender's `plan` returns (the check reads `messages`)."""
+
+    def __init__(self, messages: int) -> None:
+        self.messages = messages
+
+
+class LimitedSender(Scripted):
+    """A synchronous sender on a WeChat channel kind, with a plan like the WeChat senders':
+    `parts` platform messages per content, less the `parts_sent` of an earlier attempt."""
+
+    def __init__(self, channel_kind: str, *results: SendResult) -> None:
+        super().__init__(*results)
+        self.channel_kind = channel_kind
+        self.planned: list[int] = []
+
+    def plan(self, content: Mapping[str, Any]) -> Plan:
+        return Plan(_parts(content))
+
+    def send(self, recipient: str, content: Mapping[str, Any], planned: Plan | None = None) -> SendResult:
+        assert planned is not None, "a sender with a plan gets it back"
+        self.planned.append(planned.messages)
+        return super().send(recipient, content)
+
+
+def test_the_synchronous_path_refuses_outside_the_mp_window_without_calling(database, fake_clock) -> None:
+    _customer_wrote("mp", "o_old", fake_clock.now() - timedelta(hours=48, minutes=1))
+    _customer_wrote("mp", "o_new", fake_clock.now() - timedelta(hours=48))
+    m = Message.create(channel="mp", external_id="re:1:0", direction="out", author="bot", peer_id="o_old",
+                       text="您好", state="queued")
+    assert outbox.enqueue("old", "mp", "o_old", TEXT, message=m)
+    assert outbox.enqueue("template", "mp", "o_old", {"kind": "template", "template_id": "T"})
+    assert outbox.enqueue("new", "mp", "o_new", TEXT)
+    sender = LimitedSender("wechat_mp")
+    assert outbox.deliver_due({"mp": sender}) == 3
+    rows = {r.key: r for r in Outbox.select()}
+    assert {k: r.status for k, r in rows.items()} == {"old": "window_closed", "template": "sent", "new": "sent"}
+    assert "before sending" in rows["old"].last_error and "48 h 01 min" in rows["old"].last_error
+    assert Message.get_by_id(m.id).state == "window_closed"
+    assert [r for r, _ in sender.sent] == ["o_old", "o_new"]  # the template and the one inside: no call for "old"
+    fake_clock.advance(hours=1)
+    assert outbox.deliver_due({"mp": sender}) == 0  # not retried
+
+
+def test_the_synchronous_path_counts_kf_parts_and_sends_what_it_counted(database, fake_clock) -> None:
+    _customer_wrote("kf", "wm_1", fake_clock.now())
+    fake_clock.advance(minutes=1)
+    for key, content in [("a", {**TEXT, "parts": 3}), ("b", {**TEXT, "parts": 3, "parts_sent": 1}),
+                         ("c", TEXT), ("w", {**TEXT, "welcome_code": "WC"})]:
+        assert outbox.enqueue(key, "kf", "wm_1", content)
+    sender = LimitedSender("wechat_kf")
+    outbox.deliver_due({"kf": sender})
+    assert {r.key: r.status for r in Outbox.select()} == {
+        "a": "sent", "b": "sent",  # 3 + the 2 parts left of a resumed row = 5
+        "c": "limit_reached",  # the 6th
+        "w": "sent"}  # the welcome is not counted
+    assert sender.planned == [3, 2, 1]  # each send got the plan its check counted
+    assert "(5 already sent)" in Outbox.get(Outbox.key == "c").last_error
+
+
+def test_a_check_that_cannot_read_the_history_is_retried_later(database, fake_clock, monkeypatch) -> None:
+    def broken(*args: Any) -> send_window.History:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(send_window, "history", broken)
+    assert outbox.enqueue("k", "mp", "o_1", TEXT)
+    sender = LimitedSender("wechat_mp")
+    outbox.deliver_due({"mp": sender})
+    row = Outbox.get(Outbox.key == "k")
+    assert (row.status, row.attempts) == ("pending", 1) and "send-limit check failed" in row.last_error
+    assert sender.sent == []
+
+
+def test_content_the_sender_cannot_plan_fails_with_the_reason(database) -> None:
+    class Unplannable(LimitedSender):
+        def plan(self, content: Mapping[str, Any]) -> Plan:
+            raise ValueError(f"parts_sent must be a whole number of parts, got {content['parts_sent']!r}")
+
+    assert outbox.enqueue("k", "mp", "o_1", {**TEXT, "parts_sent": "x"})
+    sender = Unplannable("wechat_mp")
+    outbox.deliver_due({"mp": sender})
+    row = Outbox.get(Outbox.key == "k")
+    assert row.status == "failed" and "content cannot be sent" in row.last_error and "'x'" in row.last_error
+    assert sender.sent == []
+
+
+def test_senders_without_a_kind_or_plan_are_called_as_before(database) -> None:
+    assert outbox.enqueue("k", "mp", "o_unknown", TEXT)
+    sender = Scripted()  # e.g. the web channel's sender
+    assert outbox.deliver_due({"mp": sender}) == 1
+    assert Outbox.get(Outbox.key == "k").status == "sent" and sender.sent == [("o_unknown", TEXT)]
+
+
+# --- agents: the same window, from their own messages ----------------------------------------
+
+
+def _agent_wrote(channel: str, user: str, when: datetime, kind: str = "text") -> Agent:
+    agent = Agent.get_or_none((Agent.channel == channel) & (Agent.im_user_id == user))
+    if agent is None:
+        agent = Agent.create(name=f"agent-{user}", channel=channel, im_user_id=user)
+    Message.create(channel=channel, external_id=f"in:{user}:{when.isoformat()}:{kind}", agent=agent,
+                   direction="in", author="agent", peer_id=user, kind=kind, created_at=when)
+    return agent
+
+
+def test_an_agents_window_follows_their_own_last_message(database, fake_clock) -> None:
+    _agent_wrote("mp", "o_mei", fake_clock.now() - timedelta(hours=48, minutes=1))
+    assert _check("mp", "wechat_mp", "o_mei") == "window_closed"
+    _agent_wrote("mp", "o_mei", fake_clock.now() - timedelta(hours=48), kind="event")  # a menu click counts on 公众号
+    assert _check("mp", "wechat_mp", "o_mei") == "send"
+    _agent_wrote("mp", "o_li", fake_clock.now() - timedelta(days=3))
+    _customer_wrote("mp", "o_li", fake_clock.now() - timedelta(days=5))  # once a customer too: the later counts
+    assert _check("mp", "wechat_mp", "o_li") == "window_closed"
+    _customer_wrote("mp", "o_li", fake_clock.now() - timedelta(hours=1))
+    assert _check("mp", "wechat_mp", "o_li") == "send"
+    assert _check("mp", "wechat_mp", "o_nobody") == "send"  # unknown: the platform decides
+
+
+def test_a_kf_agent_has_the_window_and_the_count_from_their_messages_not_events(database, fake_clock) -> None:
+    _agent_wrote("kf", "wm_mei", fake_clock.now())
+    fake_clock.advance(minutes=1)
+    for n in range(5):
+        _sent(f"s{n}", "kf", "wm_mei", fake_clock.now())
+    assert _check("kf", "wechat_kf", "wm_mei") == "limit_reached"
+    _agent_wrote("kf", "wm_mei", fake_clock.now(), kind="event")  # entering the session: no reset
+    assert _check("kf", "wechat_kf", "wm_mei") == "limit_reached"
+    fake_clock.advance(minutes=1)
+    _agent_wrote("kf", "wm_mei", fake_clock.now())
+    assert _check("kf", "wechat_kf", "wm_mei") == "send"
+    fake_clock.advance(hours=48, minutes=1)
+    assert _check("kf", "wechat_kf", "wm_mei") == "window_closed"

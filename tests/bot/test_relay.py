@@ -209,3 +209,35 @@ def test_bot_messages_that_fail_are_not_reported_to_agents(shop: Shop) -> None:
     outbox.record(row, SendResult("window_closed"), 8)
     assert shop.inbox("mei") == []
     assert Conversation.select().count() == 1
+
+
+def _refused_to(user: str, key: str, text: str, status: str = "window_closed") -> None:
+    assert outbox.enqueue(key, "web", user, {"kind": "text", "text": text})
+    Outbox.update(status=status, last_error="not sent (checked before sending)").where(Outbox.key == key).execute()
+
+
+def test_what_never_reached_the_agent_is_listed_when_they_next_write(shop: Shop, fake_clock) -> None:
+    make_agent("小美", "mei")
+    shop.says("mei", "/online")
+    fake_clock.advance(hours=49)
+    for n in range(12):
+        _refused_to("mei", f"r{n}", f"[#1 顾客{n}] 第{n}条")
+    _refused_to("mei", "long", "很长的一条\n" + "说明" * 100, status="limit_reached")
+    _refused_to("u9", "other", "给别人的")  # another recipient: not hers
+    fake_clock.advance(minutes=1)
+    notice, listing = shop.says("mei", "/list")
+    lines = notice.split("\n")
+    assert "有 13 条消息未能送达您" in lines[0] and "48小时" in lines[0] and "条数" in lines[0]
+    assert lines[1] == "（更早的 3 条未列出）"
+    assert lines[2] == "· [#1 顾客3] 第3条" and lines[10] == "· [#1 顾客11] 第11条"  # the latest 10, oldest first
+    assert lines[11].startswith("· 很长的一条 / 说明") and lines[11].endswith("…") and len(lines[11]) == 2 + 80 + 1
+    assert "给别人的" not in notice and "您没有进行中的会话" in listing
+    assert shop.says("mei", "/list") == [listing]  # told once
+
+
+def test_nothing_missed_means_no_notice(shop: Shop, fake_clock) -> None:
+    make_agent("小美", "mei")
+    shop.says("u1", "转人工")
+    fake_clock.advance(minutes=1)
+    listing = shop.says("mei", "/list")
+    assert len(listing) == 1 and "未能送达" not in listing[0]
