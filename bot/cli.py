@@ -205,7 +205,7 @@ def _stop_event() -> asyncio.Event:
 async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) -> None:
     from aiohttp import web
 
-    from adapters.server import create_app
+    from adapters.server import BRIDGE, create_app
 
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
@@ -233,6 +233,10 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
 
         service = SchedulerService(config)
         await service.start()
+    from bot import heap
+
+    # the start-up heap (FAQ index included, once embedded) out of the GC's full collections
+    freezing = asyncio.create_task(heap.freeze_when_ready(app[BRIDGE].dispatcher.store.wait_warm))
     base = config.public_url
     web_channels = [c.name for c in config.channels if c.kind == "web"]
     lines = [
@@ -250,6 +254,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     try:
         await _stop_event().wait()
     finally:
+        freezing.cancel()
         if service:
             await service.stop()
         if admin_server:

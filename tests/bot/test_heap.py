@@ -1,0 +1,51 @@
+"""The start-up heap is left out of garbage collection once the FAQ index is ready."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from typing import Iterator
+
+import pytest
+
+from bot import heap
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()  # the rest of the test run collects as usual
+
+
+async def test_the_heap_is_frozen_only_after_the_index_is_ready() -> None:
+    ready = threading.Event()
+    waited_in: list[str] = []
+
+    def wait_ready() -> None:
+        waited_in.append(threading.current_thread().name)
+        assert gc.get_freeze_count() == 0  # nothing frozen before the index is in
+        ready.wait(5)
+
+    freezing = heap.freeze_when_ready(wait_ready)
+    ready.set()
+    await freezing
+    assert gc.get_freeze_count() > 1000  # the modules, the test session: all of it
+    assert waited_in and waited_in[0] != threading.main_thread().name  # blocking wait off the loop
+
+
+def test_frozen_objects_are_still_freed_by_reference_counting() -> None:
+    class Box:
+        pass
+
+    box = Box()
+    alive = [False]
+
+    class Watch:
+        def __del__(self) -> None:
+            alive[0] = True
+
+    box.watch = Watch()  # type: ignore[attr-defined]
+    heap.freeze()
+    del box
+    assert alive[0]  # no cycle: freed at once, frozen or not
