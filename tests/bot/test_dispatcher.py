@@ -4,7 +4,7 @@ from bot import settings
 from bot.dispatcher import Dispatcher, ReplySlot, recover_pending
 from bot.events import Inbound
 from bot.models import Conversation, Customer, Message, Outbox, UnansweredQuestion
-from tests.factories import SHIPPING, make_agent, shop_faqs, text
+from tests.factories import RETURNS, SHIPPING, make_agent, shop_faqs, text
 
 
 def test_faq_answer_creates_customer_and_conversation(dispatcher: Dispatcher) -> None:
@@ -69,6 +69,40 @@ def test_concurrent_retries_store_one_message_and_one_reply(dispatcher: Dispatch
     assert sum(not r.duplicate for r in results) == 1
     assert Message.select().where(Message.direction == "in").count() == 1
     assert Message.select().where(Message.direction == "out").count() == 1
+
+
+def test_many_workers_at_once_each_message_stored_once_and_answered(dispatcher: Dispatcher) -> None:
+    """Eight workers, 80 messages each delivered twice, as kefu serve's pool under load."""
+    shop_faqs()
+    asks = [("发货要多久", SHIPPING), ("怎么退货", RETURNS)]
+    results: dict[str, list] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for i in range(10):
+            question, _ = asks[(n + i) % 2]
+            msg_id = f"w{n}-{i}"
+            for _ in range(2):  # the platform's retry right behind the first delivery
+                result = dispatcher.handle(text(f"u{n}-{i}", question, msg_id=msg_id))
+                with lock:
+                    results.setdefault(msg_id, []).append(result)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 80
+    for msg_id, (first, retry) in results.items():
+        n, i = (int(x) for x in msg_id[1:].split("-"))
+        expected = asks[(n + i) % 2][1]
+        assert not first.duplicate and retry.duplicate
+        assert [r.text for r in first.replies] == [r.text for r in retry.replies] == [expected]
+    assert Message.select().where(Message.direction == "in").count() == 80
+    assert Message.select().where(Message.direction == "out").count() == 80
+    assert Customer.select().count() == 80
 
 
 def test_unsure_question_is_recorded_and_suggests(dispatcher: Dispatcher) -> None:
