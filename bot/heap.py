@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 from typing import Callable
 
 log = logging.getLogger("kefu.heap")
@@ -30,8 +31,23 @@ def freeze() -> int:
 
 
 async def freeze_when_ready(wait_ready: Callable[[], None]) -> None:
-    """Freeze once `wait_ready` (blocking, run in a thread: the FAQ index's first embedding
-    of its phrasings) has returned, so that the index built in the background is in too."""
-    await asyncio.to_thread(wait_ready)
+    """Freeze once `wait_ready` (blocking: the FAQ index's first embedding of its phrasings)
+    has returned, so that the index built in the background is in too.
+
+    The wait runs in a daemon thread of its own, not the loop's executor: stopping the
+    server during a long first embedding must not wait for it (asyncio.run joins the
+    executor's threads on the way out)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wait() -> None:
+        wait_ready()
+        try:
+            loop.call_soon_threadsafe(lambda: ready.done() or ready.set_result(None))
+        except RuntimeError:  # the loop is closed: the server stopped meanwhile
+            pass
+
+    threading.Thread(target=wait, name="kefu-heap-freeze", daemon=True).start()
+    await ready
     frozen = freeze()
     log.info("start-up heap frozen: %d objects left out of garbage collection", frozen)

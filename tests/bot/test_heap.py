@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
+import time
 from typing import Iterator
 
 import pytest
@@ -49,3 +51,18 @@ def test_frozen_objects_are_still_freed_by_reference_counting() -> None:
     heap.freeze()
     del box
     assert alive[0]  # no cycle: freed at once, frozen or not
+
+
+def test_stopping_before_the_index_is_ready_does_not_wait_for_it() -> None:
+    never = threading.Event()
+
+    async def serve_briefly() -> None:
+        freezing = asyncio.ensure_future(heap.freeze_when_ready(lambda: never.wait(30)))
+        await asyncio.sleep(0.05)
+        freezing.cancel()
+
+    started = time.monotonic()
+    asyncio.run(serve_briefly())  # joins the loop's executor threads on the way out
+    assert time.monotonic() - started < 10  # not the 30 s of the pending wait
+    assert gc.get_freeze_count() == 0
+    never.set()
