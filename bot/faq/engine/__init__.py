@@ -59,10 +59,12 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
 
 
 def source_digest() -> str:
+    """What the library was built from: a build from another e5.c is not used."""
     return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
 
 
 def missing_cpu_flags(flags: frozenset[str] | None = None) -> list[str]:
+    """The instruction sets the kernel needs that this CPU (or `flags`) lacks."""
     have = cpu_flags() if flags is None else flags
     return [flag for flag in REQUIRED_CPU_FLAGS if flag not in have]
 
