@@ -9,6 +9,11 @@ context and the customer hears who is coming. With nobody else free it stays wit
 agent and is retried on the next run. Every message is keyed by the conversation and the
 assignment time it concerns, so a run repeated after a crash never notifies twice.
 
+After the first reply the agent is engaged, and a slow answer to a follow-up is not a reason
+to move the customer to a stranger: when the customer's latest message has waited the same
+`agent_sla_seconds` without a reply, the agent gets a reminder instead — once per waiting
+message (keyed by the conversation and that message's time), with the command to switch to it.
+
 Each run also assigns queued conversations to agents who became free without a message
 passing through the dispatcher (an agent set online in the admin, business hours opening).
 """
@@ -38,14 +43,32 @@ def overdue(sla_seconds: int) -> list[Conversation]:
     return list(rows)
 
 
+def waiting_on_reply(sla_seconds: int) -> list[Conversation]:
+    """Assigned conversations whose agent has replied since the assignment, but not to the
+    customer's latest message, which has waited `sla_seconds`; oldest wait first."""
+    cutoff = clock.now() - timedelta(seconds=sla_seconds)
+    rows = (
+        Conversation.select()
+        .where((Conversation.status == "assigned") & Conversation.agent.is_null(False)
+               & (Conversation.last_agent_reply_at >= Conversation.assigned_at)
+               & (Conversation.last_message_at > Conversation.last_agent_reply_at)
+               & (Conversation.last_message_at <= cutoff))
+        .order_by(Conversation.last_message_at, Conversation.id)
+    )
+    return list(rows)
+
+
 def run_sla() -> dict[str, int]:
-    """One pass: reassign overdue conversations, then drain the queue."""
+    """One pass: reassign overdue conversations, remind agents of waiting follow-ups, then
+    drain the queue."""
     seconds = int(settings.get("agent_sla_seconds") or 0)
-    reassigned = 0
+    reassigned = reminded = 0
     if seconds > 0:
         for conversation in overdue(seconds):
             reassigned += int(_reassign(conversation, seconds))
-    return {"reassigned": reassigned, "drained": drain()}
+        for conversation in waiting_on_reply(seconds):
+            reminded += _remind(conversation, seconds)
+    return {"reassigned": reassigned, "reminded": reminded, "drained": drain()}
 
 
 def _reassign(conversation: Conversation, seconds: int) -> bool:
@@ -56,11 +79,24 @@ def _reassign(conversation: Conversation, seconds: int) -> bool:
             return False
         old, new = moved
         customer = conversation.customer
-        late = f"{seconds // 60} 分钟" if seconds % 60 == 0 else f"{seconds} 秒"
-        notice = say(old, f"会话 #{conversation.id}（{customer}）超过 {late}未回复，已转给「{new}」。")
+        notice = say(old, f"会话 #{conversation.id}（{customer}）超过 {_duration(seconds)}未回复，已转给「{new}」。")
         notice.conversation, notice.customer = conversation, customer
         emit([notice] + handoff_messages(conversation, customer, new, note=f"「{old}」超时未回复，转派给您"), key)
     return True
+
+
+def _remind(conversation: Conversation, seconds: int) -> int:
+    """The reminder to the conversation's agent for the customer's waiting message; 1 when
+    newly queued, 0 when this message's reminder was sent before."""
+    agent, customer = conversation.agent, conversation.customer
+    notice = say(agent, f"会话 #{conversation.id}（{customer}）的顾客已等待超过 {_duration(seconds)}，"
+                        f"请尽快回复（发送 /switch {conversation.id} 切换到该会话）。")
+    notice.conversation, notice.customer = conversation, customer
+    return emit([notice], f"sla-wait:{conversation.id}:{_stamp(conversation.last_message_at)}")
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} 分钟" if seconds % 60 == 0 else f"{seconds} 秒"
 
 
 def drain() -> int:

@@ -1,4 +1,5 @@
-"""The SLA job: overdue conversations move to the next agent, once, with notices."""
+"""The SLA job: overdue conversations move to the next agent, once, with notices; a waiting
+follow-up reminds its agent, once per waiting message."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_reassigns_and_notifies_once(database, fake_clock) -> None:  # type: ign
     conversation = handoff("u1")
     ali = make_agent("ali")
     fake_clock.advance(seconds=61)
-    assert run_sla() == {"reassigned": 1, "drained": 0}
+    assert run_sla() == {"reassigned": 1, "reminded": 0, "drained": 0}
     assert Conversation.get_by_id(conversation.id).agent_id == ali.id
     to_mei = [o.content["text"] for o in Outbox.select().where(Outbox.recipient == mei.im_user_id)]
     assert len(to_mei) == 1 and "超过 1 分钟未回复" in to_mei[0]
@@ -82,3 +83,45 @@ def test_the_scheduler_runs_the_sla_job(config) -> None:  # type: ignore[no-unty
 
     jobs = {job.id: job for job in SchedulerService(config).job_definitions()}
     assert jobs["agent-sla"].fn is run_sla
+
+
+def customer_writes(conversation: Conversation) -> None:
+    """The customer's next message, as the dispatcher records it (the conversation touched)."""
+    conversations.open_conversation(conversation.customer)
+
+
+def test_a_waiting_follow_up_reminds_its_agent_once_per_message(database, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    settings.put("agent_sla_seconds", 60)
+    mei = make_agent("mei")
+    make_agent("ali")  # free, but a follow-up does not move the customer to a stranger
+    conversation = handoff("u1")
+    fake_clock.advance(seconds=10)
+    conversations.record_agent_reply(conversation)
+    fake_clock.advance(seconds=5)
+    customer_writes(conversation)
+    fake_clock.advance(seconds=59)
+    assert run_sla()["reminded"] == 0
+    fake_clock.advance(seconds=1)
+    assert run_sla() == {"reassigned": 0, "reminded": 1, "drained": 0}
+    to_mei = [o.content["text"] for o in Outbox.select().where(Outbox.recipient == mei.im_user_id)]
+    assert len(to_mei) == 1 and "已等待超过 1 分钟" in to_mei[0] and f"/switch {conversation.id}" in to_mei[0]
+    assert run_sla()["reminded"] == 0  # the same waiting message: told once
+    assert Conversation.get_by_id(conversation.id).agent_id == mei.id
+    customer_writes(conversation)  # asks again, still no answer
+    fake_clock.advance(seconds=60)
+    assert run_sla()["reminded"] == 1
+    assert Outbox.select().where(Outbox.recipient == mei.im_user_id).count() == 2
+
+
+def test_a_follow_up_answered_in_time_reminds_nobody(database, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    settings.put("agent_sla_seconds", 60)
+    make_agent("mei")
+    conversation = handoff("u1")
+    conversations.record_agent_reply(conversation)
+    fake_clock.advance(seconds=5)
+    customer_writes(conversation)
+    fake_clock.advance(seconds=30)
+    conversations.record_agent_reply(Conversation.get_by_id(conversation.id))
+    fake_clock.advance(seconds=600)
+    assert run_sla() == {"reassigned": 0, "reminded": 0, "drained": 0}
+    assert Outbox.select().count() == 0
