@@ -68,6 +68,11 @@ def build_adapters(config: Config, bridge: CoreBridge) -> dict[str, ChannelAdapt
             log.warning("channel %s: kind %s is not supported by this build; skipped", channel.name, channel.kind)
             continue
         adapters[channel.name] = factory(channel, config, bridge)
+    kf_channels = [a for a in adapters.values() if getattr(a, "kind", "") == "wechat_kf"]
+    if kf_channels:  # one callback URL per corp serves all its 客服账号
+        from adapters.wechat_kf import link_accounts
+
+        link_accounts(kf_channels)  # type: ignore[arg-type]
     return adapters
 
 

@@ -18,6 +18,10 @@ Why this shape:
   the errcodes 45015 / 45047 stay as the backstop for what the check cannot see (another
   process sending to the same customer at the same moment). Entering the session is not a
   customer message: it neither opens the window nor resets the count;
+- the platform calls one callback URL per company for all its 客服账号 and names the
+  account (`OpenKfId`): the callback wakes the channel of that account, whichever channel's
+  URL it reached (channels of one corp are linked by `link_accounts`); a callback for an
+  account no channel serves is acknowledged and logged;
 - a customer entering the session (`enter_session`) gets the welcome message, sent with
   `kf/send_msg_on_event` and the event's one-time `welcome_code` (not limited, not counted);
 - the platform's session state follows ours (`service_state/trans`): bot -> 1 (智能助手接待),
@@ -67,6 +71,8 @@ class WeChatKfChannel:
         self._lock = asyncio.Lock()
         self._again = False
         self._states: dict[str, int] = {}
+        # the channels of this corp by 客服账号, this one included (link_accounts)
+        self.accounts: dict[str, WeChatKfChannel] = {channel.open_kfid: self}
 
     def routes(self) -> list[web.RouteDef]:
         path = f"{self.prefix}/{self.name}"
@@ -108,7 +114,13 @@ class WeChatKfChannel:
             log.warning("channel %s: refused a callback: %s", self.name, exc)
             return web.Response(status=400, text="bad request")
         sync_token = fields.get("Token") if isinstance(fields.get("Token"), str) else ""
-        self.tasks.spawn(self.pull(sync_token or ""), f"kf-pull-{self.name}")
+        account = fields.get("OpenKfId") if isinstance(fields.get("OpenKfId"), str) else ""
+        target = self.accounts.get(account) if account else self
+        if target is None:
+            log.warning("channel %s: a callback for 客服账号 %s, which no wechat_kf channel serves "
+                        "(add one with that open_kfid); nothing pulled", self.name, account)
+        else:
+            target.tasks.spawn(target.pull(sync_token or ""), f"kf-pull-{target.name}")
         return web.Response(text="success")
 
     # -- pulling ------------------------------------------------------------------------------
@@ -181,6 +193,16 @@ class WeChatKfChannel:
         else:
             log.info("channel %s: service_state/trans to %s refused: %s %s", self.name, state, reply.errcode,
                      reply.errmsg)
+
+
+def link_accounts(channels: list[WeChatKfChannel]) -> None:
+    """Let every wechat_kf channel of a corp wake the others: the platform's one callback URL
+    reaches one of them for any account (see the module notes)."""
+    by_corp: dict[str, dict[str, WeChatKfChannel]] = {}
+    for channel in channels:
+        by_corp.setdefault(channel.config.corp_id, {})[channel.config.open_kfid] = channel
+    for channel in channels:
+        channel.accounts = by_corp[channel.config.corp_id]
 
 
 def kf_inbound(channel: str, item: Mapping[str, Any], open_kfid: str = "") -> Inbound | None:

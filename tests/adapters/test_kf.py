@@ -302,3 +302,37 @@ async def test_a_resumed_split_text_needs_only_its_parts_left(kf_delivery, stand
     assert Outbox.get(Outbox.key == "long").status == "sent"  # the 5th message
     assert stand.sandbox.texts_to("wm_k")[-1] == wechat_mp.split_text(LONG)[1]
     assert cuts.count(LONG) == 1 + 1  # once for its send (the check and the call), once just above
+
+
+def callback_for(open_kfid: str) -> str:
+    return CALLBACK.replace(KFID, open_kfid)
+
+
+async def test_a_callback_wakes_the_channel_of_the_account_it_names(aiohttp_client, config, database, stand) -> None:
+    """The platform calls one URL per corp for every 客服账号: here channel "kf"'s URL gets the
+    callback for account B, and channel "kf_b" pulls and answers it, as account B."""
+    shop_faqs()
+    client = await kefu_client(aiohttp_client, config, kf_channel(stand.base),
+                               wecom_channel(stand.base, name="kf_b", kind="wechat_kf", open_kfid=KFID_B),
+                               run_sender=True)
+    sb = stand.sandbox
+    sb.add_kf_message(KFID_B, "wm_b1", "发货要多久")
+    params, body = wecom_server().sign(callback_for(KFID_B))
+    resp = await client.post("/wecom/kf", params=params, data=body)
+    assert resp.status == 200 and await resp.text() == "success"
+    assert await eventually(lambda: len(sb.sends("/kf/send_msg")) == 1)
+    assert sb.sends("/kf/send_msg")[0].body["open_kfid"] == KFID_B
+    assert sb.texts_to("wm_b1") == [SHIPPING]
+    assert [m.channel for m in Message.select().where(Message.direction == "in")] == ["kf_b"]
+    assert {c.body.get("open_kfid") for c in sb.calls if c.path.endswith("/kf/sync_msg")} == {KFID_B}
+
+
+async def test_a_callback_for_an_account_no_channel_serves_pulls_nothing(kefu, stand) -> None:
+    sb = stand.sandbox
+    sb.add_kf_message("wkUNKNOWN", "wm_x", "发货要多久")
+    params, body = wecom_server().sign(callback_for("wkUNKNOWN"))
+    resp = await kefu.post("/wecom/kf", params=params, data=body)
+    assert resp.status == 200 and await resp.text() == "success"  # acknowledged: the platform must not retry
+    await asyncio.sleep(0.2)
+    assert not any(c.path.endswith("/kf/sync_msg") for c in sb.calls)
+    assert Message.select().count() == 0
