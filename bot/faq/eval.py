@@ -95,5 +95,6 @@ def evaluate(faq_path: str | Path, queries_path: str | Path, threshold: float, e
     result.update({
         "qps": round(qps, 1), "build_s": round(build_s, 3), "faqs": len(records), "queries": len(queries),
         "semantic": index.semantic, "stages": stages,
+        "engine": getattr(embedder, "engine", None),  # qps depends on it (bot/faq/engine)
     })
     return result

@@ -34,6 +34,7 @@ def test_faq_eval_prints_one_json_object_with_every_figure(tmp_path: Path) -> No
     assert figures["top1"] == 1.0 and figures["hit5"] == 1.0
     assert figures["precision"] == 1.0 and figures["recall"] == 1.0 and figures["rej_neg"] == 1.0
     assert figures["threshold"] == 0.5 and figures["qps"] > 0 and figures["semantic"] is False
+    assert figures["engine"] is None  # lexical: no embedding engine
 
 
 def test_an_answer_to_a_query_no_faq_answers_costs_precision_and_rej_neg() -> None:
