@@ -66,3 +66,24 @@ def test_stopping_before_the_index_is_ready_does_not_wait_for_it() -> None:
     assert time.monotonic() - started < 10  # not the 30 s of the pending wait
     assert gc.get_freeze_count() == 0
     never.set()
+
+
+def test_an_faq_index_replaced_after_an_edit_is_freed_while_the_heap_is_frozen(database) -> None:  # type: ignore[no-untyped-def]
+    import weakref
+
+    from bot import clock
+    from bot.faq.store import FaqStore
+    from tests.bot.faq.conftest import FakeEmbedder
+    from tests.factories import shop_faqs
+
+    faqs = shop_faqs()
+    store = FaqStore(check_seconds=0, embedder=FakeEmbedder())
+    store.refresh(True)
+    old = weakref.ref(store._index)
+    heap.freeze()  # the index is in the permanent generation now
+    faq = faqs["shipping"]
+    faq.answer, faq.updated_at = faq.answer + "（已更新）", clock.now()
+    faq.save()
+    assert store.refresh()
+    gc.collect()
+    assert old() is None  # no reference cycle keeps the old index alive: nothing leaks per edit
