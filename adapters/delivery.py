@@ -169,7 +169,7 @@ class AsyncDelivery:
             if result is None:
                 await self.limiters[row.channel].acquire()
                 try:
-                    result = await _send(sender, row.recipient, content, prepared.planned)
+                    result = await sender.send(*prepared.send_args(row.recipient, content))
                 except Exception as exc:  # network error or a sender bug: retry later, keep the row
                     log.warning("send to %s raised %s: %s", row.channel, type(exc).__name__, exc)
                     result = SendResult("retry", f"{type(exc).__name__}: {exc}")
@@ -181,10 +181,3 @@ class AsyncDelivery:
         if not send_window.applies(sender, content):
             return send_window.prepare(row.channel, row.recipient, content, sender)
         return await self.run_blocking(send_window.prepare, row.channel, row.recipient, content, sender)
-
-
-async def _send(sender: AsyncSender, recipient: str, content: Mapping[str, Any], planned: object | None) -> SendResult:
-    """Call the sender, with the plan the check counted when it makes one."""
-    if planned is not None:
-        return await sender.send(recipient, content, planned)  # type: ignore[call-arg]
-    return await sender.send(recipient, content)

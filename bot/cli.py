@@ -206,6 +206,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     from aiohttp import web
 
     from adapters.server import BRIDGE, create_app
+    from bot import heap
 
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
@@ -233,8 +234,6 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
 
         service = SchedulerService(config)
         await service.start()
-    from bot import heap
-
     # the start-up heap (FAQ index included, once embedded) out of the GC's full collections
     freezing = asyncio.create_task(heap.freeze_when_ready(app[BRIDGE].dispatcher.store.wait_warm))
     base = config.public_url

@@ -170,18 +170,16 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
             continue
         content = row.content or {}
         prepared = send_window.prepare(row.channel, row.recipient, content, sender)
-        record(row, prepared.refusal or _send(sender, row, content, prepared.planned), max_attempts)
+        record(row, prepared.refusal or _send(sender, row, prepared.send_args(row.recipient, content)),
+               max_attempts)
     return len(rows)
 
 
-def _send(sender: Sender, row: Outbox, content: Mapping[str, Any], planned: object | None) -> SendResult:
-    """One call of a synchronous sender (with its own plan when it makes one, see
-    `bot.send_window.prepare`); an exception (a sender bug, a network error) is a retry
-    later, the row is kept."""
+def _send(sender: Sender, row: Outbox, args: tuple[Any, ...]) -> SendResult:
+    """One call of a synchronous sender; an exception (a sender bug, a network error) is a
+    retry later, the row is kept."""
     try:
-        if planned is not None:
-            return sender.send(row.recipient, content, planned)  # type: ignore[call-arg]
-        return sender.send(row.recipient, content)
+        return sender.send(*args)
     except Exception as exc:
         log.exception("outbox send raised for %s", row.key)
         return SendResult("retry", f"{type(exc).__name__}: {exc}")

@@ -237,6 +237,10 @@ class Prepared:
     refusal: SendResult | None
     planned: Planned | None = None
 
+    def send_args(self, recipient: str, content: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The arguments of the sender's `send`: the plan too when the sender made one."""
+        return (recipient, content) if self.planned is None else (recipient, content, self.planned)
+
 
 def kind_of(sender: object) -> str:
     """The channel kind whose rules apply to this sender's sends ("" for none)."""
