@@ -188,27 +188,93 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
 }
 
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
-/* kefu: the same product with AVX-512 VNNI, sixteen weight rows side by side.
+/* kefu: the same product over RG weight rows side by side, without unpacking anything per
+ * call (matmul_q4q8 unpacks every weight row on every call, which for a short question
+ * cost more than the products).
  *
- * At load, the rows are repacked by groups of RG=16 (pack_q4): for each block b,
- * four 64-byte vectors whose lane j holds dword k of row j's block (the nibbles
- * of weights 4k..4k+3 and 16+4k..16+4k+3), and the 16 rows' block scales as
- * floats. A token's activation dword k is broadcast to every lane, so eight
- * vpdpbusd (k = 0..7) give each lane its row's whole block product:
+ * At load, the rows are repacked by groups of RG (pack_q4): for each block b, four
+ * vectors whose lane j holds dword k of row j's block (the nibbles of weights 4k..4k+3
+ * and 16+4k..16+4k+3), and the RG rows' block scales as floats. A token's activation
+ * dword k is broadcast to every lane, so eight products (k = 0..7, block_dot below) give
+ * each lane its row's whole block product:
  *   dot_b = sum_j (w_j - 8) * a_j,   started from -8 * sum_j a_j (quantize_acts'
- * block sum), i.e. the very integers of the AVX2 kernel below. Then one convert,
- * one multiply (the rows' dw_b by the token's da_b) and one fma for 16 rows and
- * 32 weights, where the AVX2 kernel spent them on one row; the sums end in the
- * lanes (no horizontal adds) and 16 outputs are stored at once. Each output is
- * bias + sum_b dw_b * da_b * dot_b as before, summed in another order (1e-7).
- * nout must be a multiple of 16 (384 and 1536 here); other shapes use the
- * AVX2 kernel. */
+ * block sum), i.e. the very integers of matmul_q4q8. Then one convert, one multiply (the
+ * rows' dw_b by the token's da_b) and one fma for RG rows and 32 weights, where
+ * matmul_q4q8 spent them on one row; the sums end in the lanes (no horizontal adds) and
+ * RG outputs are stored at once. Each output is bias + sum_b dw_b * da_b * dot_b as
+ * before, summed in another order (1e-7). nout must be a multiple of RG (384 and 1536
+ * here); other shapes use matmul_q4q8.
+ *
+ * Two instruction sets, the same loop:
+ *   - AVX-512 VNNI, RG=16: vpdpbusd multiplies and sums four pairs into each lane.
+ *   - AVX2, RG=8 (CPUs without VNNI, e.g. AMD Zen 2/3): vpmaddubsw multiplies unsigned
+ *     nibbles (0..15) by signed int8 and sums pairs to int16; the eight int16 products
+ *     are added (|sum| <= 8 * 2 * 15 * 128 = 30720: no overflow, no saturation) and one
+ *     vpmaddwd by ones sums each lane's pairs to int32. */
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
 #define KEFU_VNNI 1
-#define KEFU_PACKED 1
 #define RG 16
+typedef __m512 vfloat;
+typedef __m512i vint;
+#define VF_LOADU(p) _mm512_loadu_ps(p)
+#define VF_LOAD(p) _mm512_load_ps(p)
+#define VF_ZERO() _mm512_setzero_ps()
+#define VF_STOREU(p, v) _mm512_storeu_ps((p), (v))
+#define VF_SET1(x) _mm512_set1_ps(x)
+#define VF_MUL(a, b) _mm512_mul_ps((a), (b))
+#define VF_FMADD(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VF_FROM_INT(v) _mm512_cvtepi32_ps(v)
+#define VI_LOAD(p) _mm512_load_si512((const void *)(p))
+#define VI_LOW4(v) _mm512_and_si512((v), _mm512_set1_epi8(0x0F))
+#define VI_HIGH4(v) _mm512_and_si512(_mm512_srli_epi16((v), 4), _mm512_set1_epi8(0x0F))
+
+static inline vint block_dot(const vint w[8], const int32_t *a, int32_t asum) {
+    vint i0 = _mm512_set1_epi32(-8 * asum);
+    vint i1 = _mm512_setzero_si512();   /* two chains: half the latency */
+    i0 = _mm512_dpbusd_epi32(i0, w[0], _mm512_set1_epi32(a[0]));
+    i1 = _mm512_dpbusd_epi32(i1, w[1], _mm512_set1_epi32(a[1]));
+    i0 = _mm512_dpbusd_epi32(i0, w[2], _mm512_set1_epi32(a[2]));
+    i1 = _mm512_dpbusd_epi32(i1, w[3], _mm512_set1_epi32(a[3]));
+    i0 = _mm512_dpbusd_epi32(i0, w[4], _mm512_set1_epi32(a[4]));
+    i1 = _mm512_dpbusd_epi32(i1, w[5], _mm512_set1_epi32(a[5]));
+    i0 = _mm512_dpbusd_epi32(i0, w[6], _mm512_set1_epi32(a[6]));
+    i1 = _mm512_dpbusd_epi32(i1, w[7], _mm512_set1_epi32(a[7]));
+    return _mm512_add_epi32(i0, i1);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define RG 8
+typedef __m256 vfloat;
+typedef __m256i vint;
+#define VF_LOADU(p) _mm256_loadu_ps(p)
+#define VF_LOAD(p) _mm256_load_ps(p)
+#define VF_ZERO() _mm256_setzero_ps()
+#define VF_STOREU(p, v) _mm256_storeu_ps((p), (v))
+#define VF_SET1(x) _mm256_set1_ps(x)
+#define VF_MUL(a, b) _mm256_mul_ps((a), (b))
+#define VF_FMADD(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VF_FROM_INT(v) _mm256_cvtepi32_ps(v)
+#define VI_LOAD(p) _mm256_load_si256((const __m256i *)(p))
+#define VI_LOW4(v) _mm256_and_si256((v), _mm256_set1_epi8(0x0F))
+#define VI_HIGH4(v) _mm256_and_si256(_mm256_srli_epi16((v), 4), _mm256_set1_epi8(0x0F))
+
+static inline vint block_dot(const vint w[8], const int32_t *a, int32_t asum) {
+    vint p0 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(a[0]));
+    vint p1 = _mm256_maddubs_epi16(w[1], _mm256_set1_epi32(a[1]));
+    p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[2], _mm256_set1_epi32(a[2])));
+    p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[3], _mm256_set1_epi32(a[3])));
+    p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[4], _mm256_set1_epi32(a[4])));
+    p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[5], _mm256_set1_epi32(a[5])));
+    p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[6], _mm256_set1_epi32(a[6])));
+    p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[7], _mm256_set1_epi32(a[7])));
+    return _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(p0, p1), _mm256_set1_epi16(1)),
+                            _mm256_set1_epi32(-8 * asum));
+}
+#endif
+
+#ifdef RG
+#define KEFU_PACKED 1
 #define TT 32   /* tokens per tile: their accumulators stay in L1 */
-typedef struct { uint8_t nib[4][4 * RG]; float scale[RG]; } packed_group;   /* 320 bytes */
+typedef struct { uint8_t nib[4][4 * RG]; float scale[RG]; } packed_group;   /* 20 * RG bytes */
 
 static void matmul_packed(const packed_group *P, const float *bias,
                           const int8_t *aq, const float *ad, const int32_t *as,
@@ -216,107 +282,33 @@ static void matmul_packed(const packed_group *P, const float *bias,
     const int nb = nin / QK;
 #pragma omp parallel if (!omp_in_parallel())
     {
-        __m512 *acc = (__m512 *)aligned_alloc(64, sizeof(__m512) * TT);
-        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        vfloat *acc = (vfloat *)aligned_alloc(sizeof(vfloat), sizeof(vfloat) * TT);
 #pragma omp for schedule(static)
         for (int R = 0; R < nout; R += RG) {
             const packed_group *pr = P + (size_t)(R / RG) * nb;
-            const __m512 b16 = bias ? _mm512_loadu_ps(bias + R) : _mm512_setzero_ps();
+            const vfloat b0 = bias ? VF_LOADU(bias + R) : VF_ZERO();
             for (int t0 = 0; t0 < L; t0 += TT) {
                 const int t1 = t0 + TT < L ? t0 + TT : L;
-                for (int t = t0; t < t1; t++) acc[t - t0] = b16;
+                for (int t = t0; t < t1; t++) acc[t - t0] = b0;
                 for (int b = 0; b < nb; b++) {
                     if (b + 2 < nb)   /* the weights stream from L3: ask for a later block's now */
                         for (int c = 0; c < (int)sizeof(packed_group); c += 64)
                             _mm_prefetch((const char *)(pr + b + 2) + c, _MM_HINT_T0);
-                    __m512i w[8];
+                    vint w[8];
                     for (int k = 0; k < 4; k++) {
-                        const __m512i v = _mm512_load_si512((const void *)pr[b].nib[k]);
-                        w[k] = _mm512_and_si512(v, low4);
-                        w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+                        const vint v = VI_LOAD(pr[b].nib[k]);
+                        w[k] = VI_LOW4(v);
+                        w[k + 4] = VI_HIGH4(v);
                     }
-                    const __m512 dw = _mm512_load_ps(pr[b].scale);
+                    const vfloat dw = VF_LOAD(pr[b].scale);
                     for (int t = t0; t < t1; t++) {
                         const int32_t *a = (const int32_t *)(aq + (size_t)t * nin + b * QK);
-                        __m512i i0 = _mm512_set1_epi32(-8 * as[(size_t)t * nb + b]);
-                        __m512i i1 = _mm512_setzero_si512();   /* two chains: half the latency */
-                        i0 = _mm512_dpbusd_epi32(i0, w[0], _mm512_set1_epi32(a[0]));
-                        i1 = _mm512_dpbusd_epi32(i1, w[1], _mm512_set1_epi32(a[1]));
-                        i0 = _mm512_dpbusd_epi32(i0, w[2], _mm512_set1_epi32(a[2]));
-                        i1 = _mm512_dpbusd_epi32(i1, w[3], _mm512_set1_epi32(a[3]));
-                        i0 = _mm512_dpbusd_epi32(i0, w[4], _mm512_set1_epi32(a[4]));
-                        i1 = _mm512_dpbusd_epi32(i1, w[5], _mm512_set1_epi32(a[5]));
-                        i0 = _mm512_dpbusd_epi32(i0, w[6], _mm512_set1_epi32(a[6]));
-                        i1 = _mm512_dpbusd_epi32(i1, w[7], _mm512_set1_epi32(a[7]));
-                        acc[t - t0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)),
-                            _mm512_mul_ps(dw, _mm512_set1_ps(ad[(size_t)t * nb + b])), acc[t - t0]);
+                        const vint dot = block_dot(w, a, as[(size_t)t * nb + b]);
+                        acc[t - t0] = VF_FMADD(VF_FROM_INT(dot), VF_MUL(dw, VF_SET1(ad[(size_t)t * nb + b])),
+                                               acc[t - t0]);
                     }
                 }
-                for (int t = t0; t < t1; t++) _mm512_storeu_ps(Y + (size_t)t * nout + R, acc[t - t0]);
-            }
-        }
-        free(acc);
-    }
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-/* kefu: the same product with AVX2, eight weight rows side by side (CPUs without
- * AVX-512 VNNI, e.g. AMD Zen 2/3). The layout is the VNNI one with RG=8: lane j of
- * nib[k] holds dword k of row j's block. Per token and block, activation dword k is
- * broadcast and vpmaddubsw multiplies it with the eight rows' nibbles (unsigned
- * 0..15 x signed int8, pairs summed to int16); the eight int16 products are added
- * (|sum| <= 8 * 2 * 15 * 128 = 30720: no overflow, no saturation), one vpmaddwd by
- * ones gives each lane its row's block product, started from -8 * sum_j a_j: the
- * integers of matmul_q4q8. Then one convert, one multiply and one fma for 8 rows and
- * 32 weights, the sums ending in the lanes. Unlike matmul_q4q8, nothing is unpacked
- * per call: that unpack cost more than the products for a short question. */
-#define KEFU_PACKED 1
-#define RG 8
-#define TT 32   /* tokens per tile: their accumulators stay in L1 */
-typedef struct { uint8_t nib[4][4 * RG]; float scale[RG]; } packed_group;   /* 160 bytes */
-
-static void matmul_packed(const packed_group *P, const float *bias,
-                          const int8_t *aq, const float *ad, const int32_t *as,
-                          float *Y, int L, int nout, int nin) {
-    const int nb = nin / QK;
-#pragma omp parallel if (!omp_in_parallel())
-    {
-        __m256 *acc = (__m256 *)aligned_alloc(32, sizeof(__m256) * TT);
-        const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-#pragma omp for schedule(static)
-        for (int R = 0; R < nout; R += RG) {
-            const packed_group *pr = P + (size_t)(R / RG) * nb;
-            const __m256 b8 = bias ? _mm256_loadu_ps(bias + R) : _mm256_setzero_ps();
-            for (int t0 = 0; t0 < L; t0 += TT) {
-                const int t1 = t0 + TT < L ? t0 + TT : L;
-                for (int t = t0; t < t1; t++) acc[t - t0] = b8;
-                for (int b = 0; b < nb; b++) {
-                    if (b + 2 < nb)
-                        for (int c = 0; c < (int)sizeof(packed_group); c += 64)
-                            _mm_prefetch((const char *)(pr + b + 2) + c, _MM_HINT_T0);
-                    __m256i w[8];
-                    for (int k = 0; k < 4; k++) {
-                        const __m256i v = _mm256_load_si256((const __m256i *)pr[b].nib[k]);
-                        w[k] = _mm256_and_si256(v, low4);
-                        w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                    }
-                    const __m256 dw = _mm256_load_ps(pr[b].scale);
-                    for (int t = t0; t < t1; t++) {
-                        const int32_t *a = (const int32_t *)(aq + (size_t)t * nin + b * QK);
-                        __m256i p0 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(a[0]));
-                        __m256i p1 = _mm256_maddubs_epi16(w[1], _mm256_set1_epi32(a[1]));
-                        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[2], _mm256_set1_epi32(a[2])));
-                        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[3], _mm256_set1_epi32(a[3])));
-                        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[4], _mm256_set1_epi32(a[4])));
-                        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[5], _mm256_set1_epi32(a[5])));
-                        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[6], _mm256_set1_epi32(a[6])));
-                        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[7], _mm256_set1_epi32(a[7])));
-                        const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones),
-                                                             _mm256_set1_epi32(-8 * as[(size_t)t * nb + b]));
-                        acc[t - t0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                            _mm256_mul_ps(dw, _mm256_set1_ps(ad[(size_t)t * nb + b])), acc[t - t0]);
-                    }
-                }
-                for (int t = t0; t < t1; t++) _mm256_storeu_ps(Y + (size_t)t * nout + R, acc[t - t0]);
+                for (int t = t0; t < t1; t++) VF_STOREU(Y + (size_t)t * nout + R, acc[t - t0]);
             }
         }
         free(acc);
@@ -633,12 +625,34 @@ static int tok_content(const tokenizer *t, const char *text,
     return ncontent;
 }
 
-#ifdef KEFU_VNNI
+#ifdef KEFU_PACKED
+/* kefu: attention for 32-wide heads, RG floats a vector (AVX-512 or AVX2). Each head's
+ * keys are transposed once per layer, so a query scores RG keys with 32 fma (masked
+ * loads past the text's end, no horizontal sums); the softmax is the loop of the
+ * original; the values are summed 32 / RG vectors per key. The same arithmetic as the
+ * generic loop in forward_batch, in another order. */
 #define KEFU_ATTENTION32 1
-/* kefu: attention for 32-wide heads with AVX-512. Each head's keys are transposed once
- * per layer, so a query scores 16 keys with 32 fma (no horizontal sums); the softmax is
- * the loop of the original; the values are summed two vectors per key. The same
- * arithmetic as the generic loop in forward_batch, in another order. */
+#ifdef KEFU_VNNI
+typedef __mmask16 vmask;
+static inline vmask live_lanes(int left) { return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1); }
+#define VF_MASKLOAD(p, m) _mm512_maskz_loadu_ps((m), (p))
+#define VF_MASKSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+static inline float masked_max(vmask m, vfloat v) { return _mm512_mask_reduce_max_ps(m, v); }
+#else
+typedef __m256i vmask;
+static inline vmask live_lanes(int left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define VF_MASKLOAD(p, m) _mm256_maskload_ps((p), (m))
+#define VF_MASKSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+static inline float masked_max(vmask m, vfloat v) {
+    const __m256 x = _mm256_blendv_ps(_mm256_set1_ps(-1e30f), v, _mm256_castsi256_ps(m));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+}
+#endif
+
 static void attention32(const float *q, const float *k, const float *v, float *ctx,
                         const int *sstart, const int *send, int T, int H, int NH,
                         float scale, int maxp) {
@@ -647,7 +661,7 @@ static void attention32(const float *q, const float *k, const float *v, float *c
         for (int i = 0; i < H; i++) KT[(size_t)i * T + s] = k[(size_t)s * H + i];
 #pragma omp parallel
     {
-        float *prob = (float *)malloc(sizeof(float) * (size_t)(maxp + 16));
+        float *prob = (float *)malloc(sizeof(float) * (size_t)(maxp + RG));
 #pragma omp for collapse(2) schedule(static)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < NH; h++) {
@@ -655,84 +669,28 @@ static void attention32(const float *q, const float *k, const float *v, float *c
                 const float *qh = q + (size_t)t * H + h * 32;
                 const float *kt = KT + (size_t)h * 32 * T + s0;
                 float mx = -1e30f;
-                for (int c = 0; c < n; c += 16) {
-                    const __mmask16 live = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-                    __m512 d = _mm512_setzero_ps();
+                for (int c = 0; c < n; c += RG) {
+                    const vmask live = live_lanes(n - c);
+                    vfloat d = VF_ZERO();
                     for (int e = 0; e < 32; e++)
-                        d = _mm512_fmadd_ps(_mm512_set1_ps(qh[e]),
-                                            _mm512_maskz_loadu_ps(live, kt + (size_t)e * T + c), d);
-                    d = _mm512_mul_ps(d, _mm512_set1_ps(scale));
-                    _mm512_mask_storeu_ps(prob + c, live, d);
-                    const float cm = _mm512_mask_reduce_max_ps(live, d);
+                        d = VF_FMADD(VF_SET1(qh[e]), VF_MASKLOAD(kt + (size_t)e * T + c, live), d);
+                    d = VF_MUL(d, VF_SET1(scale));
+                    VF_MASKSTORE(prob + c, live, d);
+                    const float cm = masked_max(live, d);
                     if (cm > mx) mx = cm;
                 }
                 float sum = 0.f;
                 for (int j = 0; j < n; j++) { float e = expf(prob[j] - mx); prob[j] = e; sum += e; }
                 const float inv = 1.f / sum;
-                __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+                vfloat cv[32 / RG];
+                for (int u = 0; u < 32 / RG; u++) cv[u] = VF_ZERO();
                 for (int j = 0; j < n; j++) {
                     const float *vh = v + (size_t)(s0 + j) * H + h * 32;
-                    const __m512 p = _mm512_set1_ps(prob[j] * inv);
-                    c0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vh), c0);
-                    c1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vh + 16), c1);
+                    const vfloat p = VF_SET1(prob[j] * inv);
+                    for (int u = 0; u < 32 / RG; u++) cv[u] = VF_FMADD(p, VF_LOADU(vh + u * RG), cv[u]);
                 }
                 float *ch = ctx + (size_t)t * H + h * 32;
-                _mm512_storeu_ps(ch, c0); _mm512_storeu_ps(ch + 16, c1);
-            }
-        free(prob);
-    }
-    free(KT);
-}
-#elif defined(KEFU_PACKED)
-#define KEFU_ATTENTION32 1
-/* kefu: the same attention for 32-wide heads with AVX2: 8 keys at a time (masked loads
- * past the text's end), four vectors of values per key. */
-static void attention32(const float *q, const float *k, const float *v, float *ctx,
-                        const int *sstart, const int *send, int T, int H, int NH,
-                        float scale, int maxp) {
-    float *KT = (float *)malloc(sizeof(float) * (size_t)H * T);   /* [head*32 + e][token] */
-    for (int s = 0; s < T; s++)
-        for (int i = 0; i < H; i++) KT[(size_t)i * T + s] = k[(size_t)s * H + i];
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-#pragma omp parallel
-    {
-        float *prob = (float *)malloc(sizeof(float) * (size_t)(maxp + 8));
-#pragma omp for collapse(2) schedule(static)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < NH; h++) {
-                const int s0 = sstart[t], n = send[t] - s0;
-                const float *qh = q + (size_t)t * H + h * 32;
-                const float *kt = KT + (size_t)h * 32 * T + s0;
-                __m256 mx8 = _mm256_set1_ps(-1e30f);
-                for (int c = 0; c < n; c += 8) {
-                    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - c), lane);
-                    __m256 d = _mm256_setzero_ps();
-                    for (int e = 0; e < 32; e++)
-                        d = _mm256_fmadd_ps(_mm256_set1_ps(qh[e]),
-                                            _mm256_maskload_ps(kt + (size_t)e * T + c, live), d);
-                    d = _mm256_mul_ps(d, _mm256_set1_ps(scale));
-                    _mm256_maskstore_ps(prob + c, live, d);
-                    mx8 = _mm256_max_ps(mx8, _mm256_blendv_ps(_mm256_set1_ps(-1e30f), d, _mm256_castsi256_ps(live)));
-                }
-                __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx8), _mm256_extractf128_ps(mx8, 1));
-                m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-                const float mx = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
-                float sum = 0.f;
-                for (int j = 0; j < n; j++) { float e = expf(prob[j] - mx); prob[j] = e; sum += e; }
-                const float inv = 1.f / sum;
-                __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
-                __m256 c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
-                for (int j = 0; j < n; j++) {
-                    const float *vh = v + (size_t)(s0 + j) * H + h * 32;
-                    const __m256 p = _mm256_set1_ps(prob[j] * inv);
-                    c0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh), c0);
-                    c1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh + 8), c1);
-                    c2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh + 16), c2);
-                    c3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vh + 24), c3);
-                }
-                float *ch = ctx + (size_t)t * H + h * 32;
-                _mm256_storeu_ps(ch, c0); _mm256_storeu_ps(ch + 8, c1);
-                _mm256_storeu_ps(ch + 16, c2); _mm256_storeu_ps(ch + 24, c3);
+                for (int u = 0; u < 32 / RG; u++) VF_STOREU(ch + u * RG, cv[u]);
             }
         free(prob);
     }
