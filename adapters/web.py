@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from adapters.bridge import CoreBridge
+from adapters.wechat_common import content_text
 from bot import settings
 from bot.config import ChannelConfig
 from bot.events import Inbound, Reply
@@ -38,10 +39,28 @@ MAX_TEXT = 2000
 
 
 class WebSender:
-    """Web visitors poll for their messages, so an outbox row is delivered by being there."""
+    """Web visitors poll the message table for their messages: a send is delivered by being
+    there (`bot.outbox.deliver_due` writes the row of a send that has none, e.g. a campaign)."""
+
+    polled = True
 
     def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
         return SendResult.ok()
+
+    @staticmethod
+    def text_of(content: Mapping[str, Any]) -> str:
+        """What the chat page shows of an outbox content: the text (cards as numbered
+        lines), a news item's titles and links, or a placeholder for media."""
+        kind = content.get("kind") or "text"
+        if kind == "news":
+            return "\n".join(f"{a.get('title', '')} {a.get('url', '')}".strip()
+                             for a in content.get("articles") or () if isinstance(a, Mapping))
+        if kind == "image":
+            return "[图片]"
+        if kind == "template":  # WeChat template data: {"first": {"value": ...}, "keyword1": ...}
+            data = content.get("data") or {}
+            return "\n".join(str(v.get("value", "")) for v in data.values() if isinstance(v, Mapping))
+        return content_text(content)
 
 
 class WebChannel:

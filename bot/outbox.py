@@ -49,7 +49,11 @@ class SendResult:
 class Sender(Protocol):
     """A channel's sender. Optionally also `channel_kind` (whose platform send limits
     apply, see bot/send_window.py) and `plan(content)` (what a send makes, worked out
-    once): a sender with `plan` is called as `send(recipient, content, planned)`."""
+    once): a sender with `plan` is called as `send(recipient, content, planned)`.
+
+    A sender with `polled = True` and `text_of(content)` serves a channel whose people read
+    their messages from the message table (web chat polls it): nothing is called, and a
+    send with no message row of its own (a campaign, a reminder) gets one (`post_for_polling`)."""
 
     def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult: ...
 
@@ -169,10 +173,36 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
             record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)
             continue
         content = row.content or {}
+        if getattr(sender, "polled", False):
+            with transaction():  # the message row and the outcome, both or neither
+                if not row.message_id:
+                    post_for_polling(row, sender.text_of(content))  # type: ignore[attr-defined]
+                record(row, SendResult.ok(), max_attempts)
+            continue
         prepared = send_window.prepare(row.channel, row.recipient, content, sender)
         record(row, prepared.refusal or _send(sender, row, prepared.send_args(row.recipient, content)),
                max_attempts)
     return len(rows)
+
+
+def post_for_polling(row: Outbox, text: str) -> None:
+    """Give a send with no message row of its own one, so a polled channel's reader sees it:
+    keyed by the outbox key (a retry after a crash finds it, nothing doubled), linked to the
+    customer when known and to the outbox row (whose outcome `record` then copies onto it)."""
+    from bot.models import Customer  # the outbox itself needs only Message and Outbox
+
+    content = dict(row.content or {})
+    key = f"outbox:{row.key}"[:128]
+    customer = Customer.get_or_none((Customer.channel == row.channel) & (Customer.external_id == row.recipient))
+    message_id = insert_new(Message.insert(
+        channel=row.channel, external_id=key, customer=customer, direction="out", author="bot",
+        peer_id=row.recipient, kind=str(content.get("kind") or "text")[:16], text=text, payload=content,
+        state="queued", created_at=clock.now(),
+    ).on_conflict_ignore())
+    if message_id is None:
+        message_id = Message.get((Message.channel == row.channel) & (Message.external_id == key)).id
+    Outbox.update(message=message_id).where(Outbox.id == row.id).execute()
+    row.message = message_id
 
 
 def _send(sender: Sender, row: Outbox, args: tuple[Any, ...]) -> SendResult:

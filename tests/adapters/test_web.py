@@ -105,3 +105,34 @@ async def test_chat_page_and_welcome(client: TestClient) -> None:
     assert page.status == 200 and "在线客服" in await page.text()
     welcome = await (await client.get("/api/web/web/welcome")).json()
     assert welcome["text"] and welcome["cards"]
+
+
+async def test_a_campaign_send_to_a_visitor_arrives_by_polling(client: TestClient) -> None:
+    """Campaigns, reminders and revisits are outbox rows with no message of their own: the
+    web channel delivers them by writing one, which the visitor's poll then returns."""
+    from bot import outbox
+    from bot.db import transaction
+
+    s = await session(client)
+    await say(client, s, "发货要多久", "c1")  # the visitor is now a customer
+    with transaction():
+        outbox.enqueue("delivery:77", "web", s["user_id"], {"kind": "text", "text": "双十一满200减30，今晚开抢"})
+    for _ in range(100):
+        resp = await client.get("/api/web/web/messages", params={**s, "after": 0})
+        texts = [m["text"] for m in (await resp.json())["messages"]]
+        if "双十一满200减30，今晚开抢" in texts:
+            break
+        await asyncio.sleep(0.05)
+    assert "双十一满200减30，今晚开抢" in texts
+
+
+def test_the_web_sender_shows_every_content_kind_as_text() -> None:
+    from adapters.web import WebSender
+
+    assert WebSender.text_of({"kind": "text", "text": "您好", "cards": [{"title": "发货要多久"}]}).startswith("您好")
+    assert "发货要多久" in WebSender.text_of({"kind": "text", "text": "您好", "cards": [{"title": "发货要多久"}]})
+    news = {"kind": "news", "articles": [{"title": "新品上市", "url": "https://shop.example/new"}]}
+    assert WebSender.text_of(news) == "新品上市 https://shop.example/new"
+    assert WebSender.text_of({"kind": "image", "media_id": "m1"}) == "[图片]"
+    template = {"kind": "template", "data": {"first": {"value": "您的优惠券即将到期"}, "remark": {"value": "请尽快使用"}}}
+    assert WebSender.text_of(template) == "您的优惠券即将到期\n请尽快使用"

@@ -360,3 +360,49 @@ def test_a_kf_agent_has_the_window_and_the_count_from_their_messages_not_events(
     assert _check("kf", "wechat_kf", "wm_mei") == "send"
     fake_clock.advance(hours=48, minutes=1)
     assert _check("kf", "wechat_kf", "wm_mei") == "window_closed"
+
+
+class _PolledSender:
+    """A channel whose people read the message table (as the web chat does)."""
+
+    polled = True
+    calls = 0
+
+    def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        self.calls += 1
+        return SendResult.ok()
+
+    @staticmethod
+    def text_of(content: Mapping[str, Any]) -> str:
+        return str(content.get("text", ""))
+
+
+def test_a_polled_channel_gets_a_message_row_for_a_send_that_has_none(database) -> None:
+    customer = Customer.create(channel="web", external_id="v_1")
+    outbox.enqueue("delivery:1", "web", "v_1", {"kind": "text", "text": "双十一满减今晚开始"})
+    sender = _PolledSender()
+    assert outbox.deliver_due({"web": sender}) == 1
+    row = Outbox.get(Outbox.key == "delivery:1")
+    message = Message.get(Message.id == row.message_id)
+    assert row.status == "sent" and sender.calls == 0
+    assert (message.text, message.peer_id, message.direction, message.state) == ("双十一满减今晚开始", "v_1", "out", "sent")
+    assert message.customer_id == customer.id and message.external_id == "outbox:delivery:1"
+
+
+def test_a_polled_send_retried_after_a_crash_keeps_one_message(database) -> None:
+    outbox.enqueue("delivery:2", "web", "v_2", {"kind": "text", "text": "优惠券明天到期"})
+    row = Outbox.get(Outbox.key == "delivery:2")
+    outbox.post_for_polling(row, "优惠券明天到期")  # the crash came after this, before the outcome
+    Outbox.update(message=None).where(Outbox.id == row.id).execute()  # as if rolled back but the row kept
+    assert outbox.deliver_due({"web": _PolledSender()}) == 1
+    assert Message.select().where(Message.external_id == "outbox:delivery:2").count() == 1
+    assert Outbox.get(Outbox.key == "delivery:2").status == "sent"
+
+
+def test_a_polled_send_that_has_its_message_is_not_written_again(database) -> None:
+    reply = Message.create(channel="web", external_id="re:1:0", direction="out", author="bot", peer_id="v_3",
+                           text="您好", state="queued")
+    outbox.enqueue("msg:1", "web", "v_3", {"kind": "text", "text": "您好"}, message=reply)
+    assert outbox.deliver_due({"web": _PolledSender()}) == 1
+    assert Message.select().where(Message.peer_id == "v_3").count() == 1
+    assert Message.get(Message.id == reply.id).state == "sent"
