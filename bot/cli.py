@@ -560,7 +560,9 @@ def campaign_list(config: Config) -> None:
     from bot.models import Campaign
 
     _open(config)
-    for c in Campaign.select().order_by(Campaign.id):
+    # read them all first: `progress` writes (it syncs outcomes), and on SQLite a write while
+    # this SELECT's cursor is still open fails at once if `kefu serve` committed meanwhile
+    for c in list(Campaign.select().order_by(Campaign.id)):
         click.echo(json.dumps({"id": c.id, "name": c.name, "status": c.status, "target": f"{c.target_kind}:{c.target_value}",
                                "cron": c.cron, "run": c.run_key, "progress": campaigns.progress(c)}, ensure_ascii=False))
 

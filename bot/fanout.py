@@ -276,19 +276,24 @@ def deliver_one(job_key: str, customer: Customer, render: Callable[[], Rendered]
 
 
 def sync_outcomes(job_keys: Iterable[str] | peewee.Expression) -> int:
-    """Copy the outbox's final states onto claimed deliveries; returns rows updated."""
+    """Copy the outbox's final states onto claimed deliveries; returns rows updated.
+
+    One write transaction, taken before the first read: readers such as `kefu campaign list`
+    call this while `kefu serve` writes, and on SQLite a statement that reads before it
+    writes gets "database is locked" at once instead of waiting its turn."""
     where = job_keys if isinstance(job_keys, peewee.Expression) else Delivery.job_key.in_(list(job_keys))
     now = clock.now()
     changed = 0
-    for outbox_status, status in (("sent", "sent"), ("failed", "failed"), ("window_closed", "failed"),
-                                  ("limit_reached", "failed"), ("cancelled", "skipped")):
-        done = Outbox.select(Outbox.key).where(Outbox.status == outbox_status)
-        update: dict[str, Any] = {"status": status, "updated_at": now}
-        if status != "sent":
-            update["reason"] = "cancelled" if outbox_status == "cancelled" else f"outbox: {outbox_status}"
-        changed += Delivery.update(**update).where(
-            where & (Delivery.status == "claimed") & Delivery.outbox_key.in_(done)
-        ).execute()
+    with transaction():
+        for outbox_status, status in (("sent", "sent"), ("failed", "failed"), ("window_closed", "failed"),
+                                      ("limit_reached", "failed"), ("cancelled", "skipped")):
+            done = Outbox.select(Outbox.key).where(Outbox.status == outbox_status)
+            update: dict[str, Any] = {"status": status, "updated_at": now}
+            if status != "sent":
+                update["reason"] = "cancelled" if outbox_status == "cancelled" else f"outbox: {outbox_status}"
+            changed += Delivery.update(**update).where(
+                where & (Delivery.status == "claimed") & Delivery.outbox_key.in_(done)
+            ).execute()
     return changed
 
 

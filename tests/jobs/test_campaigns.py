@@ -291,3 +291,34 @@ def test_image_news_and_template_content() -> None:
     empty = rendered("image", {})
     assert empty.content is None and empty.reason == "the campaign has no content"
     assert campaigns.fill("满{100}减{amount} {nickname}", {"nickname": "小王"}) == "满{100}减{amount} 小王"
+
+
+def test_cli_list_while_another_process_writes(config, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`kefu campaign list` syncs each campaign's outcomes (a write) while `kefu serve` commits
+    in between: it must wait its turn, not die with "database is locked"."""
+    if not config.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's stale-snapshot rule; PostgreSQL has no such failure")
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    make_customers(2)
+    for name in ("甲", "乙", "丙"):
+        campaign = make_campaign(name=name)
+        assert run_now(campaign) == "done"
+    other = sqlite3.connect(config.database_url.split("///", 1)[1], timeout=10, isolation_level=None)
+    other.execute("CREATE TABLE other_process_writes (x INTEGER)")
+    real_progress = campaigns.progress
+
+    def progress_after_a_commit_elsewhere(campaign: Campaign) -> dict[str, int]:
+        other.execute("INSERT INTO other_process_writes VALUES (1)")  # another process commits
+        return real_progress(campaign)
+
+    monkeypatch.setattr(campaigns, "progress", progress_after_a_commit_elsewhere)
+    env = {"KEFU_DATABASE_URL": config.database_url, "KEFU_DATA_DIR": str(tmp_path / "data")}
+    result = CliRunner().invoke(main, ["campaign", "list"], env=env)
+    other.close()
+    assert result.exit_code == 0, result.output
+    assert result.output.count('"status": "done"') == 3
