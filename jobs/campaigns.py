@@ -57,7 +57,9 @@ def wanted(tz: str) -> dict[str, tuple[int, Any]]:
     One-shot campaigns already due are started here directly."""
     jobs: dict[str, tuple[int, Any]] = {}
     now = clock.now()
-    for c in Campaign.select(Campaign.id, Campaign.cron, Campaign.run_at).where(Campaign.status == "scheduled"):
+    # read them all first: start_run writes, and on SQLite a write while this SELECT's cursor
+    # is open fails at once ("database is locked") if another process committed meanwhile
+    for c in list(Campaign.select(Campaign.id, Campaign.cron, Campaign.run_at).where(Campaign.status == "scheduled")):
         if c.cron:
             try:
                 jobs[job_id(c.id)] = (c.id, cron_trigger(c.cron, tz))
@@ -91,7 +93,8 @@ def sync(scheduler: Any, tz: str, wrap: Callable[[str, Callable[..., Any]], Call
 def drive_all(channel_kinds: dict[str, str], stop: Callable[[], bool] = lambda: False) -> dict[int, str]:
     """Carry every running campaign forward; returns each one's stopping reason."""
     outcome: dict[int, str] = {}
-    for (cid,) in Campaign.select(Campaign.id).where(Campaign.status == "running").order_by(Campaign.id).tuples():
+    running = list(Campaign.select(Campaign.id).where(Campaign.status == "running").order_by(Campaign.id).tuples())
+    for (cid,) in running:  # read first: drive writes (see `wanted`)
         if stop():
             break
         outcome[cid] = campaigns.drive(cid, channel_kinds, stop=stop)

@@ -293,32 +293,60 @@ def test_image_news_and_template_content() -> None:
     assert campaigns.fill("满{100}减{amount} {nickname}", {"nickname": "小王"}) == "满{100}减{amount} 小王"
 
 
-def test_cli_list_while_another_process_writes(config, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """`kefu campaign list` syncs each campaign's outcomes (a write) while `kefu serve` commits
-    in between: it must wait its turn, not die with "database is locked"."""
+@pytest.fixture
+def commit_elsewhere(config):  # type: ignore[no-untyped-def]
+    """A function that commits a write from another connection, as `kefu serve` would in
+    another process (SQLite only: its stale-snapshot rule is what this guards against)."""
     if not config.database_url.startswith("sqlite"):
         pytest.skip("SQLite's stale-snapshot rule; PostgreSQL has no such failure")
     import sqlite3
 
+    other = sqlite3.connect(config.database_url.split("///", 1)[1], timeout=10, isolation_level=None)
+    other.execute("CREATE TABLE other_process_writes (x INTEGER)")
+    yield lambda: other.execute("INSERT INTO other_process_writes VALUES (1)")
+    other.close()
+
+
+def test_cli_list_while_another_process_writes(config, tmp_path, monkeypatch, commit_elsewhere) -> None:  # type: ignore[no-untyped-def]
+    """`kefu campaign list` syncs each campaign's outcomes (a write) while `kefu serve` commits
+    in between: it must wait its turn, not die with "database is locked"."""
     from click.testing import CliRunner
 
     from bot.cli import main
 
     make_customers(2)
     for name in ("甲", "乙", "丙"):
-        campaign = make_campaign(name=name)
-        assert run_now(campaign) == "done"
-    other = sqlite3.connect(config.database_url.split("///", 1)[1], timeout=10, isolation_level=None)
-    other.execute("CREATE TABLE other_process_writes (x INTEGER)")
+        assert run_now(make_campaign(name=name)) == "done"
     real_progress = campaigns.progress
 
     def progress_after_a_commit_elsewhere(campaign: Campaign) -> dict[str, int]:
-        other.execute("INSERT INTO other_process_writes VALUES (1)")  # another process commits
+        commit_elsewhere()
         return real_progress(campaign)
 
     monkeypatch.setattr(campaigns, "progress", progress_after_a_commit_elsewhere)
     env = {"KEFU_DATABASE_URL": config.database_url, "KEFU_DATA_DIR": str(tmp_path / "data")}
     result = CliRunner().invoke(main, ["campaign", "list"], env=env)
-    other.close()
     assert result.exit_code == 0, result.output
     assert result.output.count('"status": "done"') == 3
+
+
+def test_the_scheduler_starts_and_drives_campaigns_while_another_process_writes(
+        monkeypatch, commit_elsewhere) -> None:  # type: ignore[no-untyped-def]
+    make_customers(2)
+    ids = [make_campaign(name=name).id for name in ("甲", "乙", "丙")]
+    for cid in ids:
+        campaigns.schedule(Campaign.get_by_id(cid))
+    real_start, real_drive = campaigns.start_run, campaigns.drive
+
+    def start_after_a_commit_elsewhere(*args, **kwargs):  # type: ignore[no-untyped-def]
+        commit_elsewhere()
+        return real_start(*args, **kwargs)
+
+    def drive_after_a_commit_elsewhere(*args, **kwargs):  # type: ignore[no-untyped-def]
+        commit_elsewhere()
+        return real_drive(*args, **kwargs)
+
+    monkeypatch.setattr(campaigns, "start_run", start_after_a_commit_elsewhere)
+    monkeypatch.setattr(campaigns, "drive", drive_after_a_commit_elsewhere)
+    campaign_jobs.wanted("Asia/Shanghai")  # the three due one-shot campaigns start
+    assert sorted(campaign_jobs.drive_all(KINDS)) == sorted(ids)
