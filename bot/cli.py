@@ -410,14 +410,23 @@ def agent_add(config: Config, name: str, channel_name: str, user_id: str, max_op
     except AgentError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"agent {created.name} (#{created.id}) linked to {channel_name}:{user_id}, max {max_open} open")
-    ch = config.channel(channel_name)
-    if ch is not None and ch.kind == "web":
-        from adapters.web import WebChannel
-        from bot.secrets import ensure_secret
+    link = web_chat_link(config, channel_name, user_id)
+    if link:
+        click.echo(f"agent chat page: {link}")
 
-        secret = ensure_secret(config.data_dir, f"web-{ch.name}.key", ch.secret)
-        token = WebChannel(ch, secret, None).token_for(user_id)  # type: ignore[arg-type]
-        click.echo(f"agent chat page: {config.public_url}/chat/{ch.name}#user_id={user_id}&token={token}")
+
+def web_chat_link(config: Config, channel_name: str, user_id: str) -> str | None:
+    """The chat page signed for `user_id` on a web channel (an agent's own identity there),
+    or None when the channel is not a configured web channel."""
+    ch = config.channel(channel_name)
+    if ch is None or ch.kind != "web":
+        return None
+    from adapters.web import WebChannel
+    from bot.secrets import ensure_secret
+
+    secret = ensure_secret(config.data_dir, f"web-{ch.name}.key", ch.secret)
+    token = WebChannel(ch, secret, None).token_for(user_id)  # type: ignore[arg-type]
+    return f"{config.public_url}/chat/{ch.name}#user_id={user_id}&token={token}"
 
 
 @agent.command("list")
@@ -429,10 +438,13 @@ def agent_list(config: Config) -> None:
 
     _open(config)
     current = loads()
-    for a in Agent.select().order_by(Agent.id):
-        click.echo(json.dumps({"id": a.id, "name": a.name, "channel": a.channel, "user_id": a.im_user_id,
-                               "status": a.status, "open": current.get(a.id, 0), "max_open": a.max_open},
-                              ensure_ascii=False))
+    for a in list(Agent.select().order_by(Agent.id)):
+        row = {"id": a.id, "name": a.name, "channel": a.channel, "user_id": a.im_user_id,
+               "status": a.status, "open": current.get(a.id, 0), "max_open": a.max_open}
+        link = web_chat_link(config, a.channel, a.im_user_id)
+        if link:
+            row["chat_link"] = link  # where a web agent chats as themselves
+        click.echo(json.dumps(row, ensure_ascii=False))
 
 
 @agent.command("status")

@@ -91,4 +91,7 @@ def test_agent_add_and_its_errors(cli_env: dict[str, str]) -> None:
     bad = invoke(cli_env, "agent", "add", "小绿", "--channel", "nope", "--user-id", "x")
     assert bad.exit_code != 0 and "no channel named" in bad.output
     listed = invoke(cli_env, "agent", "list")
-    assert json.loads(listed.output.splitlines()[0])["max_open"] == 3
+    row = json.loads(listed.output.splitlines()[0])
+    assert row["max_open"] == 3
+    link = next(line for line in ok.output.splitlines() if "/chat/web#" in line).split(": ", 1)[1]
+    assert row["chat_link"] == link  # the same signed link, for agents added before (e.g. the demo's)
