@@ -3,7 +3,8 @@
 API (documented in the README):
 - `POST /api/web/{channel}/session` -> `{"user_id", "token"}`: a new visitor identity. The
   token is an HMAC of the user id, so nobody can write as another visitor.
-- `POST /api/web/{channel}/messages` with `{"user_id", "token", "msg_id", "text"[, "nickname"]}`
+- `POST /api/web/{channel}/messages` with `{"user_id", "token", "msg_id", "text"[, "nickname",
+  "welcomed"]}` (`"welcomed": true`: the client showed the welcome, the bot does not repeat it)
   -> `{"replies": [{"id", "text", "cards": [{"title"}]}], "duplicate": bool}`. `msg_id` is the
   client's unique id for the message: sending it again returns the first reply and does
   nothing else. Late replies (and agent messages) arrive by polling:
@@ -119,8 +120,11 @@ class WebChannel:
         if len(text) > MAX_TEXT:
             raise _error(400, f"text is longer than {MAX_TEXT} characters")
         nickname = body.get("nickname") if isinstance(body.get("nickname"), str) else ""
+        raw: dict[str, Any] = {"msg_id": msg_id}
+        if body.get("welcomed") is True:  # the client showed the welcome card: the bot need not repeat it
+            raw["welcomed"] = True
         inbound = Inbound(channel=self.name, user_id=user_id, msg_id=f"{user_id}:{msg_id}", kind="text",
-                          text=text, nickname=nickname[:64], raw={"msg_id": msg_id})
+                          text=text, nickname=nickname[:64], raw=raw)
         result = await self.bridge.dispatch(inbound, self.config.deadline_seconds)
         replies = [] if result is None else result.replies
         return web.json_response(dumps=_dumps, data={

@@ -23,6 +23,7 @@ class WebChatClient:
         self.user_id, self.token, self.timeout = user_id, token, timeout
         self.last_id = 0
         self.seen: set[int] = set()
+        self.welcomed = False  # set once the welcome was fetched and shown
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -43,11 +44,15 @@ class WebChatClient:
             self.user_id, self.token = session["user_id"], session["token"]
 
     def welcome(self) -> dict[str, Any]:
-        return self._request("GET", "/welcome")
+        """The welcome text and cards; messages sent after it say so (the bot does not repeat it)."""
+        shown = self._request("GET", "/welcome")
+        self.welcomed = True
+        return shown
 
     def send(self, text: str, msg_id: str | None = None) -> dict[str, Any]:
         result = self._request("POST", "/messages", {"user_id": self.user_id, "token": self.token,
-                                                      "msg_id": msg_id or uuid.uuid4().hex, "text": text})
+                                                      "msg_id": msg_id or uuid.uuid4().hex, "text": text,
+                                                      "welcomed": self.welcomed})
         for reply in result.get("replies", []):
             if reply.get("id"):
                 self.seen.add(reply["id"])

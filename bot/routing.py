@@ -126,7 +126,9 @@ class Router:
             if c.similarity >= SUGGESTION_FLOOR
         ) or tuple(Card(title=q, payload=q) for q in card_questions())
         text = settings.get("abstain_message") if cards else "抱歉，这个问题我还不太确定。您可以换个说法，或回复“转人工”联系人工客服。"
-        if is_first_contact(turn.customer):  # the first thing a new customer hears from the bot: the welcome
+        # the first thing a new customer hears from the bot: the welcome (unless their client
+        # already showed it, as the web chat does before the first message)
+        if is_first_contact(turn.customer) and not turn.inbound.raw.get("welcomed"):
             text = f"{settings.get('welcome_message')}\n{text}"
         reply = Reply(text=text, cards=cards, meta={**meta, "abstained": True})
         return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation, turn.customer,

@@ -136,3 +136,13 @@ def test_the_web_sender_shows_every_content_kind_as_text() -> None:
     assert WebSender.text_of({"kind": "image", "media_id": "m1"}) == "[图片]"
     template = {"kind": "template", "data": {"first": {"value": "您的优惠券即将到期"}, "remark": {"value": "请尽快使用"}}}
     assert WebSender.text_of(template) == "您的优惠券即将到期\n请尽快使用"
+
+
+async def test_the_chat_page_says_it_showed_the_welcome(client: TestClient) -> None:
+    s = await session(client)
+    resp = await client.post("/api/web/web/messages",
+                             json={**s, "msg_id": "w1", "text": "你们老板是谁呀", "welcomed": True})
+    reply = (await resp.json())["replies"][0]["text"]
+    assert not reply.startswith("您好，欢迎光临")
+    page = await (await client.get("/chat/web")).text()
+    assert "welcomed: welcomed" in page  # the page sends the flag once it has shown the welcome

@@ -48,3 +48,10 @@ def test_a_new_customers_first_unanswerable_message_starts_with_the_welcome(bot)
     assert first.cards  # suggestions, or the card questions when nothing is close
     later = bot.handle(text("u1", "今天天气怎么样")).replies[0]
     assert not later.text.startswith(settings.get("welcome_message"))
+
+
+def test_a_client_that_showed_the_welcome_is_not_welcomed_again(bot) -> None:
+    """The web chat shows the welcome card before the first message and says so."""
+    inbound = Inbound(channel="web", user_id="u2", msg_id="m1", text="你们老板是谁呀", raw={"welcomed": True})
+    first = bot.handle(inbound).replies[0]
+    assert first.meta.get("abstained") and not first.text.startswith(settings.get("welcome_message"))
