@@ -15,7 +15,7 @@ import asyncio
 import logging
 from datetime import datetime
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -96,7 +96,9 @@ class SchedulerService:
             self._running.add(job_id)
             try:
                 result = await asyncio.to_thread(fn, *args)
-                log.info('{"event": "job", "job": "%s", "result": "%s"}', job_id, str(result).replace('"', "'"))
+                # every 2-15 s for the polling jobs: a line only when the run did something
+                log.log(logging.INFO if did_something(result) else logging.DEBUG,
+                        '{"event": "job", "job": "%s", "result": "%s"}', job_id, str(result).replace('"', "'"))
             except Exception:
                 log.exception("job %s failed", job_id)
             finally:
@@ -140,3 +142,11 @@ class SchedulerService:
         self.leading = False
         self.scheduler.shutdown(wait=False)
         await asyncio.to_thread(self.leadership.release)  # a standby's release only closes its connection
+
+
+def did_something(result: Any) -> bool:
+    """Whether a job's result reports work done: a count above zero, a non-empty list, or a
+    mapping with any such value ({"reassigned": 0, "reminded": 0} and {} did nothing)."""
+    if isinstance(result, Mapping):
+        return any(did_something(value) for value in result.values())
+    return bool(result)

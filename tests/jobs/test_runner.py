@@ -166,3 +166,32 @@ def test_advisory_lock_standby_takes_over(database_url, database) -> None:  # ty
         standby.release()
     assert isinstance(leader.for_database(database_url, 15), leader.AdvisoryLeadership)
     assert isinstance(leader.for_database("sqlite:///x.db", 15), leader.LeaseLeadership)
+
+
+def test_only_job_runs_that_did_something_are_logged_at_info() -> None:
+    """The polling jobs run every 2-15 s: an idle run must not bury real events in the log."""
+    from jobs.runner import did_something
+
+    assert not did_something(None) and not did_something(0) and not did_something({})
+    assert not did_something({"reassigned": 0, "reminded": 0, "drained": 0})
+    assert not did_something({"added": 0, "nested": {"sent": 0}})
+    assert did_something({"reassigned": 0, "reminded": 1}) and did_something(3)
+    assert did_something({7: "done"}) and did_something([1])
+
+
+async def test_an_idle_run_logs_at_debug(config, database, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    switch = Switch(True)
+    service = SchedulerService(config, leadership=switch)
+    await service.start()
+    try:
+        assert await service.renew() is True
+        caplog.set_level(logging.DEBUG, logger="kefu.scheduler")
+        await service._in_thread("idle", lambda: {"reminded": 0})()
+        await service._in_thread("busy", lambda: {"reminded": 2})()
+    finally:
+        await service.stop()
+    levels = {r.getMessage().split('"job": "')[1].split('"')[0]: r.levelno
+              for r in caplog.records if '"event": "job"' in r.getMessage()}
+    assert levels == {"idle": logging.DEBUG, "busy": logging.INFO}
