@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <math.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -277,6 +278,9 @@ static inline vint block_dot(const vint w[8], const int32_t *a, int32_t asum) {
 #define KEFU_PACKED 1
 #define TT 32   /* tokens per tile: their accumulators stay in L1 */
 typedef struct { uint8_t nib[4][4 * RG]; float scale[RG]; } packed_group;   /* 20 * RG bytes */
+/* the aligned vector loads of nib[k] and scale, in groups laid end to end */
+_Static_assert(sizeof(packed_group) % sizeof(vint) == 0 && offsetof(packed_group, scale) % sizeof(vint) == 0,
+               "packed_group must keep every group's vectors aligned");
 
 static void matmul_packed(const packed_group *P, const float *bias,
                           const int8_t *aq, const float *ad, const int32_t *as,
