@@ -263,6 +263,12 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             raise ConfigError("--config", source, "file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("<syntax>", source, f"not valid TOML: {exc}") from None
+        data_dir = raw.get("data_dir")
+        if isinstance(data_dir, str) and data_dir and not Path(data_dir).expanduser().is_absolute():
+            # a path in a file means next to that file, wherever kefu is started from (from
+            # the working directory, `kefu init --config /etc/kefu/kefu.toml` run elsewhere
+            # silently made a second, empty database there)
+            raw["data_dir"] = str((Path(path).resolve().parent / data_dir).resolve())
     raw = _env_overrides(raw, env)
     config: Config = _build(Config, raw, "", source, env)
     config = dataclasses.replace(config, source=source)

@@ -83,3 +83,21 @@ def test_example_config_loads(tmp_path: Path) -> None:
            "KEFU_MP_AES_KEY": "k" * 43, "KEFU_ADMIN_SECRET": "x"}
     config = load_config(example, env=env)
     assert config.channel("web") is not None
+
+
+def test_a_relative_data_dir_in_a_file_is_next_to_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wherever kefu is started from, the file's data_dir (and so its SQLite database) is the same."""
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "kefu.toml"
+    path.write_text('data_dir = "./kefu-data"\n', encoding="utf-8")
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(path, env={})
+    assert Path(config.data_dir) == (tmp_path / "etc" / "kefu-data").resolve()
+    assert config.database_url == f"sqlite:///{(tmp_path / 'etc' / 'kefu-data' / 'kefu.db').resolve()}"
+    # absolute paths, the environment and the default without a file keep their meaning
+    path.write_text(f'data_dir = "{tmp_path / "abs"}"\n', encoding="utf-8")
+    assert Path(load_config(path, env={}).data_dir) == tmp_path / "abs"
+    assert load_config(path, env={"KEFU_DATA_DIR": "./mine"}).data_dir == "./mine"
+    assert load_config(None, env={}).data_dir == "./kefu-data"
