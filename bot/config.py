@@ -154,7 +154,16 @@ def _expand(value: str, key: str, source: str, env: Mapping[str, str]) -> str:
     return _ENV_REF.sub(sub, value)
 
 
+class _FromEnv(str):
+    """A value set by an environment variable: a mistake in it names the variable, not the file."""
+
+    variable: str = ""
+
+
 def _coerce(value: Any, typ: Any, key: str, source: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, _FromEnv):
+        source = f"the environment ({value.variable})"
+        value = str(value)
     if isinstance(value, str):
         value = _expand(value, key, source, env)
     if typ is bool:
@@ -221,9 +230,11 @@ def _env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     sections = get_type_hints(Config)
     channels = [dict(c) for c in merged.get("channels", [])] if isinstance(merged.get("channels"), list) else None
-    for var, value in env.items():
+    for var, text in env.items():
         if not var.startswith(ENV_PREFIX) or var in ("KEFU_CONFIG", "KEFU_TEST_DATABASE_URL"):
             continue
+        value = _FromEnv(text)
+        value.variable = var
         rest = var[len(ENV_PREFIX):].lower()
         if rest in ("data_dir", "timezone"):
             merged[rest] = value

@@ -101,3 +101,13 @@ def test_a_relative_data_dir_in_a_file_is_next_to_the_file(tmp_path: Path, monke
     assert Path(load_config(path, env={}).data_dir) == tmp_path / "abs"
     assert load_config(path, env={"KEFU_DATA_DIR": "./mine"}).data_dir == "./mine"
     assert load_config(None, env={}).data_dir == "./kefu-data"
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 9001\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"KEFU_SERVER_PORT": "eighty"})
+    assert str(caught.value) == ("config error in the environment (KEFU_SERVER_PORT): server.port: "
+                                 "expected a whole number, got 'eighty'")
+    assert load_config(path, env={"KEFU_SERVER_PORT": "9100"}).server.port == 9100
+    assert type(load_config(path, env={"KEFU_TIMEZONE": "UTC"}).timezone) is str  # no marker leaks out
