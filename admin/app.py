@@ -29,10 +29,17 @@ from bot.models import AdminUser
 from bot.secrets import ensure_secret
 
 LANGUAGES = ("zh_Hans_CN", "en")
+# What operators type or links carry for Chinese: the locale Flask-Admin's catalog is named by
+# (zh_Hans_CN) is not what anyone writes by hand.
+LANGUAGE_ALIASES = {"zh": "zh_Hans_CN", "zh_cn": "zh_Hans_CN", "zh-cn": "zh_Hans_CN", "zh_hans": "zh_Hans_CN",
+                    "zh-hans": "zh_Hans_CN", "zh_hans_cn": "zh_Hans_CN", "zh-hans-cn": "zh_Hans_CN",
+                    "en": "en", "en_us": "en", "en-us": "en", "en_gb": "en", "en-gb": "en"}
 
 
 def select_locale() -> str:
-    asked = request.args.get("lang")
+    """`?lang=` switches the language for the session; `zh`, `zh_CN`, `zh-CN` and `zh_Hans_CN`
+    all mean Chinese (case-insensitive), anything unknown keeps the current choice."""
+    asked = LANGUAGE_ALIASES.get((request.args.get("lang") or "").strip().lower())
     if asked in LANGUAGES:
         session["lang"] = asked
     return session.get("lang", "zh_Hans_CN")

@@ -13,6 +13,7 @@ from flask import flash, jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.form import BaseForm
+from flask_admin.menu import MenuLink
 from flask_admin.model import typefmt
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -20,7 +21,9 @@ from flask_wtf.csrf import _FlaskFormCSRF, generate_csrf, validate_csrf
 from wtforms import SelectField, ValidationError
 
 from admin import throttle, users
-from admin.filters import KefuFilterConverter, KefuModelConverter, local_time
+from admin.filters import (
+    FreshFilterOptions, KefuFilterConverter, KefuModelConverter, local_time, readable_float, readable_float_detail,
+)
 from bot.models import AdminUser
 
 
@@ -142,7 +145,7 @@ class LoginIndexView(AdminIndexView):
                 try:
                     users.change_password(current_user.row, request.form.get("new_password", ""))
                 except users.UserError as exc:
-                    error = str(exc)
+                    error = str(exc.shown)
                 else:
                     flash(_l("密码已修改"), "success")
                     login_user(SessionUser(AdminUser.get_by_id(current_user.id)))
@@ -170,17 +173,23 @@ class AccessRules:
         return redirect(url_for("admin.login_view", next=request.path))
 
 
+class SecureMenuLink(AccessRules, MenuLink):
+    """A menu link (not a view) shown under the same rule as the views: Flask-Admin shows a
+    plain `MenuLink` to everyone, so the login page would list it to a logged-out visitor."""
+
+
 class SecureView(AccessRules, BaseView):
     """A custom page (settings, FAQ tools, channels); `CSRFProtect` guards its POSTs."""
 
 
-class SecureModelView(AccessRules, ModelView):
-    """CRUD with CSRF on every form (SecureForm) and on list actions."""
+class SecureModelView(AccessRules, FreshFilterOptions, ModelView):
+    """CRUD with CSRF on every form (SecureForm) and on list actions; times in the shop's
+    time zone, scores rounded, filter choices of related rows read per request."""
 
     form_base_class = CsrfForm
     filter_converter = KefuFilterConverter()
-    column_type_formatters = {**typefmt.BASE_FORMATTERS, datetime: local_time}
-    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, datetime: local_time}
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, datetime: local_time, float: readable_float}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, datetime: local_time, float: readable_float_detail}
     model_form_converter = KefuModelConverter
     page_size = 50
     can_view_details = True

@@ -4,6 +4,8 @@ and each recipient's outcome.
 Why every button goes through `bot.campaigns`: the jobs side owns the states and the
 exactly-once machinery (run keys, Delivery claims); each change there is a conditional
 UPDATE, so an operator and the scheduler cannot both win. The panel only asks and shows.
+The send time is shown and typed in the shop's time zone like every time in the panel
+(admin/filters.py: `local_time`, `LocalDateTimeField`); it is stored as UTC.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def _content(view: Any, context: Any, model: Campaign, name: str) -> str:
 class CampaignView(SecureModelView):
     column_list = ("id", "name", "target_kind", "target_value", "content", "status", "run_at", "cron", "progress")
     column_labels = {"name": _l("名称"), "target_kind": _l("发送对象"), "target_value": _l("对象值"),
-                     "content": _l("内容"), "status": _l("状态"), "run_at": _l("发送时间（UTC）"), "cron": _l("周期（cron）"),
+                     "content": _l("内容"), "status": _l("状态"), "run_at": _l("发送时间"), "cron": _l("周期（cron）"),
                      "progress": _l("进度"), "content_kind": _l("内容类型"), "text": _l("文字内容"),
                      "created_at": _l("创建时间")}
     column_formatters = {"status": _status, "progress": _progress, "content": _content}

@@ -26,6 +26,11 @@ from bot.db import advisory_xact_lock, transaction
 from bot.models import Agent, Conversation, Message
 
 STATUS_LABELS = {"bot": _l("机器人接待"), "queued": _l("排队中"), "assigned": _l("人工接待中"), "resolved": _l("已结束")}
+# Conversation.handoff_reason and .resolved_by are stored as keys (bot.routing, bot.conversations).
+HANDOFF_REASONS = {"requested": _l("顾客要求转人工"), "human_first": _l("人工优先"), "unsure": _l("机器人没有把握"),
+                   "unanswered": _l("机器人多次未能回答"), "agent_offline": _l("原客服已下线"),
+                   "transfer": _l("客服转接"), "revisit": _l("回访低分")}
+RESOLVED_BY = {"agent": _l("客服结束"), "admin": _l("后台结束"), "idle": _l("超时自动结束"), "customer": _l("顾客结束")}
 TRANSFER_ERRORS = {"same": _l("已经是这位客服"), "inactive": _l("该客服已停用"), "offline": _l("该客服已下线"),
                    "full": _l("该客服接待已满"), "gone": _l("会话已不在人工接待中")}
 
@@ -61,6 +66,7 @@ class ConversationView(ReadOnlyView):
                      "handoff_reason": _l("转人工原因"), "satisfaction": _l("满意度"), "queued_at": _l("排队时间"),
                      "assigned_at": _l("分配时间"), "resolved_by": _l("结束方式")}
     column_formatters = {"status": _status}
+    column_choices = {"handoff_reason": list(HANDOFF_REASONS.items()), "resolved_by": list(RESOLVED_BY.items())}
     column_default_sort = ("id", True)
     details_template = "admin/kefu_conversation_details.html"
     column_details_list = ("id", "customer", "channel", "status", "agent", "handoff_reason", "opened_at", "queued_at",

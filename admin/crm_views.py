@@ -19,6 +19,7 @@ from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, 
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
 AGENT_STATUSES = [("online", "在线"), ("away", "离开"), ("offline", "下线")]
+COUPON_KINDS = [("amount", _l("满减（元）")), ("percent", _l("折扣（%）"))]  # Coupon.kind stores the key
 GROUP_KINDS = [(k, k) for k in ("快闪群", "直播群", "普通群", "会员群", "兴趣群")]
 
 
@@ -137,7 +138,8 @@ class CouponView(SecureModelView):
     column_labels = {"name": _l("名称"), "kind": _l("类型"), "value": _l("面额/折扣"), "min_spend": _l("最低消费"),
                      "valid_days": _l("有效天数"), "active": _l("启用"), "created_at": _l("创建时间")}
     form_columns = ("name", "kind", "value", "min_spend", "valid_days", "active")
-    form_choices = {"kind": [("amount", "满减（元）"), ("percent", "折扣（%）")]}
+    form_choices = {"kind": COUPON_KINDS}
+    column_choices = {"kind": COUPON_KINDS}
 
 
 class IssuedCouponView(SecureModelView):

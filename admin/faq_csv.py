@@ -3,7 +3,9 @@ inside their cell.
 
 Why a BOM: Excel opens BOM-less UTF-8 CSV as the system code page and shows Chinese as
 mojibake. Rows are validated by the JSONL importer (`bot.faq.io.parse_jsonl`), so both formats
-obey the same rules and an error names the row (the header is row 1).
+obey the same rules and an error names the row (the header is row 1). The problems found
+here are lazy translations (the panel shows them in the operator's language); the JSONL rules'
+own messages come from bot.faq.io.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import csv
 import io
 import json
 from typing import Any, Iterable
+
+from flask_babel import lazy_gettext as _l
 
 from bot.faq.io import FaqFileError, FaqRecord, parse_jsonl
 
@@ -47,13 +51,13 @@ def parse_csv(data: bytes, source: str = "<csv>") -> list[FaqRecord]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise FaqFileError(source, 0, "not UTF-8 text (in Excel: save as “CSV UTF-8”)") from None
+        raise FaqFileError(source, 0, _l("不是 UTF-8 文本（在 Excel 中请另存为“CSV UTF-8”）")) from None
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         return []
     columns = [_column(title) for title in rows[0]]
     if "answer" not in columns or "questions" not in columns:
-        raise FaqFileError(source, 1, "the header must name the answer and questions columns")
+        raise FaqFileError(source, 1, _l("表头必须包含答案（answer）和问法（questions）两列"))
     lines: list[str] = [""]  # keeps row numbers aligned: the header is row 1
     for row in rows[1:]:
         if not any(cell.strip() for cell in row):

@@ -126,6 +126,15 @@ def threshold() -> float:
     return float(current_app.config["KEFU_CONFIG"].faq.threshold)
 
 
+def file_error(exc: faq_io.FaqFileError) -> str:
+    """Where and what, in the operator's language ("faq.csv 第 1 行：…"); the problem itself is
+    translated when the panel raised it (admin/faq_csv.py), English when bot.faq.io did."""
+    problem = str(exc.problem)
+    if exc.line:
+        return str(_l("%(source)s 第 %(line)s 行：%(problem)s", source=exc.source, line=exc.line, problem=problem))
+    return str(_l("%(source)s：%(problem)s", source=exc.source, problem=problem))
+
+
 class FaqToolsView(SecureView):
     """Try a question, see categories, import and export."""
 
@@ -182,12 +191,13 @@ class FaqToolsView(SecureView):
                 try:
                     text = data.decode("utf-8-sig")
                 except UnicodeDecodeError:
-                    raise faq_io.FaqFileError(name, 0, "not UTF-8 text") from None
+                    raise faq_io.FaqFileError(name, 0, _l("不是 UTF-8 文本")) from None
                 records = faq_io.parse_jsonl(text.splitlines(), name)
             report = faq_io.apply(records)
         except faq_io.FaqFileError as exc:
-            flash(_l("导入失败，未导入任何内容：%(error)s", error=str(exc)), "error")
+            flash(_l("导入失败，未导入任何内容：%(error)s", error=file_error(exc)), "error")
             return redirect(url_for(".index"))
-        flash(_l("导入完成：新增 %(created)s 条，更新 %(updated)s 条", created=report.created, updated=report.updated),
+        flash(_l("导入完成：新增 %(created)s 条，更新 %(updated)s 条，未变 %(unchanged)s 条", created=report.created,
+                 updated=report.updated, unchanged=report.unchanged),
               "success")
         return redirect(url_for(".index"))

@@ -23,6 +23,8 @@ from bot.faq import learning
 from bot.models import AdminUser, Faq, Outbox, UnansweredQuestion
 
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
+# Why an unanswered question was recorded (UnansweredQuestion.reason, stored as the key).
+UNANSWERED_REASONS = {"abstained": _l("未命中"), "handoff": _l("回答后顾客转人工"), "disliked": _l("顾客点踩")}
 OUTBOX_REASONS = {"failed": "发送失败", "window_closed": "超过 48 小时互动窗口", "limit_reached": "超过平台发送上限"}
 
 
@@ -31,6 +33,7 @@ class UnansweredView(ReadOnlyView):
     column_labels = {"created_at": _l("时间"), "text": _l("顾客的问题"), "reason": _l("原因"), "best_faq": _l("最接近的 FAQ"),
                      "best_score": _l("得分"), "customer": _l("顾客"), "resolved": _l("已处理")}
     column_filters = ("resolved", "reason", "created_at")
+    column_choices = {"reason": list(UNANSWERED_REASONS.items())}  # labels shown; the stored keys stay
     column_searchable_list = ("text",)
     column_formatters = {"text": short, "best_faq": lambda v, c, m, n: str(m.best_faq)[:30] if m.best_faq_id else ""}
     column_default_sort = ("id", True)
@@ -123,16 +126,16 @@ class AdminUserView(SecureModelView):
         password = form.password.data or ""
         if is_created or password:
             if len(password) < users.MIN_PASSWORD:
-                raise ValueError(f"密码至少 {users.MIN_PASSWORD} 位")
+                raise ValueError(_l("密码至少 %(n)s 位", n=users.MIN_PASSWORD))  # translated when shown
             model.password_hash = users.hash_password(password)
         if model.role not in users.ROLES:
-            raise ValueError("未知角色")
+            raise ValueError(_l("未知角色"))
         if not is_created and model.id == current_user.id and (model.role != "admin" or not model.active):
-            raise ValueError("不能取消自己的管理员权限或停用自己")
+            raise ValueError(_l("不能取消自己的管理员权限或停用自己"))
 
     def on_model_delete(self, model: AdminUser) -> None:
         if model.id == current_user.id:
-            raise ValueError("不能删除自己")
+            raise ValueError(_l("不能删除自己"))
 
     @action("unlock", _l("解除锁定"))
     def action_unlock(self, ids: list[str]) -> None:

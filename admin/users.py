@@ -7,7 +7,9 @@ first login; repeated wrong passwords lock the account for a while.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot import clock
@@ -20,7 +22,16 @@ MIN_PASSWORD = 8
 
 
 class UserError(ValueError):
-    pass
+    """A refused change. `str()` is English, for the CLI (`kefu admin-user add`); `shown` is
+    what the panel shows, in the operator's language (a lazy translation when there is one)."""
+
+    def __init__(self, message: str, shown: Any = None) -> None:
+        super().__init__(message)
+        self.shown = message if shown is None else shown
+
+
+def _too_short() -> UserError:
+    return UserError(f"password must be at least {MIN_PASSWORD} characters", _l("密码至少 %(n)s 位", n=MIN_PASSWORD))
 
 
 def hash_password(password: str) -> str:
@@ -35,7 +46,7 @@ def create_user(username: str, password: str, role: str = "admin", must_change: 
     if AdminUser.select().where(AdminUser.username == username).exists():
         raise UserError(f"user {username!r} already exists")
     if len(password) < MIN_PASSWORD and not must_change:
-        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+        raise _too_short()
     return AdminUser.create(username=username, password_hash=generate_password_hash(password), role=role,
                             must_change_password=must_change)
 
@@ -68,8 +79,8 @@ def authenticate(username: str, password: str) -> AdminUser | None:
 
 def change_password(user: AdminUser, new_password: str) -> None:
     if len(new_password) < MIN_PASSWORD:
-        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+        raise _too_short()
     if check_password_hash(user.password_hash, new_password):
-        raise UserError("the new password must differ from the old one")
+        raise UserError("the new password must differ from the old one", _l("新密码不能与旧密码相同"))
     AdminUser.update(password_hash=generate_password_hash(new_password), must_change_password=False).where(
         AdminUser.id == user.id).execute()

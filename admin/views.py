@@ -1,15 +1,16 @@
 """The panel's menu: every view, grouped the way a shop operator looks for them.
 
 Why one registry: each capability (FAQs, CRM, campaigns, ...) lives in its own module and
-is added here; roles are declared on the view classes (`admin_only`), not here.
+is added here; roles are declared on the view classes (`admin_only`), not here. A link that
+is not a view is a `SecureMenuLink`, hidden from logged-out visitors like the views.
 """
 
 from __future__ import annotations
 
 from flask_admin import Admin
-from flask_admin.menu import MenuLink
 from flask_babel import lazy_gettext as _l
 
+from admin.auth import SecureMenuLink
 from admin.campaign_views import CampaignView, DeliveryView
 from admin.conversation_views import ConversationView, MessageView
 from admin.crm_views import (
@@ -31,7 +32,7 @@ def register_views(admin: Admin, config: Config) -> None:
     admin.add_view(FaqToolsView(name=_l("试一试 / 分类 / 导入导出"), category=kb, endpoint="faqtools", url="/admin/faq-tools"))
     admin.add_view(SynonymView(Synonym, name=_l("同义词"), category=kb, endpoint="synonym"))
     admin.add_view(UnansweredView(UnansweredQuestion, name=_l("未解决问题"), category=kb, endpoint="unanswered"))
-    admin.add_link(MenuLink(name=_l("低评分 FAQ"), category=kb, endpoint="faq.low_rated_view"))
+    admin.add_link(SecureMenuLink(name=_l("低评分 FAQ"), category=kb, endpoint="faq.low_rated_view"))
     admin.add_view(ConversationView(Conversation, name=_l("会话"), category=service, endpoint="conversation"))
     admin.add_view(MessageView(Message, name=_l("消息"), category=service, endpoint="message"))
     admin.add_view(AgentView(Agent, name=_l("客服人员"), category=service, endpoint="agent"))

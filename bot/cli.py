@@ -323,7 +323,8 @@ def faq_import(config: Config, file: str) -> None:
         report = import_file(file)
     except FaqFileError as exc:
         raise click.ClickException(f"{exc} (nothing was imported)") from None
-    click.echo(f"imported {Path(file).name}: {report.created} created, {report.updated} updated")
+    click.echo(f"imported {Path(file).name}: {report.created} created, {report.updated} updated, "
+               f"{report.unchanged} unchanged")
     from bot.faq.store import FaqStore
 
     store = FaqStore(check_seconds=0)

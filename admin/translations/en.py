@@ -12,7 +12,7 @@ from typing import Any
 
 EN: dict[str, str] = {
     "名称": "Name", "发送对象": "Audience", "对象值": "Audience value", "内容": "Content", "状态": "Status",
-    "发送时间（UTC）": "Send at (UTC)", "周期（cron）": "Repeat (cron)", "进度": "Progress", "内容类型": "Content type",
+    "发送时间": "Send at", "周期（cron）": "Repeat (cron)", "进度": "Progress", "内容类型": "Content type",
     "文字内容": "Text", "创建时间": "Created", "活动或操作不存在": "No such campaign or action",
     "已更新活动状态": "Campaign status updated", "活动不存在": "No such campaign",
     "已发送测试消息给 %(n)s 位客服": "Test message sent to %(n)s agents", "活动": "Campaign", "顾客": "Customer",
@@ -41,7 +41,8 @@ EN: dict[str, str] = {
     "已停用 %(n)s 条": "%(n)s disabled", "标准词": "Canonical word",
     "同义词（空格或逗号分隔）": "Synonyms (space or comma separated)", "请选择要导入的文件": "Choose a file to import",
     "导入失败，未导入任何内容：%(error)s": "Import failed, nothing was imported: %(error)s",
-    "导入完成：新增 %(created)s 条，更新 %(updated)s 条": "Imported: %(created)s created, %(updated)s updated",
+    "导入完成：新增 %(created)s 条，更新 %(updated)s 条，未变 %(unchanged)s 条":
+        "Imported: %(created)s created, %(updated)s updated, %(unchanged)s unchanged",
     "顾客的问题": "Customer's question", "最接近的 FAQ": "Closest FAQ", "已处理": "Handled",
     "已新建 FAQ #%(id)s": "FAQ #%(id)s created", "已添加为问法": "Added as a phrasing",
     "标记为已处理": "Mark as handled", "已处理 %(n)s 条": "%(n)s marked as handled", "接收人": "Recipient",
@@ -105,6 +106,20 @@ EN: dict[str, str] = {
     "已取消": "cancelled",
     "%(done)s/%(total)s 已发送 · 失败 %(failed)s · 跳过 %(skipped)s":
         "%(done)s/%(total)s sent · %(failed)s failed · %(skipped)s skipped", "首页": "Home", "筛选条件（JSON）": "Filter (JSON)", "没有未解决的问题": "No unanswered questions", "离开": "away", "下线": "offline",
+    "密码至少 %(n)s 位": "Password must be at least %(n)s characters",
+    "新密码不能与旧密码相同": "The new password must differ from the old one", "未知角色": "Unknown role",
+    "不能取消自己的管理员权限或停用自己": "You cannot remove your own admin role or deactivate yourself",
+    "不能删除自己": "You cannot delete yourself",
+    "表头必须包含答案（answer）和问法（questions）两列": "The header must name the answer and questions columns",
+    "不是 UTF-8 文本（在 Excel 中请另存为“CSV UTF-8”）": "Not UTF-8 text (in Excel: save as “CSV UTF-8”)",
+    "不是 UTF-8 文本": "Not UTF-8 text", "%(source)s 第 %(line)s 行：%(problem)s": "%(source)s, line %(line)s: %(problem)s",
+    "%(source)s：%(problem)s": "%(source)s: %(problem)s",
+    "未命中": "No confident match", "回答后顾客转人工": "Asked for a human after the answer",
+    "顾客点踩": "Rated unhelpful", "顾客要求转人工": "Customer asked for a human", "人工优先": "Human first",
+    "机器人没有把握": "Bot not confident", "机器人多次未能回答": "Bot could not answer repeatedly",
+    "原客服已下线": "Previous agent went offline", "客服转接": "Transferred by an agent", "回访低分": "Low revisit score",
+    "客服结束": "By the agent", "后台结束": "In the panel", "超时自动结束": "Idle timeout", "顾客结束": "By the customer",
+    "满减（元）": "Amount off (¥)", "折扣（%）": "Percent off (%)",
 }
 
 

@@ -38,6 +38,7 @@ class FaqRecord:
 class ImportReport:
     created: int
     updated: int
+    unchanged: int = 0
 
 
 def parse_jsonl(lines: Iterable[str], source: str = "<input>") -> list[FaqRecord]:
@@ -87,20 +88,36 @@ def read_file(path: str | Path) -> list[FaqRecord]:
 
 
 def apply(records: Iterable[FaqRecord]) -> ImportReport:
-    created = updated = 0
+    """Create or update FAQs by id. An FAQ the file states as it already is, is left alone
+    (no write, so no running process rebuilds its index for it), and an updated one keeps
+    the phrasing rows the file still lists."""
+    created = updated = unchanged = 0
     now = clock.now()
     with transaction():
         for rec in records:
             faq = Faq.get_or_none(Faq.external_id == rec.id)
             if faq is None:
                 faq = Faq.create(external_id=rec.id, answer=rec.answer, category=rec.category, created_at=now, updated_at=now)
+                FaqQuestion.insert_many([{"faq": faq.id, "text": q} for q in rec.questions]).execute()
                 created += 1
-            else:
-                Faq.update(answer=rec.answer, category=rec.category, updated_at=now).where(Faq.id == faq.id).execute()
-                FaqQuestion.delete().where(FaqQuestion.faq == faq).execute()
-                updated += 1
-            FaqQuestion.insert_many([{"faq": faq.id, "text": q} for q in rec.questions]).execute()
-    return ImportReport(created, updated)
+                continue
+            stored = {q.text: q.id for q in FaqQuestion.select().where(FaqQuestion.faq == faq).order_by(FaqQuestion.id)}
+            if (faq.answer, faq.category, tuple(stored)) == (rec.answer, rec.category, rec.questions):
+                unchanged += 1
+                continue
+            Faq.update(answer=rec.answer, category=rec.category, updated_at=now).where(Faq.id == faq.id).execute()
+            wanted = set(rec.questions)
+            kept = [text for text in stored if text in wanted]
+            new = [q for q in rec.questions if q not in stored]
+            if kept + new != list(rec.questions):  # reordered (the first phrasing is the title): rewrite
+                kept, new = [], list(rec.questions)
+            gone = [row_id for text, row_id in stored.items() if text not in kept]
+            if gone:
+                FaqQuestion.delete().where(FaqQuestion.id.in_(gone)).execute()
+            if new:
+                FaqQuestion.insert_many([{"faq": faq.id, "text": q} for q in new]).execute()
+            updated += 1
+    return ImportReport(created, updated, unchanged)
 
 
 def import_file(path: str | Path) -> ImportReport:

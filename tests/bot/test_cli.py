@@ -60,7 +60,7 @@ def test_faq_import_export_round_trip(cli_env: dict[str, str], tmp_path: Path) -
     result = invoke(cli_env, "faq", "import", str(src))
     assert result.exit_code == 0 and "2 created" in result.output
     again = invoke(cli_env, "faq", "import", str(src))
-    assert "0 created, 2 updated" in again.output
+    assert "0 created, 0 updated, 2 unchanged" in again.output
     out = tmp_path / "out.jsonl"
     assert invoke(cli_env, "faq", "export", str(out)).exit_code == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

@@ -60,3 +60,27 @@ def test_without_the_model_the_store_is_lexical(database) -> None:
     store = FaqStore(check_seconds=0, embedder=None)
     match = store.match("退货流程")
     assert not store.semantic and match.best.faq_id == faqs["returns"].id and match.stage == "lexical"
+
+
+def test_an_import_writes_only_what_changed(database) -> None:
+    """Re-importing the same file writes nothing (no index rebuild anywhere); an edited FAQ
+    keeps the rows of the phrasings the file still lists; a reordered one is rewritten."""
+    from bot.faq import io
+    from bot.faq.io import FaqRecord
+    from bot.models import Faq, FaqQuestion
+
+    first = [FaqRecord("f1", ("发货要多久", "几天发货"), "48小时内", "物流问题"),
+             FaqRecord("f2", ("怎么退货",), "7天无理由", "售后问题")]
+    assert io.apply(first) == io.ImportReport(2, 0, 0)
+    stamp = Faq.get(Faq.external_id == "f1").updated_at
+    ids = {q.text: q.id for q in FaqQuestion.select()}
+    assert io.apply(first) == io.ImportReport(0, 0, 2)
+    assert Faq.get(Faq.external_id == "f1").updated_at == stamp and {q.text: q.id for q in FaqQuestion.select()} == ids
+    edited = [FaqRecord("f1", ("发货要多久", "什么时候发货"), "48小时内发货", "物流问题"), first[1]]
+    assert io.apply(edited) == io.ImportReport(0, 1, 1)
+    rows = list(FaqQuestion.select().where(FaqQuestion.faq == Faq.get(Faq.external_id == "f1")).order_by(FaqQuestion.id))
+    assert [q.text for q in rows] == ["发货要多久", "什么时候发货"] and rows[0].id == ids["发货要多久"]
+    reordered = [FaqRecord("f1", ("什么时候发货", "发货要多久"), "48小时内发货", "物流问题")]
+    assert io.apply(reordered) == io.ImportReport(0, 1, 0)
+    rows = FaqQuestion.select().where(FaqQuestion.faq == Faq.get(Faq.external_id == "f1")).order_by(FaqQuestion.id)
+    assert [q.text for q in rows] == ["什么时候发货", "发货要多久"]
