@@ -84,3 +84,18 @@ def change_password(user: AdminUser, new_password: str) -> None:
         raise UserError("the new password must differ from the old one", _l("新密码不能与旧密码相同"))
     AdminUser.update(password_hash=generate_password_hash(new_password), must_change_password=False).where(
         AdminUser.id == user.id).execute()
+
+
+def reset_password(username: str, password: str) -> AdminUser:
+    """From the terminal (`kefu admin-user reset-password`): a forgotten password or a locked
+    account. Sets `password`, clears the lock and the failed attempts, reactivates the user,
+    and makes them choose their own password at the next login (whoever typed this one
+    knows it)."""
+    user = AdminUser.get_or_none(AdminUser.username == username)
+    if user is None:
+        raise UserError(f"no panel user named {username!r}")
+    if len(password) < MIN_PASSWORD:
+        raise _too_short()
+    AdminUser.update(password_hash=generate_password_hash(password), must_change_password=True, failed_logins=0,
+                     locked_until=None, active=True).where(AdminUser.id == user.id).execute()
+    return AdminUser.get_by_id(user.id)

@@ -371,6 +371,28 @@ def admin_user_add(config: Config, username: str, role: str, password_stdin: boo
     click.echo(f"admin user {user.username} (#{user.id}) added with role {role}")
 
 
+@admin_user.command("reset-password")
+@config_option
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
+def admin_user_reset_password(config: Config, username: str, password_stdin: bool) -> None:
+    """Set a new password for panel user USERNAME and unlock the account (a forgotten password,
+    or locked after 5 wrong ones); they choose their own at the next login."""
+    from admin.users import UserError, reset_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    _open(config)
+    try:
+        user = reset_password(username, password)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"admin user {user.username} (#{user.id}): password reset, unlocked; "
+               "a new password is asked at the next login")
+
+
 @faq.command("eval")
 @config_option
 @click.option("--faq", "faq_file", required=True, type=click.Path(dir_okay=False, exists=True),

@@ -44,3 +44,24 @@ def test_prompted_password_and_refusals(tmp_path: Path, database_url: str, datab
     short = _run(env, ["admin-user", "add", "xiao", "--password-stdin"], "123\n")
     assert short.exit_code != 0 and "at least" in short.output
     assert AdminUser.select().count() == 1
+
+
+def test_reset_password_unlocks_and_asks_for_a_new_one_at_login(tmp_path: Path, database_url: str,
+                                                                database: Any) -> None:
+    from admin import users
+    from bot import clock
+
+    env = _env(tmp_path, database_url)
+    assert _run(env, ["admin-user", "add", "laoli", "--password-stdin"], "forgotten-pass\n").exit_code == 0
+    for _ in range(users.MAX_FAILED):
+        assert users.authenticate("laoli", "wrong-guess!") is None
+    assert AdminUser.get(AdminUser.username == "laoli").locked_until > clock.now()
+    result = _run(env, ["admin-user", "reset-password", "laoli", "--password-stdin"], "temporary-pass\n")
+    assert result.exit_code == 0, result.output
+    assert "temporary-pass" not in result.output
+    user = users.authenticate("laoli", "temporary-pass")  # unlocked at once
+    assert user is not None and user.must_change_password and user.failed_logins == 0
+    missing = _run(env, ["admin-user", "reset-password", "nobody", "--password-stdin"], "temporary-pass\n")
+    assert missing.exit_code != 0 and "no panel user named 'nobody'" in missing.output
+    short = _run(env, ["admin-user", "reset-password", "laoli", "--password-stdin"], "123\n")
+    assert short.exit_code != 0 and "at least" in short.output
