@@ -359,16 +359,20 @@ def admin_user_add(config: Config, username: str, role: str, password_stdin: boo
     """Add a panel user USERNAME (the password is prompted, or read with --password-stdin)."""
     from admin.users import UserError, create_user
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin, "Password")
     _open(config)
     try:
         user = create_user(username, password, role)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"admin user {user.username} (#{user.id}) added with role {role}")
+
+
+def _read_password(from_stdin: bool, prompt: str) -> str:
+    """A password never on the command line: one line of standard input, or typed twice."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 
 @admin_user.command("reset-password")
@@ -380,10 +384,7 @@ def admin_user_reset_password(config: Config, username: str, password_stdin: boo
     or locked after 5 wrong ones); they choose their own at the next login."""
     from admin.users import UserError, reset_password
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin, "New password")
     _open(config)
     try:
         user = reset_password(username, password)
