@@ -22,7 +22,8 @@ from wtforms import SelectField, ValidationError
 
 from admin import throttle, users
 from admin.filters import (
-    FreshFilterOptions, KefuFilterConverter, KefuModelConverter, local_time, readable_float, readable_float_detail,
+    FreshFilterOptions, KefuFilterConverter, KefuModelConverter, LabelledChoiceFilters, local_time, readable_float,
+    readable_float_detail,
 )
 from bot.models import AdminUser
 
@@ -182,9 +183,10 @@ class SecureView(AccessRules, BaseView):
     """A custom page (settings, FAQ tools, channels); `CSRFProtect` guards its POSTs."""
 
 
-class SecureModelView(AccessRules, FreshFilterOptions, ModelView):
+class SecureModelView(AccessRules, FreshFilterOptions, LabelledChoiceFilters, ModelView):
     """CRUD with CSRF on every form (SecureForm) and on list actions; times in the shop's
-    time zone, scores rounded, filter choices of related rows read per request."""
+    time zone, scores rounded, filter choices of related rows read per request, stored keys
+    shown and filtered by their labels (`column_choices`)."""
 
     form_base_class = CsrfForm
     filter_converter = KefuFilterConverter()

@@ -25,7 +25,20 @@ from bot.models import Campaign, Delivery
 
 STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
                  "done": _l("已完成"), "cancelled": _l("已取消")}
-TARGETS = [("group", "群"), ("tag", "标签"), ("level", "会员等级"), ("segment", "人群"), ("all", "全部顾客")]
+TARGETS = [("group", _l("群")), ("tag", _l("标签")), ("level", _l("会员等级")), ("segment", _l("人群")),
+           ("all", _l("全部顾客"))]
+# Delivery.status and .reason are stored as keys: bot.fanout writes the statuses and the skip
+# reasons (`refusal`, `choose`, `sync_outcomes`, `withdraw`), the jobs the "nothing to send" ones.
+DELIVERY_STATUSES = {"pending": _l("待发送"), "claimed": _l("已排队发送"), "sent": _l("已发送"), "skipped": _l("跳过"),
+                     "failed": _l("失败")}
+DELIVERY_REASONS = {
+    "erased": _l("顾客数据已删除"), "blocked": _l("顾客已拉黑"), "unsubscribed": _l("顾客已取消关注"),
+    "nothing to send": _l("没有可发送的内容"), "no text configured": _l("未设置消息内容"),
+    "the campaign has no content": _l("活动没有内容"),
+    "outside the 48-hour window and no template": _l("超出48小时客服窗口，且没有模板消息"),
+    "cancelled": _l("已取消"), "outbox: failed": _l("平台发送失败"), "outbox: window_closed": _l("超出48小时客服窗口"),
+    "outbox: limit_reached": _l("超出回复条数限制"),
+}
 # change -> the states it applies from (bot.campaigns checks again, atomically)
 CHANGES: dict[str, tuple[str, ...]] = {
     "schedule": ("draft", "paused", "done"),
@@ -46,10 +59,6 @@ def change_status(campaign: Campaign, change: str) -> None:
         campaigns.schedule(campaign)
     else:
         getattr(campaigns, change)(campaign.id)
-
-
-def _status(view: Any, context: Any, model: Campaign, name: str) -> str:
-    return str(STATUS_LABELS.get(model.status, model.status))
 
 
 def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
@@ -76,9 +85,11 @@ class CampaignView(SecureModelView):
                      "content": _l("内容"), "status": _l("状态"), "run_at": _l("发送时间"), "cron": _l("周期（cron）"),
                      "progress": _l("进度"), "content_kind": _l("内容类型"), "text": _l("文字内容"),
                      "created_at": _l("创建时间")}
-    column_formatters = {"status": _status, "progress": _progress, "content": _content}
+    column_formatters = {"progress": _progress, "content": _content}
     column_formatters_detail = column_formatters
     column_filters = ("status", "target_kind", "run_at")
+    # labels shown (list, details) and offered by the filters; the stored keys stay
+    column_choices = {"status": list(STATUS_LABELS.items()), "target_kind": TARGETS}
     column_searchable_list = ("name",)
     column_default_sort = ("id", True)
     form_columns = ("name", "target_kind", "target_value", "text", "run_at", "cron")
@@ -138,5 +149,7 @@ class DeliveryView(ReadOnlyView):
     column_labels = {"campaign": _l("活动"), "customer": _l("顾客"), "status": _l("结果"), "reason": _l("原因"),
                      "job_key": _l("任务"), "updated_at": _l("更新时间")}
     column_filters = ("campaign", "status", "job_key", "updated_at")
+    # labels shown and offered by the status filter; a reason not listed is shown as stored
+    column_choices = {"status": list(DELIVERY_STATUSES.items()), "reason": list(DELIVERY_REASONS.items())}
     column_searchable_list = ("job_key",)
     column_default_sort = ("id", True)

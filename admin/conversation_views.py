@@ -31,12 +31,11 @@ HANDOFF_REASONS = {"requested": _l("顾客要求转人工"), "human_first": _l("
                    "unanswered": _l("机器人多次未能回答"), "agent_offline": _l("原客服已下线"),
                    "transfer": _l("客服转接"), "revisit": _l("回访低分")}
 RESOLVED_BY = {"agent": _l("客服结束"), "admin": _l("后台结束"), "idle": _l("超时自动结束"), "customer": _l("顾客结束")}
+# Message.direction and .author are stored as keys (bot.dispatcher, bot.relay, bot.outbox).
+DIRECTIONS = {"in": _l("收到"), "out": _l("发出")}
+AUTHORS = {"customer": _l("顾客"), "agent": _l("客服"), "bot": _l("机器人"), "system": _l("系统")}
 TRANSFER_ERRORS = {"same": _l("已经是这位客服"), "inactive": _l("该客服已停用"), "offline": _l("该客服已下线"),
                    "full": _l("该客服接待已满"), "gone": _l("会话已不在人工接待中")}
-
-
-def _status(view: Any, context: Any, model: Conversation, name: str) -> str:
-    return str(STATUS_LABELS.get(model.status, model.status))
 
 
 def reassign(conversation: Conversation, agent: Agent) -> str:
@@ -65,8 +64,9 @@ class ConversationView(ReadOnlyView):
                      "opened_at": _l("开始"), "first_response_at": _l("首次响应"), "resolved_at": _l("结束"),
                      "handoff_reason": _l("转人工原因"), "satisfaction": _l("满意度"), "queued_at": _l("排队时间"),
                      "assigned_at": _l("分配时间"), "resolved_by": _l("结束方式")}
-    column_formatters = {"status": _status}
-    column_choices = {"handoff_reason": list(HANDOFF_REASONS.items()), "resolved_by": list(RESOLVED_BY.items())}
+    # labels shown (list, details) and offered by the filters; the stored keys stay
+    column_choices = {"status": list(STATUS_LABELS.items()), "handoff_reason": list(HANDOFF_REASONS.items()),
+                      "resolved_by": list(RESOLVED_BY.items())}
     column_default_sort = ("id", True)
     details_template = "admin/kefu_conversation_details.html"
     column_details_list = ("id", "customer", "channel", "status", "agent", "handoff_reason", "opened_at", "queued_at",
@@ -135,6 +135,7 @@ class MessageView(ReadOnlyView):
     column_filters = ("channel", "direction", "author", "created_at")
     column_searchable_list = ("text",)
     column_formatters = {"text": short}
+    column_choices = {"direction": list(DIRECTIONS.items()), "author": list(AUTHORS.items())}
     column_default_sort = ("id", True)
     column_details_list = ("id", "created_at", "channel", "conversation", "direction", "author", "customer", "agent",
                            "kind", "text", "score", "payload")

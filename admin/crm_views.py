@@ -20,6 +20,9 @@ from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
 AGENT_STATUSES = [("online", "在线"), ("away", "离开"), ("offline", "下线")]
 COUPON_KINDS = [("amount", _l("满减（元）")), ("percent", _l("折扣（%）"))]  # Coupon.kind stores the key
+# Order.status is stored as the shop feed's key (bot.crm.orders: STATUS_RANK).
+ORDER_STATUSES = {"created": _l("已下单"), "paid": _l("已付款"), "shipped": _l("已发货"), "delivered": _l("已签收"),
+                  "refunded": _l("已退款"), "cancelled": _l("已取消")}
 GROUP_KINDS = [(k, k) for k in ("快闪群", "直播群", "普通群", "会员群", "兴趣群")]
 
 
@@ -31,7 +34,8 @@ def _tags(view: Any, context: Any, model: Customer, name: str) -> Markup:
 def _orders(view: Any, context: Any, model: Customer, name: str) -> Markup:
     rows = model.orders.order_by(Order.id.desc()).limit(20)
     return Markup("<br>").join(
-        escape(f"{o.shop_order_id} · {o.status} · ¥{o.amount} · {o.created_at:%Y-%m-%d}") for o in rows)
+        escape(f"{o.shop_order_id} · {ORDER_STATUSES.get(o.status, o.status)} · ¥{o.amount} · {o.created_at:%Y-%m-%d}")
+        for o in rows)
 
 
 def _coupons(view: Any, context: Any, model: Customer, name: str) -> Markup:
@@ -158,6 +162,7 @@ class OrderView(ReadOnlyView):
                      "created_at": _l("下单"), "paid_at": _l("付款"), "shipped_at": _l("发货"),
                      "delivered_at": _l("签收"), "revisit_score": _l("回访评分")}
     column_filters = ("status", "created_at", "delivered_at")
+    column_choices = {"status": list(ORDER_STATUSES.items())}  # labels shown and offered; the keys stay
     column_searchable_list = ("shop_order_id", "phone")
     column_default_sort = ("id", True)
 

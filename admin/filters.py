@@ -5,7 +5,8 @@ Why: Flask-Admin picks filters by the field's class name, so it does not know
 usual date-time filters and a foreign key gets "equals" with a choice of the related rows
 (filter the conversations by agent, the deliveries by campaign, ...); those choices are read
 per request (`FreshFilterOptions`), so an agent added while the panel runs is offered at once.
-Forms: see `KefuModelConverter`.
+A column whose stored keys have labels (`column_choices`: a status, a reason) is filtered by
+picking a label (`LabelledChoiceFilters`). Forms: see `KefuModelConverter`.
 """
 
 from __future__ import annotations
@@ -105,6 +106,30 @@ class FreshFilterOptions:
                     options = flt.get_options(self)
                     item["options"] = [(k, str(v)) for k, v in options] if options else None
         return groups
+
+
+def choice_filters(column: peewee.Field, name: Any, choices: Any) -> list[filters.BasePeeweeFilter]:
+    """"equals" / "not equal" offering `choices` ((stored key, label) pairs) in a select: the
+    operator picks 顾客要求转人工, the query compares the stored key (`requested`). The labels
+    may be lazy translations; Flask-Admin turns them into text per request (`non_lazy`)."""
+    options = [(str(key), label) for key, label in choices]
+    return [filters.FilterEqual(column, name, options=options), filters.FilterNotEqual(column, name, options=options)]
+
+
+class LabelledChoiceFilters:
+    """Flask-Admin's peewee views give a CharField free-text filters that take the stored key
+    (`requested`, `abstained`, `window_closed`), which an operator neither sees in the panel nor
+    can guess; a filtered column that has labelled `column_choices` gets choice filters instead."""
+
+    column_choices: Any
+    model: Any
+
+    def scaffold_filters(self, name: Any) -> Any:
+        choices = (self.column_choices or {}).get(name) if isinstance(name, str) else None
+        if choices:
+            label = self.get_column_name(name)  # type: ignore[attr-defined]
+            return choice_filters(getattr(self.model, name), label, choices)
+        return super().scaffold_filters(name)  # type: ignore[misc]
 
 
 class LocalDateTimeField(DateTimeField):

@@ -25,7 +25,16 @@ from bot.models import AdminUser, Faq, Outbox, UnansweredQuestion
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
 # Why an unanswered question was recorded (UnansweredQuestion.reason, stored as the key).
 UNANSWERED_REASONS = {"abstained": _l("未命中"), "handoff": _l("回答后顾客转人工"), "disliked": _l("顾客点踩")}
-OUTBOX_REASONS = {"failed": "发送失败", "window_closed": "超过 48 小时互动窗口", "limit_reached": "超过平台发送上限"}
+# Outbox.status is stored as the key (bot.outbox, bot.fanout.withdraw, the channel adapters).
+OUTBOX_STATUSES = {"pending": _l("待发送"), "sending": _l("正在发送"), "sent": _l("已发送"), "failed": _l("失败"),
+                   "window_closed": _l("超出48小时客服窗口"), "limit_reached": _l("超出回复条数限制"),
+                   "cancelled": _l("已取消")}
+# What a failed status means for the operator (the wording bot.relay tells the agent).
+OUTBOX_REASONS = {"failed": _l("平台拒绝了这条消息，或多次重试仍未成功"),
+                  "window_closed": _l("顾客超过48小时未发消息，平台不允许主动发送"),
+                  "limit_reached": _l("已达到平台对本次互动的回复条数上限")}
+# AdminUser.role is stored as the key (admin.users.ROLES).
+ROLE_LABELS = {"admin": _l("管理员"), "operator": _l("运营")}
 
 
 class UnansweredView(ReadOnlyView):
@@ -85,7 +94,7 @@ def _ids(text: str) -> list[int]:
 
 
 def _reason(view: Any, context: Any, model: Outbox, name: str) -> str:
-    return OUTBOX_REASONS.get(model.status, model.status)
+    return str(OUTBOX_REASONS.get(model.status, model.status))
 
 
 class OutboxFailureView(ReadOnlyView):
@@ -96,6 +105,8 @@ class OutboxFailureView(ReadOnlyView):
     column_filters = ("status", "channel", "created_at")
     column_searchable_list = ("recipient", "last_error")
     column_formatters = {"reason": _reason, "last_error": short}
+    # only the failed statuses are listed here, so only they are offered by the filter
+    column_choices = {"status": [(k, OUTBOX_STATUSES[k]) for k in FAILED_STATUSES]}
     column_default_sort = ("id", True)
     column_details_list = ("id", "key", "created_at", "channel", "recipient", "status", "attempts", "last_error",
                            "content")
@@ -118,8 +129,9 @@ class AdminUserView(SecureModelView):
     form_columns = ("username", "role", "active", "must_change_password", "password")
     form_extra_fields = {
         "password": PasswordField(_l("新密码"), description=_l("新建时必填；编辑时留空表示不修改（至少 8 位）")),
-        "role": SelectField(_l("角色"), choices=[("admin", "管理员"), ("operator", "运营")]),
+        "role": SelectField(_l("角色"), choices=list(ROLE_LABELS.items())),
     }
+    column_choices = {"role": list(ROLE_LABELS.items())}  # the list shows 管理员 / 运营, not the stored key
     can_view_details = False
 
     def on_model_change(self, form: Any, model: AdminUser, is_created: bool) -> None:

@@ -120,6 +120,19 @@ EN: dict[str, str] = {
     "原客服已下线": "Previous agent went offline", "客服转接": "Transferred by an agent", "回访低分": "Low revisit score",
     "客服结束": "By the agent", "后台结束": "In the panel", "超时自动结束": "Idle timeout", "顾客结束": "By the customer",
     "满减（元）": "Amount off (¥)", "折扣（%）": "Percent off (%)",
+    "收到": "Incoming", "发出": "Outgoing", "已下单": "placed", "已付款": "paid", "已发货": "shipped",
+    "已签收": "delivered", "已退款": "refunded", "全部顾客": "All customers", "已排队发送": "Queued to send",
+    "正在发送": "Sending", "顾客数据已删除": "Customer data erased", "顾客已拉黑": "Customer blocked",
+    "顾客已取消关注": "Customer unsubscribed", "没有可发送的内容": "Nothing to send",
+    "未设置消息内容": "No message text configured", "活动没有内容": "The campaign has no content",
+    "超出48小时客服窗口，且没有模板消息": "Outside the 48-hour service window and no template message",
+    "平台发送失败": "The platform send failed", "超出48小时客服窗口": "Outside the 48-hour service window",
+    "超出回复条数限制": "Reply limit reached",
+    "平台拒绝了这条消息，或多次重试仍未成功": "The platform refused the message, or retries kept failing",
+    "顾客超过48小时未发消息，平台不允许主动发送":
+        "The customer has not written for over 48 hours; the platform does not allow sending",
+    "已达到平台对本次互动的回复条数上限": "The platform's reply limit for this exchange was reached",
+    "管理员": "Admin", "运营": "Operator",
 }
 
 

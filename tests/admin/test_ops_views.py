@@ -37,7 +37,7 @@ def test_outbox_failures_lists_only_failures_with_reasons(admin_panel: Panel) ->
     Outbox.create(key="k3", channel="mp", recipient="u3", content={"text": "hi"}, status="failed",
                   last_error="errcode 45015")
     html = admin_panel.get("/admin/outbox/").get_data(as_text=True)
-    assert "u2" in html and "u3" in html and "超过 48 小时互动窗口" in html and "errcode 45015" in html
+    assert "u2" in html and "u3" in html and "顾客超过48小时未发消息，平台不允许主动发送" in html and "errcode 45015" in html
     assert ">u1<" not in html
     sent = Outbox.get(Outbox.key == "k1")
     assert admin_panel.get(f"/admin/outbox/details/?id={sent.id}").status_code == 302
