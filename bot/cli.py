@@ -598,7 +598,10 @@ def campaign_list(config: Config) -> None:
     _open(config)
     # read them all first: `progress` writes (it syncs outcomes), and on SQLite a write while
     # this SELECT's cursor is still open fails at once if `kefu serve` committed meanwhile
-    for c in list(Campaign.select().order_by(Campaign.id)):
+    rows = list(Campaign.select().order_by(Campaign.id))
+    if not rows:
+        click.echo("no campaigns yet: create one in the admin panel (营销 → 群发活动)", err=True)
+    for c in rows:
         click.echo(json.dumps({"id": c.id, "name": c.name, "status": c.status, "target": f"{c.target_kind}:{c.target_value}",
                                "cron": c.cron, "run": c.run_key, "progress": campaigns.progress(c)}, ensure_ascii=False))
 

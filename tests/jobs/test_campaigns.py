@@ -239,6 +239,16 @@ def test_backlog_bounds_the_fan_out() -> None:
     assert Outbox.select().where(Outbox.status == "pending").count() == 20
 
 
+def test_cli_list_says_when_there_are_none(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    env = {"KEFU_DATABASE_URL": config.database_url, "KEFU_DATA_DIR": str(tmp_path / "data")}
+    empty = CliRunner().invoke(main, ["campaign", "list"], env=env)
+    assert empty.exit_code == 0 and empty.stdout == "" and "no campaigns yet" in empty.stderr
+
+
 def test_cli_changes_and_lists(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
