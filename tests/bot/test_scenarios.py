@@ -154,7 +154,8 @@ def test_queue_positions_and_updates_when_it_moves(shop: Shop, fake_clock) -> No
     for user in ("u1", "u2", "u3"):
         fake_clock.advance(seconds=10)
         positions.append(joined(shop.says(user, "人工")))
-    assert ["1 位" in positions[0], "2 位" in positions[1], "3 位" in positions[2]] == [True, True, True]
+    # the first in line is told it is first, not that one person is ahead of it
+    assert ["排在第 1 位" in positions[0], "排在第 2 位" in positions[1], "排在第 3 位" in positions[2]] == [True] * 3
     shop.says("mei", "/resolve")
     # the longest-waiting (u1) gets 小美; the others hear their new place
     assert conversation_of("u1").agent_id == mei.id
