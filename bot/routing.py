@@ -251,7 +251,8 @@ def welcome_card_question(turn: Turn) -> str:
 
 
 REASON_NAMES = {"requested": "顾客要求转人工", "human_first": "人工优先", "unsure": "机器人没有把握",
-                "unanswered": "机器人多次未能回答", "agent_offline": "原客服已下线", "transfer": "转接"}
+                "unanswered": "机器人多次未能回答", "agent_offline": "原客服已下线", "transfer": "转接",
+                "revisit": "回访低分"}
 QUEUE_UPDATE_TOP = 10  # customers this close to the front hear when the queue moves
 QUEUE_UPDATE_TEXT = "排队进度更新：您现在排在第 {position} 位，请耐心等待。"
 
@@ -340,9 +341,14 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
         Reply(text=settings.get("handoff_message").format(agent=f"「{agent}」")), "bot", conversation, customer,
     )
     since = clock.now() - timedelta(hours=24)
+    # what the customer said and was told: not what went to agents in the conversation's name
+    # (earlier briefs, relayed copies, notices), which a moved conversation's brief quoted as
+    # the agent's words, nesting one more brief with each move; not empty events (subscribe)
+    between = (((Message.direction == "in") & (Message.author == "customer") & (Message.text != ""))
+               | ((Message.direction == "out") & (Message.peer_id == customer.external_id)))
     recent = list(
         Message.select()
-        .where((Message.conversation == conversation) & (Message.created_at >= since))
+        .where((Message.conversation == conversation) & (Message.created_at >= since) & between)
         .order_by(Message.id.desc())
         .limit(6)
     )
@@ -350,7 +356,7 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
     if customer.notes:
         lines.append(f"备注：{customer.notes[-200:]}")
     for m in reversed(recent):
-        who = "顾客" if m.direction == "in" else ("机器人" if m.author == "bot" else "客服")
+        who = "顾客" if m.direction == "in" else {"bot": "机器人", "agent": "客服"}.get(m.author, "系统")
         lines.append(f"{who}：{m.text[:200]}")
     lines.append("直接回复即可与顾客对话；发送 /help 查看命令。")
     to_agent = Outgoing(agent.channel, agent.im_user_id, Reply(text="\n".join(lines)), "system", conversation,

@@ -241,3 +241,17 @@ def test_nothing_missed_means_no_notice(shop: Shop, fake_clock) -> None:
     fake_clock.advance(minutes=1)
     listing = shop.says("mei", "/list")
     assert len(listing) == 1 and "未能送达" not in listing[0]
+
+
+def test_a_moved_conversations_brief_quotes_the_customer_and_the_shop_only(shop: Shop) -> None:
+    """The brief the next agent gets lists what the customer said and was told, not what went
+    to the previous agent (their brief, the relayed copies), which it quoted as the agent's words."""
+    make_agent("小美", "mei")
+    make_agent("阿力", "ali")
+    shop.says("u1", "转人工")
+    shop.says("u1", "我想退货")
+    shop.says("mei", "好的，请提供订单号")
+    shop.says("mei", "转接 阿力")
+    brief = next(text for text in shop.inbox("ali") if "新的人工会话" in text)
+    assert brief.count("新的人工会话") == 1 and "【#" not in brief.split("\n", 1)[1]
+    assert "顾客：我想退货" in brief and "客服：好的，请提供订单号" in brief

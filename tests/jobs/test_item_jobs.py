@@ -90,6 +90,21 @@ def test_revisit_answer_recorded_and_low_score_opens_a_conversation() -> None:
     assert conversation.status == "queued" and conversation.handoff_reason == "revisit"
 
 
+def test_a_low_revisit_score_is_noted_on_the_shops_date_and_briefed_in_chinese(fake_clock) -> None:  # type: ignore[no-untyped-def]
+    from bot.routing import handoff_messages
+    from tests.factories import make_agent
+
+    fake_clock.advance(hours=18)  # 2026-11-24 20:00 UTC is already the 25th in Shanghai
+    person = make_customers(1)[0]
+    delivered_order(person, "SO-11", 5)
+    revisit_jobs.revisit_delivered(KINDS)
+    assert revisits.record_answer(person, "1") is not None
+    assert "2026-11-25 回访评分 1（订单 SO-11）" in Customer.get_by_id(person.id).notes
+    conversation = Conversation.get(Conversation.customer == person.id)
+    brief = handoff_messages(conversation, Customer.get_by_id(person.id), make_agent("小美", "mei"))[1].reply.text
+    assert "新的人工会话（回访低分）" in brief
+
+
 def test_dormant_revisit_once_per_quiet_stretch_with_coupon(fake_clock) -> None:  # type: ignore[no-untyped-def]
     people = make_customers(2)
     coupon = Coupon.create(name="回归礼", value=10)
