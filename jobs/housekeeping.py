@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import clock, conversations, settings
+from bot import clock, conversations, fanout, settings
 from bot.dispatcher import recover_pending
 from bot.models import Conversation, Delivery, Message, Outbox
 
@@ -80,8 +80,16 @@ def purge_messages(days: int | None = None, batch: int = 5000) -> int:
         purged += Message.delete().where(Message.id.in_(ids)).execute()
 
 
+def sync_delivery_outcomes() -> int:
+    """Copy the outbox's final states onto every claimed delivery. Campaigns sync their own
+    run as they go; the per-recipient jobs (birthdays, coupon reminders, revisits) hand their
+    sends to the outbox and never looked back, so the panel showed them 已排队发送 forever."""
+    return fanout.sync_outcomes(Delivery.status == "claimed")
+
+
 def run_housekeeping() -> dict[str, int]:
     return {
+        "deliveries_synced": sync_delivery_outcomes(),
         "recovered": recover_pending(60.0),
         "idle_resolved": resolve_idle_conversations(),
         "outbox_purged": purge_outbox(),

@@ -42,6 +42,10 @@ def test_coupon_reminders_once_each_and_never_for_used_or_expired(fake_clock) ->
     assert coupons.remind_expiring(KINDS) == {"queued": 1, "skipped": 0}
     assert coupons.remind_expiring(KINDS) == {"queued": 0, "skipped": 0}
     assert deliver_all({"web": sender}) == 1 and sender.recipients() == ["c0", "c3"]
+    # the panel's 发送明细 learns the outcome at the next housekeeping (it said 已排队发送 forever)
+    assert {d.status for d in Delivery.select()} == {"claimed"}
+    assert housekeeping.run_housekeeping()["deliveries_synced"] == 2
+    assert {d.status for d in Delivery.select()} == {"sent"}
 
 
 def test_coupon_reminder_settings(fake_clock) -> None:  # type: ignore[no-untyped-def]
