@@ -112,6 +112,8 @@ class Relay:
     def handle(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
         """An agent's message: a command or a relay to their customer, preceded by what the
         platform did not let through to the agent since they last wrote (if anything)."""
+        if inbound.kind == "event":  # the agent's own account (un)subscribing, a menu view: nothing to relay
+            return self._event(agent, inbound)
         command = parse_command(inbound.text) if inbound.kind == "text" else None
         if command is not None:
             assignment.hold_lock()  # before any row is touched: see hold_lock
@@ -120,6 +122,14 @@ class Relay:
         else:
             out = self._relay(agent, inbound)
         return missed_while_away(agent, inbound) + out
+
+    def _event(self, agent: Agent, inbound: Inbound) -> list[Outgoing]:
+        """A subscribe from an agent's account gets the agent's own welcome (how to work from
+        here), not the customers' welcome nor "no conversation selected"; other events nothing."""
+        if inbound.event.lower() == "subscribe":
+            return [self._say(agent, f"您好，{agent.display_name or agent.name}！您的账号已绑定为客服。"
+                                     "新的人工会话会发到这里，直接回复即可与顾客对话；发送 /help 查看命令。")]
+        return []
 
     def _say(self, agent: Agent, text: str) -> Outgoing:
         return say(agent, text)

@@ -255,3 +255,15 @@ def test_a_moved_conversations_brief_quotes_the_customer_and_the_shop_only(shop:
     brief = next(text for text in shop.inbox("ali") if "新的人工会话" in text)
     assert brief.count("新的人工会话") == 1 and "【#" not in brief.split("\n", 1)[1]
     assert "顾客：我想退货" in brief and "客服：好的，请提供订单号" in brief
+
+
+def test_an_agents_account_subscribing_gets_the_agents_welcome(shop: Shop) -> None:
+    from bot.events import Inbound
+
+    make_agent("小美", "mei")
+    out = shop.dispatcher.handle(Inbound(channel="web", user_id="mei", msg_id="sub-mei", kind="event",
+                                         event="subscribe")).replies
+    assert len(out) == 1 and "已绑定为客服" in out[0].text and "没有选中的会话" not in out[0].text
+    unsub = shop.dispatcher.handle(Inbound(channel="web", user_id="mei", msg_id="unsub-mei", kind="event",
+                                           event="unsubscribe")).replies
+    assert unsub == []
