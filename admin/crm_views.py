@@ -8,13 +8,17 @@ customers: every column is rendered escaped.
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
+from wtforms.validators import Optional
 
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.faq_views import short
+from bot import clock
 from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, Order
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
@@ -153,6 +157,15 @@ class IssuedCouponView(SecureModelView):
     column_filters = ("coupon", "expires_at", "used_at")
     column_searchable_list = ("code",)
     form_columns = ("coupon", "customer", "code", "expires_at", "used_at")
+    # an operator issuing one by hand need not invent a code or work out the expiry
+    form_args = {"code": {"validators": [Optional()], "description": _l("留空则自动生成")},
+                 "expires_at": {"validators": [Optional()], "description": _l("留空则按优惠券的有效天数")}}
+
+    def on_model_change(self, form: Any, model: IssuedCoupon, is_created: bool) -> None:
+        if not (model.code or "").strip():
+            model.code = "M" + secrets.token_hex(5).upper()
+        if model.expires_at is None:
+            model.expires_at = (model.issued_at or clock.now()) + timedelta(days=model.coupon.valid_days)
 
 
 class OrderView(ReadOnlyView):

@@ -120,6 +120,7 @@ EN: dict[str, str] = {
     "原客服已下线": "Previous agent went offline", "客服转接": "Transferred by an agent", "回访低分": "Low revisit score",
     "客服结束": "By the agent", "后台结束": "In the panel", "超时自动结束": "Idle timeout", "顾客结束": "By the customer",
     "满减（元）": "Amount off (¥)", "折扣（%）": "Percent off (%)",
+    "留空则自动生成": "Leave empty to generate one", "留空则按优惠券的有效天数": "Leave empty for the coupon's validity",
     "收到": "Incoming", "发出": "Outgoing", "已下单": "placed", "已付款": "paid", "已发货": "shipped",
     "已签收": "delivered", "已退款": "refunded", "全部顾客": "All customers", "已排队发送": "Queued to send",
     "正在发送": "Sending", "顾客数据已删除": "Customer data erased", "顾客已拉黑": "Customer blocked",

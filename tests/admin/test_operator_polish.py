@@ -115,3 +115,16 @@ def test_agent_filter_offers_an_agent_added_while_the_panel_runs(admin_panel: Pa
     make_agent("late-joiner")
     assert "late-joiner" in admin_panel.get("/admin/conversation/").get_data(as_text=True)
     assert "late-joiner" in admin_panel.get("/admin/customer/").get_data(as_text=True)
+
+
+def test_a_coupon_issued_by_hand_gets_a_code_and_an_expiry_when_left_empty(admin_panel: Panel) -> None:
+    from bot.models import Customer, IssuedCoupon
+
+    coupon = Coupon.create(name="新人券", kind="amount", value=10, valid_days=7)
+    customer = Customer.create(channel="web", external_id="v_1")
+    response = admin_panel.post("/admin/issuedcoupon/new/", {"coupon": str(coupon.id), "customer": str(customer.id),
+                                                              "code": "", "expires_at": "", "used_at": ""})
+    assert response.status_code == 302, response.get_data(as_text=True)[-500:]
+    issued = IssuedCoupon.get()
+    assert issued.code.startswith("M") and len(issued.code) == 11
+    assert (issued.expires_at - issued.issued_at).days == 7
