@@ -84,7 +84,7 @@ class CampaignView(SecureModelView):
     column_labels = {"name": _l("名称"), "target_kind": _l("发送对象"), "target_value": _l("对象值"),
                      "content": _l("内容"), "status": _l("状态"), "run_at": _l("发送时间"), "cron": _l("周期（cron）"),
                      "progress": _l("进度"), "content_kind": _l("内容类型"), "text": _l("文字内容"),
-                     "created_at": _l("创建时间")}
+                     "created_at": _l("创建时间"), "run_key": _l("发送批次")}
     column_formatters = {"progress": _progress, "content": _content}
     column_formatters_detail = column_formatters
     column_filters = ("status", "target_kind", "run_at")
@@ -147,7 +147,8 @@ class CampaignView(SecureModelView):
 class DeliveryView(ReadOnlyView):
     column_list = ("id", "campaign", "customer", "status", "reason", "job_key", "updated_at")
     column_labels = {"campaign": _l("活动"), "customer": _l("顾客"), "status": _l("结果"), "reason": _l("原因"),
-                     "job_key": _l("任务"), "updated_at": _l("更新时间")}
+                     "job_key": _l("任务"), "updated_at": _l("更新时间"), "outbox_key": _l("发送队列键"),
+                     "created_at": _l("创建时间")}
     column_filters = ("campaign", "status", "job_key", "updated_at")
     # labels shown and offered by the status filter; a reason not listed is shown as stored
     column_choices = {"status": list(DELIVERY_STATUSES.items()), "reason": list(DELIVERY_REASONS.items())}

@@ -131,7 +131,7 @@ class MessageView(ReadOnlyView):
     column_list = ("id", "created_at", "channel", "direction", "author", "customer", "agent", "text", "score")
     column_labels = {"created_at": _l("时间"), "channel": _l("渠道"), "direction": _l("方向"), "author": _l("发送方"),
                      "customer": _l("顾客"), "agent": _l("客服"), "text": _l("内容"), "score": _l("得分"),
-                     "conversation": _l("会话"), "kind": _l("类型")}
+                     "conversation": _l("会话"), "kind": _l("类型"), "payload": _l("附加数据")}
     column_filters = ("channel", "direction", "author", "created_at")
     column_searchable_list = ("text",)
     column_formatters = {"text": short}

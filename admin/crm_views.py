@@ -115,7 +115,8 @@ class AgentView(SecureModelView):
                    "last_assigned_at")
     column_labels = {"name": _l("账号"), "display_name": _l("显示名"), "status": _l("在线状态"), "channel": _l("渠道"),
                      "im_user_id": _l("绑定的 IM 账号"), "active": _l("启用"), "max_open": _l("接待上限"),
-                     "max_private": _l("私海上限"), "last_assigned_at": _l("最近分配")}
+                     "max_private": _l("私海上限"), "last_assigned_at": _l("最近分配"),
+                     "current_conversation_id": _l("当前会话"), "created_at": _l("创建时间")}
     column_filters = ("status", "channel", "active")
     column_formatters = {"status": lambda v, c, m, n: dict(AGENT_STATUSES).get(m.status, m.status)}
     form_columns = ("name", "display_name", "channel", "im_user_id", "status", "active", "max_open", "max_private")
@@ -153,7 +154,7 @@ class CouponView(SecureModelView):
 class IssuedCouponView(SecureModelView):
     column_list = ("id", "coupon", "customer", "code", "issued_at", "expires_at", "used_at")
     column_labels = {"coupon": _l("优惠券"), "customer": _l("顾客"), "code": _l("券码"), "issued_at": _l("发放时间"),
-                     "expires_at": _l("过期时间"), "used_at": _l("使用时间")}
+                     "expires_at": _l("过期时间"), "used_at": _l("使用时间"), "reminded_at": _l("到期提醒时间")}
     column_filters = ("coupon", "expires_at", "used_at")
     column_searchable_list = ("code",)
     form_columns = ("coupon", "customer", "code", "expires_at", "used_at")
@@ -173,7 +174,9 @@ class OrderView(ReadOnlyView):
                    "delivered_at", "revisit_score")
     column_labels = {"shop_order_id": _l("订单号"), "customer": _l("顾客"), "status": _l("状态"), "amount": _l("金额"),
                      "created_at": _l("下单"), "paid_at": _l("付款"), "shipped_at": _l("发货"),
-                     "delivered_at": _l("签收"), "revisit_score": _l("回访评分")}
+                     "delivered_at": _l("签收"), "revisit_score": _l("回访评分"), "channel": _l("渠道"),
+                     "platform_user_id": _l("平台用户 ID"), "phone": _l("手机号"), "items": _l("商品"),
+                     "event_at": _l("事件时间"), "refunded_at": _l("退款"), "revisited_at": _l("回访时间")}
     column_filters = ("status", "created_at", "delivered_at")
     column_choices = {"status": list(ORDER_STATUSES.items())}  # labels shown and offered; the keys stay
     column_searchable_list = ("shop_order_id", "phone")

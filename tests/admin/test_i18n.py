@@ -29,3 +29,18 @@ def test_every_string_has_english_and_the_catalog_is_compiled() -> None:
     with open(MO, "rb") as fh:
         compiled = {m.id: m.string for m in read_mo(fh) if m.id}
     assert compiled == {m: en.EN[m] for m in en.extract()}, "stale: run python -m admin.translations.en"
+
+
+def test_every_column_a_list_or_detail_page_shows_has_a_chinese_label(app) -> None:  # type: ignore[no-untyped-def]
+    """Flask-Admin names an unlabelled column after the field ("Run Key", "Created At"): in the
+    Chinese panel every column shown needs its own label."""
+    from flask_admin.model import BaseModelView
+
+    unlabelled = []
+    with app.test_request_context("/admin/"):
+        for view in app.extensions["admin"][0]._views:
+            if isinstance(view, BaseModelView):
+                for name, label in [*view.get_list_columns(), *view.get_details_columns()]:
+                    if name != "id" and str(label) == view._prettify_name(name):
+                        unlabelled.append(f"{view.endpoint}.{name}")
+    assert unlabelled == []
