@@ -80,6 +80,8 @@ def run_terminal_chat(client: WebChatClient) -> None:
     welcome = client.welcome()
     _print_message("小蜜", welcome["text"], welcome.get("cards", []))
     print("(输入问题后回车；输入 /quit 退出)")
+    # the identity, so the same visitor can come back (kefu chat --user-id ... --token ...)
+    print(f"(访客 {client.user_id}，再次进入：--user-id {client.user_id} --token {client.token})")
     stop = threading.Event()
 
     def poller() -> None:

@@ -268,7 +268,8 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
 @click.option("--user-id", default=None, help="Reuse a visitor id (needs --token), or the openid on a wechat_mp channel.")
 @click.option("--token", default=None, help="The visitor token for --user-id.")
 def chat(config: Config, channel: str | None, url: str | None, user_id: str | None, token: str | None) -> None:
-    """Chat with the bot as a customer, in the terminal, through the web channel API."""
+    """Chat with the bot as a customer, in the terminal: through a web channel's API, or as a
+    公众号 follower through signed, encrypted callbacks on a wechat_mp channel (the stand-in)."""
     from adapters.web_client import WebChatClient, run_terminal_chat
 
     name = channel or next((c.name for c in config.channels if c.kind == "web"), None)
