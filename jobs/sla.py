@@ -5,7 +5,8 @@ scheduler calls `run_sla` every ~15 s. A conversation is overdue when it is assi
 agent has not replied since it was assigned to them, and `agent_sla_seconds` (operator
 setting) have passed since that assignment. It is then reassigned to the next free agent
 (round-robin, the late agent excluded); the late agent is told, the new one gets the
-context and the customer hears who is coming. With nobody else free it stays with its
+context and the customer hears who is coming (once per message of theirs: when nobody
+answers, later moves between the free agents do not tell the customer again). With nobody else free it stays with its
 agent and is retried on the next run. Every message is keyed by the conversation and the
 assignment time it concerns, so a run repeated after a crash never notifies twice.
 
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 
 from bot import assignment, clock, settings
 from bot.db import transaction
-from bot.models import Agent, Conversation
+from bot.models import Agent, AssignmentLog, Conversation
 from bot.relay import emit, say
 from bot.routing import handoff_messages, queue_position_updates, queue_snapshot
 
@@ -74,6 +75,11 @@ def run_sla() -> dict[str, int]:
 def _reassign(conversation: Conversation, seconds: int) -> bool:
     key = f"sla:{conversation.id}:{_stamp(conversation.assigned_at)}"
     with transaction():  # the move and its messages commit together
+        # the customer hears who is coming once per message of theirs: when nobody answers,
+        # the conversation keeps moving between the free agents, silently for the customer
+        moved_before = AssignmentLog.select().where(
+            (AssignmentLog.conversation == conversation) & (AssignmentLog.end_reason == "sla")
+            & (AssignmentLog.ended_at >= conversation.last_message_at)).exists()
         moved = assignment.reassign_overdue(conversation, conversation.assigned_at)
         if moved is None:
             return False
@@ -81,7 +87,8 @@ def _reassign(conversation: Conversation, seconds: int) -> bool:
         customer = conversation.customer
         notice = say(old, f"会话 #{conversation.id}（{customer}）超过 {_duration(seconds)}未回复，已转给「{new}」。")
         notice.conversation, notice.customer = conversation, customer
-        emit([notice] + handoff_messages(conversation, customer, new, note=f"「{old}」超时未回复，转派给您"), key)
+        to_customer, brief = handoff_messages(conversation, customer, new, note=f"「{old}」超时未回复，转派给您")
+        emit([notice, brief] if moved_before else [notice, to_customer, brief], key)
     return True
 
 

@@ -125,3 +125,23 @@ def test_a_follow_up_answered_in_time_reminds_nobody(database, fake_clock) -> No
     fake_clock.advance(seconds=600)
     assert run_sla() == {"reassigned": 0, "reminded": 0, "drained": 0}
     assert Outbox.select().count() == 0
+
+
+def test_a_conversation_nobody_answers_tells_the_customer_of_the_first_move_only(database, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    settings.put("agent_sla_seconds", 60)
+    mei = make_agent("mei")
+    conversation = handoff("u1")
+    ali = make_agent("ali")
+    for expected in (ali, mei, ali):  # nobody answers: it keeps moving between the free agents
+        fake_clock.advance(seconds=61)
+        assert run_sla()["reassigned"] == 1
+        assert Conversation.get_by_id(conversation.id).agent_id == expected.id
+    assert Outbox.select().where(Outbox.recipient == "u1").count() == 1  # "「ali」is coming", once
+    briefs = Outbox.select().where(Outbox.recipient.in_([mei.im_user_id, ali.im_user_id]))
+    assert sum("新的人工会话" in o.content["text"] for o in briefs) == 3  # every new agent is briefed
+    # the customer writes again: the next move is news to them
+    fake_clock.advance(seconds=5)
+    Conversation.update(last_message_at=fake_clock.now()).where(Conversation.id == conversation.id).execute()
+    fake_clock.advance(seconds=56)
+    assert run_sla()["reassigned"] == 1
+    assert Outbox.select().where(Outbox.recipient == "u1").count() == 2
