@@ -17,11 +17,11 @@ from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from wtforms import TextAreaField
+from wtforms import SelectField, TextAreaField
 
 from admin.auth import ReadOnlyView, SecureModelView
 from bot import campaigns
-from bot.models import Campaign, Delivery
+from bot.models import Campaign, Coupon, Delivery
 
 STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
                  "done": _l("已完成"), "cancelled": _l("已取消")}
@@ -79,6 +79,14 @@ def _content(view: Any, context: Any, model: Campaign, name: str) -> str:
     return text[:60] + ("…" if len(text) > 60 else "")
 
 
+def _with_coupon_choices(form: Any) -> Any:
+    """The campaign form's coupon choices: the active coupons now, and none."""
+    form.coupon.choices = [("", _l("不发券"))] + [
+        (str(c.id), c.name) for c in Coupon.select().where(Coupon.active == True).order_by(Coupon.id)  # noqa: E712
+    ]
+    return form
+
+
 class CampaignView(SecureModelView):
     column_list = ("id", "name", "target_kind", "target_value", "content", "status", "run_at", "cron", "progress")
     column_labels = {"name": _l("名称"), "target_kind": _l("发送对象"), "target_value": _l("对象值"),
@@ -92,19 +100,36 @@ class CampaignView(SecureModelView):
     column_choices = {"status": list(STATUS_LABELS.items()), "target_kind": TARGETS}
     column_searchable_list = ("name",)
     column_default_sort = ("id", True)
-    form_columns = ("name", "target_kind", "target_value", "text", "run_at", "cron")
-    form_extra_fields = {"text": TextAreaField(_l("文字内容"))}
+    form_columns = ("name", "target_kind", "target_value", "text", "coupon", "run_at", "cron")
+    form_extra_fields = {
+        "text": TextAreaField(_l("文字内容")),
+        # a coupon for each recipient ({coupon} in the text); the choices are read per form
+        "coupon": SelectField(_l("随消息发券"), choices=[], validate_choice=False,
+                              description=_l("每位收件人各得一张，文字里用 {coupon} 写入券码")),
+    }
     form_choices = {"target_kind": TARGETS}
     form_widget_args = {"text": {"rows": 4}}
     details_template = "admin/kefu_campaign_details.html"
 
+    def create_form(self, obj: Any = None) -> Any:
+        return _with_coupon_choices(super().create_form(obj))
+
+    def edit_form(self, obj: Any = None) -> Any:
+        return _with_coupon_choices(super().edit_form(obj))
+
     def on_form_prefill(self, form: Any, id: Any) -> None:
-        model = Campaign.get_by_id(id)
-        form.text.data = (model.content or {}).get("text", "")
+        content = Campaign.get_by_id(id).content or {}
+        form.text.data = content.get("text", "")
+        form.coupon.data = str(content.get("coupon_id") or "")
 
     def on_model_change(self, form: Any, model: Campaign, is_created: bool) -> None:
-        model.content_kind = "text"
-        model.content = {**(model.content or {}), "text": form.text.data or ""}
+        if not model.content_kind or is_created:
+            model.content_kind = "text"  # an image, news or template campaign keeps its kind
+        content = {**(model.content or {}), "text": form.text.data or ""}
+        content.pop("coupon_id", None)
+        if form.coupon.data:
+            content["coupon_id"] = int(form.coupon.data)
+        model.content = content
         if is_created:
             model.status = "draft"
 

@@ -128,3 +128,26 @@ def test_a_coupon_issued_by_hand_gets_a_code_and_an_expiry_when_left_empty(admin
     issued = IssuedCoupon.get()
     assert issued.code.startswith("M") and len(issued.code) == 11
     assert (issued.expires_at - issued.issued_at).days == 7
+
+
+def test_a_campaign_can_carry_a_coupon_and_keeps_its_kind_when_edited(admin_panel: Panel) -> None:
+    """The README's coupon_id had no place in the panel ({coupon} came out empty), and saving
+    any campaign there turned it into a text one."""
+    coupon = Coupon.create(name="双十二满200减30", kind="amount", value=30)
+    Coupon.create(name="停用的券", kind="amount", value=5, active=False)
+    form = admin_panel.get("/admin/campaign/new/").get_data(as_text=True)
+    assert "双十二满200减30" in form and "停用的券" not in form
+    response = admin_panel.post("/admin/campaign/new/", {"name": "双十二", "target_kind": "all", "target_value": "",
+                                                         "text": "送您 {coupon}", "coupon": str(coupon.id)})
+    assert response.status_code == 302
+    campaign = Campaign.get(Campaign.name == "双十二")
+    assert campaign.content == {"text": "送您 {coupon}", "coupon_id": coupon.id}
+    edit = admin_panel.get(f"/admin/campaign/edit/?id={campaign.id}").get_data(as_text=True)
+    assert f'<option selected value="{coupon.id}">' in edit or f'value="{coupon.id}" selected' in edit
+    Campaign.update(content_kind="image", content={"image": {"media_id": "m1"}, "coupon_id": coupon.id}).where(
+        Campaign.id == campaign.id).execute()
+    admin_panel.post(f"/admin/campaign/edit/?id={campaign.id}", {"name": "双十二", "target_kind": "all",
+                                                                 "target_value": "", "text": "", "coupon": ""})
+    edited = Campaign.get_by_id(campaign.id)
+    assert edited.content_kind == "image" and edited.content["image"] == {"media_id": "m1"}
+    assert "coupon_id" not in edited.content  # 不发券 removes it
