@@ -10,6 +10,8 @@ from datetime import datetime, time, timedelta
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
+from bot import settings
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES_ZH = {"mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五", "sat": "周六", "sun": "周日"}
 
@@ -39,10 +41,7 @@ def _minutes(hhmm: str) -> int:
 
 
 def _zone(schedule: Mapping[str, Any]) -> ZoneInfo:
-    try:
-        return ZoneInfo(schedule.get("timezone") or "Asia/Shanghai")
-    except Exception:  # an operator typo must not stop the bot
-        return ZoneInfo("Asia/Shanghai")
+    return settings.zone_named(schedule.get("timezone"))
 
 
 def next_open(when: datetime, schedule: Mapping[str, Any], horizon_days: int = 60) -> datetime | None:

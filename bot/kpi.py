@@ -184,8 +184,5 @@ def _mean(values: list[float]) -> float | None:
 
 
 def shop_zone(name: str | None = None) -> ZoneInfo:
-    name = name or (settings.get("business_hours") or {}).get("timezone") or "Asia/Shanghai"
-    try:
-        return ZoneInfo(name)
-    except Exception:  # an operator typo must not break the figures
-        return ZoneInfo("Asia/Shanghai")
+    """`name`, else the shop's time zone (`bot.settings.shop_zone`)."""
+    return settings.zone_named(name) if name else settings.shop_zone()

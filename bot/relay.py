@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 import peewee
 
@@ -259,7 +258,7 @@ class Relay:
         if not rows:
             return [self._say(agent, "公海里暂时没有客户。")]
         lines = [f"公海客户（共 {total} 位，第 {page} 页）："]
-        lines += [f"  {c.id}. {c} 最近联系 {c.last_contact_at.astimezone(_zone()).strftime('%m-%d %H:%M')}" for c in rows]
+        lines += [f"  {c.id}. {c} 最近联系 {c.last_contact_at.astimezone(settings.shop_zone()).strftime('%m-%d %H:%M')}" for c in rows]
         lines.append("发送“认领 N”把客户领到您的私海。")
         return [self._say(agent, "\n".join(lines))]
 
@@ -294,7 +293,7 @@ class Relay:
         if not command.arg:
             return [self._say(agent, "请写上备注内容，例如：备注 喜欢红色，M码")]
         customer: Customer = conversation.customer
-        stamp = clock.now().astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+        stamp = clock.now().astimezone(settings.shop_zone()).strftime("%Y-%m-%d %H:%M")
         line = f"[{stamp} {agent}] {command.arg.strip()}"
         fresh = Customer.get_by_id(customer.id)
         notes = (fresh.notes + "\n" + line) if fresh.notes else line
@@ -479,11 +478,6 @@ def _previous_message_at(agent: Agent, inbound: Inbound) -> datetime | None:
             .scalar())
 
 
-def _zone() -> ZoneInfo:
-    try:
-        return ZoneInfo((settings.get("business_hours") or {}).get("timezone") or "Asia/Shanghai")
-    except Exception:
-        return ZoneInfo("Asia/Shanghai")
 
 
 if report_undeliverable not in outbox.give_up_listeners:

@@ -49,9 +49,7 @@ def record_answer(customer: Customer, text: str) -> tuple[Order, int] | None:
             (Order.id == order.id) & Order.revisit_score.is_null()
         ).execute():
             return None  # answered concurrently
-        from bot.kpi import shop_zone  # the shop's date, as the panel shows dates
-
-        note = f"{clock.now().astimezone(shop_zone()):%Y-%m-%d} 回访评分 {score}（订单 {order.shop_order_id}）"
+        note = f"{clock.now().astimezone(settings.shop_zone()):%Y-%m-%d} 回访评分 {score}（订单 {order.shop_order_id}）"
         Customer.update(notes=(Customer.notes.concat("\n" if customer.notes else "")).concat(note)).where(
             Customer.id == customer.id
         ).execute()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot import clock
 from bot.models import Setting
@@ -95,3 +96,21 @@ def put(key: str, value: Any) -> None:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def zone_named(name: str | None) -> ZoneInfo:
+    """The time zone `name`, or the default when it is empty or misspelt: an operator's typo
+    must not stop the bot, the figures or the panel."""
+    try:
+        return ZoneInfo(name or DEFAULT_ZONE)
+    except Exception:
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def shop_zone() -> ZoneInfo:
+    """The shop's time zone: the operator's setting (系统 → 营业时间), in which the panel shows
+    times, the KPIs count days, and the bot tells its opening hours."""
+    return zone_named((get("business_hours") or {}).get("timezone"))

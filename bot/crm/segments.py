@@ -138,17 +138,12 @@ def _spec(segment: Segment | Mapping[str, Any]) -> dict[str, Any]:
     return validate(segment.filter if isinstance(segment, Segment) else segment)
 
 
-def _shop_zone() -> ZoneInfo:
-    try:
-        return ZoneInfo((settings.get("business_hours") or {}).get("timezone") or "Asia/Shanghai")
-    except Exception:  # a bad zone name in the setting: the shop default
-        return ZoneInfo("Asia/Shanghai")
 
 
 def condition(segment: Segment | Mapping[str, Any]) -> peewee.Expression:
     """The segment's filter as one condition on Customer (SegmentError when it is wrong)."""
     spec = _spec(segment)
-    zone = _shop_zone()
+    zone = settings.shop_zone()
     where: list[peewee.Expression] = [Customer.erased_at.is_null()]
     if "levels" in spec:
         where.append(Customer.level.in_(spec["levels"]))
