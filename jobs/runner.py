@@ -87,7 +87,21 @@ class SchedulerService:
     async def start(self) -> None:
         self.scheduler.start(paused=True)
         self.install()
+        await asyncio.to_thread(self.check_zone)
         self._lease_task = asyncio.get_running_loop().create_task(self._lease_loop(), name="scheduler-lease")
+
+    def check_zone(self) -> bool:
+        """Whether the job hours' zone (`[scheduler] timezone`) is the shop's (系统 → 营业时间,
+        in which the panel shows times); a warning says so when not: birthdays, reminders and
+        cron campaigns would then fire by another clock than the one the operator reads."""
+        from bot import settings
+
+        shop = str(settings.shop_zone())
+        if shop == str(self.tz):
+            return True
+        log.warning("the scheduler's timezone %s is not the shop's (%s, set in the admin: 系统 → 营业时间): job "
+                    "hours follow %s; set [scheduler] timezone = \"%s\" to match", self.tz, shop, self.tz, shop)
+        return False
 
     def _in_thread(self, job_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def run(*args: Any) -> None:

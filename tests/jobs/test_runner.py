@@ -206,3 +206,14 @@ async def test_an_idle_run_logs_at_debug(config, database) -> None:  # type: ign
     levels = {r.getMessage().split('"job": "')[1].split('"')[0]: r.levelno
               for r in records if '"event": "job"' in r.getMessage()}
     assert (levels["idle"], levels["busy"]) == (logging.DEBUG, logging.INFO)  # the real jobs may log too
+
+
+def test_the_scheduler_says_when_its_zone_is_not_the_shops(config, database) -> None:  # type: ignore[no-untyped-def]
+    from bot import settings
+
+    service = SchedulerService(config, leadership=Switch(False))
+    assert str(service.tz) == "Asia/Shanghai" and service.check_zone()
+    settings.put("business_hours", {**settings.get("business_hours"), "timezone": "Europe/Berlin"})
+    assert not service.check_zone()
+    settings.put("business_hours", {**settings.get("business_hours"), "timezone": "Not/AZone"})
+    assert service.check_zone()  # a misspelt setting is the default zone, as everywhere
