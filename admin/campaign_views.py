@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import peewee
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
@@ -21,7 +20,7 @@ from wtforms import SelectField, TextAreaField
 
 from admin.auth import ReadOnlyView, SecureModelView
 from bot import campaigns
-from bot.models import Campaign, Coupon, Delivery
+from bot.models import Campaign, Coupon
 
 STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
                  "done": _l("已完成"), "cancelled": _l("已取消")}

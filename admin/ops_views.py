@@ -20,7 +20,7 @@ from admin import users
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.faq_views import CATEGORIES, short
 from bot.faq import learning
-from bot.models import AdminUser, Faq, Outbox, UnansweredQuestion
+from bot.models import AdminUser, Faq, Outbox
 
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
 # Why an unanswered question was recorded (UnansweredQuestion.reason, stored as the key).

@@ -16,7 +16,7 @@ from bot.db import execute
 from bot.events import Card, Inbound, Reply
 from bot.faq.normalize import normalize
 from bot.faq.store import FaqStore
-from bot.models import Agent, Conversation, Customer, CustomerTag, Faq, Message, Tag, UnansweredQuestion
+from bot.models import Agent, Conversation, Customer, CustomerTag, Message, Tag, UnansweredQuestion
 from bot.outgoing import Outgoing
 
 MEDIA_NAMES = {"image": "图片", "voice": "语音", "video": "视频", "shortvideo": "小视频", "location": "位置",

@@ -96,7 +96,7 @@ def test_coupon_placeholder_issues_one_coupon_per_recipient() -> None:
 
 
 def test_48_hour_window_uses_template_or_skips_with_reason(fake_clock) -> None:  # type: ignore[no-untyped-def]
-    fresh = make_customers(1, channel="mp", prefix="fresh")
+    make_customers(1, channel="mp", prefix="fresh")  # inside the window: gets the text
     stale = make_customers(1, channel="mp", prefix="stale", )
     Customer.update(last_inbound_at=clock.now() - timedelta(hours=49)).where(Customer.id == stale[0].id).execute()
     never = make_customers(1, channel="mp", prefix="never")
