@@ -87,7 +87,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from bot import clock
 from bot.db import execute
-from bot.models import Customer, Message, Outbox
+from bot.models import Message, Outbox
 from bot.outbox import SendResult
 
 log = logging.getLogger("kefu.send_window")
