@@ -14,12 +14,13 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from wtforms.validators import Optional
+from wtforms.validators import Optional, ValidationError
 
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.faq_views import short
 from bot import clock
-from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, Order
+from bot.crm import segments
+from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, Order, Tag
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
 AGENT_STATUSES = [("online", "在线"), ("away", "离开"), ("offline", "下线")]
@@ -92,6 +93,12 @@ class TagView(SecureModelView):
     column_labels = {"name": _l("标签"), "color": _l("颜色")}
     form_excluded_columns = ("customer_links",)
 
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        """A name already taken is refused with that reason, not the database's UNIQUE error."""
+        taken = Tag.select().where((Tag.name == model.name) & (Tag.id != (model.id or 0))).exists()
+        if taken:
+            raise ValidationError(str(_l("标签「%(name)s」已存在", name=model.name)))
+
 
 class GroupView(SecureModelView):
     column_list = ("name", "kind", "description", "created_at")
@@ -129,7 +136,6 @@ class AgentView(SecureModelView):
     def after_model_change(self, form: Any, model: Agent, is_created: bool) -> None:
         """Setting an agent offline here does what their own 下线 command does (waiting
         conversations back to the queue, everyone told); online serves the queue."""
-        from bot import clock
         from bot.relay import drain_queue_messages, emit, go_offline
 
         before = getattr(model, "_status_before", None)
@@ -187,3 +193,15 @@ class SegmentView(SecureModelView):
     column_list = ("name", "filter", "created_at")
     column_labels = {"name": _l("名称"), "filter": _l("筛选条件（JSON）"), "created_at": _l("创建时间")}
     form_columns = ("name", "filter")
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        """The filter is checked as campaigns read it: a saved segment that cannot be counted
+        (an unknown key, a bad value) or names a tag that does not exist is refused here, with
+        the reason, instead of failing later wherever it is used."""
+        try:
+            clean = segments.validate(model.filter)
+        except segments.SegmentError as exc:
+            raise ValidationError(str(_l("筛选条件有误：%(error)s", error=str(exc)))) from None
+        missing = [t for t in clean.get("tags", []) if not Tag.select().where(Tag.name == t).exists()]
+        if missing:
+            raise ValidationError(str(_l("没有这个标签：%(tags)s", tags="、".join(missing))))

@@ -123,6 +123,8 @@ EN: dict[str, str] = {
     "留空则自动生成": "Leave empty to generate one", "留空则按优惠券的有效天数": "Leave empty for the coupon's validity",
     "随消息发券": "Coupon with the message", "每位收件人各得一张，文字里用 {coupon} 写入券码":
         "One for each recipient; write {coupon} in the text for its code", "不发券": "No coupon",
+    "筛选条件有误：%(error)s": "The filter is not valid: %(error)s", "没有这个标签：%(tags)s": "No such tag: %(tags)s",
+    "标签「%(name)s」已存在": "The tag %(name)s already exists",
     "发送批次": "Run", "发送队列键": "Outbox key", "附加数据": "Payload", "当前会话": "Current conversation",
     "到期提醒时间": "Expiry reminder sent", "平台用户 ID": "Platform user id", "手机号": "Phone", "商品": "Items",
     "事件时间": "Event time", "退款": "Refunded", "回访时间": "Revisited", "规范化文本": "Normalized text",

@@ -151,3 +151,19 @@ def test_a_campaign_can_carry_a_coupon_and_keeps_its_kind_when_edited(admin_pane
     edited = Campaign.get_by_id(campaign.id)
     assert edited.content_kind == "image" and edited.content["image"] == {"media_id": "m1"}
     assert "coupon_id" not in edited.content  # 不发券 removes it
+
+
+def test_a_segment_that_cannot_be_counted_or_a_duplicate_tag_is_refused_with_the_reason(admin_panel: Panel) -> None:
+    from bot.models import Segment, Tag
+
+    Tag.create(name="老客户")
+    for spec, reason in (('{"foo": 1, "level_min": 2}', "筛选条件有误：foo: unknown filter key"),
+                         ('{"tags": ["没有这个标签"]}', "没有这个标签：没有这个标签")):
+        page = admin_panel.post("/admin/segment/new/", {"name": "高价值", "filter": spec},
+                                follow_redirects=True).get_data(as_text=True)
+        assert reason in page
+    assert Segment.select().count() == 0
+    assert admin_panel.post("/admin/segment/new/", {"name": "老客户群", "filter": '{"tags": ["老客户"]}'}).status_code == 302
+    assert Segment.get().filter == {"tags": ["老客户"]}
+    page = admin_panel.post("/admin/tag/new/", {"name": "老客户", "color": ""}, follow_redirects=True).get_data(as_text=True)
+    assert "标签「老客户」已存在" in page and "UNIQUE" not in page and Tag.select().count() == 1
