@@ -125,7 +125,21 @@ def parse_form(form: Any) -> dict[str, Any]:
             values[key] = json.loads(raw) if raw.strip() else None
         except json.JSONDecodeError as exc:
             raise SettingsError(key, f"不是有效的 JSON（{exc.msg}，第 {exc.lineno} 行）") from None
+        check = value_checks().get(key)
+        if check is not None and values[key] is not None:
+            try:
+                check(values[key])
+            except ValueError as exc:  # the reader's own check: what it would refuse later, quietly
+                raise SettingsError(key, str(exc)) from None
     return values
+
+
+def value_checks() -> dict[str, Callable[[Any], Any]]:
+    """JSON settings whose reader checks them: the same check refuses a bad value when it is
+    saved (otherwise the reader logs it and falls back to the defaults, unseen by the operator)."""
+    from bot.crm import levels
+
+    return {levels.SETTING: levels.parse_rules}
 
 
 class SettingsView(SecureView):

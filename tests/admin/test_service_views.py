@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bot import settings
@@ -194,3 +195,15 @@ def test_setting_an_agent_offline_in_the_panel_returns_waiting_customers(admin_p
     assert response.status_code == 302
     assert Agent.get_by_id(agent.id).status == "offline"
     assert Conversation.get().status == "queued"
+
+
+def test_a_json_setting_its_reader_would_refuse_is_refused_when_saved(admin_panel: Panel) -> None:
+    """member_levels with a bad threshold used to be saved; at the next order event the bot
+    logged it and quietly used the defaults."""
+    bad = '{"spend": [5000, 100, "x"], "orders": [3], "notify": "sideways"}'
+    page = admin_panel.post("/admin/settings/", _settings_form(json_member_levels=bad),
+                            follow_redirects=True).get_data(as_text=True)
+    assert "member_levels" in page and settings.get("member_levels") == settings.DEFAULTS["member_levels"]
+    good = json.dumps({**settings.DEFAULTS["member_levels"], "notify": "off"})
+    assert admin_panel.post("/admin/settings/", _settings_form(json_member_levels=good)).status_code == 302
+    assert settings.get("member_levels") == json.loads(good)
