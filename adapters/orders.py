@@ -19,7 +19,7 @@ import functools
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, Collection
 
 from aiohttp import web
 
@@ -45,9 +45,10 @@ def _answer(http_status: int, **data: Any) -> web.Response:
 
 
 class OrderApi:
-    def __init__(self, config: OrdersConfig, bridge: CoreBridge) -> None:
+    def __init__(self, config: OrdersConfig, bridge: CoreBridge, channels: Collection[str] | None = None) -> None:
         self.config = config
         self.bridge = bridge
+        self.channels = channels  # the configured channel names: a buyer elsewhere is refused
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/api/orders", self.post)]
@@ -79,7 +80,7 @@ class OrderApi:
             return _answer(400, error=f"body: not valid UTF-8 JSON ({exc})", field="body")
         key = "orders:" + hashlib.sha256(body).hexdigest()
         try:
-            applied = await self.bridge.call(receive, key, data, self.config.max_skew_seconds)
+            applied = await self.bridge.call(receive, key, data, self.config.max_skew_seconds, self.channels)
         except OrderError as exc:
             return _answer(400, error=str(exc), field=exc.field)
         if applied is None:

@@ -108,7 +108,7 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app.router.add_get("/healthz", healthz)
     for adapter in adapters.values():
         app.router.add_routes(adapter.routes())
-    app.router.add_routes(OrderApi(config.orders, bridge).routes())
+    app.router.add_routes(OrderApi(config.orders, bridge, {c.name for c in config.channels}).routes())
 
     async def on_startup(app: web.Application) -> None:
         # build the FAQ index before the first customer asks, not during their request

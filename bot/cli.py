@@ -533,7 +533,7 @@ def orders_import(config: Config, file: str) -> None:
 
     _open(config)
     try:
-        report = import_file(file, config.timezone)
+        report = import_file(file, config.timezone, {c.name for c in config.channels})
     except ImportFileError as exc:
         raise click.ClickException(f"{exc} (nothing was imported)") from None
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "none"

@@ -19,6 +19,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 from zoneinfo import ZoneInfo
 
 from bot.crm.orders import OrderError, apply, parse_event
@@ -68,11 +69,12 @@ def _read_text(path: Path) -> str:
     raise ImportFileError(f"{path}: neither UTF-8 nor GB18030 text")
 
 
-def import_file(path: str | Path, timezone: str = "Asia/Shanghai") -> ImportReport:
-    return import_rows(_read_text(Path(path)), timezone)
+def import_file(path: str | Path, timezone: str = "Asia/Shanghai", channels: Collection[str] | None = None) -> ImportReport:
+    return import_rows(_read_text(Path(path)), timezone, channels)
 
 
-def import_rows(text: str, timezone: str = "Asia/Shanghai") -> ImportReport:
+def import_rows(text: str, timezone: str = "Asia/Shanghai", channels: Collection[str] | None = None) -> ImportReport:
+    """Apply every good row; a bad one (a buyer on a channel not in `channels`, too) is reported."""
     zone = ZoneInfo(timezone)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
@@ -88,7 +90,7 @@ def import_rows(text: str, timezone: str = "Asia/Shanghai") -> ImportReport:
         report.rows += 1
         order_id = (row.get("shop_order_id") or "").strip()
         try:
-            applied = apply(parse_event(_as_event(row), default_tz=zone))
+            applied = apply(parse_event(_as_event(row), default_tz=zone, channels=channels))
         except OrderError as exc:
             report.errors.append(RowError(line, order_id, exc.field, exc.problem))
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Collection
 
 from bot import clock
 from bot.crm.orders import Applied, apply, parse_event
@@ -23,10 +23,10 @@ _pruned_at = 0.0
 _prune_lock = threading.Lock()
 
 
-def receive(key: str, data: Any, window_seconds: int) -> Applied | None:
+def receive(key: str, data: Any, window_seconds: int, channels: Collection[str] | None = None) -> Applied | None:
     """Apply the event in `data`; None when a request with this body key was seen already.
     Raises OrderError (naming the field) for a bad payload, storing nothing."""
-    event = parse_event(data)
+    event = parse_event(data, channels=channels)
     _maybe_prune(window_seconds)
     with transaction():
         if insert_new(SeenRequest.insert(key=key, seen_at=clock.now()).on_conflict_ignore()) is None:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import peewee
 
@@ -136,8 +136,10 @@ def parse_amount(value: Any, name: str = "amount") -> Decimal | None:
     return amount.quantize(Decimal("0.01"))
 
 
-def parse_event(data: Any, default_tz: tzinfo | None = None) -> OrderEvent:
-    """Validate one order event (the API's JSON object, or a CSV row made into one)."""
+def parse_event(data: Any, default_tz: tzinfo | None = None, channels: Collection[str] | None = None) -> OrderEvent:
+    """Validate one order event (the API's JSON object, or a CSV row made into one). With
+    `channels` (the configured channel names), a buyer on another channel is refused: that
+    order could never be linked to a customer."""
     if not isinstance(data, Mapping):
         raise OrderError("body", "must be a JSON object")
     shop_order_id = _text(data, "shop_order_id", "shop_order_id", 64)
@@ -161,6 +163,8 @@ def parse_event(data: Any, default_tz: tzinfo | None = None) -> OrderEvent:
     phone_raw = _text(buyer, "phone", "customer.phone", 32)
     if channel and not _CHANNEL.match(channel):
         raise OrderError("customer.channel", "use the channel's configured name (lowercase letters, digits, - _)")
+    if channel and channels is not None and channel not in channels:
+        raise OrderError("customer.channel", f"no channel named {channel!r} (configured: {', '.join(sorted(channels))})")
     if bool(channel) != bool(user_id):
         raise OrderError("customer.user_id" if channel else "customer.channel", "channel and user_id go together")
     phone = normalize_phone(phone_raw) if phone_raw else ""

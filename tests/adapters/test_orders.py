@@ -135,3 +135,10 @@ async def test_without_a_secret_the_api_is_off(aiohttp_client, config, database)
     resp = await app_client.post("/api/orders", data=b"{}")
     assert resp.status == 503
     assert "secret" in (await resp.json())["error"]
+
+
+async def test_a_buyer_on_a_channel_that_is_not_configured_is_refused(client, fake_clock) -> None:
+    """Such an order could never be linked to a customer: the shop hears it at once."""
+    status, body = await post(client, order_event(channel="nochannel"), now_ts(fake_clock))
+    assert status == 400 and body["field"] == "customer.channel" and "no channel named 'nochannel'" in body["error"]
+    assert Order.select().count() == 0

@@ -64,3 +64,10 @@ def test_the_cli_command_reports_and_fails_on_bad_rows(database, database_url: s
     assert result.exit_code == 1
     assert "8 rows, 2 imported" in result.output
     assert "line 9 (H6): customer:" in result.output
+
+
+def test_a_row_whose_buyer_is_on_an_unconfigured_channel_is_reported(database) -> None:
+    text = ("shop_order_id,status,event_at,amount,channel,user_id\n"
+            "C1,paid,2026-11-24 10:00:00,10,web,u1\nC2,paid,2026-11-24 10:00:00,10,nochannel,u2\n")
+    report = import_rows(text, channels={"web", "mp"})
+    assert report.imported == 1 and [(e.line, e.field) for e in report.errors] == [(3, "customer.channel")]
