@@ -241,9 +241,10 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     lines = [
         "kefu is running" + (" (demo data seeded)" if fresh else ""),
         f"  database:      {_safe_url(config.database_url)}",
-        f"  webhook base:  {base}/wechat/<channel>  (health: {base}/healthz)",
+        f"  health:        {base}/healthz",
     ]
     lines += [f"  web chat:      {base}/chat/{name}" for name in web_channels]
+    lines += callback_lines(config)
     if admin_server:
         lines.append(f"  admin panel:   http://{config.admin.host}:{admin_server.port}/admin/"
                      + ("  (first login admin / admin)" if fresh else ""))
@@ -259,6 +260,14 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
         if admin_server:
             admin_server.stop()
         await runner.cleanup()
+
+
+def callback_lines(config: Config) -> list[str]:
+    """The start-up banner's callback URL of each WeChat-family channel, the one to register on
+    its platform: 公众号 under /wechat/, WeCom and 微信客服 under /wecom/."""
+    prefixes = {"wechat_mp": "/wechat", "wecom": "/wecom", "wechat_kf": "/wecom"}
+    return [f"  callback URL:  {config.public_url}{prefixes[c.kind]}/{c.name}  ({c.kind})"
+            for c in config.channels if c.kind in prefixes]
 
 
 @main.command()

@@ -95,3 +95,18 @@ def test_agent_add_and_its_errors(cli_env: dict[str, str]) -> None:
     assert row["max_open"] == 3
     link = next(line for line in ok.output.splitlines() if "/chat/web#" in line).split(": ", 1)[1]
     assert row["chat_link"] == link  # the same signed link, for agents added before (e.g. the demo's)
+
+
+def test_the_banner_names_each_wechat_channels_callback_url() -> None:
+    import dataclasses
+
+    from bot.cli import callback_lines
+    from bot.config import ChannelConfig, load_config
+
+    config = load_config(None, env={})
+    assert callback_lines(config) == []  # the demo: web only
+    config = dataclasses.replace(config, channels=config.channels + (
+        ChannelConfig(name="mp", kind="wechat_mp"), ChannelConfig(name="corp", kind="wecom"),
+        ChannelConfig(name="kf", kind="wechat_kf", open_kfid="wk1")))
+    urls = [line.split()[2] for line in callback_lines(config)]
+    assert urls == [f"{config.public_url}/wechat/mp", f"{config.public_url}/wecom/corp", f"{config.public_url}/wecom/kf"]
