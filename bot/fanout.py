@@ -287,13 +287,14 @@ def sync_outcomes(job_keys: Iterable[str] | peewee.Expression) -> int:
     with transaction():
         for outbox_status, status in (("sent", "sent"), ("failed", "failed"), ("window_closed", "failed"),
                                       ("limit_reached", "failed"), ("cancelled", "skipped")):
-            done = Outbox.select(Outbox.key).where(Outbox.status == outbox_status)
+            # per claimed delivery, its outbox row by the unique key: the work follows the claimed
+            # deliveries, not every outbox row ever sent (housekeeping runs this each minute)
+            done = peewee.fn.EXISTS(Outbox.select(peewee.SQL("1")).where(
+                (Outbox.key == Delivery.outbox_key) & (Outbox.status == outbox_status)))
             update: dict[str, Any] = {"status": status, "updated_at": now}
             if status != "sent":
                 update["reason"] = "cancelled" if outbox_status == "cancelled" else f"outbox: {outbox_status}"
-            changed += Delivery.update(**update).where(
-                where & (Delivery.status == "claimed") & Delivery.outbox_key.in_(done)
-            ).execute()
+            changed += Delivery.update(**update).where(where & (Delivery.status == "claimed") & done).execute()
     return changed
 
 

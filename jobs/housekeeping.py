@@ -84,7 +84,7 @@ def sync_delivery_outcomes() -> int:
     """Copy the outbox's final states onto every claimed delivery. Campaigns sync their own
     run as they go; the per-recipient jobs (birthdays, coupon reminders, revisits) hand their
     sends to the outbox and never looked back, so the panel showed them 已排队发送 forever."""
-    return fanout.sync_outcomes(Delivery.status == "claimed")
+    return fanout.sync_outcomes(Delivery.job_key.is_null(False))  # every job (the sync takes claimed ones)
 
 
 def run_housekeeping() -> dict[str, int]:
