@@ -265,7 +265,11 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
 def callback_lines(config: Config) -> list[str]:
     """The start-up banner's callback URL of each WeChat-family channel, the one to register on
     its platform: 公众号 under /wechat/, WeCom and 微信客服 under /wecom/."""
-    prefixes = {"wechat_mp": "/wechat", "wecom": "/wecom", "wechat_kf": "/wecom"}
+    from adapters.wechat_kf import WeChatKfChannel
+    from adapters.wechat_mp import OfficialAccountChannel
+    from adapters.wecom import WeComChannel
+
+    prefixes = {c.kind: c.prefix for c in (OfficialAccountChannel, WeComChannel, WeChatKfChannel)}  # the routes' own
     return [f"  callback URL:  {config.public_url}{prefixes[c.kind]}/{c.name}  ({c.kind})"
             for c in config.channels if c.kind in prefixes]
 
