@@ -408,12 +408,17 @@ def admin_user_reset_password(config: Config, username: str, password_stdin: boo
                "a new password is asked at the next login")
 
 
+def _faq_and_queries(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The `--faq` and `--queries` files of the measuring commands (the shared data's formats)."""
+    fn = click.option("--queries", "queries_file", required=True, type=click.Path(dir_okay=False, exists=True),
+                      help='Queries: JSON lines {"query", "faq_id" | null}; null = no FAQ should answer.')(fn)
+    return click.option("--faq", "faq_file", required=True, type=click.Path(dir_okay=False, exists=True),
+                        help='FAQ file: JSON lines {"id", "questions": [...], "answer"}.')(fn)
+
+
 @faq.command("eval")
 @config_option
-@click.option("--faq", "faq_file", required=True, type=click.Path(dir_okay=False, exists=True),
-              help='FAQ file: JSON lines {"id", "questions": [...], "answer"}.')
-@click.option("--queries", "queries_file", required=True, type=click.Path(dir_okay=False, exists=True),
-              help='Queries: JSON lines {"query", "faq_id" | null}; null = no FAQ should answer.')
+@_faq_and_queries
 @click.option("--threshold", type=float, default=None, help="Confidence threshold (default: [faq].threshold).")
 @click.option("--lexical", is_flag=True, help="Without the embedding model (the fallback matcher).")
 def faq_eval(config: Config, faq_file: str, queries_file: str, threshold: float | None, lexical: bool) -> None:
@@ -424,6 +429,41 @@ def faq_eval(config: Config, faq_file: str, queries_file: str, threshold: float 
     embedder = None if lexical else load_embedder()
     result = evaluate(faq_file, queries_file, config.faq.threshold if threshold is None else threshold, embedder)
     click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@faq.command("learn-eval")
+@config_option
+@_faq_and_queries
+@click.option("--rounds", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Operator rounds on the first half's unanswered questions.")
+@click.option("--actions", type=click.IntRange(1, 10000), default=30, show_default=True,
+              help="Groups the operator acts on per round (K).")
+@click.option("--seed", "seeds", type=int, multiple=True,
+              help="Seed of the split in halves (default 0); repeat it to cross-validate and get the means.")
+@click.option("--threshold", type=float, default=None, help="Confidence threshold (default: [faq].threshold).")
+@click.option("--cache", "cache_file", type=click.Path(dir_okay=False), default=None,
+              help="An .npz file that keeps the vectors between runs (created when missing).")
+@click.option("--lexical", is_flag=True, help="Without the embedding model (the fallback matcher).")
+def faq_learn_eval(config: Config, faq_file: str, queries_file: str, rounds: int, actions: int,
+                   seeds: tuple[int, ...], threshold: float | None, cache_file: str | None, lexical: bool) -> None:
+    """Measure the learning loop: the bot answers half the queries, an operator acts on the
+    unanswered groups, the other half is answered; beside a naive loop. One JSON object."""
+    from bot.faq.eval import FileCache, read_queries
+    from bot.faq.io import FaqFileError, read_file
+    from bot.faq.learn_eval import learn_eval, summarize
+    from bot.faq.semantic import load_embedder
+
+    try:
+        records, queries = read_file(faq_file), read_queries(queries_file)
+    except (FaqFileError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    embedder = None if lexical else load_embedder()
+    cache = FileCache(cache_file) if cache_file else None
+    limit = config.faq.threshold if threshold is None else threshold
+    runs = [learn_eval(records, queries, embedder, limit, rounds, actions, seed, cache) for seed in seeds or (0,)]
+    if cache is not None:
+        cache.save()
+    click.echo(json.dumps(runs[0] if len(runs) == 1 else summarize(runs), ensure_ascii=False))
 
 
 @main.group()

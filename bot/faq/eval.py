@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from bot.faq.io import FaqRecord, read_file
 from bot.faq.matcher import Entry, FaqIndex, Match
 from bot.faq.normalize import normalize
-from bot.faq.semantic import Embedder, VectorCache
+from bot.faq.semantic import Embedder, MemoryCache, VectorCache
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,27 @@ class Query:
     text: str
     faq_id: str | None
     kind: str = ""
+
+
+class FileCache(MemoryCache):
+    """Vectors kept in an .npz file between runs: embedding the dev splits costs minutes of a
+    shared CPU, and the figures of a re-run do not depend on it."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if self.path.exists():
+            with np.load(self.path) as data:
+                self._data.update({k: data[k] for k in data.files})
+        self._saved = len(self._data)
+
+    def save(self) -> None:
+        """Write the file when vectors were added since it was read."""
+        if len(self._data) != self._saved:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "wb") as fh:  # np.savez would add ".npz" to another suffix
+                np.savez(fh, **self._data)
+            self._saved = len(self._data)
 
 
 def read_queries(path: str | Path) -> list[Query]:

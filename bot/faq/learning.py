@@ -79,32 +79,42 @@ def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
     return added
 
 
-def unanswered_groups(limit: int = 50, scan: int = 2000, similarity: float = GROUP_SIMILARITY) -> list[Group]:
-    """The open unanswered questions grouped by similarity, biggest groups first."""
-    rows = list(UnansweredQuestion.select().where(UnansweredQuestion.resolved == False)  # noqa: E712
-                .order_by(UnansweredQuestion.created_at.desc(), UnansweredQuestion.id.desc()).limit(scan))
-    if not rows:
+def group_questions(texts: Sequence[str], vectors: np.ndarray | None = None,
+                    similarity: float = GROUP_SIMILARITY) -> list[list[int]]:
+    """Clusters of `texts` (normalized, newest first) as index lists, biggest first (ties: the
+    newest first), each newest member first. Pure, so the admin's list and `kefu faq
+    learn-eval` group alike."""
+    if not texts:
         return []
-    texts = [r.normalized or normalize(r.text) for r in rows]
     index = LexicalIndex(texts)
-    assigned = np.zeros(len(rows), dtype=bool)
-    groups: list[Group] = []
-    for leader in range(len(rows)):
+    assigned = np.zeros(len(texts), dtype=bool)
+    clusters: list[list[int]] = []
+    for leader in range(len(texts)):
         if assigned[leader]:
             continue
         close = index.scores(texts[leader]) >= similarity
         close[leader] = True
-        members = [int(j) for j in np.flatnonzero(close & ~assigned)]  # newest first, as `rows`
+        members = [int(j) for j in np.flatnonzero(close & ~assigned)]  # newest first
         assigned[members] = True
-        examples = tuple(dict.fromkeys(rows[j].text for j in members))[:5]
+        clusters.append(members)
+    clusters.sort(key=lambda members: (-len(members), members[0]))
+    return clusters
+
+
+def unanswered_groups(limit: int = 50, scan: int = 2000, similarity: float = GROUP_SIMILARITY) -> list[Group]:
+    """The open unanswered questions grouped by similarity, biggest groups first."""
+    rows = list(UnansweredQuestion.select().where(UnansweredQuestion.resolved == False)  # noqa: E712
+                .order_by(UnansweredQuestion.created_at.desc(), UnansweredQuestion.id.desc()).limit(scan))
+    texts = [r.normalized or normalize(r.text) for r in rows]
+    groups: list[Group] = []
+    for members in group_questions(texts, None, similarity)[:limit]:
         hints = [rows[j].best_faq_id for j in members if rows[j].best_faq_id]
         groups.append(Group(
-            text=rows[leader].text, count=len(members), question_ids=tuple(rows[j].id for j in members),
-            examples=examples, latest_at=rows[members[0]].created_at,
+            text=rows[members[0]].text, count=len(members), question_ids=tuple(rows[j].id for j in members),
+            examples=tuple(dict.fromkeys(rows[j].text for j in members))[:5], latest_at=rows[members[0]].created_at,
             best_faq_id=max(set(hints), key=hints.count) if hints else None,
         ))
-    groups.sort(key=lambda g: (-g.count, -g.latest_at.timestamp()))
-    return groups[:limit]
+    return groups
 
 
 def _questions(group: Group | Sequence[int]) -> list[UnansweredQuestion]:
@@ -116,15 +126,21 @@ def _questions(group: Group | Sequence[int]) -> list[UnansweredQuestion]:
     return rows
 
 
-def _phrasings(rows: Sequence[UnansweredQuestion]) -> list[str]:
-    """Distinct (by normalized form) texts of the group, newest first, at most MAX_PHRASINGS."""
+def choose_phrasings(texts: Sequence[str], existing: Sequence[str] = ()) -> list[str]:
+    """Which of a group's texts (newest first) become phrasings: distinct by normalized form,
+    none an FAQ has already, at most MAX_PHRASINGS. Pure, shared with `kefu faq learn-eval`."""
     seen: dict[str, str] = {}
-    for row in rows:
-        text = row.text.strip()[:512]
+    known = {normalize(t) for t in existing}
+    for text in texts:
+        text = text.strip()[:512]
         key = normalize(text)
-        if text and key and key not in seen:
+        if text and key and key not in seen and key not in known:
             seen[key] = text
     return list(seen.values())[:MAX_PHRASINGS]
+
+
+def _phrasings(rows: Sequence[UnansweredQuestion]) -> list[str]:
+    return choose_phrasings([row.text for row in rows])
 
 
 def _resolve(rows: Sequence[UnansweredQuestion]) -> None:
@@ -159,8 +175,8 @@ def add_as_phrasing(group: Group | Sequence[int], faq_id: int) -> list[FaqQuesti
     if faq is None:
         raise LearningError("FAQ 不存在")
     with transaction():
-        existing = {normalize(q.text) for q in FaqQuestion.select().where(FaqQuestion.faq == faq)}
-        added = [FaqQuestion.create(faq=faq, text=t) for t in _phrasings(rows) if normalize(t) not in existing]
+        existing = [q.text for q in FaqQuestion.select().where(FaqQuestion.faq == faq)]
+        added = [FaqQuestion.create(faq=faq, text=t) for t in choose_phrasings([r.text for r in rows], existing)]
         _resolve(rows)
         touch(faq.id)
     return added
