@@ -21,6 +21,13 @@ Rules:
 - a sender with `plan(content)` gets the plan the check counted as the third argument of
   `send`: a split text is cut once per attempt, and what is counted is what is sent;
 - each channel is held to `rate_per_second` (a token bucket; 0 = unlimited);
+- the attempt is recorded before the platform is called (`bot.outbox.mark_attempts`), for
+  the sends about to go out together in one UPDATE (`GroupCommit`: whoever finds it idle
+  writes every mark waiting), after the send's check and rate-limit token, so a crash
+  leaves at most the sends in flight in doubt; a row whose claim another sender took over
+  is not sent;
+- the claim is a short lease renewed every third of it while the batch is being sent
+  (`bot.outbox.renew`), so a dead sender's rows are picked up within seconds;
 - stopping (`kefu serve` shutting down) lets in-flight sends finish and be recorded, and
   hands the rows not yet tried back to `pending`: nothing lost, nothing sent twice.
 """
@@ -31,7 +38,7 @@ import asyncio
 import inspect
 import logging
 from collections import defaultdict
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 
 from bot import outbox, send_window
 from bot.models import Outbox
@@ -79,28 +86,32 @@ class RateLimiter:
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
 
-class GroupRecorder:
-    """Stores send outcomes in groups: whoever finds the recorder idle writes everything
-    waiting in one transaction, the others find theirs written (group commit). Each send
-    still waits for its own outcome to be stored, so nothing changes for the caller."""
+T = TypeVar("T")
+R = TypeVar("R")
 
-    def __init__(self, run_blocking: RunBlocking, max_attempts: int) -> None:
+
+class GroupCommit(Generic[T, R]):
+    """Writes items in groups: whoever finds the writer idle writes everything waiting in
+    one call of `write` (in a worker thread), the others find theirs written (group
+    commit). Each caller still waits for its own item's result, so nothing changes for it.
+    `write(items)` returns one result per item, in order."""
+
+    def __init__(self, run_blocking: RunBlocking, write: Callable[[list[T]], list[R]]) -> None:
         self.run_blocking = run_blocking
-        self.max_attempts = max_attempts
-        self._waiting: list[tuple[Outbox, SendResult, asyncio.Future[str]]] = []
+        self.write = write
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._lock = asyncio.Lock()
 
-    async def record(self, row: Outbox, result: SendResult) -> str:
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, result, done))
+    async def submit(self, item: T) -> R:
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
         async with self._lock:
             if not done.done():
                 batch, self._waiting = self._waiting, []
                 try:
-                    statuses = await self.run_blocking(outbox.record_many, [(r, res) for r, res, _ in batch],
-                                                       self.max_attempts)
+                    results = await self.run_blocking(self.write, [it for it, _ in batch])
                 except BaseException as exc:  # the others learn it too, instead of waiting forever
-                    for _, _, waiter in batch:
+                    for _, waiter in batch:
                         if waiter.done():
                             continue
                         if isinstance(exc, Exception):
@@ -110,36 +121,65 @@ class GroupRecorder:
                     if not done.cancelled():
                         done.exception()  # ours is raised below, not left unretrieved
                     raise
-                for (_, _, waiter), status in zip(batch, statuses):
-                    waiter.set_result(status)
+                for (_, waiter), result in zip(batch, results):
+                    waiter.set_result(result)
         return await done
+
+
+class GroupRecorder(GroupCommit[tuple[Outbox, SendResult], str]):
+    """Send outcomes stored in groups (`bot.outbox.record_many`, one transaction)."""
+
+    def __init__(self, run_blocking: RunBlocking, max_attempts: int) -> None:
+        super().__init__(run_blocking, lambda outcomes: outbox.record_many(outcomes, max_attempts))
+
+    async def record(self, row: Outbox, result: SendResult) -> str:
+        return await self.submit((row, result))
+
+
+class AttemptMarker(GroupCommit[Outbox, bool]):
+    """Attempts recorded before their calls, in groups (`bot.outbox.mark_attempts`, one
+    UPDATE): True when the row is ours to send."""
+
+    def __init__(self, run_blocking: RunBlocking, lease_seconds: float) -> None:
+        super().__init__(run_blocking, self._mark)
+        self.lease_seconds = lease_seconds
+
+    def _mark(self, rows: list[Outbox]) -> list[bool]:
+        marked = outbox.mark_attempts(rows, self.lease_seconds)
+        return [row.id in marked for row in rows]
+
+    async def mark(self, row: Outbox) -> bool:
+        return await self.submit(row)
 
 
 class AsyncDelivery:
     def __init__(self, senders: Mapping[str, AsyncSender], run_blocking: RunBlocking, max_attempts: int = 8,
-                 concurrency: int = 32) -> None:
+                 concurrency: int = 32, lease_seconds: float = outbox.LEASE_SECONDS) -> None:
         self.senders = dict(senders)
         self.run_blocking = run_blocking
         self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
         self.limiters = {name: RateLimiter(float(getattr(s, "rate_per_second", 0) or 0))
                          for name, s in self.senders.items()}
         self._slots = asyncio.Semaphore(concurrency)
         self._stopping = False
         self._recorder = GroupRecorder(run_blocking, max_attempts)
+        self._marker = AttemptMarker(run_blocking, lease_seconds)
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Claim due rows for these channels and deliver them; how many were claimed."""
         if not self.senders:
             return 0
-        rows: list[Outbox] = await self.run_blocking(outbox.claim, limit, tuple(self.senders))
+        rows: list[Outbox] = await self.run_blocking(outbox.claim, limit, tuple(self.senders), self.lease_seconds)
         if not rows:
             return 0
         queues: dict[tuple[str, str], list[Outbox]] = defaultdict(list)
         for row in rows:
             queues[(row.channel, row.recipient)].append(row)
         untried = {row.id for row in rows}
-        tasks = [asyncio.get_running_loop().create_task(self._deliver_queue(queue, untried))
-                 for queue in queues.values()]
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._deliver_queue(queue, untried)) for queue in queues.values()]
+        renewing = loop.create_task(self._renew({str(row.claim_token) for row in rows}))
         try:
             await asyncio.wait(tasks)
         except asyncio.CancelledError:
@@ -148,6 +188,8 @@ class AsyncDelivery:
             await asyncio.wait(tasks, timeout=15)
             await self.run_blocking(outbox.release, sorted(untried))
             raise
+        finally:
+            renewing.cancel()
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 log.error("delivery queue failed", exc_info=task.exception())
@@ -168,12 +210,23 @@ class AsyncDelivery:
             result = prepared.refusal
             if result is None:
                 await self.limiters[row.channel].acquire()
+                if not await self._marker.mark(row):
+                    return "taken over"  # another sender holds the row now: it sends it
                 try:
                     result = await sender.send(*prepared.send_args(row.recipient, content))
                 except Exception as exc:  # network error or a sender bug: retry later, keep the row
                     log.warning("send to %s raised %s: %s", row.channel, type(exc).__name__, exc)
                     result = SendResult("retry", f"{type(exc).__name__}: {exc}")
         return await self._recorder.record(row, result)
+
+    async def _renew(self, tokens: set[str]) -> None:
+        """Keep the batch's lease while it is being sent (cancelled when it is done)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.run_blocking(outbox.renew, tokens, self.lease_seconds)
+            except Exception as exc:  # a busy database: the next renewal may pass
+                log.warning("renewing the outbox claim failed: %s: %s", type(exc).__name__, exc)
 
     async def _prepare(self, row: Outbox, sender: AsyncSender, content: Mapping[str, Any]) -> send_window.Prepared:
         """The plan and the platform's send limits (`bot.send_window.prepare`): in a worker

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from wtforms import SelectField, TextAreaField
 
 from admin.auth import ReadOnlyView, SecureModelView
+from admin.messages import flash, text as message_text
 from bot import campaigns
 from bot.models import Campaign, Coupon
 
@@ -29,7 +30,7 @@ TARGETS = [("group", _l("群")), ("tag", _l("标签")), ("level", _l("会员等�
 # Delivery.status and .reason are stored as keys: bot.fanout writes the statuses and the skip
 # reasons (`refusal`, `choose`, `sync_outcomes`, `withdraw`), the jobs the "nothing to send" ones.
 DELIVERY_STATUSES = {"pending": _l("待发送"), "claimed": _l("已排队发送"), "sent": _l("已发送"), "skipped": _l("跳过"),
-                     "failed": _l("失败")}
+                     "failed": _l("失败"), "in_doubt": _l("结果未知")}
 DELIVERY_REASONS = {
     "erased": _l("顾客数据已删除"), "blocked": _l("顾客已拉黑"), "unsubscribed": _l("顾客已取消关注"),
     "nothing to send": _l("没有可发送的内容"), "no text configured": _l("未设置消息内容"),
@@ -37,6 +38,7 @@ DELIVERY_REASONS = {
     "outside the 48-hour window and no template": _l("超出48小时客服窗口，且没有模板消息"),
     "cancelled": _l("已取消"), "outbox: failed": _l("平台发送失败"), "outbox: window_closed": _l("超出48小时客服窗口"),
     "outbox: limit_reached": _l("超出回复条数限制"),
+    "outbox: in_doubt": _l("已交给平台，但发送进程中断，平台是否送达未知"),
 }
 # change -> the states it applies from (bot.campaigns checks again, atomically)
 CHANGES: dict[str, tuple[str, ...]] = {
@@ -66,8 +68,11 @@ def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
     if not total:
         return Markup('<span class="text-muted">—</span>')
     done = counts.get("sent", 0)
-    text = str(_l("%(done)s/%(total)s 已发送 · 失败 %(failed)s · 跳过 %(skipped)s", done=done, total=total,
-                  failed=counts.get("failed", 0), skipped=counts.get("skipped", 0)))
+    text = message_text(_l("%(done)s/%(total)s 已发送 · 排队 %(queued)s · 发送中 %(sending)s · 失败 %(failed)s · "
+                           "结果未知 %(in_doubt)s · 跳过 %(skipped)s"), done=done, total=total,
+                        queued=counts.get("queued", 0), sending=counts.get("sending", 0),
+                        failed=counts.get("failed", 0), in_doubt=counts.get("in_doubt", 0),
+                        skipped=counts.get("skipped", 0))
     link = url_for("delivery.index_view", search=model.run_key)
     return Markup('<a href="%s">%s</a>') % (link, escape(text))
 
@@ -153,6 +158,25 @@ class CampaignView(SecureModelView):
             flash(_l("已更新活动状态"), "success")
         return redirect(url_for(".details_view", id=campaign.id))
 
+    @expose("/resend-in-doubt/", methods=("POST",))
+    def resend_in_doubt_view(self) -> Any:
+        """Send again the run's sends in doubt: only with the risk acknowledged (the form's
+        checkbox), because the platform may have delivered some of them already."""
+        campaign = Campaign.get_or_none(Campaign.id == request.form.get("id", type=int))
+        if campaign is None:
+            flash(_l("活动不存在"), "error")
+            return redirect(url_for(".index_view"))
+        if request.form.get("accept_risk") != "yes":
+            flash(_l("请先勾选确认：结果未知的消息可能已经送达，重发会让这些顾客收到两次"), "error")
+            return redirect(url_for(".details_view", id=campaign.id))
+        try:
+            resent = campaigns.resend_in_doubt(campaign.id)
+        except campaigns.CampaignError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_l("已重新排队 %(n)s 条结果未知的消息"), "success", n=resent)
+        return redirect(url_for(".details_view", id=campaign.id))
+
     @expose("/test-send/", methods=("POST",))
     def test_send_view(self) -> Any:
         campaign = Campaign.get_or_none(Campaign.id == request.form.get("id", type=int))
@@ -164,7 +188,7 @@ class CampaignView(SecureModelView):
         except campaigns.CampaignError as exc:
             flash(str(exc), "error")
         else:
-            flash(_l("已发送测试消息给 %(n)s 位客服", n=queued), "success")
+            flash(_l("已发送测试消息给 %(n)s 位客服"), "success", n=queued)
         return redirect(url_for(".details_view", id=campaign.id))
 
 

@@ -10,7 +10,9 @@ scheduler that takes over after a crash continues the same run instead of starti
 
 States: draft -> scheduled -> running <-> paused -> done (one-shot) / back to scheduled
 (cron); any but done -> cancelled. Every transition is a conditional UPDATE, so two
-processes (or an operator and the scheduler) cannot both win.
+processes (or an operator and the scheduler) cannot both win. A run is done when every
+recipient has an outcome (sent, failed, in doubt or skipped): handing the last one to the
+outbox is not enough, nothing may still be queued or being sent.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def start_run(campaign_id: int, fire_time: datetime | None = None) -> str | None
     if campaign is None:
         return None
     key = run_key(campaign_id, fire_time or campaign.run_at or clock.now())
-    started = Campaign.update(status="running", run_key=key).where(
+    started = Campaign.update(status="running", run_key=key, run_planned=False).where(
         (Campaign.id == campaign_id) & (Campaign.status == "scheduled") & (Campaign.run_key != key)
     ).execute()
     if started:
@@ -250,10 +252,16 @@ def _status(campaign_id: int) -> str:
     return row.status if row else "missing"
 
 
-def _finish(campaign: Campaign) -> None:
+def _finish(campaign: Campaign) -> bool:
+    """running -> done (or back to scheduled for a cron campaign) once every recipient of the
+    run has an outcome; False while some are still queued or being sent."""
+    fanout.sync_outcomes([campaign.run_key])
+    if fanout.unsettled(campaign.run_key):
+        return False
     to = "scheduled" if campaign.cron else "done"
     if _transition(campaign.id, ("running",), to):
-        log.info("campaign %s: run %s handed over completely", campaign.id, campaign.run_key)
+        log.info("campaign %s: run %s done, every recipient has an outcome", campaign.id, campaign.run_key)
+    return True
 
 
 def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[], bool] = lambda: False,
@@ -261,13 +269,14 @@ def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[],
           max_backlog: int = MAX_OUTBOX_BACKLOG, backlog_wait: float = 10.0) -> str:
     """Carry a running campaign's current run forward: plan its recipients a batch ahead and
     hand them to the outbox batch by batch, re-reading the state between batches (pause and
-    cancel take effect within one batch). Returns why it stopped: done | paused | cancelled |
-    stopped | backlog | not running."""
+    cancel take effect within one batch); once all are handed over, finish the run when the
+    last outcome is in. Returns why it stopped: done | sending (all handed over, outcomes
+    awaited) | paused | cancelled | stopped | backlog | not running."""
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
     if campaign is None or campaign.status != "running" or not campaign.run_key:
         return "not running"
     audience = targets(campaign)
-    planned_all = False
+    planned_all = bool(campaign.run_planned)
     batches, waited_since = 0, None
     while True:
         status = _status(campaign_id)
@@ -284,12 +293,13 @@ def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[],
         waited_since = None
         if not planned_all:  # plan a little ahead of the hand-over: the first sends go out at once
             planned_all = fanout.plan(campaign.run_key, audience, campaign.id, max_batches=1)[1]
+            if planned_all:  # the audience is fixed now: a later drive (a resend) plans nobody new
+                Campaign.update(run_planned=True).where(Campaign.id == campaign_id).execute()
         counts = fanout.hand_over(campaign.run_key, lambda c, d: render(campaign, c, fanout.outbox_key(d)),
                                   channel_kinds, limit=batch)
         batches += 1
         if counts.queued + counts.skipped == 0 and planned_all:
-            _finish(campaign)
-            return "done"
+            return "done" if _finish(campaign) else "sending"
 
 
 def _backlog() -> int:
@@ -298,13 +308,24 @@ def _backlog() -> int:
 
 
 def progress(campaign: Campaign) -> dict[str, int]:
-    """Per-status recipient counts of the current (or last) run, outcomes synced first."""
+    """The current (or last) run's recipients by where they stand: queued, sending, sent,
+    failed, in_doubt, skipped, total (`bot.fanout.progress`)."""
     if not campaign.run_key:
         return {}
-    fanout.sync_outcomes([campaign.run_key])
-    counts = fanout.counts_by_status(campaign.run_key)
-    counts["total"] = sum(counts.values())
-    return counts
+    return fanout.progress(campaign.run_key)
+
+
+def resend_in_doubt(campaign_id: int) -> int:
+    """Send again the current run's sends in doubt (the operator accepts that some of these
+    customers may get the message twice). A finished one-shot run goes back to running so
+    that it is done only when these have their outcome too; returns how many were resent."""
+    campaign = Campaign.get_or_none(Campaign.id == campaign_id)
+    if campaign is None or not campaign.run_key:
+        raise CampaignError("活动还没有发送过")
+    resent = fanout.resend_in_doubt(campaign.run_key)
+    if resent and campaign.status == "done":
+        _transition(campaign_id, ("done",), "running")
+    return resent
 
 
 def send_test(campaign: Campaign, agents: list[Agent] | None = None) -> int:

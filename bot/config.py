@@ -73,6 +73,9 @@ class OutboxConfig:
     poll_seconds: float = 0.5
     max_attempts: int = 8
     batch: int = 100
+    # a sender's claim on a batch lasts this long and is renewed while the batch is sent:
+    # the rows of a sender that died are taken up by another within this time (bot/outbox.py)
+    lease_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -317,5 +320,7 @@ def validate(config: Config) -> None:
             raise ConfigError(f"channels[{i}].deadline_seconds", src, "must be positive")
     if config.log.format not in ("json", "text"):
         raise ConfigError("log.format", src, "must be json or text")
+    if not 1 <= config.outbox.lease_seconds <= 600:
+        raise ConfigError("outbox.lease_seconds", src, "must be between 1 and 600 seconds")
     if not 1 <= config.orders.max_skew_seconds <= 3600:
         raise ConfigError("orders.max_skew_seconds", src, "must be between 1 and 3600")

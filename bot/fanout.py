@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import peewee
 
-from bot import clock
+from bot import clock, outbox
 from bot.db import database, insert_new, is_postgres, transaction
 from bot.models import Customer, Delivery, Outbox
 from bot.send_window import CUSTOMER_SERVICE_WINDOW, WINDOWED_KINDS
@@ -275,8 +275,16 @@ def deliver_one(job_key: str, customer: Customer, render: Callable[[], Rendered]
 # --- outcomes ------------------------------------------------------------------------------
 
 
+# outbox status -> the delivery's status once the outbox has settled it
+OUTCOMES = (("sent", "sent"), ("failed", "failed"), ("window_closed", "failed"), ("limit_reached", "failed"),
+            ("cancelled", "skipped"), ("in_doubt", "in_doubt"))
+# deliveries whose outcome may still change: handed over, or in doubt (a late answer, the
+# operator's resend)
+OPEN = ("claimed", "in_doubt")
+
+
 def sync_outcomes(job_keys: Iterable[str] | peewee.Expression) -> int:
-    """Copy the outbox's final states onto claimed deliveries; returns rows updated.
+    """Copy the outbox's states onto handed-over deliveries; returns rows updated.
 
     One write transaction, taken before the first read: readers such as `kefu campaign list`
     call this while `kefu serve` writes, and on SQLite a statement that reads before it
@@ -285,8 +293,7 @@ def sync_outcomes(job_keys: Iterable[str] | peewee.Expression) -> int:
     now = clock.now()
     changed = 0
     with transaction():
-        for outbox_status, status in (("sent", "sent"), ("failed", "failed"), ("window_closed", "failed"),
-                                      ("limit_reached", "failed"), ("cancelled", "skipped")):
+        for outbox_status, status in OUTCOMES:
             # per claimed delivery, its outbox row by the unique key: the work follows the claimed
             # deliveries, not every outbox row ever sent (housekeeping runs this each minute)
             done = peewee.fn.EXISTS(Outbox.select(peewee.SQL("1")).where(
@@ -294,7 +301,15 @@ def sync_outcomes(job_keys: Iterable[str] | peewee.Expression) -> int:
             update: dict[str, Any] = {"status": status, "updated_at": now}
             if status != "sent":
                 update["reason"] = "cancelled" if outbox_status == "cancelled" else f"outbox: {outbox_status}"
-            changed += Delivery.update(**update).where(where & (Delivery.status == "claimed") & done).execute()
+            else:
+                update["reason"] = ""
+            changed += Delivery.update(**update).where(
+                where & Delivery.status.in_(OPEN) & (Delivery.status != status) & done).execute()
+        # sent again (the operator resent those in doubt): handed over once more
+        back = peewee.fn.EXISTS(Outbox.select(peewee.SQL("1")).where(
+            (Outbox.key == Delivery.outbox_key) & Outbox.status.in_(("pending", "sending"))))
+        changed += Delivery.update(status="claimed", reason="", updated_at=now).where(
+            where & (Delivery.status == "in_doubt") & back).execute()
     return changed
 
 
@@ -302,6 +317,44 @@ def counts_by_status(job_key: str) -> dict[str, int]:
     rows = (Delivery.select(Delivery.status, peewee.fn.COUNT(Delivery.id))
             .where(Delivery.job_key == job_key).group_by(Delivery.status).tuples())
     return {status: n for status, n in rows}
+
+
+def progress(job_key: str) -> dict[str, int]:
+    """Every recipient of a run by where it stands: queued (planned, or handed to the
+    outbox and waiting), sending (a sender holds it), sent, failed, in_doubt (attempted,
+    outcome unknown), skipped; plus total. Outcomes synced first."""
+    sync_outcomes([job_key])
+    counts = dict.fromkeys(("queued", "sending", "sent", "failed", "in_doubt", "skipped"), 0)
+    for status, n in counts_by_status(job_key).items():
+        if status == "pending":
+            counts["queued"] += n
+        elif status != "claimed":
+            counts[status] = counts.get(status, 0) + n
+    # the handed-over ones still open: the outbox says whether a sender holds them
+    held = (Delivery.select(Outbox.status, peewee.fn.COUNT(Delivery.id))
+            .join(Outbox, on=(Outbox.key == Delivery.outbox_key))
+            .where((Delivery.job_key == job_key) & (Delivery.status == "claimed"))
+            .group_by(Outbox.status).tuples())
+    for status, n in held:
+        counts["sending" if status == "sending" else "queued"] += n
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def unsettled(job_key: str) -> int:
+    """Recipients of a run still queued or being sent (a run is done only at 0)."""
+    return Delivery.select().where((Delivery.job_key == job_key) & Delivery.status.in_(("pending", "claimed"))).count()
+
+
+def resend_in_doubt(job_key: str) -> int:
+    """The operator's "resend the ones in doubt" for a run: their outbox rows go back to
+    pending (`bot.outbox.resend_in_doubt`) and the deliveries are handed over again."""
+    keys = Delivery.select(Delivery.outbox_key).where((Delivery.job_key == job_key) & (Delivery.status == "in_doubt"))
+    with transaction():
+        resent = outbox.resend_in_doubt(Outbox.key.in_(keys))
+        Delivery.update(status="claimed", reason="", updated_at=clock.now()).where(
+            (Delivery.job_key == job_key) & (Delivery.status == "in_doubt")).execute()
+    return resent
 
 
 def withdraw(job_key: str, reason: str = "cancelled") -> int:

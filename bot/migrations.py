@@ -77,6 +77,18 @@ def _send_limits(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_recipient_sent ON outbox (channel, recipient, sent_at)")
 
 
+def _send_attempts(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import Campaign, Outbox
+
+    # a claim's owner and the attempt under way (bot/outbox.py): after a crash a send whose
+    # outcome is unknown is told apart from one that was only claimed
+    add_column_if_missing(db, migrator, "outbox", "claim_token", Outbox.claim_token)
+    add_column_if_missing(db, migrator, "outbox", "attempted_at", Outbox.attempted_at)
+    add_column_if_missing(db, migrator, "campaign", "run_planned", Campaign.run_planned)
+    # expired claims are looked for at every claim
+    db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_status_claim ON outbox (status, claimed_until)")
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -85,6 +97,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (6, "admin login throttle per client address", _login_throttle),
     (7, "CRM: seen order requests, order buyer index", _crm_orders),
     (8, "outbox: sends per recipient, for the platforms' send limits", _send_limits),
+    (10, "outbox: claim owner and attempt under way; campaign run planned", _send_attempts),
 ]
 
 LATEST = STEPS[-1][0]

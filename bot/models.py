@@ -341,6 +341,7 @@ class Campaign(BaseModel):
     run_at = UTCDateTimeField(null=True)
     status = peewee.CharField(max_length=16, default="draft", index=True)
     run_key = peewee.CharField(max_length=128, default="")  # the current or last run's Delivery.job_key (version 5)
+    run_planned = peewee.BooleanField(default=False)  # every recipient of the run has a Delivery (version 10)
     created_at = UTCDateTimeField(default=clock.now)
 
     def __str__(self) -> str:
@@ -353,7 +354,8 @@ class Delivery(BaseModel):
     job_key = peewee.CharField(max_length=128)  # e.g. campaign:12:2026-11-24T10:00
     customer = peewee.ForeignKeyField(Customer, backref="deliveries", on_delete="CASCADE")
     campaign = peewee.ForeignKeyField(Campaign, null=True, backref="deliveries", on_delete="SET NULL")
-    status = peewee.CharField(max_length=16, default="pending", index=True)  # pending|claimed|sent|skipped|failed
+    # pending|claimed|sent|skipped|failed|in_doubt (attempted, the outcome unknown: bot/outbox.py)
+    status = peewee.CharField(max_length=16, default="pending", index=True)
     reason = peewee.CharField(max_length=255, default="")
     outbox_key = peewee.CharField(max_length=160, null=True)
     created_at = UTCDateTimeField(default=clock.now)
@@ -366,7 +368,7 @@ class Delivery(BaseModel):
 class Outbox(BaseModel):
     """A send waiting to be delivered through a channel's API. Written before sending."""
 
-    STATUSES = ("pending", "sending", "sent", "failed", "window_closed", "limit_reached")
+    STATUSES = ("pending", "sending", "sent", "failed", "window_closed", "limit_reached", "in_doubt", "cancelled")
 
     key = peewee.CharField(max_length=160, unique=True)
     channel = peewee.CharField(max_length=32, index=True)
@@ -376,7 +378,9 @@ class Outbox(BaseModel):
     status = peewee.CharField(max_length=16, default="pending")
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(default=clock.now)
-    claimed_until = UTCDateTimeField(null=True)
+    claimed_until = UTCDateTimeField(null=True)  # the claim's lease, renewed while the batch is sent
+    claim_token = peewee.CharField(max_length=32, null=True)  # whose claim (version 10)
+    attempted_at = UTCDateTimeField(null=True)  # the platform call is under way (version 10; bot/outbox.py)
     last_error = peewee.TextField(default="")
     created_at = UTCDateTimeField(default=clock.now)
     sent_at = UTCDateTimeField(null=True)

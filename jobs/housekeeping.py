@@ -28,8 +28,9 @@ def resolve_idle_conversations() -> int:
     return len(idle)
 
 
-FINAL_OUTBOX = ("sent", "failed", "window_closed", "limit_reached", "cancelled")
-FINAL_DELIVERY = ("sent", "skipped", "failed")
+# in doubt is final enough to purge past the retention (months later nobody resends it)
+FINAL_OUTBOX = ("sent", "failed", "window_closed", "limit_reached", "cancelled", "in_doubt")
+FINAL_DELIVERY = ("sent", "skipped", "failed", "in_doubt")
 
 
 def _retention(key: str, default: int) -> int:

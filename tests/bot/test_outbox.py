@@ -98,7 +98,7 @@ def test_a_dead_senders_claim_expires_and_a_release_is_immediate(database, fake_
     assert len(claimed) == 2 and outbox.claim(10, ("mp",)) == []
     assert outbox.release([claimed[0].id]) == 1
     assert [r.key for r in outbox.claim(10, ("mp",))] == ["a"]
-    fake_clock.advance(seconds=outbox.CLAIM_SECONDS + 1)
+    fake_clock.advance(seconds=outbox.LEASE_SECONDS + 1)
     assert [r.key for r in outbox.claim(10, ("mp",))] == ["a", "b"]
 
 

@@ -30,6 +30,13 @@ def run_now(campaign: Campaign, **drive_args) -> str:  # type: ignore[no-untyped
     return campaigns.drive(campaign.id, KINDS, max_backlog=0, **drive_args)
 
 
+def run_to_done(campaign: Campaign, sender: RecordingSender | None = None) -> str:
+    """Hand the whole run over, deliver it, and drive it to its end."""
+    assert run_now(campaign) == "sending"  # handed over, not done: the sends are still queued
+    deliver_all({"web": sender or RecordingSender()})
+    return campaigns.drive(campaign.id, KINDS, max_backlog=0)
+
+
 def test_targets_group_tag_level_segment_all() -> None:
     people = make_customers(6)
     group = CustomerGroup.create(name="直播间粉丝", kind="直播群")
@@ -61,9 +68,13 @@ def test_run_sends_each_recipient_once_with_placeholders_and_skips_blocked() -> 
     Customer.update(blocked=True).where(Customer.id == people[1].id).execute()
     Customer.update(subscribed=False).where(Customer.id == people[2].id).execute()
     campaign = make_campaign()
-    assert run_now(campaign, batch=2) == "done"
+    assert run_now(campaign, batch=2) == "sending"
+    assert Campaign.get_by_id(campaign.id).status == "running"  # nothing sent yet: not done
+    assert campaigns.progress(Campaign.get_by_id(campaign.id)) == {
+        "queued": 3, "sending": 0, "sent": 0, "failed": 0, "in_doubt": 0, "skipped": 2, "total": 5}
     sender = RecordingSender()
     assert deliver_all({"web": sender}) == 3
+    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
     texts = dict((r, c["text"]) for r, c in sender.sent)
     assert texts == {"c0": "顾客0您好，VIP2专享：全场8折", "c3": "顾客3您好，普通会员专享：全场8折",
                      "c4": "顾客4您好，普通会员专享：全场8折"}
@@ -71,7 +82,8 @@ def test_run_sends_each_recipient_once_with_placeholders_and_skips_blocked() -> 
     assert campaign.status == "done"
     reasons = {d.customer_id: d.reason for d in Delivery.select().where(Delivery.status == "skipped")}
     assert reasons == {people[1].id: "blocked", people[2].id: "unsubscribed"}
-    assert campaigns.progress(campaign) == {"sent": 3, "skipped": 2, "total": 5}
+    assert campaigns.progress(campaign) == {"queued": 0, "sending": 0, "sent": 3, "failed": 0, "in_doubt": 0,
+                                            "skipped": 2, "total": 5}
     # running it again (a second scheduler, a re-fired job) changes nothing
     assert campaigns.start_run(campaign.id, campaign.run_at or clock.now()) is None
     assert campaigns.drive(campaign.id, KINDS) == "not running"
@@ -83,7 +95,7 @@ def test_coupon_placeholder_issues_one_coupon_per_recipient() -> None:
     make_customers(3)
     coupon = Coupon.create(name="满100减20", value=20, valid_days=7)
     campaign = make_campaign(content={"text": "送您优惠券 {coupon}", "coupon_id": coupon.id})
-    assert run_now(campaign) == "done"
+    assert run_now(campaign) == "sending"
     sender = RecordingSender()
     deliver_all({"web": sender})
     codes = {r: c["text"].split()[-1] for r, c in sender.sent}
@@ -106,9 +118,9 @@ def test_48_hour_window_uses_template_or_skips_with_reason(fake_clock) -> None: 
 
     template = {"template_id": "TPL-1", "data": {"first": {"value": "{nickname}，活动开始啦"}}}
     with_template = make_campaign(name="有模板", content={"text": "上新了", "template": template})
-    assert run_now(with_template) == "done"
+    assert run_now(with_template) == "sending"
     without = make_campaign(name="无模板", content={"text": "上新了"})
-    assert run_now(without) == "done"
+    assert run_now(without) == "sending"
 
     sender_mp, sender_web = RecordingSender(), RecordingSender()
     deliver_all({"mp": sender_mp, "web": sender_web})
@@ -143,7 +155,7 @@ def test_pause_resume_cancel() -> None:
     assert deliver_all({"web": sender}) == 0  # the three queued but unsent are withdrawn
     assert len(sender.sent) == 6
     progress = campaigns.progress(Campaign.get_by_id(campaign.id))
-    assert progress == {"sent": 6, "skipped": 4, "total": 10}
+    assert progress == {"queued": 0, "sending": 0, "sent": 6, "failed": 0, "in_doubt": 0, "skipped": 4, "total": 10}
     assert {d.reason for d in Delivery.select().where(Delivery.status == "skipped")} == {"cancelled"}
     with pytest.raises(campaigns.CampaignError):
         campaigns.resume(campaign.id)
@@ -170,8 +182,9 @@ def test_kill_in_the_middle_resumes_without_doubles_or_gaps(monkeypatch) -> None
     sender = RecordingSender()
     deliver_all({"web": sender})  # the sender kept going meanwhile
     # a new scheduler takes over and carries the same run forward
-    assert campaign_jobs.drive_all(KINDS) == {campaign.id: "done"}
+    assert campaign_jobs.drive_all(KINDS) == {campaign.id: "sending"}
     deliver_all({"web": sender})
+    assert campaign_jobs.drive_all(KINDS) == {campaign.id: "done"}
     run_key = Campaign.get_by_id(campaign.id).run_key
     fanout.sync_outcomes([run_key])
     for person in people:  # one by one: one delivery, one outbox row, one send
@@ -204,13 +217,15 @@ def test_cron_campaign_one_run_per_tick(fake_clock) -> None:  # type: ignore[no-
     assert first == "campaign:%d:2026-11-24T02:00" % campaign.id
     fake_clock.advance(seconds=20)
     assert campaign_jobs.start(campaign.id) is None  # the same tick again: already running
+    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
+    deliver_all({"web": RecordingSender()})
     assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
     assert Campaign.get_by_id(campaign.id).status == "scheduled"  # cron: back to waiting
     assert campaign_jobs.start(campaign.id) is None  # same tick after the run: still one run
     fake_clock.advance(days=1)
     second = campaign_jobs.start(campaign.id)
     assert second == "campaign:%d:2026-11-25T02:00" % campaign.id
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
     assert Delivery.select().where(Delivery.job_key == first).count() == 2
     assert Delivery.select().where(Delivery.job_key == second).count() == 2
     assert Outbox.select().count() == 4
@@ -272,10 +287,10 @@ def test_cli_changes_and_lists(config, tmp_path) -> None:  # type: ignore[no-unt
 def test_a_done_campaign_scheduled_again_is_a_new_run(fake_clock) -> None:  # type: ignore[no-untyped-def]
     make_customers(2)
     campaign = make_campaign()
-    assert run_now(campaign) == "done"
+    assert run_to_done(campaign) == "done"
     first = Campaign.get_by_id(campaign.id).run_key
     fake_clock.advance(minutes=5)
-    assert run_now(Campaign.get_by_id(campaign.id)) == "done"
+    assert run_to_done(Campaign.get_by_id(campaign.id)) == "done"
     second = Campaign.get_by_id(campaign.id).run_key
     assert first != second and Outbox.select().count() == 4
     paused = make_campaign(name="暂停中")
@@ -326,7 +341,7 @@ def test_cli_list_while_another_process_writes(config, tmp_path, monkeypatch, co
 
     make_customers(2)
     for name in ("甲", "乙", "丙"):
-        assert run_now(make_campaign(name=name)) == "done"
+        assert run_to_done(make_campaign(name=name)) == "done"
     real_progress = campaigns.progress
 
     def progress_after_a_commit_elsewhere(campaign: Campaign) -> dict[str, int]:
