@@ -10,7 +10,12 @@ API (documented in the README):
   nothing else. Late replies (and agent messages) arrive by polling:
 - `GET /api/web/{channel}/messages?user_id=&token=&after=ID` -> `{"messages": [...], "last_id"}`.
 - `GET /api/web/{channel}/welcome` -> the welcome text and card questions.
-- `GET /chat/{channel}`: the chat page.
+- `GET /chat/{channel}`: the chat page; its script and style are `/static/chat.js` and
+  `/static/chat.css`, so the page's Content-Security-Policy allows no inline script.
+
+Bad input is refused before anything is stored: the body by `adapters.json_body` (415 when
+not JSON, 413 when too large, 400 when malformed, too deep, or holding text no database
+takes), each field here by its type and range (400; a bad token 403).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import html
 import json
 import re
 import secrets
@@ -27,6 +33,7 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from adapters.bridge import CoreBridge
+from adapters.json_body import json_error, read_object
 from adapters.wechat_common import content_text
 from bot import settings
 from bot.config import ChannelConfig
@@ -36,7 +43,16 @@ from bot.outbox import SendResult
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_AFTER = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1  # a message id is a 64-bit integer in every database
 MAX_TEXT = 2000
+# C0 and C1 control characters: a terminal (`kefu chat`, an agent's) would obey them; text keeps tab and newlines
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# the chat page's own files only: no inline script or style, no other origin, not framed
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
 
 
 class WebSender:
@@ -80,9 +96,9 @@ class WebChannel:
 
     def _verify(self, user_id: Any, token: Any) -> str:
         if not isinstance(user_id, str) or not _USER_ID.match(user_id):
-            raise _error(400, "user_id must be 1-128 characters of letters, digits, _ . : -")
-        if not isinstance(token, str) or not hmac.compare_digest(token, self.token_for(user_id)):
-            raise _error(403, "bad token for this user_id")
+            raise json_error(400, "user_id must be 1-128 characters of letters, digits, _ . : -")
+        if not isinstance(token, str) or not token.isascii() or not hmac.compare_digest(token, self.token_for(user_id)):
+            raise json_error(403, "bad token for this user_id")
         return user_id
 
     # -- routes -------------------------------------------------------------------------
@@ -105,23 +121,27 @@ class WebChannel:
         return web.json_response(dumps=_dumps, data={"user_id": user_id, "token": self.token_for(user_id)})
 
     async def post_message(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
-            raise _error(400, "the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise _error(400, "the body must be a JSON object")
+        body = await read_object(request)
         user_id = self._verify(body.get("user_id"), body.get("token"))
         msg_id, text = body.get("msg_id"), body.get("text")
-        if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= 64:
-            raise _error(400, "msg_id must be a string of 1-64 characters, unique per message")
+        if not isinstance(msg_id, str) or not 1 <= len(msg_id) <= 64 or _CONTROL.search(msg_id):
+            raise json_error(400, "msg_id must be 1-64 characters (no control characters), unique per message")
         if not isinstance(text, str) or not text.strip():
-            raise _error(400, "text must be a non-empty string")
+            raise json_error(400, "text must be a non-empty string")
         if len(text) > MAX_TEXT:
-            raise _error(400, f"text is longer than {MAX_TEXT} characters")
-        nickname = body.get("nickname") if isinstance(body.get("nickname"), str) else ""
+            raise json_error(400, f"text is longer than {MAX_TEXT} characters")
+        if _TEXT_CONTROL.search(text):
+            raise json_error(400, "text must not contain control characters (other than tab and newlines)")
+        nickname = body.get("nickname")
+        if nickname is None:
+            nickname = ""
+        elif not isinstance(nickname, str) or _CONTROL.search(nickname):
+            raise json_error(400, "nickname must be a string without control characters (the first 64 are kept)")
+        welcomed = body.get("welcomed")
+        if welcomed is not None and not isinstance(welcomed, bool):
+            raise json_error(400, "welcomed must be true or false")
         raw: dict[str, Any] = {"msg_id": msg_id}
-        if body.get("welcomed") is True:  # the client showed the welcome card: the bot need not repeat it
+        if welcomed:  # the client showed the welcome card: the bot need not repeat it
             raw["welcomed"] = True
         inbound = Inbound(channel=self.name, user_id=user_id, msg_id=f"{user_id}:{msg_id}", kind="text",
                           text=text, nickname=nickname[:64], raw=raw)
@@ -135,10 +155,10 @@ class WebChannel:
 
     async def poll(self, request: web.Request) -> web.Response:
         user_id = self._verify(request.query.get("user_id"), request.query.get("token"))
-        try:
-            after = int(request.query.get("after", "0"))
-        except ValueError:
-            raise _error(400, "after must be a message id (integer)") from None
+        after_text = request.query.get("after", "0")
+        if not _AFTER.fullmatch(after_text) or int(after_text) > MAX_ID:
+            raise json_error(400, f"after must be a message id: an integer from 0 to {MAX_ID}")
+        after = int(after_text)
         rows = await self.bridge.call(_outbound_since, self.name, user_id, after)
         return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows])})
 
@@ -147,10 +167,25 @@ class WebChannel:
         return web.json_response(dumps=_dumps, data={"text": text, "cards": [{"title": c} for c in cards]})
 
     async def page(self, request: web.Request) -> web.Response:
-        html = resources.files("adapters").joinpath("static/chat.html").read_text(encoding="utf-8")
-        html = html.replace("__CHANNEL__", self.name)
-        return web.Response(text=html, content_type="text/html", charset="utf-8",
-                            headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"})
+        page = _static("chat.html").replace("__CHANNEL__", html.escape(self.name))
+        # X-Frame-Options, nosniff and the referrer policy: adapters.server.security_headers
+        return web.Response(text=page, content_type="text/html", charset="utf-8",
+                            headers={"Content-Security-Policy": PAGE_CSP})
+
+
+def asset_routes() -> list[web.RouteDef]:
+    """The chat page's script and style, once per server (every web channel's page uses them)."""
+    return [web.get(f"/static/{name}", functools.partial(_asset, name)) for name in ASSETS]
+
+
+async def _asset(name: str, request: web.Request) -> web.Response:
+    return web.Response(text=_static(name), content_type=ASSETS[name], charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@functools.cache
+def _static(name: str) -> str:
+    return resources.files("adapters").joinpath(f"static/{name}").read_text(encoding="utf-8")
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -178,8 +213,3 @@ def _outbound_since(channel: str, user_id: str, after: int) -> list[dict[str, An
 
 def _welcome() -> tuple[str, list[str]]:
     return settings.get("welcome_message"), list(settings.get("card_questions") or [])[:9]
-
-
-def _error(status: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound}[status]
-    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")

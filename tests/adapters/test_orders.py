@@ -142,3 +142,57 @@ async def test_a_buyer_on_a_channel_that_is_not_configured_is_refused(client, fa
     status, body = await post(client, order_event(channel="nochannel"), now_ts(fake_clock))
     assert status == 400 and body["field"] == "customer.channel" and "no channel named 'nochannel'" in body["error"]
     assert Order.select().count() == 0
+
+
+def _raw(**fields) -> bytes:
+    """An order event as JSON text with the given fields replaced (json.dumps escapes a lone
+    surrogate as \\ud800, as a shop system's serializer would)."""
+    return json.dumps({**order_event(), **fields}).encode()
+
+
+@pytest.mark.parametrize("raw, field", [
+    (_raw(items=[{"sku": "T-1", "name": "\ud800"}]), "items[0].name"),
+    (_raw(customer={"channel": "web", "user_id": "u\udfff"}), "customer.user_id"),
+    (_raw(items=[{"\ud800": 1}]), "items[0].'\\ud800'"),
+    (_raw(items=[{"name": "a\x00b"}]), "items[0].name"),
+    (b"[" * 50000 + b"]" * 50000, "body"),
+    (_raw(items=[{"x": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}]), "items[0].x[0][0][0][0][0][0][0][0][0][0][0][0][0][0]"),
+    (_raw(amount=float("nan")), "amount"),
+    (_raw(amount=float("inf")), "amount"),
+    (_raw(amount=10**30), "amount"),
+    (_raw(event_at=2**63), "event_at"),
+    (b'{"shop_order_id": "T1", "shop_order_id": "T2", "status": "paid"}', "shop_order_id"),
+])
+async def test_input_no_database_could_store_is_a_400_not_a_500(client, fake_clock, raw, field) -> None:
+    """Issue 23: a lone surrogate, NUL, 50,000 levels of nesting, NaN, a number beyond 64 bits
+    were a 500 (or stored); each is now refused by the one JSON reader, naming where."""
+    customer("u1")
+    status, answer = await post(client, raw, now_ts(fake_clock))
+    assert status == 400, answer
+    assert answer["field"] == field and answer["error"].startswith(f"{field}: ")
+    assert Order.select().count() == 0 and SeenRequest.select().count() == 0
+
+
+@pytest.mark.parametrize("timestamp", ["1" * 5000, "١٧٦٤٠٣٦٠٠٠", " "])
+async def test_a_timestamp_that_is_not_ascii_unix_seconds_is_a_403(client, timestamp) -> None:
+    raw = _raw()
+    resp = await client.post("/api/orders", data=raw, headers={"X-Kefu-Timestamp": timestamp,
+                                                               "X-Kefu-Signature": sign(SECRET, timestamp, raw)})
+    assert resp.status == 403 and "X-Kefu-Timestamp" in (await resp.json())["error"]
+    assert Order.select().count() == 0
+
+
+@pytest.mark.parametrize("field", ["shop_order_id", "status", "event_at", "amount", "customer", "items",
+                                   "created_at"])
+async def test_any_json_type_in_any_field_is_answered_never_a_500(client, fake_clock, field) -> None:
+    for value in (None, True, 0, -1, 1.5, 2**63 - 1, "", "x" * 5000, [], [1], {}, {"a": [1]}):
+        status, answer = await post(client, _raw(**{field: value}), now_ts(fake_clock))
+        assert status in (200, 400), (field, value, answer)
+        if status == 400:
+            assert answer["field"].split(".")[0].split("[")[0] in (field, "customer"), (field, value, answer)
+
+
+async def test_the_413_answer_is_json(client, fake_clock) -> None:
+    huge = json.dumps({**order_event(), "items": [{"name": "x" * 1000}] * 400}).encode()
+    resp = await client.post("/api/orders", data=huge, headers={"X-Kefu-Timestamp": now_ts(fake_clock)})
+    assert resp.status == 413 and "max_body_bytes" in (await resp.json())["error"]

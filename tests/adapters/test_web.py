@@ -1,10 +1,12 @@
 import asyncio
+import json
+import re
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.server import ADAPTERS, create_app
-from bot.models import Conversation, Message
+from bot.models import Conversation, Customer, Message
 from tests.factories import SHIPPING, make_agent, shop_faqs
 
 
@@ -144,5 +146,120 @@ async def test_the_chat_page_says_it_showed_the_welcome(client: TestClient) -> N
                              json={**s, "msg_id": "w1", "text": "你们老板是谁呀", "welcomed": True})
     reply = (await resp.json())["replies"][0]["text"]
     assert not reply.startswith("您好，欢迎光临")
-    page = await (await client.get("/chat/web")).text()
-    assert "welcomed: welcomed" in page  # the page sends the flag once it has shown the welcome
+    script = await (await client.get("/static/chat.js")).text()
+    assert "welcomed: welcomed" in script  # the page sends the flag once it has shown the welcome
+
+
+async def post_raw(client: TestClient, raw: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    resp = await client.post("/api/web/web/messages", data=raw, headers={"Content-Type": content_type})
+    return resp.status, await resp.json()
+
+
+def body_of(s: dict, **fields: object) -> bytes:
+    """A message body as JSON text (json.dumps escapes a lone surrogate as \\ud800, as a browser's
+    JSON.stringify of a broken string does)."""
+    return json.dumps({**s, "msg_id": "m1", "text": "发货要多久", **fields}).encode()
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"text": "\ud800"}, "text: the text contains a lone surrogate (\\ud800)"),
+    ({"text": "发货\udfff要多久"}, "text: the text contains a lone surrogate"),
+    ({"nickname": "\ud800"}, "nickname: the text contains a lone surrogate"),
+    ({"msg_id": "\ud800"}, "msg_id: the text contains a lone surrogate"),
+    ({"text": "a\x00b"}, "text: the text contains a NUL"),
+    ({"text": "a\x1b[2Jb"}, "text must not contain control characters"),
+    ({"msg_id": "a\nb"}, "msg_id must be 1-64 characters"),
+    ({"nickname": 5}, "nickname must be a string"),
+    ({"welcomed": "yes"}, "welcomed must be true or false"),
+    ({"extra": float("nan")}, "extra: NaN is not JSON"),
+    ({"extra": 10**30}, "extra: an integer beyond 64 bits"),
+])
+async def test_bad_text_and_fields_are_a_400_and_nothing_is_stored(client: TestClient, fields: dict,
+                                                                   words: str) -> None:
+    """Issue 23: a lone surrogate in text or nickname answered 500 (the UTF-8 encoder refused
+    it deep in the core); every field of the body is now checked before anything is stored."""
+    status, answer = await post_raw(client, body_of(await session(client), **fields))
+    assert status == 400, answer
+    assert answer["error"].startswith(words), answer
+    assert Message.select().count() == 0 and Customer.select().count() == 0
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"[" * 50000 + b"]" * 50000, "body: nested more than 16 levels deep"),
+    (b'{"a":' * 17 + b"1" + b"}" * 17, "a" + ".a" * 16 + ": nested more than 16 levels deep"),
+    (b"\xff{}", "body: not UTF-8"),
+    (b"", "body: not valid JSON"),
+    (b"[]", "body: must be a JSON object"),
+    (b'"text"', "body: must be a JSON object"),
+    (b'{"text": 1e999}', "text: beyond the range of a double"),
+    (b'{"text": "a", "text": "b"}', "text: the key appears twice"),
+])
+async def test_malformed_json_is_a_400_never_a_500(client: TestClient, raw: bytes, words: str) -> None:
+    status, answer = await post_raw(client, raw)
+    assert status == 400, answer
+    assert answer["error"].startswith(words), answer
+    assert Message.select().count() == 0
+
+
+async def test_a_body_that_is_not_json_by_content_type_or_too_large_is_refused(client: TestClient) -> None:
+    s = await session(client)
+    status, answer = await post_raw(client, body_of(s), "text/plain")
+    assert status == 415 and "application/json" in answer["error"]
+    status, answer = await post_raw(client, body_of(s, text="x" * 300_000))
+    assert status == 413 and "max_body_bytes" in answer["error"]
+    assert Message.select().count() == 0
+
+
+@pytest.mark.parametrize("field", ["user_id", "token", "msg_id", "text", "nickname", "welcomed"])
+async def test_any_json_type_in_any_field_is_answered_never_a_500(client: TestClient, field: str) -> None:
+    s = await session(client)
+    for value in (None, True, 0, -1, 1.5, 2**63 - 1, "", " ", "x" * 5000, "é" * 64, [], ["x"], {}, {"a": 1}):
+        status, answer = await post_raw(client, body_of(s, **{field: value}))
+        assert status in (200, 400, 403), (field, value, answer)
+        assert status == 200 or answer["error"], (field, value, answer)
+
+
+@pytest.mark.parametrize("after", [str(2**63), str(10**30), "-1", "-9223372036854775809", " 5", "1_000", "٣", "1e3",
+                                   "", "0x10"])
+async def test_after_out_of_range_or_not_plain_digits_is_a_400(client: TestClient, after: str) -> None:
+    """Issue 23: after=9223372036854775808 or 10**30 reached the database and answered 500."""
+    s = await session(client)
+    resp = await client.get("/api/web/web/messages", params={**s, "after": after})
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "after must be a message id: an integer from 0 to 9223372036854775807"
+
+
+async def test_after_at_the_top_of_the_range_is_answered(client: TestClient) -> None:
+    s = await session(client)
+    resp = await client.get("/api/web/web/messages", params={**s, "after": str(2**63 - 1)})
+    assert resp.status == 200 and (await resp.json())["messages"] == []
+
+
+async def test_a_token_that_is_not_ascii_is_a_403(client: TestClient) -> None:
+    s = await session(client)
+    resp = await client.get("/api/web/web/messages", params={**s, "token": "令牌"})
+    assert resp.status == 403
+    status, _ = await post_raw(client, body_of(s, token="令牌"))
+    assert status == 403
+
+
+async def test_the_chat_page_runs_no_inline_script_and_cannot_be_framed(client: TestClient) -> None:
+    """Issue 23: the chat page's CSP allowed 'unsafe-inline' scripts, so any markup that
+    slipped through would run. Its script and style are files now, and the policy allows
+    only those."""
+    resp = await client.get("/chat/web")
+    csp = resp.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert "unsafe-inline" not in csp and directives["frame-ancestors"] == "'none'"
+    assert directives["default-src"] == "'none'" and directives["connect-src"] == "'self'"
+    assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["X-Content-Type-Options"] == "nosniff"
+    page = await resp.text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page) and "<style" not in page and " on" not in page
+    assert 'data-channel="web"' in page
+    for name, kind in (("chat.js", "text/javascript"), ("chat.css", "text/css")):
+        asset = await client.get(f"/static/{name}")
+        assert asset.status == 200 and asset.content_type == kind
+        assert asset.headers["X-Content-Type-Options"] == "nosniff"
+    index = await client.get("/")
+    assert "default-src 'none'" in index.headers["Content-Security-Policy"]

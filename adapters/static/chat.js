@@ -1,0 +1,125 @@
+/* The web chat page (adapters/static/chat.html): a file served by the webhook server, not an
+   inline script, so the page's Content-Security-Policy can refuse every inline script (an
+   injected one included). The channel comes from the page's <html data-channel>. Whatever the
+   server or the customer wrote is shown with textContent, never as HTML. */
+(function () {
+  "use strict";
+  var CHANNEL = document.documentElement.getAttribute("data-channel");
+  var base = "/api/web/" + encodeURIComponent(CHANNEL);
+  var log = document.getElementById("log");
+  var seen = {};
+  var lastId = 0;
+  var session = null;
+  var welcomed = false;
+  var storeKey = "kefu-session-" + CHANNEL;
+  var params = new URLSearchParams(location.hash.slice(1));
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;  // always text: never HTML from the server
+    return node;
+  }
+
+  function show(who, text, cards, mine) {
+    var row = el("div", "row" + (mine ? " me" : ""));
+    var bubble = el("div", "bubble");
+    if (!mine && who) bubble.appendChild(el("div", "who", who));
+    bubble.appendChild(el("div", "text", text));
+    if (cards && cards.length) {
+      var box = el("div", "cards");
+      cards.forEach(function (c, i) {
+        var b = el("button", "card", (i + 1) + ". " + c.title);
+        b.type = "button";
+        b.addEventListener("click", function () { send(c.title); });
+        box.appendChild(b);
+      });
+      bubble.appendChild(box);
+    }
+    row.appendChild(bubble);
+    log.appendChild(row);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function authorName(a) { return a === "agent" ? "客服" : (a === "system" ? "系统" : "小蜜"); }
+
+  function remember(m) {
+    if (m.id && seen[m.id]) return false;
+    if (m.id) { seen[m.id] = true; if (m.id > lastId) lastId = m.id; }
+    return true;
+  }
+
+  async function ensureSession() {
+    if (params.get("user_id") && params.get("token")) {
+      session = { user_id: params.get("user_id"), token: params.get("token") };
+      return;
+    }
+    try { session = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { session = null; }
+    if (!session) {
+      var r = await fetch(base + "/session", { method: "POST" });
+      session = await r.json();
+      localStorage.setItem(storeKey, JSON.stringify(session));
+    }
+  }
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  async function send(text) {
+    text = (text || "").trim();
+    if (!text) return;
+    show("", text, [], true);
+    var body = { user_id: session.user_id, token: session.token, msg_id: uuid(), text: text, welcomed: welcomed };
+    for (var attempt = 0; attempt < 3; attempt++) {
+      try {
+        var r = await fetch(base + "/messages", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        var data = await r.json();
+        if (!r.ok) { show("系统", data.error || "发送失败", [], false); return; }
+        data.replies.forEach(function (m) { if (remember(m)) show("小蜜", m.text, m.cards, false); });
+        return;
+      } catch (e) {
+        await new Promise(function (res) { setTimeout(res, 1000); });  // same msg_id: the server dedups
+      }
+    }
+    show("系统", "网络异常，请稍后再试", [], false);
+  }
+
+  async function poll() {
+    try {
+      var r = await fetch(base + "/messages?user_id=" + encodeURIComponent(session.user_id) + "&token=" + encodeURIComponent(session.token) + "&after=" + lastId);
+      if (r.ok) {
+        var data = await r.json();
+        data.messages.forEach(function (m) { if (remember(m)) show(authorName(m.author), m.text, m.cards, false); });
+      }
+    } catch (e) { /* offline: try again */ }
+    setTimeout(poll, 2000);
+  }
+
+  document.getElementById("form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var input = document.getElementById("text");
+    var text = input.value;
+    input.value = "";
+    send(text);
+  });
+  document.querySelectorAll("[data-say]").forEach(function (b) {
+    b.addEventListener("click", function () { send(b.getAttribute("data-say")); });
+  });
+
+  (async function start() {
+    await ensureSession();
+    try {
+      var w = await (await fetch(base + "/welcome")).json();
+      show("小蜜", w.text, w.cards, false);
+      welcomed = true;  // the bot need not repeat it in its first answer
+    } catch (e) { /* no welcome */ }
+    var first = await fetch(base + "/messages?user_id=" + encodeURIComponent(session.user_id) + "&token=" + encodeURIComponent(session.token) + "&after=0");
+    if (first.ok) {
+      var d = await first.json();
+      d.messages.forEach(function (m) { remember(m); });
+    }
+    poll();
+  })();
+})();
