@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFProtect, generate_csrf
 
 from admin.auth import LoginIndexView
 from admin.filters import local_time
+from admin.messages import flashed_messages
 from admin.views import register_views
 from bot.config import Config
 from bot.models import AdminUser
@@ -63,6 +64,7 @@ def create_app(config: Config, testing: bool = False) -> Flask:
         KEFU_CONFIG=config,
     )
     app.jinja_env.globals["csrf_token"] = generate_csrf
+    app.jinja_env.globals["get_flashed_messages"] = flashed_messages  # always text, never markup
     app.jinja_env.filters["local_time"] = lambda value: local_time(None, value, "") if value else ""
     CSRFProtect(app)  # every POST, whatever view serves it
 

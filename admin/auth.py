@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import flash, jsonify, redirect, request, url_for
+from flask import jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.form import BaseForm
@@ -21,6 +21,7 @@ from flask_wtf.csrf import _FlaskFormCSRF, generate_csrf, validate_csrf
 from wtforms import SelectField, ValidationError
 
 from admin import throttle, users
+from admin.messages import flash, text
 from admin.filters import (
     FreshFilterOptions, KefuFilterConverter, KefuModelConverter, LabelledChoiceFilters, local_time, readable_float,
     readable_float_detail,
@@ -110,14 +111,14 @@ class LoginIndexView(AdminIndexView):
         if request.method == "POST":
             address = request.remote_addr or ""
             if not _csrf_ok():
-                error = str(_l("表单已过期，请重试"))
+                error = text(_l("表单已过期，请重试"))
             elif throttle.is_locked(address):
-                error = str(_l("登录失败次数过多，请 15 分钟后再试"))
+                error = text(_l("登录失败次数过多，请 15 分钟后再试"))
             else:
                 user = users.authenticate(request.form.get("username", ""), request.form.get("password", ""))
                 if user is None:
                     throttle.record_failure(address)
-                    error = str(_l("用户名或密码错误（多次失败将暂时锁定）"))
+                    error = text(_l("用户名或密码错误（多次失败将暂时锁定）"))
                 else:
                     throttle.record_success(address)
                     login_user(SessionUser(user))
@@ -139,14 +140,14 @@ class LoginIndexView(AdminIndexView):
         error = ""
         if request.method == "POST":
             if not _csrf_ok():
-                error = str(_l("表单已过期，请重试"))
+                error = text(_l("表单已过期，请重试"))
             elif request.form.get("new_password") != request.form.get("confirm"):
-                error = str(_l("两次输入的密码不一致"))
+                error = text(_l("两次输入的密码不一致"))
             else:
                 try:
                     users.change_password(current_user.row, request.form.get("new_password", ""))
                 except users.UserError as exc:
-                    error = str(exc.shown)
+                    error = exc.shown_text()
                 else:
                     flash(_l("密码已修改"), "success")
                     login_user(SessionUser(AdminUser.get_by_id(current_user.id)))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from wtforms import SelectField, TextAreaField
 
 from admin.auth import ReadOnlyView, SecureModelView
+from admin.messages import flash, text as message_text
 from bot import campaigns
 from bot.models import Campaign, Coupon
 
@@ -67,10 +68,11 @@ def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
     if not total:
         return Markup('<span class="text-muted">—</span>')
     done = counts.get("sent", 0)
-    text = str(_l("%(done)s/%(total)s 已发送 · 排队 %(queued)s · 发送中 %(sending)s · 失败 %(failed)s · "
-                  "结果未知 %(in_doubt)s · 跳过 %(skipped)s", done=done, total=total,
-                  queued=counts.get("queued", 0), sending=counts.get("sending", 0), failed=counts.get("failed", 0),
-                  in_doubt=counts.get("in_doubt", 0), skipped=counts.get("skipped", 0)))
+    text = message_text(_l("%(done)s/%(total)s 已发送 · 排队 %(queued)s · 发送中 %(sending)s · 失败 %(failed)s · "
+                           "结果未知 %(in_doubt)s · 跳过 %(skipped)s"), done=done, total=total,
+                        queued=counts.get("queued", 0), sending=counts.get("sending", 0),
+                        failed=counts.get("failed", 0), in_doubt=counts.get("in_doubt", 0),
+                        skipped=counts.get("skipped", 0))
     link = url_for("delivery.index_view", search=model.run_key)
     return Markup('<a href="%s">%s</a>') % (link, escape(text))
 
@@ -172,7 +174,7 @@ class CampaignView(SecureModelView):
         except campaigns.CampaignError as exc:
             flash(str(exc), "error")
         else:
-            flash(_l("已重新排队 %(n)s 条结果未知的消息", n=resent), "success")
+            flash(_l("已重新排队 %(n)s 条结果未知的消息"), "success", n=resent)
         return redirect(url_for(".details_view", id=campaign.id))
 
     @expose("/test-send/", methods=("POST",))
@@ -186,7 +188,7 @@ class CampaignView(SecureModelView):
         except campaigns.CampaignError as exc:
             flash(str(exc), "error")
         else:
-            flash(_l("已发送测试消息给 %(n)s 位客服", n=queued), "success")
+            flash(_l("已发送测试消息给 %(n)s 位客服"), "success", n=queued)
         return redirect(url_for(".details_view", id=campaign.id))
 
 

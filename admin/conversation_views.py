@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 
 from admin.auth import ReadOnlyView
+from admin.messages import flash
 from admin.faq_views import short
 from bot import assignment, clock, conversations, settings
 from bot.events import Reply
@@ -89,9 +90,9 @@ class ConversationView(ReadOnlyView):
         result = reassign(conversation, agent)
         if result == "ok":
             _notify_assigned(Conversation.get_by_id(conversation.id), agent)
-            flash(_l("已转给 %(agent)s", agent=str(agent)), "success")
+            flash(_l("已转给 %(agent)s"), "success", agent=agent)
         else:
-            flash(_l("无法转接：%(why)s", why=str(TRANSFER_ERRORS.get(result, result))), "error")
+            flash(_l("无法转接：%(why)s"), "error", why=TRANSFER_ERRORS.get(result, result))
         return redirect(url_for(".details_view", id=conversation.id))
 
     @expose("/resolve/", methods=("POST",))

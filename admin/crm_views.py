@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from wtforms.validators import Optional, ValidationError
 
 from admin.auth import ReadOnlyView, SecureModelView
+from admin.messages import text
 from admin.faq_views import short
 from bot import clock
 from bot.crm import segments
@@ -97,7 +98,7 @@ class TagView(SecureModelView):
         """A name already taken is refused with that reason, not the database's UNIQUE error."""
         taken = Tag.select().where((Tag.name == model.name) & (Tag.id != (model.id or 0))).exists()
         if taken:
-            raise ValidationError(str(_l("标签「%(name)s」已存在", name=model.name)))
+            raise ValidationError(text(_l("标签「%(name)s」已存在"), name=model.name))
 
 
 class GroupView(SecureModelView):
@@ -201,7 +202,7 @@ class SegmentView(SecureModelView):
         try:
             clean = segments.validate(model.filter)
         except segments.SegmentError as exc:
-            raise ValidationError(str(_l("筛选条件有误：%(error)s", error=str(exc)))) from None
+            raise ValidationError(text(_l("筛选条件有误：%(error)s"), error=exc)) from None
         missing = [t for t in clean.get("tags", []) if not Tag.select().where(Tag.name == t).exists()]
         if missing:
-            raise ValidationError(str(_l("没有这个标签：%(tags)s", tags="、".join(missing))))
+            raise ValidationError(text(_l("没有这个标签：%(tags)s"), tags="、".join(missing)))

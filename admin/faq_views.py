@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import peewee
-from flask import Response, current_app, flash, redirect, request, url_for
+from flask import Response, current_app, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 
 from admin.auth import SecureModelView, SecureView
 from admin.faq_csv import parse_csv, to_csv
+from admin.messages import flash, text
 from bot import clock, settings
 from bot.faq import io as faq_io
 from bot.faq import learning
@@ -48,7 +49,7 @@ class PhrasingContains(BasePeeweeFilter):
         return query.where(Faq.id.in_(sub))
 
     def operation(self) -> str:
-        return str(_l("包含"))
+        return text(_l("包含"))
 
 
 class FaqView(SecureModelView):
@@ -95,11 +96,11 @@ class FaqView(SecureModelView):
 
     @action("enable", _l("启用"), _l("启用所选 FAQ？"))
     def action_enable(self, ids: list[str]) -> None:
-        flash(_l("已启用 %(n)s 条", n=self._set_enabled(ids, True)), "success")
+        flash(_l("已启用 %(n)s 条"), "success", n=self._set_enabled(ids, True))
 
     @action("disable", _l("停用"), _l("停用所选 FAQ？停用后机器人不再用它回答。"))
     def action_disable(self, ids: list[str]) -> None:
-        flash(_l("已停用 %(n)s 条", n=self._set_enabled(ids, False)), "success")
+        flash(_l("已停用 %(n)s 条"), "success", n=self._set_enabled(ids, False))
 
 
 class SynonymView(SecureModelView):
@@ -129,10 +130,9 @@ def threshold() -> float:
 def file_error(exc: faq_io.FaqFileError) -> str:
     """Where and what, in the operator's language ("faq.csv 第 1 行：…"); the problem itself is
     translated when the panel raised it (admin/faq_csv.py), English when bot.faq.io did."""
-    problem = str(exc.problem)
     if exc.line:
-        return str(_l("%(source)s 第 %(line)s 行：%(problem)s", source=exc.source, line=exc.line, problem=problem))
-    return str(_l("%(source)s：%(problem)s", source=exc.source, problem=problem))
+        return text(_l("%(source)s 第 %(line)s 行：%(problem)s"), source=exc.source, line=exc.line, problem=exc.problem)
+    return text(_l("%(source)s：%(problem)s"), source=exc.source, problem=exc.problem)
 
 
 class FaqToolsView(SecureView):
@@ -195,9 +195,8 @@ class FaqToolsView(SecureView):
                 records = faq_io.parse_jsonl(text.splitlines(), name)
             report = faq_io.apply(records)
         except faq_io.FaqFileError as exc:
-            flash(_l("导入失败，未导入任何内容：%(error)s", error=file_error(exc)), "error")
+            flash(_l("导入失败，未导入任何内容：%(error)s"), "error", error=file_error(exc))
             return redirect(url_for(".index"))
-        flash(_l("导入完成：新增 %(created)s 条，更新 %(updated)s 条，未变 %(unchanged)s 条", created=report.created,
-                 updated=report.updated, unchanged=report.unchanged),
-              "success")
+        flash(_l("导入完成：新增 %(created)s 条，更新 %(updated)s 条，未变 %(unchanged)s 条"), "success",
+              created=report.created, updated=report.updated, unchanged=report.unchanged)
         return redirect(url_for(".index"))

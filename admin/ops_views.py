@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_babel import lazy_gettext as _l
@@ -19,6 +19,7 @@ from wtforms import PasswordField, SelectField
 from admin import users
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.faq_views import CATEGORIES, short
+from admin.messages import flash, text
 from bot.faq import learning
 from bot.models import AdminUser, Faq, Outbox
 
@@ -72,7 +73,7 @@ class UnansweredView(ReadOnlyView):
         except learning.LearningError as exc:
             flash(str(exc), "error")
             return redirect(request.referrer or url_for(".index_view"))
-        flash(_l("已新建 FAQ #%(id)s", id=faq.id), "success")
+        flash(_l("已新建 FAQ #%(id)s"), "success", id=faq.id)
         return redirect(url_for("faq.edit_view", id=faq.id))
 
     @expose("/add-phrasing/", methods=("POST",))
@@ -87,7 +88,7 @@ class UnansweredView(ReadOnlyView):
 
     @action("dismiss", _l("标记为已处理"))
     def action_dismiss(self, ids: list[str]) -> None:
-        flash(_l("已处理 %(n)s 条", n=learning.dismiss([int(i) for i in ids])), "success")
+        flash(_l("已处理 %(n)s 条"), "success", n=learning.dismiss([int(i) for i in ids]))
 
 
 def _ids(text: str) -> list[int]:
@@ -139,16 +140,16 @@ class AdminUserView(SecureModelView):
         password = form.password.data or ""
         if is_created or password:
             if len(password) < users.MIN_PASSWORD:
-                raise ValueError(_l("密码至少 %(n)s 位", n=users.MIN_PASSWORD))  # translated when shown
+                raise ValueError(text(_l("密码至少 %(n)s 位"), n=users.MIN_PASSWORD))
             model.password_hash = users.hash_password(password)
         if model.role not in users.ROLES:
-            raise ValueError(_l("未知角色"))
+            raise ValueError(text(_l("未知角色")))
         if not is_created and model.id == current_user.id and (model.role != "admin" or not model.active):
-            raise ValueError(_l("不能取消自己的管理员权限或停用自己"))
+            raise ValueError(text(_l("不能取消自己的管理员权限或停用自己")))
 
     def on_model_delete(self, model: AdminUser) -> None:
         if model.id == current_user.id:
-            raise ValueError(_l("不能删除自己"))
+            raise ValueError(text(_l("不能删除自己")))
 
     @action("unlock", _l("解除锁定"))
     def action_unlock(self, ids: list[str]) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import current_app, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 
 from admin.auth import SecureView
+from admin.messages import flash
 from bot import settings
 from bot.business_hours import is_open
 from bot import clock

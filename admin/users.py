@@ -12,6 +12,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from admin.messages import text
 from bot import clock
 from bot.models import AdminUser
 
@@ -23,15 +24,21 @@ MIN_PASSWORD = 8
 
 class UserError(ValueError):
     """A refused change. `str()` is English, for the CLI (`kefu admin-user add`); `shown` is
-    what the panel shows, in the operator's language (a lazy translation when there is one)."""
+    what the panel shows, in the operator's language (a msgid marked with `_l` when there is
+    one, formatted with `values` by `shown_text`)."""
 
-    def __init__(self, message: str, shown: Any = None) -> None:
+    def __init__(self, message: str, shown: Any = None, **values: Any) -> None:
         super().__init__(message)
         self.shown = message if shown is None else shown
+        self.values = values
+
+    def shown_text(self) -> str:
+        """What the panel shows: translated now, as plain text (admin/messages.py)."""
+        return text(self.shown, **self.values)
 
 
 def _too_short() -> UserError:
-    return UserError(f"password must be at least {MIN_PASSWORD} characters", _l("密码至少 %(n)s 位", n=MIN_PASSWORD))
+    return UserError(f"password must be at least {MIN_PASSWORD} characters", _l("密码至少 %(n)s 位"), n=MIN_PASSWORD)
 
 
 def hash_password(password: str) -> str:

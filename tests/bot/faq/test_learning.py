@@ -120,3 +120,36 @@ def test_the_bot_reply_stores_the_score_and_the_runner_up(bot) -> None:
     assert reply.faq_id is not None and reply.score == 1.0
     assert reply.payload["runner_up"] is not None and reply.payload["runner_up_score"] < 1.0
     assert reply.payload["stage"] == "exact"
+
+
+class MeaningEmbedder:
+    """Vectors by meaning, as a test states it: texts of one meaning share a unit vector."""
+
+    name = "test-meaning"
+
+    def __init__(self, meanings: dict[str, int]) -> None:
+        self.meanings = meanings
+        self.calls: list[str] = []
+
+    def embed(self, texts):
+        import numpy as np
+
+        self.calls.extend(texts)
+        out = np.zeros((len(texts), 8), dtype=np.float32)
+        for row, t in enumerate(texts):
+            out[row, self.meanings[t]] = 1.0
+        return out
+
+
+def test_questions_that_share_characters_but_not_meaning_form_separate_groups(database, fake_clock) -> None:
+    texts = {"花呗怎么还款": 0, "借呗怎么还款": 1, "花呗怎样还款": 0}
+    for t in texts:
+        fake_clock.advance(minutes=1)
+        UnansweredQuestion.create(text=t, normalized=t)
+    assert [g.count for g in learning.unanswered_groups(embedder=None)] == [3]  # characters alone mix them
+    embedder = MeaningEmbedder(texts)
+    groups = learning.unanswered_groups(embedder=embedder)
+    assert [(g.count, g.examples) for g in groups] == [(2, ("花呗怎样还款", "花呗怎么还款")), (1, ("借呗怎么还款",))]
+    assert sorted(embedder.calls) == sorted(texts)
+    learning.unanswered_groups(embedder=embedder)
+    assert len(embedder.calls) == 3  # the vectors were kept: nothing embedded twice
