@@ -91,23 +91,53 @@ def _daily(query: peewee.ModelSelect, field: peewee.Field, days: list[date], zon
     return counts
 
 
-def series(days: int = DAYS) -> dict[str, Any]:
-    """Per-day counts for the charts, oldest day first."""
+def _last_days(days: int) -> tuple[ZoneInfo, list[date], datetime]:
+    """The shop's zone, its last `days` local days (oldest first) and when the first began."""
     zone = shop_zone()
     today = clock.now().astimezone(zone).date()
     dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
-    start = _local_day_start(dates[0], zone)
-    msgs_in = Message.select().where(
-        (Message.direction == "in") & (Message.author == "customer") & (Message.created_at >= start))
-    answered = Message.select().where(
+    return zone, dates, _local_day_start(dates[0], zone)
+
+
+def _bot_answers(start: datetime) -> peewee.ModelSelect:
+    """The bot's FAQ answers since `start`."""
+    return Message.select().where(
         (Message.direction == "out") & (Message.author == "bot") & Message.faq.is_null(False)
         & (Message.created_at >= start))
+
+
+def series(days: int = DAYS) -> dict[str, Any]:
+    """Per-day counts for the charts, oldest day first."""
+    zone, dates, start = _last_days(days)
+    msgs_in = Message.select().where(
+        (Message.direction == "in") & (Message.author == "customer") & (Message.created_at >= start))
+    answered = _bot_answers(start)
     handoffs = Conversation.select().where((Conversation.handoff_reason != "") & (Conversation.opened_at >= start))
     return {
         "labels": [d.strftime("%m-%d") for d in dates],
         "messages_in": _daily(msgs_in, Message.created_at, dates, zone),
         "bot_answered": _daily(answered, Message.created_at, dates, zone),
         "handoffs": _daily(handoffs, Conversation.opened_at, dates, zone),
+    }
+
+
+def learning_series(days: int = DAYS) -> dict[str, Any]:
+    """What the learning loop did per shop-local day, oldest first: the questions the bot left
+    unanswered that day, how many of them an operator has handled since (taught as a phrasing
+    or an FAQ, or dismissed), and the share of that day's questions the bot answered itself
+    (自助解决率: its FAQ answers over those answers plus its abstentions; None on a day without
+    either). Handled questions count on the day they were asked: the table keeps no time of
+    handling."""
+    zone, dates, start = _last_days(days)
+    asked = UnansweredQuestion.select().where(UnansweredQuestion.created_at >= start)
+    abstained = _daily(asked.where(UnansweredQuestion.reason == "abstained"), UnansweredQuestion.created_at, dates, zone)
+    answered = _daily(_bot_answers(start), Message.created_at, dates, zone)
+    return {
+        "labels": [d.strftime("%m-%d") for d in dates],
+        "unanswered": _daily(asked, UnansweredQuestion.created_at, dates, zone),
+        "resolved": _daily(asked.where(UnansweredQuestion.resolved == True),  # noqa: E712
+                           UnansweredQuestion.created_at, dates, zone),
+        "self_service_rate": [_ratio(a, a + b) for a, b in zip(answered, abstained)],
     }
 
 
@@ -131,4 +161,5 @@ def summary() -> dict[str, Any]:
         "last_30_days": asdict(figures(month, now + timedelta(seconds=1))),
         "agents": per_agent(month, now + timedelta(seconds=1)),
         "series": series(),
+        "learning": learning_series(),
     }

@@ -71,3 +71,26 @@ def test_days_are_the_shops_local_days(dispatcher: Dispatcher, fake_clock: clock
     assert summary["series"]["labels"][-2:] == ["11-24", "11-25"]
     assert summary["series"]["messages_in"][-2:] == [1, 2]
     assert summary["today"]["messages_in"] == 2
+
+
+def test_the_learning_loop_per_day_unanswered_handled_and_self_service_rate(
+        admin_panel: Panel, dispatcher: Dispatcher, fake_clock: clock.FakeClock) -> None:
+    from bot.faq import learning
+
+    faqs = shop_faqs()
+    dispatcher.handle(text("a", "发货要多久"))  # answered
+    dispatcher.handle(text("b", "顺丰包邮吗"))  # the bot abstains
+    dispatcher.handle(text("c", "你们老板叫什么名字"))  # abstains
+    fake_clock.advance(days=1)
+    [group] = [g for g in learning.unanswered_groups() if g.text == "顺丰包邮吗"]
+    learning.add_as_phrasing(group, faqs["shipping"].id)  # handled today, asked yesterday
+    dispatcher.handle(text("d", "顺丰包邮吗？"))  # answered now
+    data = admin_panel.get("/admin/dashboard.json").get_json()["learning"]
+    assert len(data["labels"]) == 30
+    assert data["unanswered"][-2:] == [2, 0] and data["resolved"][-2:] == [1, 0]
+    assert data["self_service_rate"][-2:] == [round(1 / 3, 4), 1.0]
+    assert data["self_service_rate"][0] is None  # a day without questions has no rate
+    html = admin_panel.get("/admin/").get_data(as_text=True)
+    assert 'id="chart-learning"' in html and "kefu-learning.js" in html and 'data-url="/admin/dashboard.json"' in html
+    script = admin_panel.get("/kefu-static/kefu-learning.js")
+    assert script.status_code == 200 and b"chart-learning" in script.data
