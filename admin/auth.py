@@ -22,6 +22,7 @@ from wtforms import SelectField, ValidationError
 
 from admin import throttle, users
 from admin.messages import flash, text
+from admin.spreadsheet import neutralise
 from admin.filters import (
     FreshFilterOptions, KefuFilterConverter, KefuModelConverter, LabelledChoiceFilters, local_time, readable_float,
     readable_float_detail,
@@ -196,6 +197,11 @@ class SecureModelView(AccessRules, FreshFilterOptions, LabelledChoiceFilters, Mo
     model_form_converter = KefuModelConverter
     page_size = 50
     can_view_details = True
+
+    def get_export_value(self, model: Any, name: str) -> Any:
+        """Flask-Admin's CSV export (a view with `can_export`) writes no cell a spreadsheet
+        would run as a formula (admin/spreadsheet.py), like the FAQ export."""
+        return neutralise(super().get_export_value(model, name))
 
     def scaffold_form(self) -> Any:
         """Column labels become form labels, and `form_choices` (which Flask-Admin applies

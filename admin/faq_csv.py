@@ -3,7 +3,9 @@ inside their cell.
 
 Why a BOM: Excel opens BOM-less UTF-8 CSV as the system code page and shows Chinese as
 mojibake. Rows are validated by the JSONL importer (`bot.faq.io.parse_jsonl`), so both formats
-obey the same rules and an error names the row (the header is row 1). The problems found
+obey the same rules and an error names the row (the header is row 1). Cells a spreadsheet
+would run as a formula (a phrasing starting with `=`) are written as text and read back as
+they were (admin/spreadsheet.py). The problems found
 here are lazy translations (the panel shows them in the operator's language); the JSONL rules'
 own messages come from bot.faq.io.
 """
@@ -17,6 +19,7 @@ from typing import Any, Iterable
 
 from flask_babel import lazy_gettext as _l
 
+from admin.spreadsheet import neutralise, restore
 from bot.faq.io import FaqFileError, FaqRecord, parse_jsonl
 
 HEADER = ("id", "分类 category", "答案 answer", "问法 questions（每行一个）")
@@ -34,7 +37,8 @@ def to_csv(records: Iterable[dict[str, Any]]) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(HEADER)
     for rec in records:
-        writer.writerow([rec["id"], rec["category"], rec["answer"], "\n".join(rec["questions"])])
+        row = [rec["id"], rec["category"], rec["answer"], "\n".join(rec["questions"])]
+        writer.writerow([neutralise(cell) for cell in row])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -64,7 +68,7 @@ def parse_csv(data: bytes, source: str = "<csv>") -> list[FaqRecord]:
             lines.append("")
             continue
         obj: dict[str, Any] = {}
-        for name, cell in zip(columns, row):
+        for name, cell in zip(columns, map(restore, row)):
             if name == "questions":
                 obj["questions"] = [q.strip() for q in cell.splitlines() if q.strip()]
             elif name:
