@@ -11,17 +11,22 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+import peewee
+from flask import redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from wtforms.validators import Optional, ValidationError
 
 from admin.auth import ReadOnlyView, SecureModelView
-from admin.messages import text
+from admin.messages import flash, text
 from admin.faq_views import short
 from bot import clock
-from bot.crm import segments
-from bot.models import Agent, Customer, CustomerTag, GroupMember, IssuedCoupon, Order, Tag
+from bot.crm import groups, segments
+from bot.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Order, Segment, Tag
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
 AGENT_STATUSES = [("online", "在线"), ("away", "离开"), ("offline", "下线")]
@@ -64,6 +69,31 @@ CUSTOMER_LABELS = {
 }
 
 
+# A customer too many to list in a <select>: forms that pick one search as the operator types.
+CUSTOMER_LOOKUP = {"customer": {"fields": ("nickname", "name", "phone", "external_id"), "page_size": 20}}
+# Why a CSV row added nobody (bot.crm.groups.Problem.reason) and why a file was refused.
+MEMBER_PROBLEMS = {"not_found": _l("找不到这位顾客"), "erased": _l("该顾客的资料已删除，不再加入"),
+                   "ambiguous": _l("多个渠道有这个 openid：请加一列渠道（channel）"),
+                   "not_a_number": _l("不是顾客编号")}
+MEMBER_FILE_ERRORS = {"empty": _l("文件是空的"), "not_text": _l("不是 UTF-8 或 GB18030 文本"),
+                      "binary": _l("不是 CSV 文本（Excel 文件请另存为 CSV）"), "bad_csv": _l("CSV 格式有误"),
+                      "no_id_column": _l("表头要有一列顾客编号（客户编号 / customer_id）或 openid")}
+
+
+def _customer_ids(text: str) -> list[int]:
+    """Customer numbers posted as "1,2,3" (the chosen rows); anything else is dropped."""
+    found = (groups.customer_number(part) for part in text.replace(",", " ").split())
+    return [n for n in found if n is not None]
+
+
+def _added(report: groups.Report, group: CustomerGroup) -> None:
+    """Say what a bulk add did (plain text: the group's name is the operator's)."""
+    flash(_l("「%(group)s」新增 %(added)s 位成员，%(already)s 位已在群中"), "success", group=group.name,
+          added=report.added, already=report.already)
+    if report.skipped:
+        flash(_l("%(n)s 位顾客不存在或资料已删除，未加入"), "warning", n=report.skipped)
+
+
 class CustomerView(SecureModelView):
     column_list = ("id", "channel", "nickname", "name", "phone", "level", "tags", "owner_agent", "total_spend",
                    "last_contact_at", "is_spam")
@@ -84,9 +114,52 @@ class CustomerView(SecureModelView):
         (IssuedCoupon, {"form_label": _l("优惠券"), "form_columns": ("id", "coupon", "code", "expires_at", "used_at")}),
     )
     can_create = False  # customers are created by contact or by the shop's order feed
+    list_template = "admin/kefu_customer_list.html"
 
     def on_model_change(self, form: Any, model: Customer, is_created: bool) -> None:
         model.level = int(model.level or 0)
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        if template == self.list_template:  # "add all that match" carries the list's search and filters
+            query = urlencode(list(request.args.items(multi=True)))
+            kwargs["add_matching_url"] = self.get_url(".add_to_group_view") + (f"?{query}" if query else "")
+        return super().render(template, **kwargs)
+
+    def _matching(self) -> peewee.ModelSelect:
+        """The customers the list shows under the search and filters in this request's URL."""
+        args = self._get_list_extra_args()
+        _, query = self.get_list(None, None, None, args.search, args.filters, execute=False, page_size=0)
+        return query
+
+    def _choose_group(self, scope: str, ids: list[int], count: int) -> Any:
+        chosen = list(CustomerGroup.select().order_by(CustomerGroup.name))
+        return self.render("admin/kefu_add_to_group.html", scope=scope, ids=ids, count=count, groups=chosen,
+                           back=request.referrer or self.get_url(".index_view"))
+
+    @action("add_to_group", _l("加入群组…"))
+    def action_add_to_group(self, ids: list[str]) -> Any:
+        """The rows ticked in the list: choose the group on the next page."""
+        chosen = _customer_ids(",".join(ids))
+        return self._choose_group("selected", chosen, len(chosen))
+
+    @expose("/add-to-group/", methods=("GET", "POST"))
+    def add_to_group_view(self) -> Any:
+        """Everyone the list's current search and filters match (GET: choose the group and
+        see how many; POST: add them), or the posted selection (`scope=selected`)."""
+        scope = "selected" if request.form.get("scope") == "selected" else "matching"
+        ids = _customer_ids(request.form.get("ids", "")) if scope == "selected" else []
+        if request.method == "GET":
+            return self._choose_group(scope, ids, self._matching().count())
+        group = CustomerGroup.get_or_none(CustomerGroup.id == (request.form.get("group_id", type=int) or 0))
+        if group is None:
+            flash(_l("请选择群组"), "error")
+            return self._choose_group(scope, ids, len(ids) if scope == "selected" else self._matching().count())
+        if scope == "selected" and not ids:
+            flash(_l("没有选择顾客"), "error")
+            return redirect(self.get_url(".index_view"))
+        report = groups.add_ids(group, ids) if scope == "selected" else groups.add_matching(group, self._matching())
+        _added(report, group)
+        return redirect(url_for("group.members_view", id=group.id))
 
 
 class TagView(SecureModelView):
@@ -101,21 +174,114 @@ class TagView(SecureModelView):
             raise ValidationError(text(_l("标签「%(name)s」已存在"), name=model.name))
 
 
+def _members_link(view: Any, context: Any, model: CustomerGroup, name: str) -> Markup:
+    return Markup('<a href="%s">%s</a>') % (url_for("group.members_view", id=model.id),
+                                            text(_l("%(n)s 位 · 管理成员"), n=groups.member_count(model)))
+
+
 class GroupView(SecureModelView):
-    column_list = ("name", "kind", "description", "created_at")
-    column_labels = {"name": _l("群名称"), "kind": _l("类型"), "description": _l("说明"), "created_at": _l("创建时间")}
+    """A group's own fields here; its members (up to 100,000s) on a page of their own,
+    paginated and searchable, never one <select> of every customer per member row."""
+
+    column_list = ("name", "kind", "description", "members", "created_at")
+    column_labels = {"name": _l("群名称"), "kind": _l("类型"), "description": _l("说明"), "created_at": _l("创建时间"),
+                     "members": _l("成员")}
+    column_formatters = {"members": _members_link}
     column_searchable_list = ("name",)
     column_filters = ("kind",)
     form_choices = {"kind": GROUP_KINDS}
     form_columns = ("name", "kind", "description")
-    inline_models = ((GroupMember, {"form_label": _l("成员"), "form_args": {"customer": {"label": _l("顾客")}},
-                                    "form_columns": ("id", "customer")}),)
+    edit_template = "admin/kefu_group_edit.html"
+    members_per_page = 50
+
+    def _group(self) -> CustomerGroup | None:
+        return CustomerGroup.get_or_none(CustomerGroup.id == (request.args.get("id", type=int) or 0))
+
+    def _members_page(self, group: CustomerGroup, report: groups.Report | None = None) -> Any:
+        search = request.args.get("search", "").strip()
+        page = max(request.args.get("page", 0, type=int), 0)
+        total, rows = groups.members(group, search, page, self.members_per_page)
+        pages = max((total + self.members_per_page - 1) // self.members_per_page, 1)
+        return self.render("admin/kefu_group_members.html", group=group, rows=rows, total=total, page=page,
+                           pages=pages, search=search, report=report, problem_labels=MEMBER_PROBLEMS,
+                           segments=list(Segment.select().order_by(Segment.name)),
+                           pager_url=lambda p: self.get_url(".members_view", id=group.id, search=search or None,
+                                                            page=p or None))
+
+    @expose("/members/")
+    def members_view(self) -> Any:
+        group = self._group()
+        if group is None:
+            flash(_l("群组不存在"), "error")
+            return redirect(self.get_url(".index_view"))
+        return self._members_page(group)
+
+    @expose("/members/remove/", methods=("POST",))
+    def remove_members_view(self) -> Any:
+        """The ticked members, or the one whose own 移除 button was pressed."""
+        group = self._group()
+        if group is None:
+            flash(_l("群组不存在"), "error")
+            return redirect(self.get_url(".index_view"))
+        chosen = request.form.get("only") or ",".join(request.form.getlist("customer"))
+        removed = groups.remove(group, _customer_ids(chosen))
+        flash(_l("已从「%(group)s」移除 %(n)s 位成员"), "success", group=group.name, n=removed)
+        return redirect(request.referrer or self.get_url(".members_view", id=group.id))
+
+    @expose("/members/segment/", methods=("POST",))
+    def add_segment_view(self) -> Any:
+        group = self._group()
+        segment = Segment.get_or_none(Segment.id == (request.form.get("segment_id", type=int) or 0))
+        if group is None or segment is None:
+            flash(_l("群组或人群不存在"), "error")
+            return redirect(self.get_url(".index_view") if group is None else self.get_url(".members_view", id=group.id))
+        try:
+            report = groups.add_segment(group, segment)
+        except segments.SegmentError as exc:
+            flash(_l("筛选条件有误：%(error)s"), "error", error=exc)
+        else:
+            _added(report, group)
+        return redirect(self.get_url(".members_view", id=group.id))
+
+    @expose("/members/csv/", methods=("POST",))
+    def add_csv_view(self) -> Any:
+        """A CSV of customer numbers or openids: the page comes back with the report of the
+        rows that added nobody; a file that cannot be read adds nobody and names its line."""
+        group = self._group()
+        if group is None:
+            flash(_l("群组不存在"), "error")
+            return redirect(self.get_url(".index_view"))
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            flash(_l("请选择要导入的文件"), "error")
+            return redirect(self.get_url(".members_view", id=group.id))
+        try:
+            report = groups.add_csv(group, upload.stream)
+        except groups.MemberFileError as exc:
+            problem = str(MEMBER_FILE_ERRORS.get(exc.reason, exc.reason)) + (f"（{exc.detail}）" if exc.detail else "")
+            if exc.line:
+                flash(_l("文件有误，未加入任何人：第 %(line)s 行：%(error)s"), "error", line=exc.line, error=problem)
+            else:
+                flash(_l("文件有误，未加入任何人：%(error)s"), "error", error=problem)
+            return redirect(self.get_url(".members_view", id=group.id))
+        _added(report, group)
+        if report.problem_count:
+            flash(_l("%(n)s 行未能加入，见下方列表"), "warning", n=report.problem_count)
+        return self._members_page(group, report)
 
 
 class GroupMemberView(SecureModelView):
     column_list = ("group", "customer", "joined_at")
     column_labels = {"group": _l("群"), "customer": _l("顾客"), "joined_at": _l("入群时间")}
     column_filters = ("group", "joined_at")
+    form_ajax_refs = CUSTOMER_LOOKUP
+
+    def on_model_change(self, form: Any, model: GroupMember, is_created: bool) -> None:
+        """Someone already in the group is refused with that reason, not the database's UNIQUE error."""
+        taken = GroupMember.select().where((GroupMember.group == model.group_id) & (GroupMember.customer == model.customer_id)
+                                           & (GroupMember.id != (model.id or 0))).exists()
+        if taken:
+            raise ValidationError(str(_l("这位顾客已在该群中")))
 
 
 class AgentView(SecureModelView):
@@ -165,6 +331,7 @@ class IssuedCouponView(SecureModelView):
     column_filters = ("coupon", "expires_at", "used_at")
     column_searchable_list = ("code",)
     form_columns = ("coupon", "customer", "code", "expires_at", "used_at")
+    form_ajax_refs = CUSTOMER_LOOKUP
     # an operator issuing one by hand need not invent a code or work out the expiry
     form_args = {"code": {"validators": [Optional()], "description": _l("留空则自动生成")},
                  "expires_at": {"validators": [Optional()], "description": _l("留空则按优惠券的有效天数")}}

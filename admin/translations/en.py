@@ -144,6 +144,47 @@ EN: dict[str, str] = {
         "The customer has not written for over 48 hours; the platform does not allow sending",
     "已达到平台对本次互动的回复条数上限": "The platform's reply limit for this exchange was reached",
     "管理员": "Admin", "运营": "Operator",
+    # groups at the size shops have (issue 24): the members page and adding in bulk
+    "找不到这位顾客": "No such customer", "该顾客的资料已删除，不再加入": "This customer's data was erased; not added",
+    "多个渠道有这个 openid：请加一列渠道（channel）":
+        "This openid is on several channels: add a channel column",
+    "不是顾客编号": "Not a customer number", "文件是空的": "The file is empty",
+    "不是 UTF-8 或 GB18030 文本": "Not UTF-8 or GB18030 text",
+    "不是 CSV 文本（Excel 文件请另存为 CSV）": "Not CSV text (save an Excel file as CSV)",
+    "CSV 格式有误": "Malformed CSV",
+    "表头要有一列顾客编号（客户编号 / customer_id）或 openid":
+        "The header needs a customer number column (客户编号 / customer_id) or an openid column",
+    "「%(group)s」新增 %(added)s 位成员，%(already)s 位已在群中":
+        "%(group)s: %(added)s members added, %(already)s were already in the group",
+    "%(n)s 位顾客不存在或资料已删除，未加入": "%(n)s customers do not exist or were erased: not added",
+    "加入群组…": "Add to group…", "请选择群组": "Choose a group", "没有选择顾客": "No customers selected",
+    "%(n)s 位 · 管理成员": "%(n)s · manage members", "群组不存在": "No such group",
+    "已从「%(group)s」移除 %(n)s 位成员": "%(n)s members removed from %(group)s",
+    "群组或人群不存在": "No such group or segment",
+    "文件有误，未加入任何人：第 %(line)s 行：%(error)s": "Bad file, nobody was added: line %(line)s: %(error)s",
+    "文件有误，未加入任何人：%(error)s": "Bad file, nobody was added: %(error)s",
+    "%(n)s 行未能加入，见下方列表": "%(n)s rows added nobody: see the list below",
+    "这位顾客已在该群中": "This customer is already in the group",
+    "加入群组": "Add to a group", "已选择 %(n)s 位顾客。": "%(n)s customers selected.",
+    "符合顾客列表当前搜索和筛选的顾客：%(n)s 位（已删除资料的顾客不会加入）。":
+        "Customers matching the customer list's current search and filters: %(n)s (erased ones are not added).",
+    "加入": "Add", "返回": "Back", "已在群中的顾客不会重复加入。": "Customers already in the group are not added twice.",
+    "还没有群组。": "No groups yet.", "新建群组": "New group",
+    "把当前搜索和筛选出的全部顾客加入一个群组": "Add every customer the current search and filters match to a group",
+    "筛选结果全部加入群组…": "Add all results to a group…", "查看、搜索、移除，批量加入": "view, search, remove, add in bulk",
+    "编辑群": "Edit group", "顾客编号、昵称、姓名、手机或平台用户 id": "Customer number, nickname, name, phone or platform id",
+    "搜索": "Search", "清除搜索": "Clear search", "未能加入的行": "Rows that added nobody", "行": "Line",
+    "另有 %(n)s 行未列出": "%(n)s more rows not listed", "移除": "Remove", "没有符合的成员": "No matching members",
+    "群里还没有成员": "No members yet", "移除所选": "Remove selected", "批量加入": "Add in bulk",
+    "从顾客列表": "From the customer list",
+    "在顾客列表中勾选后选“加入群组…”，或按搜索和筛选把全部结果加入。":
+        "Tick customers in the customer list and choose “Add to group…”, or add everything its search and filters match.",
+    "打开顾客列表": "Open the customer list", "从人群": "From a segment", "还没有人群。": "No segments yet.",
+    "新建人群": "New segment", "从 CSV 文件": "From a CSV file",
+    "每行一个顾客编号（顾客列表中的 #）或 openid；或用表头指明列：客户编号 / customer_id、openid、渠道 / channel。UTF-8 或 GB18030。不存在的会逐行列出；文件有误时不加入任何人。":
+        "One customer number (the # in the customer list) or openid per line; or a header naming the columns: "
+        "客户编号 / customer_id, openid, 渠道 / channel. UTF-8 or GB18030. Rows naming nobody are listed; "
+        "a file with a mistake adds nobody.",
 }
 
 
