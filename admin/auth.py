@@ -6,6 +6,7 @@ cannot reach users or settings, and the demo password must be changed before any
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -67,8 +68,14 @@ def _csrf_ok() -> bool:
     return True
 
 
+# A path inside the panel: no scheme or host, no backslash (browsers read it as a slash), no
+# control character (CR/LF in a Location header is a 500, or a header injected).
+_PANEL_PATH = re.compile(r"/admin(?:[/?#][^\\\x00-\x1f\x7f]*)?")
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    """Where to go after login: `next` when it is a path inside the panel, else the index."""
+    if target and _PANEL_PATH.fullmatch(target):
         return target
     return url_for("admin.index")
 
