@@ -662,10 +662,12 @@ def campaign_list(config: Config) -> None:
 
 @campaign.command("change")
 @config_option
-@click.argument("action", type=click.Choice(["test", "schedule", "pause", "resume", "cancel"]))
+@click.argument("action", type=click.Choice(["test", "schedule", "pause", "resume", "cancel", "resend-in-doubt"]))
 @click.argument("campaign_id", type=int)
-def campaign_change(config: Config, action: str, campaign_id: int) -> None:
-    """ACTION on CAMPAIGN_ID: test (send to the agents), schedule, pause, resume or cancel."""
+@click.option("--yes", is_flag=True, help="resend-in-doubt: do not ask to confirm the risk of doubles.")
+def campaign_change(config: Config, action: str, campaign_id: int, yes: bool) -> None:
+    """ACTION on CAMPAIGN_ID: test (send to the agents), schedule, pause, resume, cancel, or
+    resend-in-doubt (send again the sends whose outcome a crash left unknown)."""
     from bot import campaigns
     from bot.models import Campaign
 
@@ -676,6 +678,12 @@ def campaign_change(config: Config, action: str, campaign_id: int) -> None:
     try:
         if action == "test":
             click.echo(f"test send queued for {campaigns.send_test(row)} agents")
+            return
+        if action == "resend-in-doubt":
+            if not yes:
+                click.confirm("the platform may have delivered some of these already: those customers would get "
+                              "the campaign twice. Resend?", abort=True)
+            click.echo(f"{campaigns.resend_in_doubt(campaign_id)} sends in doubt queued again")
             return
         if action == "schedule":
             campaigns.schedule(row)
