@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import shutil
 import signal
@@ -45,6 +44,7 @@ from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.broadcast_fanout import start as launch  # noqa: E402
 from bench.common import free_port, wait_http  # noqa: E402
 
 PY = sys.executable
@@ -136,9 +136,16 @@ class StandIn:
         return Counter(c["body"]["touser"] for c in self.calls if c["path"] == SEND_PATH and c["errcode"] == 0)
 
 
-def launch(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=str(ROOT),
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every process still alive at once, then wait for each (SIGKILL after 15 s)."""
+    alive = [proc for proc in procs if proc.poll() is None]
+    for proc in alive:
+        proc.terminate()
+    for proc in alive:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def campaign_status(config: Path, campaign_id: int) -> dict[str, Any]:
@@ -220,13 +227,7 @@ def play(kill: str, followers: int, latency: float, kill_at: float, database: st
             ok = True
             return result
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(procs)
         if ok:  # a failed run keeps its directory (processes.log) for a look
             shutil.rmtree(tmp, ignore_errors=True)
 
