@@ -14,6 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from admin.messages import text
 from bot import clock
+from bot.db import update_one
 from bot.models import AdminUser
 
 ROLES = ("admin", "operator")
@@ -66,6 +67,15 @@ def ensure_initial_admin() -> str | None:
     return "admin"
 
 
+# One statement per failure, so guesses sent in parallel count like sequential ones (issue 23:
+# read the count, check the password, write count + 1 let 18 parallel guesses leave 3): the
+# count goes up by one, and the failure that reaches MAX_FAILED locks the account and starts
+# the count again. A guess that lands while the account is locked changes nothing.
+_COUNT_FAILURE = ('"failed_logins" = CASE WHEN "failed_logins" + 1 >= ? THEN 0 ELSE "failed_logins" + 1 END, '
+                  '"locked_until" = CASE WHEN "failed_logins" + 1 >= ? THEN ? ELSE "locked_until" END')
+_NOT_LOCKED = '"id" = ? AND ("locked_until" IS NULL OR "locked_until" <= ?)'
+
+
 def authenticate(username: str, password: str) -> AdminUser | None:
     user = AdminUser.get_or_none(AdminUser.username == username)
     now = clock.now()
@@ -74,14 +84,14 @@ def authenticate(username: str, password: str) -> AdminUser | None:
         return None
     if user.locked_until and user.locked_until > now:
         return None
+    stamp = AdminUser.locked_until.db_value(now)
     if not check_password_hash(user.password_hash, password):
-        failed = user.failed_logins + 1
-        locked = now + timedelta(minutes=LOCK_MINUTES) if failed >= MAX_FAILED else None
-        AdminUser.update(failed_logins=0 if locked else failed, locked_until=locked).where(
-            AdminUser.id == user.id).execute()
+        until = AdminUser.locked_until.db_value(now + timedelta(minutes=LOCK_MINUTES))
+        update_one(AdminUser, _COUNT_FAILURE, (MAX_FAILED, MAX_FAILED, until), _NOT_LOCKED, (user.id, stamp))
         return None
-    AdminUser.update(failed_logins=0, locked_until=None, last_login_at=now).where(AdminUser.id == user.id).execute()
-    return user
+    # the right password counts only if no guess running beside it has locked the account
+    return update_one(AdminUser, '"failed_logins" = 0, "locked_until" = NULL, "last_login_at" = ?', (stamp,),
+                      _NOT_LOCKED, (user.id, stamp))
 
 
 def change_password(user: AdminUser, new_password: str) -> None:
