@@ -92,10 +92,11 @@ def _chunks(values: Iterable[int], size: int) -> Iterator[list[int]]:
         yield chunk
 
 
-def _insert(group_id: int, customer_ids: list[int], report: Report) -> None:
-    """Add the live customers among `customer_ids` (one chunk) in one short transaction."""
+def _insert(group_id: int, customer_ids: list[int], report: Report, live: bool = False) -> None:
+    """Add the live customers among `customer_ids` (one chunk) in one short transaction;
+    `live`: the caller has just selected them as live customers, no need to look again."""
     with transaction():
-        found = {row[0] for row in Customer.select(Customer.id).where(
+        found = set(customer_ids) if live else {row[0] for row in Customer.select(Customer.id).where(
             Customer.id.in_(sorted(set(customer_ids))) & Customer.erased_at.is_null()).tuples()}
         added = 0
         if found:
@@ -103,10 +104,10 @@ def _insert(group_id: int, customer_ids: list[int], report: Report) -> None:
             added = (GroupMember.insert_many([(group_id, cid, now) for cid in sorted(found)],
                                              fields=[GroupMember.group, GroupMember.customer, GroupMember.joined_at])
                      .on_conflict_ignore().as_rowcount().execute())
-    live = sum(1 for cid in customer_ids if cid in found)  # a number listed twice counts twice
+    named = sum(1 for cid in customer_ids if cid in found)  # a number listed twice counts twice
     report.added += added
-    report.already += live - added
-    report.skipped += len(customer_ids) - live
+    report.already += named - added
+    report.skipped += len(customer_ids) - named
 
 
 def add_ids(group: CustomerGroup | int, customer_ids: Iterable[int], chunk: int = CHUNK) -> Report:
@@ -127,7 +128,7 @@ def add_matching(group: CustomerGroup | int, query: peewee.ModelSelect, chunk: i
         part = [row[0] for row in ids.where(Customer.id > last).limit(chunk).tuples()]
         if not part:
             return report
-        _insert(_group_id(group), list(dict.fromkeys(part)), report)
+        _insert(_group_id(group), list(dict.fromkeys(part)), report, live=True)
         last = part[-1]
 
 
@@ -169,7 +170,7 @@ def members(group: CustomerGroup | int, search: str = "", page: int = 0,
         if wanted is not None:
             match |= Customer.id == wanted
         query = query.where(match)
-    total = query.count()
+    total = query.count() if words else member_count(group)  # the (group, customer) index alone
     rows = query.order_by(GroupMember.id.desc()).offset(max(page, 0) * per_page).limit(per_page)
     return total, [(row, row.groupmember.joined_at) for row in rows]
 

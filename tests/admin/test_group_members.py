@@ -54,7 +54,7 @@ def test_edit_page_no_longer_lists_every_customer(admin_panel: Panel, group: Cus
     crowd = people(30)
     groups.add_ids(group, [c.id for c in crowd])
     html = admin_panel.get(f"/admin/group/edit/?id={group.id}").get_data(as_text=True)
-    assert "顾客o0007" not in html and "<option" not in html.split('name="kind"')[-1].split("</select>")[-1]
+    assert "顾客o0007" not in html and html.count("<option") < 10  # the kinds, not the customers
     assert f"/admin/group/members/?id={group.id}" in html
     listing = admin_panel.get("/admin/group/").get_data(as_text=True)
     assert "30 位 · 管理成员" in listing
