@@ -21,12 +21,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
-from admin.auth import LoginIndexView
+from admin.auth import LoginIndexView, SessionUser
 from admin.filters import local_time
 from admin.messages import flashed_messages
 from admin.views import register_views
 from bot.config import Config
-from bot.models import AdminUser
 from bot.secrets import ensure_secret
 
 LANGUAGES = ("zh_Hans_CN", "en")
@@ -57,6 +56,7 @@ def create_app(config: Config, testing: bool = False) -> Flask:
         SECRET_KEY=ensure_secret(config.data_dir, "admin-session.key", config.admin.secret_key),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.admin.secure_cookies,  # behind TLS: never sent over plain http
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         BABEL_DEFAULT_LOCALE="zh_Hans_CN",
         TESTING=testing,
@@ -82,12 +82,7 @@ def create_app(config: Config, testing: bool = False) -> Flask:
     login = LoginManager(app)
     login.login_view = "admin.login_view"
 
-    @login.user_loader
-    def load_user(user_id: str) -> Any:
-        from admin.auth import SessionUser
-
-        row = AdminUser.get_or_none((AdminUser.id == int(user_id)) & (AdminUser.active == True))  # noqa: E712
-        return SessionUser(row) if row else None
+    login.user_loader(SessionUser.load)  # every request: the session's version must still be the user's
 
     admin = Admin(app, name="kefu 客服后台", index_view=LoginIndexView(name=_l("首页"), url="/admin"),
                   theme=Bootstrap4Theme(swatch="default"))

@@ -44,7 +44,12 @@ class CsrfForm(BaseForm):
 
 
 class SessionUser:
-    """Flask-Login's view of an AdminUser row."""
+    """Flask-Login's view of an AdminUser row.
+
+    Why the id carries the row's session version ("7:3"): the session cookie is signed but
+    lives in the browser, so logging out cannot take it back. Logout, a password change and
+    a role change bump the version (admin/users.py), and `load` refuses a session opened
+    under an older one, on every request."""
 
     def __init__(self, row: AdminUser) -> None:
         self.row = row
@@ -57,7 +62,17 @@ class SessionUser:
     is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.row.session_version}"
+
+    @classmethod
+    def load(cls, session_id: str) -> SessionUser | None:
+        """The user a session names, if it is still theirs: active, same session version."""
+        user_id, _, version = session_id.partition(":")
+        if not (user_id.isdigit() and version.isdigit()):
+            return None  # a session from before versions, or forged: log in again
+        row = AdminUser.get_or_none((AdminUser.id == int(user_id)) & (AdminUser.active == True)  # noqa: E712
+                                    & (AdminUser.session_version == int(version)))
+        return cls(row) if row else None
 
 
 def _csrf_ok() -> bool:
@@ -138,6 +153,8 @@ class LoginIndexView(AdminIndexView):
     @expose("/logout/", methods=("POST",))
     def logout_view(self) -> Any:
         if _csrf_ok():
+            if current_user.is_authenticated:
+                users.end_sessions(current_user.id)  # a copy of this cookie no longer opens the panel
             logout_user()
         return redirect(url_for("admin.login_view"))
 
@@ -147,18 +164,24 @@ class LoginIndexView(AdminIndexView):
             return redirect(url_for("admin.login_view"))
         error = ""
         if request.method == "POST":
+            address = request.remote_addr or ""
             if not _csrf_ok():
                 error = text(_l("表单已过期，请重试"))
+            elif throttle.is_locked(address):
+                error = text(_l("登录失败次数过多，请 15 分钟后再试"))
             elif request.form.get("new_password") != request.form.get("confirm"):
                 error = text(_l("两次输入的密码不一致"))
             else:
                 try:
-                    users.change_password(current_user.row, request.form.get("new_password", ""))
+                    row = users.change_password(current_user.row, request.form.get("current_password", ""),
+                                                request.form.get("new_password", ""))
                 except users.UserError as exc:
+                    if isinstance(exc, users.WrongPassword):
+                        throttle.record_failure(address)  # guessing through an open session is throttled too
                     error = exc.shown_text()
                 else:
                     flash(_l("密码已修改"), "success")
-                    login_user(SessionUser(AdminUser.get_by_id(current_user.id)))
+                    login_user(SessionUser(row))  # this session goes on under the new version; others end
                     return redirect(url_for("admin.index"))
         return self.render("admin/kefu_password.html", error=error, csrf_token=generate_csrf())
 

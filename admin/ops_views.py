@@ -13,11 +13,11 @@ from flask import redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
+from flask_login import current_user, login_user
 from wtforms import PasswordField, SelectField
 
 from admin import users
-from admin.auth import ReadOnlyView, SecureModelView
+from admin.auth import ReadOnlyView, SecureModelView, SessionUser
 from admin.faq_views import CATEGORIES, short
 from admin.messages import flash, text
 from bot.faq import learning
@@ -146,6 +146,13 @@ class AdminUserView(SecureModelView):
             raise ValueError(text(_l("未知角色")))
         if not is_created and model.id == current_user.id and (model.role != "admin" or not model.active):
             raise ValueError(text(_l("不能取消自己的管理员权限或停用自己")))
+        before = None if is_created else AdminUser.get_or_none(AdminUser.id == model.id)
+        if before is not None and (password or (before.role, before.active) != (model.role, model.active)):
+            model.session_version = users.NEXT_SESSION  # their open sessions end (admin/auth.py)
+
+    def after_model_change(self, form: Any, model: AdminUser, is_created: bool) -> None:
+        if not is_created and model.id == current_user.id:  # one's own new password: this session goes on
+            login_user(SessionUser(AdminUser.get_by_id(model.id)))
 
     def on_model_delete(self, model: AdminUser) -> None:
         if model.id == current_user.id:

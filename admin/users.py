@@ -38,6 +38,10 @@ class UserError(ValueError):
         return text(self.shown, **self.values)
 
 
+class WrongPassword(UserError):
+    """The current password given to change it was wrong (counted like a failed login)."""
+
+
 def _too_short() -> UserError:
     return UserError(f"password must be at least {MIN_PASSWORD} characters", _l("密码至少 %(n)s 位"), n=MIN_PASSWORD)
 
@@ -94,25 +98,39 @@ def authenticate(username: str, password: str) -> AdminUser | None:
                       _NOT_LOCKED, (user.id, stamp))
 
 
-def change_password(user: AdminUser, new_password: str) -> None:
+NEXT_SESSION = AdminUser.session_version + 1  # ends every session opened before (admin/auth.py)
+
+
+def end_sessions(user_id: int) -> None:
+    """Every session of this user ends at its next request (logout, a role change)."""
+    AdminUser.update(session_version=NEXT_SESSION).where(AdminUser.id == user_id).execute()
+
+
+def change_password(user: AdminUser, current_password: str, new_password: str) -> AdminUser:
+    """The user's own change: the current password first (a session left open is not enough
+    to take the account over); every other session of theirs ends. Returns the row as saved."""
+    if not check_password_hash(user.password_hash, current_password):
+        raise WrongPassword("the current password is wrong", _l("当前密码不正确"))
     if len(new_password) < MIN_PASSWORD:
         raise _too_short()
     if check_password_hash(user.password_hash, new_password):
         raise UserError("the new password must differ from the old one", _l("新密码不能与旧密码相同"))
-    AdminUser.update(password_hash=generate_password_hash(new_password), must_change_password=False).where(
-        AdminUser.id == user.id).execute()
+    AdminUser.update(password_hash=generate_password_hash(new_password), must_change_password=False,
+                     session_version=NEXT_SESSION).where(AdminUser.id == user.id).execute()
+    return AdminUser.get_by_id(user.id)
 
 
 def reset_password(username: str, password: str) -> AdminUser:
     """From the terminal (`kefu admin-user reset-password`): a forgotten password or a locked
     account. Sets `password`, clears the lock and the failed attempts, reactivates the user,
     and makes them choose their own password at the next login (whoever typed this one
-    knows it)."""
+    knows it); the sessions open under the old password end."""
     user = AdminUser.get_or_none(AdminUser.username == username)
     if user is None:
         raise UserError(f"no panel user named {username!r}")
     if len(password) < MIN_PASSWORD:
         raise _too_short()
     AdminUser.update(password_hash=generate_password_hash(password), must_change_password=True, failed_logins=0,
-                     locked_until=None, active=True).where(AdminUser.id == user.id).execute()
+                     locked_until=None, active=True, session_version=NEXT_SESSION).where(
+        AdminUser.id == user.id).execute()
     return AdminUser.get_by_id(user.id)

@@ -48,6 +48,7 @@ class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 8081
     secret_key: str = ""  # Flask session key; generated into data_dir when empty
+    secure_cookies: bool = False  # the session cookie only over HTTPS (behind TLS)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,13 @@ def _send_attempts(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_status_claim ON outbox (status, claimed_until)")
 
 
+def _admin_sessions(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import AdminUser
+
+    # a panel session names the version it was opened under; a bump ends it (admin/auth.py)
+    add_column_if_missing(db, migrator, AdminUser._meta.table_name, "session_version", AdminUser.session_version)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -97,6 +104,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (6, "admin login throttle per client address", _login_throttle),
     (7, "CRM: seen order requests, order buyer index", _crm_orders),
     (8, "outbox: sends per recipient, for the platforms' send limits", _send_limits),
+    (9, "admin: session version per panel user, to end sessions", _admin_sessions),
     (10, "outbox: claim owner and attempt under way; campaign run planned", _send_attempts),
 ]
 

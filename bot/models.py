@@ -63,6 +63,9 @@ class AdminUser(BaseModel):
     locked_until = UTCDateTimeField(null=True)
     last_login_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField(default=clock.now)
+    # carried in the session and checked on every request: bumped at logout, password and
+    # role change, it ends every session opened before (admin/auth.py; version 9)
+    session_version = peewee.IntegerField(default=0)
 
     def __str__(self) -> str:
         return self.username

@@ -144,6 +144,8 @@ EN: dict[str, str] = {
         "The customer has not written for over 48 hours; the platform does not allow sending",
     "已达到平台对本次互动的回复条数上限": "The platform's reply limit for this exchange was reached",
     "管理员": "Admin", "运营": "Operator",
+    "当前密码": "Current password", "当前密码不正确": "The current password is wrong",
+    "修改后，其他设备上的登录将失效。": "Changing it logs you out everywhere else.",
     # groups at the size shops have (issue 24): the members page and adding in bulk
     "找不到这位顾客": "No such customer", "该顾客的资料已删除，不再加入": "This customer's data was erased; not added",
     "多个渠道有这个 openid：请加一列渠道（channel）":

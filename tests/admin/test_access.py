@@ -160,7 +160,7 @@ def test_demo_admin_must_change_password_before_anything(app: Flask, database: A
         response = client.get(url)
         assert response.status_code == 302 and "/admin/password/" in response.location, url
     token = csrf_token(client.get("/admin/password/").get_data(as_text=True))
-    response = client.post("/admin/password/", data={"csrf_token": token, "new_password": PASSWORD,
-                                                     "confirm": PASSWORD})
+    response = client.post("/admin/password/", data={"csrf_token": token, "current_password": "admin",
+                                                     "new_password": PASSWORD, "confirm": PASSWORD})
     assert response.status_code == 302
     assert panel.get("/admin/faq/").status_code == 200

@@ -106,3 +106,120 @@ def test_a_lock_counts_from_zero_again_once_it_expires(app: Flask, admin_user: A
     row = AdminUser.get()
     assert row.failed_logins == 1 and (row.locked_until is None or row.locked_until <= fake_clock.now())
     assert login(client, "boss").status_code == 302
+
+
+def logged_in(app: Flask, username: str = "boss", password: str = PASSWORD) -> FlaskClient:
+    client = app.test_client()
+    assert login(client, username, password).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    return client
+
+
+def replay(app: Flask, cookie: str) -> Any:
+    """A request from elsewhere with a copy of the session cookie."""
+    thief = app.test_client()
+    thief.set_cookie("session", cookie)
+    return thief.get("/admin/")
+
+
+def opens_the_panel(response: Any) -> bool:
+    return response.status_code == 200
+
+
+def test_a_cookie_taken_before_logout_no_longer_opens_the_panel(app: Flask, admin_user: Any) -> None:
+    client = logged_in(app)
+    cookie = client.get_cookie("session").value
+    assert opens_the_panel(replay(app, cookie))  # the copy works while the session lives
+    client.post("/admin/logout/", data={"csrf_token": csrf_token(client.get("/admin/faq/new/").get_data(as_text=True))})
+    assert client.get("/admin/").status_code == 302
+    response = replay(app, cookie)
+    assert response.status_code == 302 and "/admin/login/" in response.location
+
+
+def change_password(client: FlaskClient, current: str, new: str) -> Any:
+    token = csrf_token(client.get("/admin/password/").get_data(as_text=True))
+    return client.post("/admin/password/", data={"csrf_token": token, "current_password": current,
+                                                 "new_password": new, "confirm": new})
+
+
+def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(app: Flask, admin_user: Any) -> None:
+    laptop, phone = logged_in(app), logged_in(app)
+    stolen = phone.get_cookie("session").value
+    response = change_password(laptop, PASSWORD, "a-new-password-1")
+    assert response.status_code == 302 and response.location.endswith("/admin/")
+    assert opens_the_panel(laptop.get("/admin/"))  # the session that changed it goes on
+    assert phone.get("/admin/").status_code == 302  # the other device is logged out
+    assert not opens_the_panel(replay(app, stolen))
+    assert login(app.test_client(), "boss", "a-new-password-1").status_code == 302
+
+
+def test_changing_ones_password_asks_for_the_current_one(app: Flask, admin_user: Any) -> None:
+    client = logged_in(app)
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    response = change_password(client, "not-the-password", "a-new-password-1")
+    assert response.status_code == 200 and "当前密码不正确" in response.get_data(as_text=True)
+    assert login(app.test_client(), "boss", PASSWORD).status_code == 302  # unchanged
+    assert LoginThrottle.get(LoginThrottle.key == "ip:192.0.2.77").failures == 1  # counted against guessing
+    for _ in range(throttle.MAX_FAILURES):
+        change_password(client, "still-guessing", "a-new-password-1")
+    response = change_password(client, PASSWORD, "a-new-password-1")  # throttled, even the right one
+    assert "次数过多" in response.get_data(as_text=True)
+    assert login(app.test_client(), "boss", PASSWORD).status_code == 302
+
+
+def test_a_role_change_ends_that_users_sessions(app: Flask, admin_user: Any, operator_user: Any,
+                                                admin_panel: Any) -> None:
+    operator = logged_in(app, "ops")
+    cookie = operator.get_cookie("session").value
+    response = admin_panel.post(f"/admin/adminuser/edit/?id={operator_user.id}",
+                                {"username": "ops", "role": "admin", "active": "y", "password": ""})
+    assert response.status_code == 302
+    assert AdminUser.get_by_id(operator_user.id).role == "admin"
+    assert operator.get("/admin/").status_code == 302 and not opens_the_panel(replay(app, cookie))
+    admin_panel.post(f"/admin/adminuser/edit/?id={operator_user.id}",  # an edit that changes nothing else
+                     {"username": "ops-renamed", "role": "admin", "active": "y", "password": ""})
+    relogged = logged_in(app, "ops-renamed")
+    assert opens_the_panel(relogged.get("/admin/"))
+
+
+def test_an_admin_setting_their_own_password_in_the_users_list_stays_logged_in(app: Flask, admin_user: Any,
+                                                                                 admin_panel: Any) -> None:
+    other = logged_in(app)
+    response = admin_panel.post(f"/admin/adminuser/edit/?id={admin_user.id}",
+                                {"username": "boss", "role": "admin", "active": "y", "password": "a-new-password-1"})
+    assert response.status_code == 302
+    assert opens_the_panel(admin_panel.get("/admin/")) and other.get("/admin/").status_code == 302
+
+
+def test_a_session_from_before_versions_logs_in_again(app: Flask, admin_user: Any) -> None:
+    """A cookie written by the previous release names only the user id."""
+    with app.test_request_context("/admin/"):
+        from flask import current_app
+
+        old = current_app.session_interface.get_signing_serializer(current_app).dumps(
+            {"_user_id": str(admin_user.id), "_fresh": True})
+    assert not opens_the_panel(replay(app, old))
+
+
+def test_secure_cookies_marks_the_session_cookie_secure(config: Any, database: Any, admin_user: Any) -> None:
+    import dataclasses
+
+    from admin.app import create_app
+
+    plain = login(create_app(config, testing=True).test_client(), "boss")
+    assert "Secure" not in next(h for h in plain.headers.getlist("Set-Cookie") if h.startswith("session="))
+    secure_config = dataclasses.replace(config, admin=dataclasses.replace(config.admin, secure_cookies=True))
+    client = create_app(secure_config, testing=True).test_client()
+    response = login(client, "boss")
+    assert "Secure" in next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
+
+
+def test_upgrade_adds_the_session_version_to_existing_users(database: Any, admin_user: Any) -> None:
+    from bot import migrations
+    from bot.migrations import SchemaVersion
+
+    table = AdminUser._meta.table_name
+    database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "session_version"')
+    SchemaVersion.delete().where(SchemaVersion.version == 9).execute()
+    assert migrations.upgrade() == ["9: admin: session version per panel user, to end sessions"]
+    assert AdminUser.get(AdminUser.username == "boss").session_version == 0

@@ -98,6 +98,7 @@ def login_first_time(page: Any, admin: str) -> None:
     page.fill("#password", "admin")
     page.click("button[type=submit]")
     page.wait_for_url("**/admin/password/")
+    page.fill("#current_password", "admin")
     page.fill("#new_password", NEW_PASSWORD)
     page.fill("#confirm", NEW_PASSWORD)
     page.click("button[type=submit]")
