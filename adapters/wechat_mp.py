@@ -159,14 +159,35 @@ class OfficialAccountSender:
             "touser": recipient, "msgtype": "text", "text": {"content": part}}), planned)
 
     async def _mass(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        """A mass send: to a list of openids (`touser` in the content, `message/mass/send`,
+        2 to 10,000 of them) or to a tag / everyone (`sendall`). With a `clientmsgid` the
+        platform deduplicates: a repeat is answered 45065 with the job it already has,
+        which is the send having succeeded (a retry after a crash is safe)."""
         msgtype = str(content.get("msgtype") or "text")
         inner = {"content": content_text(content)} if msgtype == "text" else dict(content.get(msgtype) or {})
-        body: dict[str, Any] = {"msgtype": msgtype, msgtype: inner}
-        if recipient.startswith("tag:"):
-            body["filter"] = {"is_to_all": False, "tag_id": int(recipient[4:])}
+        body: dict[str, Any] = {"msgtype": msgtype, msgtype: inner, "send_ignore_reprint": 0}
+        if content.get("clientmsgid"):
+            body["clientmsgid"] = str(content["clientmsgid"])
+        if content.get("touser"):
+            body["touser"] = list(content["touser"])
+            path = "/cgi-bin/message/mass/send"
         else:
-            body["filter"] = {"is_to_all": True}
-        return classify(await self.api.post("/cgi-bin/message/mass/sendall", body))
+            body["filter"] = ({"is_to_all": False, "tag_id": int(recipient[4:])} if recipient.startswith("tag:")
+                              else {"is_to_all": True})
+            path = "/cgi-bin/message/mass/sendall"
+        reply = await self.api.post(path, body)
+        job = str(reply.data.get("msg_id") or "")
+        if reply.ok or reply.errcode == MASS_DUPLICATE:
+            return SendResult("sent", platform_id=job)
+        if reply.errcode == MASS_TOO_SOON:
+            return SendResult("retry", f"{reply.errcode} {reply.errmsg}", retry_after=60.0)
+        return classify(reply)
+
+
+# message/mass/send answers about clientmsgid: 45065 the platform already has a job with it
+# (the answer names that job), 45066 the same clientmsgid was retried within a minute
+MASS_DUPLICATE = 45065
+MASS_TOO_SOON = 45066
 
 
 async def send_text_parts(content: Mapping[str, Any], post: Callable[[str], Awaitable[ApiReply]],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, request, url_for
+from flask import current_app, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -52,6 +52,15 @@ CHANGES: dict[str, tuple[str, ...]] = {
 def progress(campaign: Campaign) -> dict[str, int]:
     """Recipient counts by status of the current (or last) run."""
     return campaigns.progress(campaign) if campaign.run_key else {}
+
+
+def send_paths(campaign: Campaign) -> dict[str, int] | None:
+    """Who each path would reach if the campaign were sent now (None: a wrong target)."""
+    kinds = {c.name: c.kind for c in current_app.config["KEFU_CONFIG"].channels}
+    try:
+        return campaigns.paths(campaign, kinds)
+    except campaigns.CampaignError:
+        return None
 
 
 def change_status(campaign: Campaign, change: str) -> None:
@@ -140,6 +149,7 @@ class CampaignView(SecureModelView):
     def render(self, template: str, **kwargs: Any) -> Any:
         if template == self.details_template and kwargs.get("model") is not None:
             kwargs["counts"] = progress(kwargs["model"])
+            kwargs["paths"] = send_paths(kwargs["model"])
             kwargs["changes"] = [c for c, sources in CHANGES.items() if kwargs["model"].status in sources]
         return super().render(template, **kwargs)
 

@@ -29,8 +29,8 @@ import peewee
 from bot import clock, fanout, outbox
 from bot.crm import segments
 from bot.models import (
-    Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox,
-    Segment, Tag,
+    Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Message,
+    Outbox, Segment, Tag,
 )
 
 log = logging.getLogger("kefu.campaigns")
@@ -178,7 +178,24 @@ def render(campaign: Campaign, customer: fanout.Person, delivery_key: str) -> fa
         content=fill_all(main, values) if main else None,
         template=fill_all(template, values) if template else None,
         reason="" if (main or template) else "the campaign has no content",
+        mass=as_mass(campaign),
     )
+
+
+PERSONAL = ("{nickname}", "{level}", "{coupon}")
+
+
+def as_mass(campaign: Campaign) -> dict[str, Any] | None:
+    """The campaign as one 公众号 mass message for every follower, or None when it cannot be
+    one: a text with per-customer placeholders or a coupon each, news with links (mass
+    sends take uploaded articles only), templates."""
+    content: Mapping[str, Any] = campaign.content or {}
+    if campaign.content_kind == "text" and content.get("text") and not content.get("coupon_id"):
+        text = str(content["text"])
+        return None if any(p in text for p in PERSONAL) else {"kind": "mass", "msgtype": "text", "text": text}
+    if campaign.content_kind == "image" and content.get("media_id"):
+        return {"kind": "mass", "msgtype": "image", "image": {"media_id": content["media_id"]}}
+    return None
 
 
 # --- life cycle ----------------------------------------------------------------------------
@@ -299,6 +316,7 @@ def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[],
                                   channel_kinds, limit=batch)
         batches += 1
         if counts.queued + counts.skipped == 0 and planned_all:
+            fanout.release_mass(campaign.run_key)  # the mass rows still filling go out now
             return "done" if _finish(campaign) else "sending"
 
 
@@ -312,7 +330,77 @@ def progress(campaign: Campaign) -> dict[str, int]:
     failed, in_doubt, skipped, total (`bot.fanout.progress`)."""
     if not campaign.run_key:
         return {}
-    return fanout.progress(campaign.run_key)
+    counts = fanout.progress(campaign.run_key)
+    mass = mass_figures(campaign.run_key)
+    if mass["mass_jobs"]:
+        counts.update(mass)
+    return counts
+
+
+# MASSSENDJOBFINISH fields (stored as the report message's payload) -> our figure
+MASS_REPORT_FIELDS = {"TotalCount": "mass_total", "FilterCount": "mass_filtered", "SentCount": "mass_sent",
+                      "ErrorCount": "mass_errors"}
+MONTHLY_MASS_PER_FOLLOWER = 4  # a 服务号 follower receives at most 4 mass sends a calendar month
+
+
+def mass_figures(run_key: str) -> dict[str, int]:
+    """A run's 公众号 mass jobs: how many, how many the platform accepted and reported on,
+    and the report's figures summed (MASSSENDJOBFINISH: total, after the platform's filter,
+    sent, errors). The report arrives as a callback (stored as a system message whose id is
+    the job's MsgID) minutes after the job was accepted."""
+    figures = dict.fromkeys(("mass_jobs", "mass_accepted", "mass_reported", *MASS_REPORT_FIELDS.values()), 0)
+    for row in Outbox.select(Outbox.channel, Outbox.content, Outbox.status).where(
+            Outbox.key.startswith(fanout.mass_prefix(run_key))):
+        figures["mass_jobs"] += 1
+        msg_id = str((row.content or {}).get("msg_id") or "")
+        if row.status != "sent" or not msg_id:
+            continue
+        figures["mass_accepted"] += 1
+        report = Message.get_or_none((Message.channel == row.channel) & (Message.external_id == msg_id)
+                                     & (Message.author == "system"))
+        if report is None:
+            continue
+        figures["mass_reported"] += 1
+        for field_name, key in MASS_REPORT_FIELDS.items():
+            try:
+                figures[key] += int((report.payload or {}).get(field_name) or 0)
+            except (TypeError, ValueError):
+                pass
+    return figures
+
+
+def paths(campaign: Campaign, channel_kinds: Mapping[str, str]) -> dict[str, int]:
+    """Before sending: how many of the audience each path reaches now. customer_service
+    (inside the 48-hour window, or a channel without one), template (outside it, the
+    campaign has a template), mass (outside it on a 公众号, as an openid-list mass send),
+    unreachable (outside it, neither), refused (blocked, unsubscribed, erased); plus the
+    mass jobs this month and the platform's monthly allowance per follower. Counted in SQL
+    (a few COUNTs, whatever the audience's size)."""
+    audience = Customer.id.in_(targets(campaign))
+    refused = Customer.erased_at.is_null(False) | (Customer.blocked == True) | (Customer.subscribed == False)  # noqa: E712
+    windowed = [name for name, kind in channel_kinds.items() if kind in fanout.WINDOWED_KINDS]
+    mp = [name for name, kind in channel_kinds.items() if kind == fanout.MP]
+    cutoff = clock.now() - fanout.CUSTOMER_SERVICE_WINDOW
+    outside = (audience & ~refused & Customer.channel.in_(windowed)
+               & (Customer.last_inbound_at.is_null() | (Customer.last_inbound_at < cutoff)))
+    total = Customer.select().where(audience).count()
+    n_refused = Customer.select().where(audience & refused).count()
+    n_outside = Customer.select().where(outside).count() if windowed else 0
+    n_outside_mp = Customer.select().where(outside & Customer.channel.in_(mp)).count() if mp else 0
+    has_template = campaign.content_kind == "template" or bool((campaign.content or {}).get("template"))
+    mass_ok = not has_template and as_mass(campaign) is not None
+    month = clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "audience": total,
+        "customer_service": 0 if campaign.content_kind == "template" else total - n_refused - n_outside,
+        "template": (total - n_refused) if campaign.content_kind == "template" else (n_outside if has_template else 0),
+        "mass": n_outside_mp if mass_ok else 0,
+        "unreachable": 0 if has_template else n_outside - (n_outside_mp if mass_ok else 0),
+        "refused": n_refused,
+        "mass_jobs_this_month": Outbox.select().where(
+            Outbox.key.startswith("mass:") & (Outbox.status == "sent") & (Outbox.sent_at >= month)).count(),
+        "mass_per_follower_per_month": MONTHLY_MASS_PER_FOLLOWER,
+    }
 
 
 def resend_in_doubt(campaign_id: int) -> int:

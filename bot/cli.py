@@ -655,9 +655,17 @@ def campaign_list(config: Config) -> None:
     rows = list(Campaign.select().order_by(Campaign.id))
     if not rows:
         click.echo("no campaigns yet: create one in the admin panel (营销 → 群发活动)", err=True)
+    kinds = {ch.name: ch.kind for ch in config.channels}
     for c in rows:
-        click.echo(json.dumps({"id": c.id, "name": c.name, "status": c.status, "target": f"{c.target_kind}:{c.target_value}",
-                               "cron": c.cron, "run": c.run_key, "progress": campaigns.progress(c)}, ensure_ascii=False))
+        shown: dict[str, object] = {"id": c.id, "name": c.name, "status": c.status,
+                                    "target": f"{c.target_kind}:{c.target_value}", "cron": c.cron, "run": c.run_key,
+                                    "progress": campaigns.progress(c)}
+        if c.status in ("draft", "scheduled"):  # before sending: who each path would reach
+            try:
+                shown["paths"] = campaigns.paths(c, kinds)
+            except campaigns.CampaignError as exc:
+                shown["paths"] = str(exc)
+        click.echo(json.dumps(shown, ensure_ascii=False))
 
 
 @campaign.command("change")

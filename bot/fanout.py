@@ -16,12 +16,24 @@ only keeps the outbox backlog bounded (`bot.campaigns.drive`), so pause and canc
 what is still ahead rather than on a queue of everything.
 
 The 48-hour customer-service window: on channels that have one, a customer whose last
-message is older than 48 hours can only get a template message; without a template the
-delivery is skipped with the reason.
+message is older than 48 hours can only get a template message or, on a 公众号, a mass
+send. Without either the delivery is skipped with the reason.
+
+The 公众号 mass path (`message/mass/send` to a list of openids): followers outside the
+window whose campaign content can go as one message to all (`Rendered.mass`: a text
+without per-customer placeholders, an image) are collected, per run and channel, into
+mass rows of at most `MASS_BATCH` openids (the platform takes 2 to 10,000 a call). A
+row fills across hand-overs while `held` (no sender takes it), goes out once full or when
+the run is handed over completely (`release_mass`), and carries a `clientmsgid` derived
+from its key, so a retry after a crash is deduplicated by the platform. Its deliveries
+share its outcome; the platform's MASSSENDJOBFINISH report gives the job's figures
+(`bot.campaigns.mass_figures`). A row left with a single follower cannot go (the
+platform needs two): that delivery is skipped with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
@@ -35,6 +47,9 @@ from bot.send_window import CUSTOMER_SERVICE_WINDOW, WINDOWED_KINDS
 
 PLAN_BATCH = 1000
 HAND_OVER_BATCH = 500
+MASS_BATCH = 10_000  # openids per message/mass/send (the platform: at least 2, at most 10,000)
+MASS_MIN = 2
+MP = "wechat_mp"
 
 
 class Person(Protocol):
@@ -61,6 +76,9 @@ class Rendered:
     content: Mapping[str, Any] | None  # None: nothing to send to this customer
     template: Mapping[str, Any] | None = None
     reason: str = ""  # why content is None
+    # the same message for every follower as a 公众号 mass send ({"kind": "mass", "msgtype",
+    # and its body}), for followers outside the window; None: the content cannot go as one
+    mass: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -145,6 +163,8 @@ def choose(customer: Person, channel_kind: str, rendered: Rendered) -> tuple[Map
         return (rendered.content or rendered.template), ""
     if rendered.template is not None:
         return rendered.template, ""
+    if rendered.mass is not None and channel_kind == MP:
+        return rendered.mass, ""
     return None, "outside the 48-hour window and no template"
 
 
@@ -191,6 +211,7 @@ def hand_over(job_key: str, render: Render, channel_kinds: Mapping[str, str], li
         out_rows: list[tuple[str, str, str, Mapping[str, Any]]] = []
         queued_ids: list[int] = []
         skipped: dict[str, list[int]] = {}
+        mass: dict[str, tuple[Mapping[str, Any], list[tuple[int, str]]]] = {}  # channel -> (content, members)
         for row in rows:
             delivery_id = row[0]
             person = Recipient(row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), bool(row[8]),
@@ -200,6 +221,10 @@ def hand_over(job_key: str, render: Render, channel_kinds: Mapping[str, str], li
                 skipped.setdefault(reason, []).append(delivery_id)
                 counts.skip(reason)
                 continue
+            if content.get("kind") == "mass":
+                mass.setdefault(person.channel, (content, []))[1].append((delivery_id, person.external_id))
+                counts.queued += 1
+                continue
             out_rows.append((outbox_key(delivery_id), person.channel, person.external_id, content))
             queued_ids.append(delivery_id)
         if out_rows:
@@ -207,10 +232,69 @@ def hand_over(job_key: str, render: Render, channel_kinds: Mapping[str, str], li
             Delivery.update(status="claimed", outbox_key=peewee.SQL("'delivery:' || id"), updated_at=now).where(
                 Delivery.id.in_(queued_ids)
             ).execute()
-            counts.queued = len(out_rows)
+            counts.queued += len(out_rows)
+        for channel, (content, members) in mass.items():
+            _add_to_mass(job_key, channel, content, members, now)
         for reason, ids in skipped.items():
             Delivery.update(status="skipped", reason=reason[:255], updated_at=now).where(Delivery.id.in_(ids)).execute()
     return counts
+
+
+def mass_prefix(job_key: str, channel: str = "") -> str:
+    """The keys of a run's mass rows: `mass:{job_key}:{channel}:{n}`."""
+    return f"mass:{job_key}:{channel}:" if channel else f"mass:{job_key}:"
+
+
+def client_msg_id(key: str) -> str:
+    """The mass row's clientmsgid: fixed by its key, so every retry carries the same one
+    (the platform allows 64 bytes)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _add_to_mass(job_key: str, channel: str, content: Mapping[str, Any], members: list[tuple[int, str]],
+                 now: datetime) -> None:
+    """Put followers on the run's open (`held`) mass row of their channel, opening a new one
+    when it is full; a full row is released to the senders at once. Inside the hand-over's
+    transaction (its claim on the deliveries makes this the only writer of the run)."""
+    prefix = mass_prefix(job_key, channel)
+    mine = Outbox.key.startswith(prefix)
+    row = Outbox.select().where(mine & (Outbox.status == "held")).order_by(Outbox.id.desc()).first()
+    while members:
+        if row is None:
+            key = f"{prefix}{Outbox.select().where(mine).count() + 1}"
+            row = Outbox.create(key=key, channel=channel, recipient=f"openids:{job_key}"[:128], status="held",
+                                content={**dict(content), "touser": [], "clientmsgid": client_msg_id(key)},
+                                next_attempt_at=now, created_at=now)
+        body = dict(row.content)
+        room = MASS_BATCH - len(body["touser"])
+        taken, members = members[:room], members[room:]
+        body["touser"] = list(body["touser"]) + [openid for _, openid in taken]
+        full = len(body["touser"]) >= MASS_BATCH
+        Outbox.update(content=body, status="pending" if full else "held").where(Outbox.id == row.id).execute()
+        Delivery.update(status="claimed", outbox_key=row.key, updated_at=now).where(
+            Delivery.id.in_([delivery_id for delivery_id, _ in taken])).execute()
+        row = None if full else row
+
+
+def release_mass(job_key: str) -> int:
+    """The run is handed over: its mass rows still filling go to the senders. A row with a
+    single follower cannot go (the platform takes 2 or more): its delivery is skipped.
+    Returns how many rows were released."""
+    now = clock.now()
+    released = 0
+    with transaction():
+        for row in Outbox.select().where(Outbox.key.startswith(mass_prefix(job_key)) & (Outbox.status == "held")):
+            if len((row.content or {}).get("touser") or ()) >= MASS_MIN:
+                released += Outbox.update(status="pending", next_attempt_at=now).where(Outbox.id == row.id).execute()
+                continue
+            Outbox.update(status="cancelled", last_error="a mass send needs at least two followers").where(
+                Outbox.id == row.id).execute()
+            Delivery.update(status="skipped", reason=MASS_TOO_FEW, updated_at=now).where(
+                Delivery.outbox_key == row.key).execute()
+    return released
+
+
+MASS_TOO_FEW = "outside the 48-hour window; a mass send needs at least two followers"
 
 
 def _insert_outbox(rows: list[tuple[str, str, str, Mapping[str, Any]]], now: datetime) -> None:
@@ -366,7 +450,7 @@ def withdraw(job_key: str, reason: str = "cancelled") -> int:
             (Delivery.job_key == job_key) & (Delivery.status == "claimed")
         )
         Outbox.update(status="cancelled", last_error=reason).where(
-            (Outbox.status == "pending") & Outbox.key.in_(claimed)
+            Outbox.status.in_(("pending", "held")) & Outbox.key.in_(claimed)
         ).execute()
         stopped = Delivery.update(status="skipped", reason=reason, updated_at=now).where(
             (Delivery.job_key == job_key) & (Delivery.status == "pending")

@@ -68,6 +68,9 @@ class SendResult:
     # A send split into parts (long text): how many parts the platform has accepted so
     # far, kept in the row's content so a retry resumes after them instead of resending.
     parts_sent: int | None = None
+    # the platform's id for what it accepted (a mass send's msg_id), kept in the row's
+    # content as `msg_id`: its MASSSENDJOBFINISH report names the job by it
+    platform_id: str = ""
 
     @classmethod
     def ok(cls) -> "SendResult":
@@ -255,6 +258,8 @@ def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
         status, update = "failed", {"last_error": result.error or "too many attempts"}
     if result.parts_sent is not None and status != "sent":
         update["content"] = {**dict(row.content or {}), "parts_sent": result.parts_sent}
+    if result.platform_id and status == "sent":
+        update["content"] = {**dict(row.content or {}), "msg_id": result.platform_id}
     stored = Outbox.update(status=status, attempts=attempts, claimed_until=None, claim_token=None, attempted_at=None,
                            **update).where((Outbox.id == row.id) & _ours([row])).execute()
     if not stored:
@@ -278,7 +283,7 @@ def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
 def record_many(outcomes: list[tuple[Outbox, SendResult]], max_attempts: int) -> list[str]:
     """`record` for many rows in one transaction; plain successes (no message row, no
     listeners to tell) share one UPDATE. Returns each row's new status, in order."""
-    plain = [row for row, result in outcomes if result.outcome == "sent" and not row.message_id]
+    plain = [row for row, result in outcomes if _plain(row, result)]
     statuses: list[str] = []
     with transaction():
         if plain:
@@ -286,11 +291,16 @@ def record_many(outcomes: list[tuple[Outbox, SendResult]], max_attempts: int) ->
                           attempted_at=None, sent_at=clock.now(), last_error="").where(
                 Outbox.id.in_([row.id for row in plain]) & _ours(plain)).execute()
         for row, result in outcomes:
-            if result.outcome == "sent" and not row.message_id:
+            if _plain(row, result):
                 statuses.append("sent")
             else:
                 statuses.append(record(row, result, max_attempts))
     return statuses
+
+
+def _plain(row: Outbox, result: SendResult) -> bool:
+    """A success with nothing to store but the status (no message row, no platform id)."""
+    return result.outcome == "sent" and not row.message_id and not result.platform_id
 
 
 def release(row_ids: list[int]) -> int:

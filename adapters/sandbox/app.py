@@ -9,6 +9,13 @@ Platform rules it keeps:
   (40001 afterwards), `expire_tokens()` makes the current ones expired (42001);
 - a call without a token is 41001.
 
+Mass sends keep the platform's rules too: `message/mass/send` takes 2 to 10,000 openids
+(40130 otherwise); a `clientmsgid` (at most 64 bytes, 45067) seen within `MASS_DEDUP_SECONDS`
+is not sent again but answered 45065 with the first job's msg_id (45066 when repeated
+within a minute); a follower receives at most `MASS_PER_FOLLOWER_PER_MONTH` mass messages
+a month (the rest count as errors in the job's report). `mass_report(msg_id)` gives the
+MASSSENDJOBFINISH fields the platform would call back with.
+
 Faults: `inject(errcode, path="", times=1, latency=0, after=0)` answers the next `times`
 calls whose path contains `path` (after letting `after` of them through) with `errcode`
 (-1, 45009, 45015, 45047, ...), after `latency` seconds (`errcode=0` with a latency only
@@ -17,7 +24,8 @@ slows the calls down).
 Control API (for a stand-in in another process, e.g. `kefu sandbox`):
 `GET /sandbox/calls?after=N`, `GET /sandbox/messages?touser=ID&after=N`,
 `POST /sandbox/faults {"errcode", "path", "times", "latency"}`, `POST /sandbox/expire`,
-`POST /sandbox/reset`, `POST /sandbox/kf/messages {"open_kfid", "external_userid", "text"}`.
+`POST /sandbox/reset`, `POST /sandbox/kf/messages {"open_kfid", "external_userid", "text"}`,
+`GET /sandbox/mass/jobs` (each job with its report fields).
 """
 
 from __future__ import annotations
@@ -45,6 +53,12 @@ ERRMSG = {
     40003: "invalid openid",
 }
 SANDBOX = web.AppKey("sandbox", object)
+ERRMSG.update({40130: "invalid openid list size, at least two openid", 45065: "clientmsgid exist",
+               45066: "same clientmsgid retry too fast", 45067: "clientmsgid size out of limit"})
+MASS_DEDUP_SECONDS = 24 * 3600  # how long a clientmsgid is remembered (we assume a day)
+MASS_RETRY_SECONDS = 60
+MASS_PER_FOLLOWER_PER_MONTH = 4
+MASS_MAX_OPENIDS = 10_000
 
 
 @dataclass
@@ -94,12 +108,20 @@ class Sandbox:
         self.kf_states: dict[tuple[str, str], int] = {}
         self.tags: dict[int, dict[str, Any]] = {}
         self.welcome_codes: dict[str, str] = {}  # kf enter_session code -> external_userid
+        self.mass_jobs: dict[int, dict[str, Any]] = {}  # msg_id -> the job and its report fields
+        self.mass_by_client_id: dict[str, tuple[int, float]] = {}  # clientmsgid -> (msg_id, last seen)
+        self.mass_received: dict[tuple[str, str], int] = {}  # (openid, "YYYY-MM") -> mass messages
+        self.skew = 0.0  # seconds added to the stand-in's clock for the mass rules (`time_passes`)
         self._ids = itertools.count(1000)
 
     # -- test helpers ------------------------------------------------------------------------
 
     def inject(self, errcode: int, path: str = "", times: int = 1, latency: float = 0.0, after: int = 0) -> None:
         self.faults.append(Fault(errcode, path, times, latency, after))
+
+    def time_passes(self, seconds: float) -> None:
+        """Move the stand-in's clock for its time rules (the clientmsgid windows) forward."""
+        self.skew += seconds
 
     def expire_tokens(self) -> None:
         self.expired.update(self.tokens.values())
@@ -113,9 +135,16 @@ class Sandbox:
         for call in self.sends():
             body = call.body if isinstance(call.body, dict) else {}
             to = body.get("touser") or body.get("external_userid") or self.welcome_codes.get(str(body.get("code")))
-            if to == user and body.get("msgtype") == "text":
+            if (to == user or (isinstance(to, list) and user in to)) and body.get("msgtype") == "text":
                 out.append(str(body.get("text", {}).get("content", "")))
         return out
+
+    def mass_report(self, msg_id: int) -> dict[str, str]:
+        """The MASSSENDJOBFINISH fields of a job, as the platform calls them back."""
+        job = self.mass_jobs[msg_id]
+        return {"MsgID": str(msg_id), "Status": "send success", **{k: str(job[k]) for k in
+                                                                  ("TotalCount", "FilterCount", "SentCount",
+                                                                   "ErrorCount")}}
 
     def add_kf_message(self, open_kfid: str, external_userid: str, text: str = "", msgtype: str = "text",
                        body: dict[str, Any] | None = None, origin: int = 3) -> str:
@@ -145,6 +174,7 @@ class Sandbox:
         app.router.add_post("/sandbox/expire", self._expire)
         app.router.add_post("/sandbox/reset", self._reset)
         app.router.add_post("/sandbox/kf/messages", self._kf_add)
+        app.router.add_get("/sandbox/mass/jobs", self._mass_jobs)
         return app
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -241,6 +271,10 @@ class Sandbox:
         self.reset()
         return web.json_response({"ok": True})
 
+    async def _mass_jobs(self, request: web.Request) -> web.Response:
+        return web.json_response({"jobs": [{"msg_id": n, **job} for n, job in self.mass_jobs.items()]},
+                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
     async def _kf_add(self, request: web.Request) -> web.Response:
         data = await request.json()
         msgid = self.add_kf_message(str(data["open_kfid"]), str(data["external_userid"]), str(data.get("text", "")))
@@ -263,7 +297,34 @@ def _with_msgid(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> di
 
 
 def _mass(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """sendall (a tag, everyone) and send (an openid list), with the clientmsgid dedup."""
+    openids = body.get("touser")
+    if openids is not None and (not isinstance(openids, list) or not 2 <= len(openids) <= MASS_MAX_OPENIDS):
+        return _err(40130)
+    client_id = str(body.get("clientmsgid") or "")
+    if len(client_id.encode()) > 64:
+        return _err(45067)
+    now = time.time() + sb.skew
+    seen = sb.mass_by_client_id.get(client_id) if client_id else None
+    if seen is not None and now - seen[1] < MASS_DEDUP_SECONDS:
+        sb.mass_by_client_id[client_id] = (seen[0], now)
+        code = 45066 if now - seen[1] < MASS_RETRY_SECONDS else 45065
+        return {**_err(code), "msg_id": seen[0]}
     n = next(sb._ids)
+    if client_id:
+        sb.mass_by_client_id[client_id] = (n, now)
+    month = time.strftime("%Y-%m", time.gmtime(now))
+    sent = errors = 0
+    for openid in openids or ():
+        got = sb.mass_received.get((openid, month), 0)
+        if got >= MASS_PER_FOLLOWER_PER_MONTH:
+            errors += 1
+            continue
+        sb.mass_received[(openid, month)] = got + 1
+        sent += 1
+    total = len(openids or ())
+    sb.mass_jobs[n] = {"touser": list(openids or ()), "clientmsgid": client_id, "TotalCount": total,
+                       "FilterCount": total, "SentCount": sent, "ErrorCount": errors}
     return {"errmsg": "send job submission success", "msg_id": n, "msg_data_id": n}
 
 

@@ -117,3 +117,33 @@ async def test_terminal_chat_talks_through_the_official_account_path(aiohttp_cli
     out = capsys.readouterr().out
     assert "欢迎" in out and SHIPPING in out
     assert Message.get(Message.text == "发货要多久").peer_id == "o_terminal"
+
+
+async def test_mass_sends_keep_the_platforms_list_size_clientmsgid_dedup_and_monthly_allowance(stand) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{stand.base}/cgi-bin/token", params={"grant_type": "client_credential",
+                                                                   "appid": APP_ID, "secret": "s"}) as r:
+            token = (await r.json())["access_token"]
+
+        async def mass(touser: list[str], client_id: str = "") -> dict:  # type: ignore[type-arg]
+            body = {"touser": touser, "msgtype": "text", "text": {"content": "双十二"}, "clientmsgid": client_id}
+            async with http.post(f"{stand.base}/cgi-bin/message/mass/send", params={"access_token": token},
+                                 json=body) as r:
+                return await r.json()  # type: ignore[no-any-return]
+
+        assert (await mass(["o1"]))["errcode"] == 40130  # at least two openids
+        assert (await mass(["o1", "o2"], "x" * 65))["errcode"] == 45067
+        first = await mass(["o1", "o2"], "run-1")
+        assert first["errcode"] == 0
+        again = await mass(["o1", "o2"], "run-1")
+        assert (again["errcode"], again["msg_id"]) == (45066, first["msg_id"])  # within a minute
+        stand.sandbox.time_passes(120)
+        again = await mass(["o1", "o2"], "run-1")
+        assert (again["errcode"], again["msg_id"]) == (45065, first["msg_id"])  # deduplicated, not sent
+        for n in range(2, 5):
+            assert (await mass(["o1", "o2"], f"run-{n}"))["errcode"] == 0
+        fifth = await mass(["o1", "o3"], "run-5")  # o1's fifth this month
+    report = stand.sandbox.mass_report(fifth["msg_id"])
+    assert (report["TotalCount"], report["SentCount"], report["ErrorCount"]) == ("2", "1", "1")
+    assert len(stand.sandbox.mass_jobs) == 5
+    assert stand.sandbox.texts_to("o3") == ["双十二"]

@@ -119,7 +119,7 @@ def test_48_hour_window_uses_template_or_skips_with_reason(fake_clock) -> None: 
     template = {"template_id": "TPL-1", "data": {"first": {"value": "{nickname}，活动开始啦"}}}
     with_template = make_campaign(name="有模板", content={"text": "上新了", "template": template})
     assert run_now(with_template) == "sending"
-    without = make_campaign(name="无模板", content={"text": "上新了"})
+    without = make_campaign(name="无模板", content={"text": "{nickname}，上新了"})  # personal: no mass send either
     assert run_now(without) == "sending"
 
     sender_mp, sender_web = RecordingSender(), RecordingSender()
