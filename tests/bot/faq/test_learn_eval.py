@@ -114,3 +114,15 @@ def test_the_command_prints_one_json_object_and_refuses_a_bad_file_clearly(tmp_p
     (tmp_path / "bad.jsonl").write_text('{"text": "no query key"}\n', encoding="utf-8")
     bad = runner.invoke(main, ["faq", "learn-eval", "--faq", faq, "--queries", str(tmp_path / "bad.jsonl"), "--lexical"])
     assert bad.exit_code != 0 and "line 1" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_ceiling_counts_only_the_misses_whose_faq_the_first_half_left_unanswered() -> None:
+    # 顺丰包邮吗？ (ship) can be learned from the first half's unanswered list; 能开发票吗 (pay) cannot:
+    # no first-half question names pay, so no operator action on that list teaches it
+    second = [*SECOND, Query("能开发票吗", "pay")]
+    sim = Simulation(RECORDS, FIRST, second, None, THRESHOLD)
+    assert sim.reachable == {"misses": 2, "reachable": 1, "recall_ceiling": round(2 / 3, 4)}
+    run = learn_eval(RECORDS, FIRST + second, None, THRESHOLD, actions=3, seed=0)
+    assert set(run["second_half_misses"]) == {"misses", "reachable", "recall_ceiling"}
+    assert run["second_half_misses"]["reachable"] <= run["second_half_misses"]["misses"]
+    assert set(summarize([run])["seeds"][0]) >= {"reachable", "misses"}
