@@ -276,6 +276,18 @@ class GroupMemberView(SecureModelView):
     column_filters = ("group", "joined_at")
     form_ajax_refs = CUSTOMER_LOOKUP
 
+    def get_list(self, *args: Any, **kwargs: Any) -> Any:
+        """A page's groups and customers in two queries, not two per row (at 100,000 members
+        the hundred lazy loads were most of the page's time)."""
+        count, rows = super().get_list(*args, **kwargs)
+        if isinstance(rows, list) and rows:
+            people = {c.id: c for c in Customer.select().where(Customer.id.in_({r.customer_id for r in rows}))}
+            named = {g.id: g for g in CustomerGroup.select().where(CustomerGroup.id.in_({r.group_id for r in rows}))}
+            for row in rows:
+                if row.customer_id in people and row.group_id in named:
+                    row.customer, row.group = people[row.customer_id], named[row.group_id]
+        return count, rows
+
     def on_model_change(self, form: Any, model: GroupMember, is_created: bool) -> None:
         """Someone already in the group is refused with that reason, not the database's UNIQUE error."""
         taken = GroupMember.select().where((GroupMember.group == model.group_id) & (GroupMember.customer == model.customer_id)

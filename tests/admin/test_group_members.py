@@ -209,3 +209,5 @@ def test_group_member_form_looks_customers_up_instead_of_listing_them(admin_pane
     assert response.status_code == 302 and member_ids(group) == [crowd[12].id]
     again = admin_panel.post("/admin/groupmember/new/", {"group": str(group.id), "customer": str(crowd[12].id)})
     assert "这位顾客已在该群中" in again.get_data(as_text=True)
+    listing = admin_panel.get("/admin/groupmember/?sort=0").get_data(as_text=True)  # names loaded per page
+    assert "顾客o12" in listing and "直播粉丝群" in listing

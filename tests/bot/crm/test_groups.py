@@ -64,22 +64,26 @@ def test_remove_takes_only_members_of_this_group_out(group: CustomerGroup) -> No
     assert member_ids(group) == [b.id] and member_ids(other) == [a.id]
 
 
-def test_members_page_paginates_newest_first_and_searches(group: CustomerGroup) -> None:
-    people = [customer(f"o{i:03d}", nickname=f"顾客{i}") for i in range(12)]
+def test_members_page_paginates_newest_customers_first_and_searches(group: CustomerGroup) -> None:
+    people = [customer(f"user-{chr(97 + i)}", nickname=f"顾客{chr(65 + i)}") for i in range(12)]  # no digits
     groups.add_ids(group, [c.id for c in people])
+    groups.add_ids(CustomerGroup.create(name="别的群"), [customer("outsider", nickname="顾客Lx").id])
     total, page = groups.members(group, page=0, per_page=5)
-    assert total == 12 and len(page) == 5
+    assert total == 12 and [c.id for c, _ in page] == [c.id for c in reversed(people[-5:])]
     _, last = groups.members(group, page=2, per_page=5)
     assert len(last) == 2
     seen = {c.id for c, _ in page} | {c.id for c, _ in groups.members(group, page=1, per_page=5)[1]} | {
         c.id for c, _ in last}
     assert seen == {c.id for c in people}
     assert page[0][1] is not None and page[0][1].tzinfo is not None  # joined_at, an aware time
-    total, found = groups.members(group, search="顾客11")
+    total, found = groups.members(group, search="顾客L")
     assert total == 1 and found[0][0].id == people[11].id
     total, found = groups.members(group, search=f"#{people[3].id}")
-    assert total >= 1 and people[3].id in [c.id for c, _ in found]
-    assert groups.members(group, search="o005")[0] == 1  # the platform id
+    assert total == 1 and found[0][0].id == people[3].id  # "#N" is the customer number only
+    Customer.update(phone=f"1380000{people[3].id:04d}").where(Customer.id == people[5].id).execute()
+    total, found = groups.members(group, search=str(people[3].id))  # the number, or in a phone
+    assert sorted(c.id for c, _ in found) == sorted([people[3].id, people[5].id]) and total == 2
+    assert groups.members(group, search="user-f")[0] == 1  # the platform id
     assert groups.members(group, search="99999999999999999999")[0] == 0  # no overflow on PostgreSQL
 
 
