@@ -223,3 +223,13 @@ def test_upgrade_adds_the_session_version_to_existing_users(database: Any, admin
     SchemaVersion.delete().where(SchemaVersion.version == 9).execute()
     assert migrations.upgrade() == ["9: admin: session version per panel user, to end sessions"]
     assert AdminUser.get(AdminUser.username == "boss").session_version == 0
+
+
+def test_secure_cookies_is_read_from_the_config_file_and_the_environment(tmp_path: Any) -> None:
+    from bot.config import load_config
+
+    assert load_config(None, env={}).admin.secure_cookies is False
+    assert load_config(None, env={"KEFU_ADMIN_SECURE_COOKIES": "true"}).admin.secure_cookies is True
+    path = tmp_path / "kefu.toml"
+    path.write_text("[admin]\nsecure_cookies = true\n", encoding="utf-8")
+    assert load_config(path, env={}).admin.secure_cookies is True
