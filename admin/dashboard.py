@@ -77,13 +77,16 @@ def _hour(field: peewee.Field) -> Any:
     return peewee.fn.substr(field, 1, 13).coerce(False)
 
 
-def _daily(query: peewee.ModelSelect, field: peewee.Field, days: list[date], zone: ZoneInfo) -> list[int]:
-    """Rows per shop-local day: counted per UTC hour in the database (at most 24 x 30 rows
-    come back, however busy the shop), then the hours are put into local days."""
+def _daily(query: peewee.ModelSelect, field: peewee.Field, days: list[date], zone: ZoneInfo,
+           distinct: peewee.Field | None = None) -> list[int]:
+    """Rows (or distinct values of `distinct`) per shop-local day: counted per UTC hour in the
+    database (at most 24 x 30 rows come back, however busy the shop), then the hours are put
+    into local days. Distinct values must not span hours (a value is one moment)."""
     index = {d: i for i, d in enumerate(days)}
     counts = [0] * len(days)
     hour = _hour(field)
-    for stamp, count in query.select(hour, peewee.fn.COUNT(SQL("*"))).group_by(hour).tuples():
+    counted = peewee.fn.COUNT(SQL("*")) if distinct is None else peewee.fn.COUNT(distinct.distinct())
+    for stamp, count in query.select(hour, counted).group_by(hour).tuples():
         when = datetime.strptime(str(stamp), "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
         i = index.get(when.astimezone(zone).date())
         if i is not None:
@@ -123,20 +126,22 @@ def series(days: int = DAYS) -> dict[str, Any]:
 
 def learning_series(days: int = DAYS) -> dict[str, Any]:
     """What the learning loop did per shop-local day, oldest first: the questions the bot left
-    unanswered that day, how many of them an operator has handled since (taught as a phrasing
-    or an FAQ, or dismissed), and the share of that day's questions the bot answered itself
-    (自助解决率: its FAQ answers over those answers plus its abstentions; None on a day without
-    either). Handled questions count on the day they were asked: the table keeps no time of
-    handling."""
+    unanswered that day; the groups and the questions an operator handled that day (taught as
+    a phrasing or an FAQ, or dismissed: one action is one group, its rows share their
+    `resolved_at`), whenever they were asked; and the share of that day's questions the bot
+    answered itself (自助解决率: its FAQ answers over those answers plus its abstentions; None
+    on a day without either). Rows resolved before schema 12 have no time and are not counted."""
     zone, dates, start = _last_days(days)
     asked = UnansweredQuestion.select().where(UnansweredQuestion.created_at >= start)
+    handled = UnansweredQuestion.select().where(UnansweredQuestion.resolved_at >= start)
+    at = UnansweredQuestion.resolved_at
     abstained = _daily(asked.where(UnansweredQuestion.reason == "abstained"), UnansweredQuestion.created_at, dates, zone)
     answered = _daily(_bot_answers(start), Message.created_at, dates, zone)
     return {
         "labels": [d.strftime("%m-%d") for d in dates],
         "unanswered": _daily(asked, UnansweredQuestion.created_at, dates, zone),
-        "resolved": _daily(asked.where(UnansweredQuestion.resolved == True),  # noqa: E712
-                           UnansweredQuestion.created_at, dates, zone),
+        "resolved": _daily(handled, at, dates, zone),
+        "groups_resolved": _daily(handled, at, dates, zone, distinct=at),
         "self_service_rate": [_ratio(a, a + b) for a, b in zip(answered, abstained)],
     }
 

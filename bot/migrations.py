@@ -96,6 +96,15 @@ def _admin_sessions(db: peewee.Database, migrator: SchemaMigrator) -> None:
     add_column_if_missing(db, migrator, AdminUser._meta.table_name, "session_version", AdminUser.session_version)
 
 
+def _unanswered_resolved_at(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import UnansweredQuestion
+
+    # the dashboard charts groups and questions resolved per day by when they were handled
+    # (bot/faq/learning.py stamps it); rows resolved earlier keep None: their time is unknown
+    add_column_if_missing(db, migrator, UnansweredQuestion._meta.table_name, "resolved_at",
+                          UnansweredQuestion.resolved_at)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -106,6 +115,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (8, "outbox: sends per recipient, for the platforms' send limits", _send_limits),
     (9, "admin: session version per panel user, to end sessions", _admin_sessions),
     (10, "outbox: claim owner and attempt under way; campaign run planned", _send_attempts),
+    (12, "learning loop: when each unanswered question was resolved", _unanswered_resolved_at),
 ]
 
 LATEST = STEPS[-1][0]

@@ -277,6 +277,9 @@ class UnansweredQuestion(BaseModel):
     best_score = peewee.FloatField(null=True)
     resolved = peewee.BooleanField(default=False, index=True)
     created_at = UTCDateTimeField(default=clock.now, index=True)
+    # when an operator handled it; one action stamps all its rows alike, so the dashboard counts
+    # groups resolved per day as distinct times. None for rows resolved before schema 12.
+    resolved_at = UTCDateTimeField(null=True, index=True)
 
 
 # --- commerce -----------------------------------------------------------------------

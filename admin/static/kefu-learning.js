@@ -1,5 +1,6 @@
-/* The dashboard's learning-loop chart: per day, the questions the bot left unanswered, how
-   many an operator has handled since, and the share the bot answered itself (自助解决率).
+/* The dashboard's learning-loop chart: per day, the questions the bot left unanswered, the
+   groups and questions an operator handled that day, and the share the bot answered itself
+   (自助解决率).
    A static file (no inline script, for the panel's Content-Security-Policy): the canvas
    carries the JSON address and the translated series names as data-* attributes. */
 (function () {
@@ -15,6 +16,8 @@
         data: {labels: s.labels, datasets: [
           {type: "bar", label: names.unanswered, data: s.unanswered, backgroundColor: "rgba(253,126,20,.6)", yAxisID: "y"},
           {type: "bar", label: names.resolved, data: s.resolved, backgroundColor: "rgba(25,135,84,.6)", yAxisID: "y"},
+          {type: "line", label: names.groups, data: s.groups_resolved, borderColor: "#198754", yAxisID: "y",
+           stepped: true, pointRadius: 2},
           {type: "line", label: names.rate, yAxisID: "rate", borderColor: "#0d6efd", tension: .3, spanGaps: true,
            data: s.self_service_rate.map(function (v) { return v === null ? null : Math.round(v * 1000) / 10; })}]},
         options: {maintainAspectRatio: false, animation: false, scales: {

@@ -176,12 +176,15 @@ def _phrasings(rows: Sequence[UnansweredQuestion]) -> list[str]:
 
 
 def _resolve(rows: Sequence[UnansweredQuestion]) -> None:
+    """Resolve the rows and every open one with the same text, all stamped with one time (the
+    dashboard counts an action as one group resolved that day); resolved rows keep theirs."""
     ids = [r.id for r in rows]
     normalized = [r.normalized for r in rows if r.normalized]
     same = UnansweredQuestion.id.in_(ids)
     if normalized:
         same |= UnansweredQuestion.normalized.in_(normalized)
-    UnansweredQuestion.update(resolved=True).where(same).execute()
+    UnansweredQuestion.update(resolved=True, resolved_at=clock.now()).where(
+        same & (UnansweredQuestion.resolved == False)).execute()  # noqa: E712
 
 
 def promote_to_new_faq(group: Group | Sequence[int], answer: str, category: str = DEFAULT_CATEGORY,

@@ -85,10 +85,16 @@ def test_the_learning_loop_per_day_unanswered_handled_and_self_service_rate(
     [group] = [g for g in learning.unanswered_groups() if g.text == "顺丰包邮吗"]
     learning.add_as_phrasing(group, faqs["shipping"].id)  # handled today, asked yesterday
     dispatcher.handle(text("d", "顺丰包邮吗？"))  # answered now
+    dispatcher.handle(text("e", "你们老板叫什么名字"))  # abstains again: the same text
+    fake_clock.advance(minutes=5)
+    [boss] = [g for g in learning.unanswered_groups() if g.text == "你们老板叫什么名字"]
+    learning.dismiss(boss.question_ids[:1])  # one action: its twin asked yesterday goes with it
     data = admin_panel.get("/admin/dashboard.json").get_json()["learning"]
     assert len(data["labels"]) == 30
-    assert data["unanswered"][-2:] == [2, 0] and data["resolved"][-2:] == [1, 0]
-    assert data["self_service_rate"][-2:] == [round(1 / 3, 4), 1.0]
+    # asked per day; handled on the day the operator acted (two actions, three questions)
+    assert data["unanswered"][-2:] == [2, 1] and data["resolved"][-2:] == [0, 3]
+    assert data["groups_resolved"][-2:] == [0, 2]
+    assert data["self_service_rate"][-2:] == [round(1 / 3, 4), 0.5]
     assert data["self_service_rate"][0] is None  # a day without questions has no rate
     html = admin_panel.get("/admin/").get_data(as_text=True)
     assert 'id="chart-learning"' in html and "kefu-learning.js" in html and 'data-url="/admin/dashboard.json"' in html

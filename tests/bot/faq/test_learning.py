@@ -153,3 +153,21 @@ def test_questions_that_share_characters_but_not_meaning_form_separate_groups(da
     assert sorted(embedder.calls) == sorted(texts)
     learning.unanswered_groups(embedder=embedder)
     assert len(embedder.calls) == 3  # the vectors were kept: nothing embedded twice
+
+
+def test_every_action_stamps_when_it_resolved_its_questions_and_earlier_stamps_stay(bot, fake_clock) -> None:
+    faqs = shop_faqs()
+    ask(bot, "a", "顺丰包邮吗")
+    ask(bot, "b", "你们老板是谁")
+    fake_clock.advance(hours=2)
+    shipping = next(g for g in learning.unanswered_groups() if g.text == "顺丰包邮吗")
+    learning.add_as_phrasing(shipping, faqs["shipping"].id)
+    taught_at = fake_clock.now()
+    ask(bot, "c", "你们老板是谁")  # the same text again
+    fake_clock.advance(hours=1)
+    boss = next(g for g in learning.unanswered_groups() if g.text == "你们老板是谁")
+    learning.dismiss(boss.question_ids[:1])
+    learning.dismiss(shipping.question_ids)  # resolved already: its time stays
+    stamps = {(q.text, q.resolved_at) for q in UnansweredQuestion.select()}
+    assert stamps == {("顺丰包邮吗", taught_at), ("你们老板是谁", fake_clock.now())}
+    assert UnansweredQuestion.select().where(UnansweredQuestion.resolved_at.is_null()).count() == 0
