@@ -76,11 +76,9 @@ def _open(config: Config, upgrade: bool = False) -> None:
 
 
 def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
-    return url
+    from bot.ops.redact import safe_url
+
+    return safe_url(url)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -276,6 +274,68 @@ def callback_lines(config: Config) -> list[str]:
 
 @main.command()
 @config_option
+def doctor(config: Config) -> None:
+    """Check what operators get wrong (config, database, schema, credentials, clocks, callback
+    URLs, FAQ engine, scheduler, outbox): one line each, ✓ or ✗ with the fix; exit 1 on any ✗."""
+    from bot.ops import doctor as checks_mod
+
+    probes, errors = _channel_probes(config)
+    checks = checks_mod.run(config, probes, functools.partial(_scheduler_leader, config), errors)
+    for check in checks:
+        click.echo(check.line())
+    if checks_mod.failed(checks):
+        sys.exit(1)
+
+
+def _channel_probes(config: Config) -> tuple[list[Any], list[Any]]:
+    """The doctor's view of each WeChat-family channel, built by the channel's own adapter (its
+    token store, API base and routes), without starting it; an adapter that cannot be built is a ✗."""
+    import types
+
+    from adapters.server import FACTORIES
+    from bot.ops.doctor import WECHAT_KINDS, ChannelProbe, Check
+
+    probes, errors = [], []
+    stub = types.SimpleNamespace(call=None)  # nothing is sent: only the token store is used
+    for ch in config.channels:
+        if ch.kind not in WECHAT_KINDS:
+            continue
+        try:
+            adapter = FACTORIES[ch.kind](ch, config, stub)  # type: ignore[arg-type]
+        except Exception as exc:
+            errors.append(Check(f"channel {ch.name}", False, f"cannot be set up: {exc}",
+                                f"check channels.{ch.name}'s token, encoding_aes_key and ids"))
+            continue
+        api = adapter.api  # type: ignore[attr-defined]
+
+        def fetch(api: Any = api) -> object:
+            current = api.tokens.current()
+            return api.tokens.refresh_after_error(current.value if current else "")
+
+        probes.append(ChannelProbe(ch, api.base, f"{config.public_url}{adapter.prefix}/{ch.name}", fetch))
+    return probes, errors
+
+
+def _scheduler_leader(config: Config) -> str | None:
+    """Who leads the schedulers, or None: the advisory lock on PostgreSQL (free means nobody
+    holds it: taken and given back at once), the lease row on SQLite (read, never taken)."""
+    from bot import clock
+    from bot.db import is_postgres
+    from bot.models import Lease
+    from jobs import leader
+
+    if is_postgres():
+        probe = leader.AdvisoryLeadership(config.database_url)
+        if probe.acquire():
+            probe.release()
+            return None
+        return "a scheduler holds the advisory lock"
+    row = Lease.get_or_none(Lease.name == leader.NAME)
+    return row.holder if row is not None and row.expires_at > clock.now() else None
+
+
+@main.command()
+@config_option
 @click.option("--channel", default=None, help="Channel to talk to (default: the first web channel).")
 @click.option("--url", default=None, help="Base URL of a running kefu (default: the configured server).")
 @click.option("--user-id", default=None, help="Reuse a visitor id (needs --token), or the openid on a wechat_mp channel.")
@@ -309,7 +369,9 @@ def chat(config: Config, channel: str | None, url: str | None, user_id: str | No
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
-def sandbox(host: str, port: int) -> None:
+@click.option("--app", "apps", multiple=True, metavar="ID=SECRET",
+              help="An app (appid or corpid) whose secret is checked: another secret is refused (40125/40001).")
+def sandbox(host: str, port: int, apps: tuple[str, ...]) -> None:
     """Run the local WeChat stand-in (api.weixin.qq.com / qyapi.weixin.qq.com) for demos and tests.
 
     Point a channel's api_base at it (http://127.0.0.1:8090); it records every call
@@ -317,7 +379,9 @@ def sandbox(host: str, port: int) -> None:
     """
     from adapters.sandbox.app import serve
 
-    serve(host, port)
+    if any("=" not in a for a in apps):
+        raise click.BadParameter("use --app ID=SECRET", param_hint="--app")
+    serve(host, port, dict(a.split("=", 1) for a in apps))
 
 
 @main.group()

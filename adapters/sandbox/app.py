@@ -7,7 +7,10 @@ kefu uses, records every call, and injects faults on demand.
 Platform rules it keeps:
 - one valid access_token per app: fetching a new one invalidates the previous one
   (40001 afterwards), `expire_tokens()` makes the current ones expired (42001);
-- a call without a token is 41001.
+- a call without a token is 41001;
+- an app whose secret was registered (`apps`, `kefu sandbox --app ID=SECRET`) is refused a
+  token for any other secret: 40125 (公众号 invalid appsecret) or 40001 (WeCom invalid
+  corpsecret); an app not registered gets a token for any secret.
 
 Mass sends keep the platform's rules too: `message/mass/send` takes 2 to 10,000 openids
 (40130 otherwise); a `clientmsgid` (at most 64 bytes, 45067) seen within `MASS_DEDUP_SECONDS`
@@ -51,6 +54,7 @@ ERRMSG = {
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
     40003: "invalid openid",
+    40125: "invalid appsecret",
 }
 SANDBOX = web.AppKey("sandbox", object)
 ERRMSG.update({40130: "invalid openid list size, at least two openid", 45065: "clientmsgid exist",
@@ -93,8 +97,9 @@ class KfMessage:
 
 
 class Sandbox:
-    def __init__(self, token_ttl: int = 7200) -> None:
+    def __init__(self, token_ttl: int = 7200, apps: dict[str, str] | None = None) -> None:
         self.token_ttl = token_ttl
+        self.apps: dict[str, str] = dict(apps or {})  # appid (or corpid) -> the right secret
         self.reset()
 
     def reset(self) -> None:
@@ -215,6 +220,9 @@ class Sandbox:
             app, secret = f"{params.get('corpid', '')}:{params.get('corpsecret', '')}", params.get("corpsecret", "")
         if not app or not secret:
             return {"errcode": 40013, "errmsg": "invalid appid"}
+        registered = self.apps.get(params.get("appid") or params.get("corpid", ""))
+        if registered is not None and registered != secret:
+            return _err(40125 if path == "/cgi-bin/token" else 40001)
         fault = self._take_fault(path)
         if fault is not None and fault.errcode:
             return _err(fault.errcode)
@@ -402,6 +410,7 @@ ENDPOINTS = {
 }
 
 
-def serve(host: str = "127.0.0.1", port: int = 8090) -> None:  # pragma: no cover - used by `kefu sandbox`
-    web.run_app(Sandbox().app(), host=host, port=port, access_log=None,
+def serve(host: str = "127.0.0.1", port: int = 8090,
+          apps: dict[str, str] | None = None) -> None:  # pragma: no cover - used by `kefu sandbox`
+    web.run_app(Sandbox(apps=apps).app(), host=host, port=port, access_log=None,
                 print=lambda *_: print(f"WeChat stand-in listening on http://{host}:{port}", flush=True))
