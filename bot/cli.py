@@ -287,6 +287,36 @@ def doctor(config: Config) -> None:
         sys.exit(1)
 
 
+@main.command()
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def backup(config: Config, file: str) -> None:
+    """Back the database up into FILE while kefu runs (SQLite: online backup; PostgreSQL: pg_dump)."""
+    from bot.ops.backup import BackupError, backup as take
+
+    try:
+        done = take(config.database_url, file)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backed up {_safe_url(config.database_url)} to {done.path} ({done.size} bytes, {done.detail})")
+
+
+@main.command()
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+def restore(config: Config, file: str, force: bool) -> None:
+    """Restore FILE (from `kefu backup`) into an empty database; stop kefu first, run `kefu init` after."""
+    from bot.ops.backup import BackupError, restore as put_back
+
+    try:
+        done = put_back(config.database_url, file, force=force)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {file} into {_safe_url(config.database_url)} ({done.detail}); "
+               "now run `kefu init` (it migrates an older backup), then start kefu")
+
+
 def _channel_probes(config: Config) -> tuple[list[Any], list[Any]]:
     """The doctor's view of each WeChat-family channel, built by the channel's own adapter (its
     token store, API base and routes), without starting it; an adapter that cannot be built is a ✗."""
