@@ -21,8 +21,8 @@ TINY_SCORE = 1.1195497668238105e-05
 
 def _post_password(panel: Panel, new: str, lang: str = "") -> str:
     page = panel.get(f"/admin/password/{lang}").get_data(as_text=True)
-    response = panel.client.post("/admin/password/", data={"csrf_token": csrf_token(page), "new_password": new,
-                                                           "confirm": new})
+    response = panel.client.post("/admin/password/", data={"csrf_token": csrf_token(page), "current_password": PASSWORD,
+                                                           "new_password": new, "confirm": new})
     return str(response.get_data(as_text=True))
 
 
