@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import aiohttp
 
 from bot import clock
+from bot.ops.metrics import PLATFORM_ERRORS
 from bot.outbox import SendResult
 from bot.tokens import REFRESH_EARLY_SECONDS, Token, TokenStore
 
@@ -160,7 +161,10 @@ class WeChatApi:
             raise ApiError(f"{path}: the platform did not answer JSON") from None
         if not isinstance(data, dict):
             raise ApiError(f"{path}: unexpected answer")
-        return ApiReply(int(data.get("errcode", 0) or 0), str(data.get("errmsg", "")), data)
+        errcode = int(data.get("errcode", 0) or 0)
+        if errcode:
+            PLATFORM_ERRORS.labels(str(errcode)).inc()
+        return ApiReply(errcode, str(data.get("errmsg", "")), data)
 
     async def call(self, method: str, path: str, payload: Mapping[str, Any] | None = None,
                    params: Mapping[str, str] | None = None) -> ApiReply:

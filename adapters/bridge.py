@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from bot.dispatcher import Dispatcher, ReplySlot, Result
 from bot.events import Inbound
+from bot.ops.metrics import LATE
 
 T = TypeVar("T")
 log = logging.getLogger("kefu.bridge")
@@ -38,6 +39,7 @@ class CoreBridge:
             return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
         except asyncio.TimeoutError:
             if slot.abandon():
+                LATE.labels(inbound.channel).inc()
                 future.add_done_callback(_log_failure)
                 return None
             return await future  # taken inline an instant before the deadline: finish it

@@ -22,6 +22,7 @@ from bot import dispatcher as dispatcher_mod
 from bot import outbox
 from bot.config import ChannelConfig, Config
 from bot.dispatcher import Dispatcher
+from bot.ops import metrics
 from bot.secrets import ensure_secret
 
 log = logging.getLogger("kefu.server")
@@ -86,6 +87,23 @@ async def healthz(request: web.Request) -> web.Response:
                               "faq": bridge.dispatcher.store.status()})
 
 
+def metrics_handler(config: Config) -> Callable[[web.Request], "asyncio.Future[web.Response]"]:
+    """`GET /metrics`: Prometheus' text, only with `Authorization: Bearer <[metrics] token>`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if not metrics.authorized(request.headers.get("Authorization"), config.metrics.token):
+            return web.json_response({"error": "metrics need Authorization: Bearer <[metrics] token>"}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="kefu metrics"'})
+        bridge = request.app[BRIDGE]
+        faq = bridge.dispatcher.store.status()
+        metrics.FAQ_INDEX.set(faq.get("faqs", 0))
+        metrics.FAQ_WARMING.set(1 if faq.get("warming") else 0)
+        body, content_type = await bridge.call(metrics.render)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return handler  # type: ignore[return-value]
+
+
 def _db_ping() -> None:
     from bot.db import database
 
@@ -120,6 +138,8 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    if config.metrics.enabled:  # off by default: a 404, as if there were no such page
+        app.router.add_get("/metrics", metrics_handler(config))
     app.router.add_routes(asset_routes())
     app.on_response_prepare.append(security_headers)
     for adapter in adapters.values():

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
-from admin import csp
+from admin import csp, metrics_view
 from admin.auth import LoginIndexView, SessionUser
 from admin.filters import local_time
 from admin.messages import flashed_messages
@@ -84,4 +84,5 @@ def create_app(config: Config, testing: bool = False) -> Flask:
                   theme=Bootstrap4Theme(swatch="default", base_template="admin/kefu_base.html"),
                   csp_nonce_generator=csp.nonce)
     register_views(admin, config)
+    metrics_view.register(app, config)  # token-authenticated /metrics, outside the panel's login
     return app

@@ -187,6 +187,14 @@ async def _scheduler_only(config: Config) -> None:
     click.echo("scheduler started (standby until it holds the lease)")
     await stop.wait()
     await service.stop()
+    _metrics_done()
+
+
+def _metrics_done() -> None:
+    """A stopped process's live gauges leave the multi-process sum (PROMETHEUS_MULTIPROC_DIR)."""
+    from bot.ops.metrics import mark_process_dead
+
+    mark_process_dead()
 
 
 def _stop_event() -> asyncio.Event:
@@ -258,6 +266,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
         if admin_server:
             admin_server.stop()
         await runner.cleanup()
+        _metrics_done()
 
 
 def callback_lines(config: Config) -> list[str]:

@@ -94,6 +94,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`GET /metrics` (Prometheus) on the webhook server and the admin: off unless enabled, and
+    then only with `Authorization: Bearer <token>`: the numbers are not for customers."""
+
+    enabled: bool = False
+    token: str = ""
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
     """One IM entry point. Channels are configuration, not database rows."""
 
@@ -124,6 +133,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     log: LogConfig = field(default_factory=LogConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     channels: tuple[ChannelConfig, ...] = (ChannelConfig(name="web", kind="web"),)
     source: str = "<defaults>"
 
@@ -323,5 +333,8 @@ def validate(config: Config) -> None:
         raise ConfigError("log.format", src, "must be json or text")
     if not 1 <= config.outbox.lease_seconds <= 600:
         raise ConfigError("outbox.lease_seconds", src, "must be between 1 and 600 seconds")
+    if config.metrics.enabled and len(config.metrics.token) < 16:
+        raise ConfigError("metrics.token", src, "metrics.enabled needs a token of 16 characters or more "
+                          "(Prometheus sends it as Authorization: Bearer <token>)")
     if not 1 <= config.orders.max_skew_seconds <= 3600:
         raise ConfigError("orders.max_skew_seconds", src, "must be between 1 and 3600")

@@ -34,6 +34,7 @@ from bot.models import Agent, Conversation, Message
 from bot.outgoing import Outgoing
 from bot.relay import Relay
 from bot.routing import Router, Turn
+from bot.ops import metrics
 from bot.runtime import LogFields
 
 log = logging.getLogger("kefu.dispatcher")
@@ -71,6 +72,7 @@ class Result:
     action: str = ""
     duplicate: bool = False
     conversation_id: int | None = None
+    stage: str | None = None  # how the bot answered (bot.ops.metrics.reply_stage)
 
 
 class Dispatcher:
@@ -97,6 +99,8 @@ class Dispatcher:
         else:
             result.replies = [_reply_of(r) for r in inline_rows]
         self._log(inbound, result, started)
+        metrics.observe_message(inbound.channel, inbound.kind, result.duplicate, result.stage,
+                                time.perf_counter() - started)
         return result
 
     # -- deciding -------------------------------------------------------------------------
@@ -124,6 +128,7 @@ class Dispatcher:
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
         outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
         result.action = _action(conversation, outgoing)
+        result.stage = metrics.reply_stage(result.action, [o.reply.meta for o in outgoing if o.author == "bot"])
         return self._persist(inbound, stored, outgoing, slot)
 
     @staticmethod

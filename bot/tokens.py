@@ -27,6 +27,7 @@ from typing import Callable
 from bot import clock
 from bot.db import transaction
 from bot.models import AccessToken, Lease
+from bot.ops.metrics import TOKEN_REFRESHES
 
 # (access_token, expires_in seconds)
 Fetch = Callable[[], tuple[str, float]]
@@ -107,6 +108,7 @@ class TokenStore:
     def _fetch_and_store(self) -> Token:
         self.fetches += 1
         value, expires_in = self.fetch()
+        TOKEN_REFRESHES.labels(self.app_key).inc()
         now = clock.now()
         expires_at = now + timedelta(seconds=float(expires_in))
         with transaction():

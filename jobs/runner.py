@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config
+from bot.ops.metrics import JOB_RUNS, LEADER
 from jobs import leader
 
 log = logging.getLogger("kefu.scheduler")
@@ -110,10 +111,12 @@ class SchedulerService:
             self._running.add(job_id)
             try:
                 result = await asyncio.to_thread(fn, *args)
+                JOB_RUNS.labels(job_id, "ok" if did_something(result) else "idle").inc()
                 # every 2-15 s for the polling jobs: a line only when the run did something
                 log.log(logging.INFO if did_something(result) else logging.DEBUG,
                         '{"event": "job", "job": "%s", "result": "%s"}', job_id, str(result).replace('"', "'"))
             except Exception:
+                JOB_RUNS.labels(job_id, "failed").inc()
                 log.exception("job %s failed", job_id)
             finally:
                 self._running.discard(job_id)
@@ -127,6 +130,7 @@ class SchedulerService:
         except Exception:
             log.exception("leadership renewal failed")
             leading = False
+        LEADER.set(1 if leading else 0)
         if leading and not self.leading:
             log.info("scheduler is now the leader")
             self.leading = True
@@ -154,6 +158,7 @@ class SchedulerService:
             except asyncio.CancelledError:
                 pass
         self.leading = False
+        LEADER.set(0)
         self.scheduler.shutdown(wait=False)
         await asyncio.to_thread(self.leadership.release)  # a standby's release only closes its connection
 

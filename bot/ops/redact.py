@@ -22,7 +22,7 @@ def safe_url(url: str) -> str:
 
 def configured_secrets(config: Config) -> list[str]:
     """Every secret value the config holds (channel secrets, keys, tokens, passwords)."""
-    values = [config.admin.secret_key, config.orders.secret, getattr(getattr(config, "metrics", None), "token", "")]
+    values = [config.admin.secret_key, config.orders.secret, config.metrics.token]
     for ch in config.channels:
         values += [ch.secret, ch.token, ch.app_secret, ch.encoding_aes_key]
     url = config.database.url
