@@ -105,7 +105,8 @@ class CampaignView(SecureModelView):
     column_labels = {"name": _l("名称"), "target_kind": _l("发送对象"), "target_value": _l("对象值"),
                      "content": _l("内容"), "status": _l("状态"), "run_at": _l("发送时间"), "cron": _l("周期（cron）"),
                      "progress": _l("进度"), "content_kind": _l("内容类型"), "text": _l("文字内容"),
-                     "created_at": _l("创建时间"), "run_key": _l("发送批次")}
+                     "created_at": _l("创建时间"), "run_key": _l("发送批次"),
+                     "run_planned": _l("收件人已全部列出")}
     column_formatters = {"progress": _progress, "content": _content}
     column_formatters_detail = column_formatters
     column_filters = ("status", "target_kind", "run_at")

@@ -188,6 +188,35 @@ EN: dict[str, str] = {
         "One customer number (the # in the customer list) or openid per line; or a header naming the columns: "
         "客户编号 / customer_id, openid, 渠道 / channel. UTF-8 or GB18030. Rows naming nobody are listed; "
         "a file with a mistake adds nobody.",
+    # campaigns: progress, sends in doubt, the paths before sending (issue 24)
+    "结果未知": "Outcome unknown", "排队": "Queued", "收件人已全部列出": "All recipients listed",
+    "已交给平台，但发送进程中断，平台是否送达未知":
+        "Handed to the platform, but the sending process stopped: whether it arrived is unknown",
+    "%(done)s/%(total)s 已发送 · 排队 %(queued)s · 发送中 %(sending)s · 失败 %(failed)s · 结果未知 %(in_doubt)s · 跳过 %(skipped)s":
+        "%(done)s/%(total)s sent · queued %(queued)s · sending %(sending)s · failed %(failed)s · "
+        "unknown %(in_doubt)s · skipped %(skipped)s",
+    "请先勾选确认：结果未知的消息可能已经送达，重发会让这些顾客收到两次":
+        "Tick the confirmation first: messages with an unknown outcome may have arrived, and resending "
+        "gives those customers a second copy",
+    "已重新排队 %(n)s 条结果未知的消息": "%(n)s messages with an unknown outcome queued again",
+    "有 %(n)s 位顾客的消息已交给平台，但发送进程在平台答复被记录前中断：平台可能已经送达，也可能没有。":
+        "The message to %(n)s customers was handed to the platform, but the sending process stopped before "
+        "the platform's answer was recorded: it may or may not have arrived.",
+    "我知道：其中已送达的顾客会再收到一次（重复的营销消息可能招致投诉、拉黑，平台也可能处罚）":
+        "I understand: those who did get it will get it twice (doubled marketing messages bring complaints "
+        "and blocks, and the platform may penalise the account)",
+    "重发结果未知的消息": "Resend the ones with an unknown outcome",
+    "公众号群发：%(jobs)s 批，平台已受理 %(accepted)s 批，已回报 %(reported)s 批；回报合计 %(total)s 人，发送成功 %(sent)s，失败 %(errors)s":
+        "Official Account mass sends: %(jobs)s jobs, %(accepted)s accepted, %(reported)s reported; reported "
+        "%(total)s followers, %(sent)s sent, %(errors)s failed",
+    "现在发送的话": "If sent now", "对象人数": "Audience", "客服消息（48小时内互动过）":
+        "Customer-service message (interacted within 48 hours)", "模板消息": "Template message",
+    "公众号群发（按 openid 列表）": "Mass send (openid list)", "无法送达（超出48小时）": "Unreachable (outside 48 hours)",
+    "不发送（拉黑、取关、已删除）": "Not sent (blocked, unsubscribed, erased)",
+    "群发额度：服务号每位粉丝每月最多收到 %(per)s 条群发消息（超出的对该粉丝发送失败）；本月已群发 %(jobs)s 批。群发无法带昵称等个人信息。":
+        "Mass-send allowance: a service account's follower receives at most %(per)s mass messages a month (more "
+        "fail for that follower); %(jobs)s mass jobs sent this month. A mass send cannot carry nicknames or "
+        "other personal details.",
 }
 
 
