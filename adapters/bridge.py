@@ -10,6 +10,8 @@ through the outbox instead, so a reply is delivered exactly once either way.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
@@ -29,12 +31,15 @@ class CoreBridge:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking core function off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        # in a copy of the caller's context: the request id (bot.ops.logs) follows into the core
+        run = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
 
     async def dispatch(self, inbound: Inbound, deadline_seconds: float) -> Result | None:
         """The dispatcher's result when ready in time; None when late (the outbox has it)."""
         slot = ReplySlot()
-        future = asyncio.get_running_loop().run_in_executor(self.executor, self.dispatcher.handle, inbound, slot)
+        handle = functools.partial(contextvars.copy_context().run, self.dispatcher.handle, inbound, slot)
+        future = asyncio.get_running_loop().run_in_executor(self.executor, handle)
         try:
             return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
         except asyncio.TimeoutError:

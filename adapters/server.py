@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ from bot import outbox
 from bot.config import ChannelConfig, Config
 from bot.dispatcher import Dispatcher
 from bot.ops import metrics
+from bot.ops.logs import REQUEST_ID, new_request_id
 from bot.secrets import ensure_secret
 
 log = logging.getLogger("kefu.server")
@@ -123,6 +124,23 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DEN
 DEFAULT_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
+@web.middleware
+async def request_id(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    """One id per request on every log line it causes (bot.ops.logs), echoed as X-Request-Id;
+    a proxy's own id (nginx: proxy_set_header X-Request-Id $request_id) is kept."""
+    token = REQUEST_ID.set(new_request_id(request.headers.get("X-Request-Id")))
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers["X-Request-Id"] = REQUEST_ID.get()
+            raise
+        response.headers["X-Request-Id"] = REQUEST_ID.get()
+        return response
+    finally:
+        REQUEST_ID.reset(token)
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Added to every response as it is sent, error pages included; a handler's own value wins."""
     for name, value in SECURITY_HEADERS.items():
@@ -132,7 +150,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 
 
 def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender: bool = True) -> web.Application:
-    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[request_id])
     bridge = CoreBridge(dispatcher or Dispatcher(config), workers=config.server.workers)
     adapters = build_adapters(config, bridge)
     app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()

@@ -49,13 +49,19 @@ class JsonFormatter(logging.Formatter):
                 base.update(parsed)
             else:
                 base["msg"] = message
+        request_id = getattr(record, "request_id", "")
+        if request_id:
+            base.setdefault("request_id", request_id)
         if record.exc_info:
             base["exc"] = self.formatException(record.exc_info)
         return json.dumps(base, ensure_ascii=False)
 
 
 def setup_logging(config: Config) -> None:
+    from bot.ops.logs import RequestIdFilter
+
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())  # every line of one webhook request carries its id
     if config.log.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -66,6 +72,8 @@ def setup_logging(config: Config) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # peewee's DEBUG lines are SQL with its parameters: access tokens, customers' text
+    logging.getLogger("peewee").setLevel(logging.INFO)
 
 
 @dataclass

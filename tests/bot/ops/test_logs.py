@@ -1,0 +1,72 @@
+"""JSON logs: one object per line; the request id of a webhook request is on the lines it
+causes in the core's threads; no configured secret or issued token appears anywhere in a
+whole run's log (DEBUG level: everything kefu would write)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+from typing import Any, Iterator
+
+import pytest
+
+from adapters.server import BRIDGE
+from bot import outbox
+from bot.config import Config, LogConfig, MetricsConfig, OrdersConfig
+from bot.ops.redact import configured_secrets
+from bot.runtime import setup_logging
+from tests.adapters.wechat_kit import Stand, eventually, kefu_client, mp_channel, post, stand, wechat  # noqa: F401
+from tests.factories import make_agent, shop_faqs
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield stream
+    root.handlers[:], _ = saved
+    root.setLevel(saved[1])
+
+
+async def test_request_id_follows_and_no_secret_is_logged(aiohttp_client: Any, config: Config, database: Any,
+                                                         stand: Stand, log_stream: io.StringIO) -> None:  # noqa: F811
+    config = dataclasses.replace(config, log=LogConfig(level="DEBUG", format="json"),
+                                 metrics=MetricsConfig(enabled=True, token="metrics-secret-0123456789"),
+                                 orders=OrdersConfig(secret="orders-secret-0123"))
+    setup_logging(config)
+    logging.getLogger().handlers[0].setStream(log_stream)  # type: ignore[attr-defined]
+    shop_faqs()
+    make_agent("小美")
+    channel = mp_channel(stand.base, aes=True)
+    client = await kefu_client(aiohttp_client, config, channel, run_sender=True)
+    full = dataclasses.replace(config, channels=(*config.channels, channel))
+
+    who = await (await client.post("/api/web/web/session")).json()
+    resp = await client.post("/api/web/web/messages", json={**who, "msg_id": "log-1", "text": "发货要多久"},
+                             headers={"X-Request-Id": "nginx-req-0001"})
+    assert resp.status == 200 and resp.headers["X-Request-Id"] == "nginx-req-0001"
+    resp = await client.post("/api/web/web/messages", json={**who, "msg_id": "log-2", "text": "转人工"})
+    second = resp.headers["X-Request-Id"]
+    status, _ = await post(client, wechat("safe"), "/wechat/mp", wechat("safe").text_xml("o_log", "怎么退货", "77"))
+    assert status == 200
+    await client.get("/metrics", headers={"Authorization": "Bearer metrics-secret-0123456789"})
+    stand.sandbox.expire_tokens()  # a token refresh in the run as well
+    await client.server.app[BRIDGE].call(outbox.enqueue, "log:send", "mp", "o_log", {"kind": "text", "text": "hi"})
+    from bot.models import Outbox
+
+    assert await eventually(lambda: Outbox.get(Outbox.key == "log:send").status == "sent")
+    await client.close()
+
+    text = log_stream.getvalue()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # every line is one JSON object
+    messages = {str(line.get("msg_id")).rsplit(":", 1)[-1]: line for line in lines if line.get("event") == "message"}
+    assert "log-1" in messages, (list(messages), text[-1500:])
+    assert messages["log-1"]["request_id"] == "nginx-req-0001"  # in the core's thread
+    assert messages["log-2"]["request_id"] == second and len(second) == 16
+    assert messages["77"]["request_id"] not in ("", "nginx-req-0001", second)
+    leaked = [s for s in configured_secrets(full) + list(stand.sandbox.token_apps) if s in text]
+    assert not leaked, f"secrets in the log: {leaked}"
+    assert len(configured_secrets(full)) >= 6
