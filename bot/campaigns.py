@@ -21,12 +21,13 @@ import hashlib
 import logging
 import re
 import time
+from types import SimpleNamespace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 import peewee
 
-from bot import clock, fanout, outbox
+from bot import clock, fanout, outbox, settings
 from bot.crm import segments
 from bot.models import (
     Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Message,
@@ -202,7 +203,9 @@ def as_mass(campaign: Campaign) -> dict[str, Any] | None:
 
 
 def run_key(campaign_id: int, fire_time: datetime) -> str:
-    return f"campaign:{campaign_id}:{fire_time.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M')}"
+    """`campaign:{id}:{fire time}` in the shop's time zone with its offset (…T10:00+0800), as
+    the panel shows every other time; the offset keeps keys unique across a zone change."""
+    return f"campaign:{campaign_id}:{fire_time.astimezone(settings.shop_zone()).strftime('%Y-%m-%dT%H:%M%z')}"
 
 
 def _transition(campaign_id: int, allowed: tuple[str, ...], to: str, **extra: Any) -> bool:
@@ -211,23 +214,190 @@ def _transition(campaign_id: int, allowed: tuple[str, ...], to: str, **extra: An
     ).execute() == 1
 
 
-def schedule(campaign: Campaign) -> None:
-    """draft or done -> scheduled (the scheduler picks it up within its sync interval). A
-    one-shot campaign whose time has passed runs now, as a new run. A paused run is resumed,
-    not scheduled again: that would start a second run to the same recipients."""
-    targets(campaign)  # a wrong target fails now, not at send time
-    if campaign.cron:
-        _check_cron(campaign.cron)
-    extra: dict[str, Any] = {}
-    if not campaign.cron and campaign.run_at is not None and campaign.run_at <= clock.now():
-        extra["run_at"] = None
-    if not _transition(campaign.id, ("draft", "done"), "scheduled", **extra):
+def schedule(campaign: Campaign, confirmed_count: int | None = None) -> int:
+    """draft or done -> scheduled (the scheduler picks it up within its sync interval); returns
+    the recipient count. Refused when `problems` finds anything or nobody would receive it.
+    With `confirmed_count` (the count the operator confirmed), refused when the audience has
+    changed since. No send time means now. A paused run is resumed, not scheduled again:
+    that would start a second run to the same recipients."""
+    found = problems(campaign)
+    if found:
+        raise CampaignError("；".join(found))
+    count = audience_size(campaign)
+    if count == 0:
+        raise CampaignError("发送对象里没有顾客（0 人），不能发送")
+    if confirmed_count is not None and confirmed_count != count:
+        raise CampaignError(f"发送对象现在是 {count} 人（确认时是 {confirmed_count} 人），请重新确认")
+    if not _transition(campaign.id, ("draft", "done"), "scheduled"):
         raise CampaignError(f"活动当前状态为 {_status(campaign.id)}，不能安排发送")
+    return count
 
 
 def _check_cron(cron: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
     if len(cron.split()) != 5:
         raise CampaignError(f"定时表达式应为 5 段（分 时 日 月 周）：{cron}")
+    try:
+        CronTrigger.from_crontab(cron, timezone=settings.shop_zone())
+    except ValueError as exc:
+        raise CampaignError(f"定时表达式有误：{cron}（{exc}）") from None
+
+
+# --- checks before saving and sending ------------------------------------------------------
+
+
+def placeholders(campaign: Campaign) -> list[str]:
+    """The {name} placeholders the campaign's content uses, in order, each once."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.extend(n for n in _PLACEHOLDER.findall(value) if n not in found)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key != "coupon_id":
+                    walk(item)
+
+    walk(campaign.content or {})
+    return found
+
+
+def problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
+    """Everything that would make the campaign misfire, each as a sentence for the operator:
+    an unknown target, no content, a placeholder nothing fills (`{coupon}` without a coupon,
+    a misspelt name), a coupon gone, a one-shot time already past, a wrong cron. The panel
+    refuses to save such a campaign and `schedule` (panel and CLI) to send it."""
+    return target_problems(campaign) + content_problems(campaign) + timing_problems(campaign, now)
+
+
+def target_problems(campaign: Campaign) -> list[str]:
+    """An unknown group, tag, level or segment."""
+    try:
+        targets(campaign)
+    except CampaignError as exc:
+        return [str(exc)]
+    return []
+
+
+def timing_problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
+    """A wrong cron line, or a one-shot time already past (said in the shop's time zone)."""
+    if campaign.cron:
+        try:
+            _check_cron(campaign.cron)
+        except CampaignError as exc:
+            return [str(exc)]
+    elif campaign.run_at is not None and campaign.run_at <= (now or clock.now()):
+        shown = campaign.run_at.astimezone(settings.shop_zone()).strftime("%Y-%m-%d %H:%M")
+        return [f"发送时间 {shown} 已经过去：请改为将来的时间，或留空表示立即发送"]
+    return []
+
+
+PLACEHOLDER_NAMES = ("nickname", "level", "coupon")
+
+
+def content_problems(campaign: Campaign) -> list[str]:
+    """What in the content cannot be sent as written: nothing to send, a placeholder nothing
+    fills (`{coupon}` without a coupon, a misspelt name), a coupon gone. A test send is
+    refused for these too: filling in a stand-in would hide them."""
+    found: list[str] = []
+    content: Mapping[str, Any] = campaign.content or {}
+    if as_message(campaign.content_kind, content) is None and not content.get("template"):
+        found.append("活动没有可发送的内容")
+    names = placeholders(campaign)
+    unknown = [n for n in names if n not in PLACEHOLDER_NAMES]
+    if unknown:
+        found.append("无法填写的占位符：" + "、".join("{" + n + "}" for n in unknown)
+                     + "（可用：" + "、".join("{" + n + "}" for n in PLACEHOLDER_NAMES) + "）")
+    coupon_id = content.get("coupon_id")
+    if "coupon" in names and not coupon_id:
+        found.append("内容里有 {coupon}，但没有选择要发的券：请选择一张券，或删去 {coupon}")
+    if coupon_id and Coupon.get_or_none((Coupon.id == int(coupon_id)) & (Coupon.active == True)) is None:  # noqa: E712
+        found.append("所选的券已停用或不存在")
+    return found
+PREVIEW_NOTE = {"coupon": "每人一张，券码各不相同"}
+
+
+def preview(campaign: Campaign, customer: Any = None) -> dict[str, Any]:
+    """What one customer would read, without issuing anything: the first of the audience (or
+    `customer`), each placeholder's value for them, and the filled text. A coupon shows a
+    sample code of the real form (each recipient gets their own)."""
+    if customer is None:
+        try:
+            first = targets(campaign).order_by(Customer.id).first()
+        except CampaignError:
+            first = None
+        customer = Customer.get_by_id(first.id) if first is not None else None
+    content: Mapping[str, Any] = campaign.content or {}
+    sample = coupon_code(f"preview:{campaign.id}") if content.get("coupon_id") else ""
+    person: Any = customer or SimpleNamespace(nickname="", name="", level=0)
+    values = placeholder_values(person, sample)
+    message = as_message(campaign.content_kind, content) or as_message("template", content.get("template") or {})
+    return {"customer": customer,
+            "values": {n: values.get(n, "{" + n + "}") for n in placeholders(campaign)},
+            "message": fill_all(message, values) if message else None}
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = dict(zip(WEEKDAYS, "一二三四五六日"))
+REPEATS = ("", "daily", "weekly", "monthly")
+
+
+def repeat_cron(every: str, at: str, weekday: str = "mon", day: int = 1) -> str:
+    """A repeat in words as a crontab line: every day / week (on weekday) / month (on day) at
+    HH:MM. Weekdays are written as names: APScheduler reads a number 0 as Monday, crontab as
+    Sunday, and a name means the same to both."""
+    if not every:
+        return ""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", (at or "").strip())
+    if match is None:
+        raise CampaignError(f"重复发送的时间应为 时:分（如 10:00）：{at}")
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if every == "daily":
+        return f"{minute} {hour} * * *"
+    if every == "weekly":
+        if weekday not in WEEKDAYS:
+            raise CampaignError(f"星期应为 mon-sun：{weekday}")
+        return f"{minute} {hour} * * {weekday}"
+    if every == "monthly":
+        if not 1 <= int(day) <= 28:
+            raise CampaignError(f"每月的日期应为 1-28（每个月都有的日子）：{day}")
+        return f"{minute} {hour} {int(day)} * *"
+    raise CampaignError(f"未知的重复方式：{every}")
+
+
+def parse_repeat(cron: str) -> dict[str, Any] | None:
+    """The repeat in words that `repeat_cron` wrote as `cron`, or None for any other line
+    (an advanced cron): {"every", "at", "weekday", "day"}."""
+    parts = (cron or "").split()
+    if len(parts) != 5 or not parts[0].isdigit() or not parts[1].isdigit() or parts[3] != "*":
+        return None
+    at = f"{int(parts[1]):02d}:{int(parts[0]):02d}"
+    if parts[2] == "*" and parts[4] == "*":
+        return {"every": "daily", "at": at, "weekday": "mon", "day": 1}
+    if parts[2] == "*" and parts[4] in WEEKDAYS:
+        return {"every": "weekly", "at": at, "weekday": parts[4], "day": 1}
+    if parts[2].isdigit() and parts[4] == "*":
+        return {"every": "monthly", "at": at, "weekday": "mon", "day": int(parts[2])}
+    return None
+
+
+def describe_cron(cron: str) -> str:
+    """A repeat as a shop operator says it: 每周一 10:00, 每天 09:30, 每月 1 日 20:00; any
+    other line is shown as it is written, marked as cron."""
+    if not cron:
+        return ""
+    repeat = parse_repeat(cron)
+    if repeat is None:
+        return f"cron：{cron}"
+    if repeat["every"] == "daily":
+        return f"每天 {repeat['at']}"
+    if repeat["every"] == "weekly":
+        return f"每周{WEEKDAY_NAMES[repeat['weekday']]} {repeat['at']}"
+    return f"每月 {repeat['day']} 日 {repeat['at']}"
 
 
 def start_run(campaign_id: int, fire_time: datetime | None = None) -> str | None:
@@ -416,23 +586,27 @@ def resend_in_doubt(campaign_id: int) -> int:
     return resent
 
 
-def send_test(campaign: Campaign, agents: list[Agent] | None = None) -> int:
-    """Send the campaign to agents first (a test send); returns how many were queued. Each
+def send_test(campaign: Campaign, agents: list[Agent] | None = None, customer: Customer | None = None) -> int:
+    """A test send to one chosen customer (as they would read it, their own nickname and
+    level) or to agents (all active ones by default); returns how many were queued. Refused
+    when the content has a problem. A coupon shows a sample code: nothing is issued. Each
     test send is its own outbox row (keyed by the time), so it can be repeated on purpose."""
-    chosen = agents if agents is not None else list(Agent.select().where(Agent.active == True))  # noqa: E712
-    content: Mapping[str, Any] = campaign.content or {}
-    message = as_message(campaign.content_kind, content) or as_message("template", content.get("template") or {})
-    if message is None:
-        raise CampaignError("活动没有可发送的内容")
+    found = content_problems(campaign)
+    if found:
+        raise CampaignError("；".join(found))
     stamp = clock.now().strftime("%Y%m%dT%H%M%S.%f")
+    if customer is not None:
+        people: list[tuple[str, str, str, Any]] = [(f"c{customer.id}", customer.channel, customer.external_id, customer)]
+    else:
+        chosen = agents if agents is not None else list(Agent.select().where(Agent.active == True))  # noqa: E712
+        people = [(str(a.id), a.channel, a.im_user_id,
+                   SimpleNamespace(nickname=a.display_name or a.name, name=a.name, level=1)) for a in chosen]
     queued = 0
-    for agent in chosen:
-        body = fill_all(message, {"nickname": agent.display_name or agent.name, "level": "VIP1",
-                                  "coupon": "TEST-COUPON"})
+    for key, channel, user_id, person in people:
+        body = preview(campaign, person)["message"]
         if body.get("kind") == "text":
             body["text"] = "【测试】" + body["text"]
-        queued += outbox.enqueue(f"campaign-test:{campaign.id}:{agent.id}:{stamp}", agent.channel,
-                                 agent.im_user_id, body)
+        queued += outbox.enqueue(f"campaign-test:{campaign.id}:{key}:{stamp}", channel, user_id, body)
     return queued
 
 

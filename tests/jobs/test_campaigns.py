@@ -3,7 +3,8 @@ pause/resume/cancel, a kill in the middle, test sends."""
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -214,7 +215,7 @@ def test_cron_campaign_one_run_per_tick(fake_clock) -> None:  # type: ignore[no-
     campaign = make_campaign(cron="0 10 * * *")  # 10:00 Shanghai = 02:00 UTC, the fake clock's start
     campaigns.schedule(campaign)
     first = campaign_jobs.start(campaign.id)
-    assert first == "campaign:%d:2026-11-24T02:00" % campaign.id
+    assert first == "campaign:%d:2026-11-24T10:00+0800" % campaign.id  # the shop's time
     fake_clock.advance(seconds=20)
     assert campaign_jobs.start(campaign.id) is None  # the same tick again: already running
     assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
@@ -224,7 +225,7 @@ def test_cron_campaign_one_run_per_tick(fake_clock) -> None:  # type: ignore[no-
     assert campaign_jobs.start(campaign.id) is None  # same tick after the run: still one run
     fake_clock.advance(days=1)
     second = campaign_jobs.start(campaign.id)
-    assert second == "campaign:%d:2026-11-25T02:00" % campaign.id
+    assert second == "campaign:%d:2026-11-25T10:00+0800" % campaign.id
     assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
     assert Delivery.select().where(Delivery.job_key == first).count() == 2
     assert Delivery.select().where(Delivery.job_key == second).count() == 2
@@ -242,7 +243,7 @@ def test_scheduled_one_shot_waits_for_its_time(fake_clock) -> None:  # type: ign
     fake_clock.set(later + timedelta(seconds=1))
     assert campaign_jobs.wanted("Asia/Shanghai") == {}
     assert Campaign.get_by_id(campaign.id).status == "running"
-    assert Campaign.get_by_id(campaign.id).run_key == f"campaign:{campaign.id}:{later.astimezone(timezone.utc):%Y-%m-%dT%H:%M}"
+    assert Campaign.get_by_id(campaign.id).run_key == f"campaign:{campaign.id}:{later.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%dT%H:%M+0800}"
 
 
 def test_backlog_bounds_the_fan_out() -> None:
