@@ -84,6 +84,10 @@ def test_members_page_paginates_newest_customers_first_and_searches(group: Custo
     total, found = groups.members(group, search=str(people[3].id))  # the number, or in a phone
     assert sorted(c.id for c, _ in found) == sorted([people[3].id, people[5].id]) and total == 2
     assert groups.members(group, search="user-f")[0] == 1  # the platform id
+    Customer.update(nickname="Lucy 露西").where(Customer.id == people[7].id).execute()
+    assert [c.id for c, _ in groups.members(group, search="lucy")[1]] == [people[7].id]  # a name ignores case
+    assert [c.id for c, _ in groups.members(group, search="露西")[1]] == [people[7].id]
+    assert groups.members(group, search="顾客", page=5, per_page=5) == (11, [])  # past the last page
     assert groups.members(group, search="99999999999999999999")[0] == 0  # no overflow on PostgreSQL
 
 
