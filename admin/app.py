@@ -20,6 +20,7 @@ from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import csp, metrics_view
 from admin.auth import LoginIndexView, SessionUser
@@ -59,6 +60,9 @@ def create_app(config: Config, testing: bool = False) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         KEFU_CONFIG=config,
     )
+    if config.admin.proxies:  # the client's address, not the proxy's, for the login throttle
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.admin.proxies,  # type: ignore[method-assign]
+                                x_proto=config.admin.proxies)
     csp.install(app)  # Flask-Admin's inline click handlers become data attributes (admin/csp.py)
     app.jinja_env.globals["csrf_token"] = generate_csrf
     app.jinja_env.globals["get_flashed_messages"] = flashed_messages  # always text, never markup

@@ -49,6 +49,9 @@ class AdminConfig:
     port: int = 8081
     secret_key: str = ""  # Flask session key; generated into data_dir when empty
     secure_cookies: bool = False  # the session cookie only over HTTPS (behind TLS)
+    # reverse proxies in front of the panel whose X-Forwarded-For/-Proto are believed: the
+    # login throttle counts per client address, which behind a proxy is the proxy's otherwise
+    proxies: int = 0
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,8 @@ def validate(config: Config) -> None:
     src = config.source
     if config.faq.threshold < 0 or config.faq.threshold > 1:
         raise ConfigError("faq.threshold", src, "must be between 0 and 1")
+    if not 0 <= config.admin.proxies <= 5:
+        raise ConfigError("admin.proxies", src, "must be between 0 and 5 (the reverse proxies in front of the panel)")
     for key, port in (("server.port", config.server.port), ("admin.port", config.admin.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(key, src, f"port {port} is out of range 0-65535")

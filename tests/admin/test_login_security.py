@@ -233,3 +233,36 @@ def test_secure_cookies_is_read_from_the_config_file_and_the_environment(tmp_pat
     path = tmp_path / "kefu.toml"
     path.write_text("[admin]\nsecure_cookies = true\n", encoding="utf-8")
     assert load_config(path, env={}).admin.secure_cookies is True
+
+
+def test_behind_a_proxy_failures_count_per_client_and_without_one_the_header_is_ignored(
+        config: Any, database: Any, admin_user: Any) -> None:
+    import dataclasses
+
+    from admin.app import create_app
+
+    def fail_from(app: Flask, client_address: str) -> None:
+        client = app.test_client()
+        client.environ_base.update(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=client_address)
+        login(client, f"nobody-{client_address}", "wrong-password")
+
+    proxied = create_app(dataclasses.replace(config, admin=dataclasses.replace(config.admin, proxies=1)),
+                         testing=True)
+    fail_from(proxied, "203.0.113.1")
+    fail_from(proxied, "203.0.113.2")
+    counted = {row.key: row.failures for row in LoginThrottle.select()}
+    assert counted == {"ip:203.0.113.1": 1, "ip:203.0.113.2": 1}
+    LoginThrottle.delete().execute()
+    direct = create_app(config, testing=True)  # no proxy: a client cannot choose its address
+    fail_from(direct, "203.0.113.1")
+    fail_from(direct, "203.0.113.2")
+    assert {row.key: row.failures for row in LoginThrottle.select()} == {"ip:127.0.0.1": 2}
+
+
+def test_proxies_is_checked(tmp_path: Any) -> None:
+    from bot.config import ConfigError, load_config
+
+    path = tmp_path / "kefu.toml"
+    path.write_text("[admin]\nproxies = 9\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="admin.proxies"):
+        load_config(path, env={})
