@@ -164,7 +164,7 @@ class FaqToolsView(SecureView):
     @expose("/export.<fmt>")
     def export(self, fmt: str) -> Any:
         records = faq_io.export_records()
-        stamp = clock.now().strftime("%Y%m%d")
+        stamp = clock.now().astimezone(settings.shop_zone()).strftime("%Y%m%d")  # the shop's day, not UTC's
         if fmt == "csv":
             return Response(to_csv(records), mimetype="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f"attachment; filename=faq-{stamp}.csv"})

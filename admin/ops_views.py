@@ -42,7 +42,7 @@ class UnansweredView(ReadOnlyView):
     column_list = ("id", "created_at", "text", "reason", "best_faq", "best_score", "customer", "resolved")
     column_labels = {"created_at": _l("时间"), "text": _l("顾客的问题"), "reason": _l("原因"), "best_faq": _l("最接近的 FAQ"),
                      "best_score": _l("得分"), "customer": _l("顾客"), "resolved": _l("已处理"),
-                     "normalized": _l("规范化文本"), "message": _l("消息")}
+                     "normalized": _l("规范化文本"), "message": _l("消息"), "resolved_at": _l("处理时间")}
     column_filters = ("resolved", "reason", "created_at")
     column_choices = {"reason": list(UNANSWERED_REASONS.items())}  # labels shown; the stored keys stay
     column_searchable_list = ("text",)

@@ -217,6 +217,38 @@ EN: dict[str, str] = {
         "Mass-send allowance: a service account's follower receives at most %(per)s mass messages a month (more "
         "fail for that follower); %(jobs)s mass jobs sent this month. A mass send cannot carry nicknames or "
         "other personal details.",
+    # the campaign composer (issue 25)
+    "不重复（只发一次）": "No repeat (send once)", "每天": "Every day", "每周": "Every week", "每月": "Every month",
+    "星期一": "Monday", "星期二": "Tuesday", "星期三": "Wednesday", "星期四": "Thursday", "星期五": "Friday",
+    "星期六": "Saturday", "星期日": "Sunday", "%(name)s（%(n)s 人）": "%(name)s (%(n)s people)", "全部": "All",
+    "客户群": "Customer groups", "客户筛选": "Segments", "不重复": "No repeat", "重复": "Repeat",
+    "从列表中选择；括号里是现在的人数": "Pick from the list; the number in brackets is how many it holds now",
+    "可用占位符：{nickname} 昵称、{level} 会员等级、{coupon} 券码（需选择随消息发券）":
+        "Placeholders: {nickname} nickname, {level} member level, {coupon} coupon code (choose a coupon to send)",
+    "重复发送": "Repeat", "每周的哪天": "Day of the week", "每月的几号": "Day of the month",
+    "重复发送的时间": "Repeat at", "店铺时区的 时:分，如 10:00": "HH:MM in the shop's time zone, e.g. 10:00",
+    "店铺时区；留空表示确认后立即发送": "Shop time zone; empty: send as soon as confirmed",
+    "高级：cron 表达式": "Advanced: cron expression",
+    "一般不用填；填写后代替上面的重复设置（分 时 日 月 周，店铺时区）":
+        "Usually left empty; when filled it replaces the repeat above (min hour day month weekday, shop time zone)",
+    "注意：发送对象现在没有顾客（0 人），这个活动还不能发送":
+        "Note: the audience has no customers now (0 people); this campaign cannot be sent yet",
+    "请先在确认页核对人数和预览，再勾选确认": "Check the count and the preview on the confirmation page, then tick to confirm",
+    "已安排发送给 %(n)s 位顾客": "Scheduled to %(n)s customers",
+    "发送对象里没有顾客（0 人），不能发送": "The audience has no customers (0 people): nothing to send",
+    "现在 %(n)s 人：客服消息可达 %(cs)s，模板消息 %(tpl)s，公众号群发 %(mass)s，无法送达 %(none)s，不发送 %(refused)s":
+        "%(n)s people now: customer-service message %(cs)s, template message %(tpl)s, 公众号 mass send %(mass)s, "
+        "unreachable %(none)s, not sent %(refused)s",
+    "没有编号为 %(n)s 的顾客": "No customer number %(n)s", "已发送测试消息给顾客 %(name)s": "Test message sent to customer %(name)s",
+    "确认后立即发送": "As soon as confirmed", "确认发送：%(name)s": "Confirm sending: %(name)s",
+    "这个活动现在不能发送：": "This campaign cannot be sent now:", "去修改": "Edit it", "%(n)s 人": "%(n)s people",
+    "预览": "Preview", "顾客 %(name)s 看到的是：": "Customer %(name)s reads:", "顾客看到的是：": "The customer reads:",
+    "占位符": "Placeholder", "此人的内容": "For this customer",
+    "（示例：每人一张，券码各不相同）": "(a sample: each recipient gets their own code)",
+    "我已核对预览，确认发送给 %(n)s 位顾客": "I have checked the preview: send to %(n)s customers",
+    "确认发送给 %(n)s 位顾客": "Send to %(n)s customers", "返回活动": "Back to the campaign",
+    "处理时间": "Handled at", "预览并确认发送…": "Preview and confirm sending…", "测试发送给": "Test send to", "所有在职客服": "All active agents",
+    "或顾客编号": "or customer number", "如 12": "e.g. 12", "测试发送": "Test send",
 }
 
 
