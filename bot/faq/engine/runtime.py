@@ -11,7 +11,7 @@ encoder, so the vectors agree:
   pooled states weighted by their content tokens, then L2-normalized;
 - the rows of a batch are padded to its longest one and masked.
 
-Texts are sorted by length into batches of similar size, so padding costs little.
+Texts are sorted by length into batches of similar length, so padding costs little.
 """
 
 from __future__ import annotations
@@ -106,11 +106,13 @@ class OnnxEncoder:
 
 
 def _batches(windows: list[_Window]) -> list[list[_Window]]:
-    """Windows grouped by length under BATCH_TOKENS padded tokens (at least one a batch)."""
+    """Windows grouped by length: each batch under BATCH_TOKENS padded tokens, and its longest
+    row at most a third longer than its shortest (padding is computed for nothing)."""
     batches: list[list[_Window]] = []
     current: list[_Window] = []
     for window in sorted(windows, key=lambda w: len(w.ids)):
-        if current and len(window.ids) * (len(current) + 1) > BATCH_TOKENS:
+        length = len(window.ids)
+        if current and (length * (len(current) + 1) > BATCH_TOKENS or length > len(current[0].ids) * 4 // 3 + 2):
             batches.append(current)
             current = []
         current.append(window)
