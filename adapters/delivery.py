@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 
 from bot import outbox, send_window
 from bot.models import Outbox
+from bot.ops.logs import request_scope
 from bot.outbox import SendResult
 
 log = logging.getLogger("kefu.delivery")
@@ -203,6 +204,15 @@ class AsyncDelivery:
             await self.deliver_one(row)
 
     async def deliver_one(self, row: Outbox) -> str:
+        """Send one claimed row and store its outcome, logged under the request id of the
+        message that caused it (this task's context, and the worker threads it calls)."""
+        with request_scope(row.request_id):
+            status = await self._deliver_one(row)
+            if status != "taken over":
+                outbox.log_outcome(row, status)
+            return status
+
+    async def _deliver_one(self, row: Outbox) -> str:
         sender = self.senders[row.channel]
         content = row.content or {}
         async with self._slots:

@@ -105,6 +105,14 @@ def _unanswered_resolved_at(db: peewee.Database, migrator: SchemaMigrator) -> No
                           UnansweredQuestion.resolved_at)
 
 
+def _outbox_request_id(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import Outbox
+
+    # the request id of the message that caused a send, logged by the sender (bot/outbox.py);
+    # nullable, so adding it rewrites no row: sends written before it simply have none
+    add_column_if_missing(db, migrator, "outbox", "request_id", Outbox.request_id)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -116,6 +124,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (9, "admin: session version per panel user, to end sessions", _admin_sessions),
     (10, "outbox: claim owner and attempt under way; campaign run planned", _send_attempts),
     (12, "learning loop: when each unanswered question was resolved", _unanswered_resolved_at),
+    (13, "outbox: the request id of the message that caused a send", _outbox_request_id),
 ]
 
 LATEST = STEPS[-1][0]

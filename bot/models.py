@@ -390,6 +390,9 @@ class Outbox(BaseModel):
     last_error = peewee.TextField(default="")
     created_at = UTCDateTimeField(default=clock.now)
     sent_at = UTCDateTimeField(null=True)
+    # the webhook request whose handling wrote the send (version 13): the sender logs it, so
+    # a late reply's send is found by the id of the message that caused it
+    request_id = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False),)

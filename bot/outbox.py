@@ -45,6 +45,8 @@ import peewee
 from bot import clock
 from bot.db import insert_new, is_postgres, transaction
 from bot.models import Message, Outbox
+from bot.ops.logs import REQUEST_ID, request_scope
+from bot.runtime import LogFields
 
 log = logging.getLogger("kefu.outbox")
 
@@ -89,12 +91,17 @@ class Sender(Protocol):
     def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult: ...
 
 
-def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], message: Message | None = None) -> bool:
-    """Write a send; False when the key was already there (nothing doubled)."""
+def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], message: Message | None = None,
+            request_id: str | None = None) -> bool:
+    """Write a send; False when the key was already there (nothing doubled). The row keeps
+    `request_id`, by default the id of the webhook request being handled (the contextvar
+    the logs use; none in a scheduled job), for the sender's log line (`log_outcome`)."""
+    request_id = request_id if request_id is not None else REQUEST_ID.get()
     inserted = insert_new(
         Outbox.insert(
             key=key, channel=channel, recipient=recipient, content=dict(content),
             message=message, status="pending", next_attempt_at=clock.now(), created_at=clock.now(),
+            request_id=request_id[:64] or None,
         ).on_conflict_ignore()
     )
     if message is not None:
@@ -232,6 +239,14 @@ def resend_in_doubt(keys: peewee.Expression | Iterable[str]) -> int:
         (Outbox.status == IN_DOUBT) & where).execute()
 
 
+def log_outcome(row: Outbox, status: str) -> None:
+    """The sender's one line per attempt, under the request id of the message that caused
+    the send (a late reply is traced from the webhook to its send by that id)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", LogFields(event="send", key=row.key, channel=row.channel, status=status,
+                                 attempt=row.attempts + 1, request_id=row.request_id or ""))
+
+
 def backoff_seconds(attempts: int) -> float:
     return min(2.0 ** attempts, 600.0)
 
@@ -320,31 +335,38 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
     calling (`bot.send_window.prepare`), the same attempt mark before the call and the
     same bookkeeping (`record`). One call at a time, so each call's mark is its own batch;
     the lease is renewed between rows."""
-    from bot import send_window  # it imports SendResult from here: a top-level import would be circular
-
     rows = claim(limit, tuple(senders), lease_seconds)
     renewed = clock.now()
     for row in rows:
         if (clock.now() - renewed).total_seconds() > lease_seconds / 3:
             renew([str(row.claim_token)], lease_seconds)
             renewed = clock.now()
-        sender = senders.get(row.channel)
-        if sender is None:
-            record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)
-            continue
-        content = row.content or {}
-        if getattr(sender, "polled", False):
-            with transaction():  # the message row and the outcome, both or neither
-                if not row.message_id:
-                    post_for_polling(row, sender.text_of(content))  # type: ignore[attr-defined]
-                record(row, SendResult.ok(), max_attempts)
-            continue
-        prepared = send_window.prepare(row.channel, row.recipient, content, sender)
-        if prepared.refusal is not None:
-            record(row, prepared.refusal, max_attempts)
-        elif mark_attempts([row], lease_seconds):
-            record(row, _send(sender, row, prepared.send_args(row.recipient, content)), max_attempts)
+        with request_scope(row.request_id):
+            status = _deliver_one(senders.get(row.channel), row, max_attempts, lease_seconds)
+            if status:
+                log_outcome(row, status)
     return len(rows)
+
+
+def _deliver_one(sender: Sender | None, row: Outbox, max_attempts: int, lease_seconds: float) -> str:
+    """One claimed row through a synchronous sender; its new status ("" when the claim was
+    taken over and nothing was sent here)."""
+    from bot import send_window  # it imports SendResult from here: a top-level import would be circular
+
+    if sender is None:
+        return record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)
+    content = row.content or {}
+    if getattr(sender, "polled", False):
+        with transaction():  # the message row and the outcome, both or neither
+            if not row.message_id:
+                post_for_polling(row, sender.text_of(content))  # type: ignore[attr-defined]
+            return record(row, SendResult.ok(), max_attempts)
+    prepared = send_window.prepare(row.channel, row.recipient, content, sender)
+    if prepared.refusal is not None:
+        return record(row, prepared.refusal, max_attempts)
+    if mark_attempts([row], lease_seconds):
+        return record(row, _send(sender, row, prepared.send_args(row.recipient, content)), max_attempts)
+    return ""
 
 
 def post_for_polling(row: Outbox, text: str) -> None:

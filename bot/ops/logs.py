@@ -10,10 +10,12 @@ configure beside aiohttp's, werkzeug's and APScheduler's loggers) adds it as `re
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
 import uuid
+from typing import Iterator
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("kefu_request_id", default="")
 _ACCEPTED = re.compile(r"[A-Za-z0-9._:-]{8,64}")  # a proxy's X-Request-Id, if it looks like one
@@ -24,6 +26,17 @@ def new_request_id(offered: str | None = None) -> str:
     if offered and _ACCEPTED.fullmatch(offered):
         return offered
     return uuid.uuid4().hex[:16]
+
+
+@contextlib.contextmanager
+def request_scope(request_id: str | None) -> Iterator[None]:
+    """Log under `request_id` for the duration: the outbox sender sends a row under the id
+    of the request that wrote it, so a late reply's lines carry the id of its message."""
+    token = REQUEST_ID.set(request_id or "")
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

@@ -406,3 +406,29 @@ def test_a_polled_send_that_has_its_message_is_not_written_again(database) -> No
     assert outbox.deliver_due({"web": _PolledSender()}) == 1
     assert Message.select().where(Message.peer_id == "v_3").count() == 1
     assert Message.get(Message.id == reply.id).state == "sent"
+
+
+def test_a_send_is_logged_under_the_request_id_of_the_message_that_caused_it(database, caplog) -> None:
+    from bot.ops.logs import request_scope
+
+    with request_scope("req-late-0001"):  # the dispatcher handling a webhook request enqueues
+        assert outbox.enqueue("late", "mp", "o_user", {"kind": "text", "text": "您好"})
+    assert outbox.enqueue("job", "mp", "o_user", {"kind": "text", "text": "提醒"})  # a scheduled job: no request
+    assert Outbox.get(Outbox.key == "late").request_id == "req-late-0001"
+    assert Outbox.get(Outbox.key == "job").request_id is None
+
+    seen: list[str] = []
+
+    class Noting(Scripted):
+        def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+            from bot.ops.logs import REQUEST_ID
+
+            seen.append(REQUEST_ID.get())  # anything logged during the call carries it too
+            return super().send(recipient, content)
+
+    caplog.set_level("INFO", logger="kefu.outbox")
+    assert outbox.deliver_due({"mp": Noting()}) == 2
+    sends = {r.args["key"]: r.args for r in caplog.records if isinstance(r.args, dict) and r.args.get("event") == "send"}
+    assert sends["late"]["request_id"] == "req-late-0001" and sends["late"]["status"] == "sent"
+    assert sends["job"]["request_id"] == ""
+    assert seen == ["req-late-0001", ""]

@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -70,3 +71,34 @@ async def test_request_id_follows_and_no_secret_is_logged(aiohttp_client: Any, c
     leaked = [s for s in configured_secrets(full) + list(stand.sandbox.token_apps) if s in text]
     assert not leaked, f"secrets in the log: {leaked}"
     assert len(configured_secrets(full)) >= 6
+
+
+async def test_a_late_reply_is_sent_under_the_request_id_of_its_message(aiohttp_client: Any, config: Config,
+                                                                       database: Any, stand: Stand, dispatcher: Any,
+                                                                       log_stream: io.StringIO) -> None:  # noqa: F811
+    setup_logging(dataclasses.replace(config, log=LogConfig(level="INFO", format="json")))
+    logging.getLogger().handlers[0].setStream(log_stream)  # type: ignore[attr-defined]
+    shop_faqs()
+    original = dispatcher.handle
+
+    def slow(inbound: Any, slot: Any = None) -> Any:  # the answer is ready after the 0.3 s deadline
+        time.sleep(0.6)
+        return original(inbound, slot)
+
+    dispatcher.handle = slow
+    client = await kefu_client(aiohttp_client, config, mp_channel(stand.base, aes=False, deadline=0.3),
+                               run_sender=True, dispatcher=dispatcher)
+    server = wechat("plain")
+    params, body = server.sign(server.text_xml("o_late", "怎么退货", "late-1"))
+    resp = await client.post("/wechat/mp", params=params, data=body, headers={"X-Request-Id": "nginx-late-0001"})
+    assert resp.status == 200 and await resp.text() == "success"  # late: the reply goes through the outbox
+    from bot.models import Outbox
+
+    assert await eventually(lambda: Outbox.select().where(Outbox.status == "sent").count() == 1)
+    await client.close()
+
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines() if line.strip()]
+    sends = [line for line in lines if line.get("event") == "send"]
+    assert [(s["status"], s["request_id"]) for s in sends] == [("sent", "nginx-late-0001")], lines
+    sent = stand.sandbox.sends("custom/send")
+    assert len(sent) == 1 and sent[0].body["touser"] == "o_late"
