@@ -21,6 +21,7 @@ from admin.messages import flash
 from bot import settings
 from bot.business_hours import is_open
 from bot import clock
+from bot.routing import keyword_overlaps
 
 MODES = (("bot_first", "机器人优先"), ("human_first", "人工优先"), ("mixed", "混合（机器人没把握时转人工）"))
 DAYS = (("mon", "周一"), ("tue", "周二"), ("wed", "周三"), ("thu", "周四"), ("fri", "周五"), ("sat", "周六"),
@@ -166,7 +167,8 @@ class SettingsView(SecureView):
         return self.render("admin/kefu_settings.html", current=current, extra=extra, modes=MODES, days=DAYS,
                            labels=LABELS, texts=TEXTS, error=error, form=request.form if error else None,
                            default_threshold=config.faq.threshold,
-                           open_now=is_open(clock.now(), current["business_hours"]))
+                           open_now=is_open(clock.now(), current["business_hours"]),
+                           overlaps=keyword_overlaps(current["handoff_keywords"] or []))
 
 
 class ChannelsView(SecureView):

@@ -62,10 +62,10 @@ class Router:
             name = MEDIA_NAMES.get(inbound.kind, "消息")
             return [self._to_customer(turn, f"已收到您的{name}。如需人工帮助，请回复“转人工”。")]
         if conversation.status == "queued":
-            if self.wants_human(turn.text):
+            if self.wants_human(turn.text) and not self._faq_answers(turn.text):
                 return [self._to_customer(turn, self._queue_text(conversation))]
             return self._answer_or_abstain(turn, allow_handoff=False)
-        if self.wants_human(turn.text):
+        if self.wants_human(turn.text) and not self._faq_answers(turn.text):
             return self.handoff(turn, "requested")
         mode = settings.get("reception_mode")
         if mode == "human_first" and self._humans_available():
@@ -76,6 +76,14 @@ class Router:
 
     def wants_human(self, text: str) -> bool:
         return asks_for_human(text, settings.get("handoff_keywords"))
+
+    def _faq_answers(self, text: str) -> bool:
+        """A message naming a handoff keyword that an FAQ answers with confidence (客服几点上班)
+        is a question, answered; an explicit request (转人工, 人工客服, a keyword alone) never is."""
+        if explicit_request(text, settings.get("handoff_keywords")):
+            return False
+        best = self.store.match(text, limit=2).best
+        return best is not None and best.score >= self.threshold
 
     def _humans_available(self) -> bool:
         return business_hours.is_open(clock.now(), settings.get("business_hours")) and assignment.any_agent_free()
@@ -225,6 +233,46 @@ def asks_for_human(text: str, keywords: Iterable[str]) -> bool:
         if key and (norm == key or (key in norm and len(norm) <= len(key) + 6)):
             return True
     return False
+
+
+# asking for a person whatever else the message says (a verb of wanting one) ...
+REQUEST_VERBS = ("转人工", "找人工", "要人工", "接人工", "转客服", "找客服", "联系客服", "找真人", "要真人")
+# ... and the names of one, a request when little else is said (人工客服呢, not 人工客服什么时候在)
+REQUEST_NOUNS = ("人工客服", "真人客服", "人工服务")
+NOUN_SLACK = 3
+# a keyword with only these after it is calling for one (客服在吗, 人工呢)
+CALLING = ("在不在", "在吗", "在么", "呢", "吗", "啊", "呀", "快点")
+
+
+def explicit_request(text: str, keywords: Iterable[str]) -> bool:
+    """The message is a request for a person, not a question that mentions one: a keyword
+    alone or called (客服, 客服在吗), a verb of asking for one (转人工, 找人工 …), or its name with little
+    else (人工客服, 人工客服呢). Such a message goes to a person even when an FAQ matches."""
+    norm = normalize(text)
+    keys = {normalize(k) for k in keywords if normalize(k)}
+    if norm in keys or any(norm.endswith(c) and norm[: -len(c)] in keys for c in CALLING):
+        return True
+    if any(verb in norm for verb in REQUEST_VERBS):
+        return True
+    return any(noun in norm and len(norm) <= len(noun) + NOUN_SLACK for noun in REQUEST_NOUNS)
+
+
+def keyword_overlaps(keywords: Iterable[str], limit: int = 20) -> list[tuple[str, str]]:
+    """(keyword, FAQ phrasing) pairs where a phrasing would read as a handoff request on its
+    own: the settings page warns that such a question reaches a person unless its FAQ
+    answers it with confidence (an explicit request like 转人工 always does)."""
+    from bot.models import FaqQuestion
+
+    keys = [k for k in keywords if normalize(k)]
+    found: list[tuple[str, str]] = []
+    for (question,) in FaqQuestion.select(FaqQuestion.text).tuples().iterator():
+        for keyword in keys:
+            if asks_for_human(question, [keyword]):
+                found.append((keyword, question))
+                break
+        if len(found) >= limit:
+            break
+    return found
 
 
 def is_first_contact(customer: Customer) -> bool:

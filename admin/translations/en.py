@@ -247,7 +247,11 @@ EN: dict[str, str] = {
     "（示例：每人一张，券码各不相同）": "(a sample: each recipient gets their own code)",
     "我已核对预览，确认发送给 %(n)s 位顾客": "I have checked the preview: send to %(n)s customers",
     "确认发送给 %(n)s 位顾客": "Send to %(n)s customers", "返回活动": "Back to the campaign",
-    "处理时间": "Handled at", "预览并确认发送…": "Preview and confirm sending…", "测试发送给": "Test send to", "所有在职客服": "All active agents",
+    "处理时间": "Handled at",
+    "这些 FAQ 问法含转人工关键词：FAQ 有把握时机器人照常回答，没把握时会转人工；“转人工”“人工客服”等明确要求总是转人工。":
+        "These FAQ phrasings contain a handoff keyword: the bot answers them when the FAQ is confident, and hands "
+        "them to a person when it is not; an explicit request such as 转人工 or 人工客服 always goes to a person.",
+    "「%(q)s」含关键词「%(k)s」": "“%(q)s” contains the keyword “%(k)s”", "预览并确认发送…": "Preview and confirm sending…", "测试发送给": "Test send to", "所有在职客服": "All active agents",
     "或顾客编号": "or customer number", "如 12": "e.g. 12", "测试发送": "Test send",
 }
 
