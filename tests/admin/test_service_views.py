@@ -7,7 +7,9 @@ from typing import Any
 
 from bot import settings
 from bot.dispatcher import Dispatcher
-from bot.models import Campaign, Conversation, CustomerGroup, Faq, FaqQuestion, Outbox, UnansweredQuestion
+from bot.models import (
+    Campaign, Conversation, Customer, CustomerGroup, Faq, FaqQuestion, GroupMember, Outbox, UnansweredQuestion,
+)
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, shop_faqs, text
 
@@ -83,17 +85,20 @@ def test_unanswered_groups_page_teaches_a_group_at_once(admin_panel: Panel, disp
 
 def test_campaign_create_schedule_pause_cancel(admin_panel: Panel, dispatcher: Dispatcher) -> None:
     make_agent("xiaomei")
-    CustomerGroup.create(name="直播粉丝群", kind="直播群")
-    response = admin_panel.post("/admin/campaign/new/", {"name": "双十二预热", "target_kind": "group",
-                                                         "target_value": "直播粉丝群", "text": "亲爱的{nickname}，双十二来啦！"})
+    group = CustomerGroup.create(name="直播粉丝群", kind="直播群")
+    GroupMember.create(group=group, customer=Customer.create(channel="web", external_id="fan1"))
+    # the audience is picked from the list (issue 25): a group by its id
+    response = admin_panel.post("/admin/campaign/new/", {"name": "双十二预热", "audience": f"group:{group.id}",
+                                                         "text": "亲爱的{nickname}，双十二来啦！"})
     assert response.status_code == 302
     campaign = Campaign.get(Campaign.name == "双十二预热")
     assert campaign.status == "draft" and campaign.content["text"].startswith("亲爱的")
     html = admin_panel.get(f"/admin/campaign/details/?id={campaign.id}").get_data(as_text=True)
-    assert 'name="do-schedule"' in html and 'name="do-pause"' not in html
+    assert 'id="do-schedule"' in html and 'name="do-pause"' not in html
     admin_panel.post("/admin/campaign/test-send/", {"id": campaign.id})
     assert Outbox.select().where(Outbox.key.startswith(f"campaign-test:{campaign.id}:")).count() == 1
-    admin_panel.post("/admin/campaign/change/", {"id": campaign.id, "change": "schedule"})
+    admin_panel.post("/admin/campaign/change/", {"id": campaign.id, "change": "schedule", "confirm_count": 1,
+                                                 "confirmed": "yes"})
     assert Campaign.get_by_id(campaign.id).status == "scheduled"
     response = admin_panel.post("/admin/campaign/change/", {"id": campaign.id, "change": "resume"},
                                 follow_redirects=True)
