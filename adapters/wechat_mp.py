@@ -10,6 +10,7 @@ Modes (chosen in the 公众号 console, seen per request):
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -67,6 +68,23 @@ class OfficialAccountChannel(CallbackChannel):
 
     async def close(self) -> None:
         await self.api.close()
+
+
+def blocking_post(channel: ChannelConfig) -> Callable[[str, Mapping[str, Any]], dict[str, Any]]:
+    """A synchronous `post(path, body) -> answer` on the 公众号 API, for callers outside the
+    event loop (the panel creating a 渠道活码, bot/crm/channel_codes.py). It shares the
+    access_token with the running kefu through the database (bot.tokens), so it never
+    invalidates the server's token. Raises ApiError when the platform cannot be reached."""
+
+    def post(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            api = WeChatApi.for_mp(channel.api_base, channel.app_id, channel.app_secret, asyncio.to_thread)
+            try:
+                return dict((await api.post(path, body)).data)
+            finally:
+                await api.close()
+        return asyncio.run(call())
+    return post
 
 
 # content kinds that are one platform message each: never split

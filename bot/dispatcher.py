@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, outbox
 from bot.config import Config
+from bot.crm import channel_codes
 from bot.db import fetch_one, insert_row, transaction
 from bot.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
@@ -126,7 +127,9 @@ class Dispatcher:
         stored = self._store_inbound(inbound, customer=customer.id, conversation=conversation.id)
         result.conversation_id = conversation.id
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
-        outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
+        outgoing = channel_codes.scanned(inbound, customer, conversation)  # a 渠道活码's scene, else None
+        if outgoing is None:
+            outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
         result.action = _action(conversation, outgoing)
         result.stage = metrics.reply_stage(result.action, [o.reply.meta for o in outgoing if o.author == "bot"])
         return self._persist(inbound, stored, outgoing, slot)

@@ -113,6 +113,13 @@ def _outbox_request_id(db: peewee.Database, migrator: SchemaMigrator) -> None:
     add_column_if_missing(db, migrator, "outbox", "request_id", Outbox.request_id)
 
 
+def _channel_codes(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import ChannelCode, ChannelCodeScan
+
+    # 渠道活码 and who scanned each (UNIQUE(code, customer): a code applies once per customer)
+    db.create_tables([ChannelCode, ChannelCodeScan], safe=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -125,6 +132,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (10, "outbox: claim owner and attempt under way; campaign run planned", _send_attempts),
     (12, "learning loop: when each unanswered question was resolved", _unanswered_resolved_at),
     (13, "outbox: the request id of the message that caused a send", _outbox_request_id),
+    (15, "community: channel codes (渠道活码) and their scans", _channel_codes),
 ]
 
 LATEST = STEPS[-1][0]

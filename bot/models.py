@@ -491,6 +491,52 @@ class AnswerRating(BaseModel):
         table_name = "answer_rating"
 
 
+# --- community: channel codes (渠道活码) ---------------------------------------------
+
+
+class ChannelCode(BaseModel):
+    """A 公众号 parametric QR code (渠道活码): scanning it tags the customer, adds them to a
+    group, greets them and may issue a coupon (bot/crm/channel_codes.py). `scene` is the
+    code's scene_str, which the platform gives back in the subscribe/SCAN event's EventKey;
+    `ticket` and `url` are the platform's answer to qrcode/create (the image encodes `url`)."""
+
+    name = peewee.CharField(unique=True, max_length=64)
+    channel = peewee.CharField(max_length=32)  # the configured 公众号 channel's name
+    scene = peewee.CharField(unique=True, max_length=64)
+    permanent = peewee.BooleanField(default=True)  # QR_LIMIT_STR_SCENE, else a temporary QR_STR_SCENE
+    expires_at = UTCDateTimeField(null=True)  # after it the code is refused (a temporary one also by WeChat)
+    tags = JSONField(null=True)  # tag names to add
+    group = peewee.ForeignKeyField(CustomerGroup, null=True, on_delete="SET NULL")
+    welcome = peewee.TextField(default="")
+    coupon = peewee.ForeignKeyField(Coupon, null=True, on_delete="SET NULL")
+    ticket = peewee.CharField(max_length=256, default="")
+    url = peewee.CharField(max_length=256, default="")
+    created_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "channel_code"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChannelCodeScan(BaseModel):
+    """One customer's scans of one code: UNIQUE(code, customer) is what applies a code once
+    per customer, whatever WeChat retries or the customer scans again (`scans` counts them)."""
+
+    code = peewee.ForeignKeyField(ChannelCode, backref="scan_rows", on_delete="CASCADE")
+    customer = peewee.ForeignKeyField(Customer, on_delete="CASCADE")
+    new_follower = peewee.BooleanField(default=False)  # came in by a subscribe event, not SCAN
+    issued_coupon = peewee.ForeignKeyField(IssuedCoupon, null=True, on_delete="SET NULL")
+    scans = peewee.IntegerField(default=1)
+    first_at = UTCDateTimeField(default=clock.now)
+    last_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "channel_code_scan"
+        indexes = ((("code", "customer"), True),)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     AdminUser,
@@ -521,4 +567,6 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     AssignmentLog,
     FaqEmbedding,
     AnswerRating,
+    ChannelCode,
+    ChannelCodeScan,
 )

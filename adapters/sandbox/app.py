@@ -28,7 +28,15 @@ Control API (for a stand-in in another process, e.g. `kefu sandbox`):
 `GET /sandbox/calls?after=N`, `GET /sandbox/messages?touser=ID&after=N`,
 `POST /sandbox/faults {"errcode", "path", "times", "latency"}`, `POST /sandbox/expire`,
 `POST /sandbox/reset`, `POST /sandbox/kf/messages {"open_kfid", "external_userid", "text"}`,
-`GET /sandbox/mass/jobs` (each job with its report fields).
+`GET /sandbox/mass/jobs` (each job with its report fields), `GET /sandbox/qrcodes`.
+
+Parametric QR codes (渠道活码): `qrcode/create` keeps the platform's shapes and limits —
+`action_name` QR_SCENE / QR_STR_SCENE (temporary, `expire_seconds` 60 to 2,592,000, 60 when
+absent as on the platform; a longer one is refused here, which we assume) or QR_LIMIT_SCENE / QR_LIMIT_STR_SCENE (permanent), a `scene_str` of 1 to 64
+characters or a `scene_id` (1 to 100,000 for a permanent one); anything else is 40053. The
+answer is `ticket`, `expire_seconds` (temporary only) and `url`. `scan_event_key(ticket,
+subscribe)` gives the EventKey WeChat would send when someone scans it (`qrscene_<scene>`
+for a new follower, the bare scene for SCAN).
 """
 
 from __future__ import annotations
@@ -58,7 +66,11 @@ ERRMSG = {
 }
 SANDBOX = web.AppKey("sandbox", object)
 ERRMSG.update({40130: "invalid openid list size, at least two openid", 45065: "clientmsgid exist",
-               45066: "same clientmsgid retry too fast", 45067: "clientmsgid size out of limit"})
+               45066: "same clientmsgid retry too fast", 45067: "clientmsgid size out of limit",
+               40053: "invalid action info, please check document"})
+QR_TEMPORARY = ("QR_SCENE", "QR_STR_SCENE")
+QR_PERMANENT = ("QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
+QR_MAX_SECONDS = 2_592_000
 MASS_DEDUP_SECONDS = 24 * 3600  # how long a clientmsgid is remembered (we assume a day)
 MASS_RETRY_SECONDS = 60
 MASS_PER_FOLLOWER_PER_MONTH = 4
@@ -116,6 +128,7 @@ class Sandbox:
         self.mass_jobs: dict[int, dict[str, Any]] = {}  # msg_id -> the job and its report fields
         self.mass_by_client_id: dict[str, tuple[int, float]] = {}  # clientmsgid -> (msg_id, last seen)
         self.mass_received: dict[tuple[str, str], int] = {}  # (openid, "YYYY-MM") -> mass messages
+        self.qrcodes: dict[str, dict[str, Any]] = {}  # ticket -> the created code
         self.skew = 0.0  # seconds added to the stand-in's clock for the mass rules (`time_passes`)
         self._ids = itertools.count(1000)
 
@@ -151,6 +164,12 @@ class Sandbox:
                                                                   ("TotalCount", "FilterCount", "SentCount",
                                                                    "ErrorCount")}}
 
+    def scan_event_key(self, ticket: str, subscribe: bool = True) -> str:
+        """The EventKey of a scan of the code `ticket`: a new follower's subscribe event
+        carries `qrscene_<scene>`, an existing follower's SCAN the scene alone."""
+        scene = str(self.qrcodes[ticket]["scene"])
+        return f"qrscene_{scene}" if subscribe else scene
+
     def add_kf_message(self, open_kfid: str, external_userid: str, text: str = "", msgtype: str = "text",
                        body: dict[str, Any] | None = None, origin: int = 3) -> str:
         msgid = f"kf{next(self._ids)}"
@@ -180,6 +199,7 @@ class Sandbox:
         app.router.add_post("/sandbox/reset", self._reset)
         app.router.add_post("/sandbox/kf/messages", self._kf_add)
         app.router.add_get("/sandbox/mass/jobs", self._mass_jobs)
+        app.router.add_get("/sandbox/qrcodes", self._qrcodes)
         return app
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -281,6 +301,10 @@ class Sandbox:
 
     async def _mass_jobs(self, request: web.Request) -> web.Response:
         return web.json_response({"jobs": [{"msg_id": n, **job} for n, job in self.mass_jobs.items()]},
+                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    async def _qrcodes(self, request: web.Request) -> web.Response:
+        return web.json_response({"qrcodes": [{"ticket": t, **c} for t, c in self.qrcodes.items()]},
                                  dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     async def _kf_add(self, request: web.Request) -> web.Response:
@@ -391,7 +415,34 @@ def _kf_state_trans(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -
     return {"msg_code": ""}
 
 
+def _qrcode_create(sb: Sandbox, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """qrcode/create: a temporary or permanent parametric code, with the platform's checks."""
+    action = str(body.get("action_name") or "")
+    scene = (body.get("action_info") or {}).get("scene") if isinstance(body.get("action_info"), dict) else None
+    if action not in QR_TEMPORARY + QR_PERMANENT or not isinstance(scene, dict):
+        return _err(40053)
+    if "STR" in action:
+        value: Any = scene.get("scene_str")
+        if not isinstance(value, str) or not 1 <= len(value) <= 64:
+            return _err(40053)
+    else:
+        value = scene.get("scene_id")
+        if not isinstance(value, int) or value < 1 or (action in QR_PERMANENT and value > 100_000):
+            return _err(40053)
+    ticket = f"gQ{secrets.token_urlsafe(24)}"
+    code: dict[str, Any] = {"action_name": action, "scene": str(value), "url": f"http://weixin.qq.com/q/{ticket[2:20]}"}
+    answer: dict[str, Any] = {"ticket": ticket, "url": code["url"]}
+    if action in QR_TEMPORARY:
+        seconds = int(body.get("expire_seconds") or 60)
+        if not 60 <= seconds <= QR_MAX_SECONDS:
+            return _err(40053)
+        code["expire_seconds"] = answer["expire_seconds"] = seconds
+    sb.qrcodes[ticket] = code
+    return answer
+
+
 ENDPOINTS = {
+    "/cgi-bin/qrcode/create": _qrcode_create,
     "/cgi-bin/message/custom/send": _ok,
     "/cgi-bin/message/template/send": _with_msgid,
     "/cgi-bin/message/mass/sendall": _mass,
