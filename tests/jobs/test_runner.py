@@ -14,7 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import campaigns, clock
 from bot.db import is_postgres
-from bot.models import Campaign
+from bot.models import Campaign, Customer
 from jobs import leader
 from jobs.runner import SchedulerService
 
@@ -71,6 +71,7 @@ async def test_campaign_jobs_follow_the_database(config, database, fake_clock) -
     service = SchedulerService(config, leadership=Switch(False))
     await service.start()
     try:
+        Customer.create(channel="web", external_id="c1")  # a campaign to nobody is refused (issue 25)
         weekly = Campaign.create(name="周五上新", target_kind="all", content={"text": "上新啦"}, cron="0 20 * * 5")
         later = Campaign.create(name="预告", target_kind="all", content={"text": "明晚开播"},
                                 run_at=clock.now() + timedelta(days=1))
