@@ -23,7 +23,7 @@ import re
 import time
 from types import SimpleNamespace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import peewee
 
@@ -33,6 +33,9 @@ from bot.models import (
     Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Message,
     Outbox, Segment, Tag,
 )
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger("kefu.campaigns")
 
@@ -233,13 +236,61 @@ def schedule(campaign: Campaign, confirmed_count: int | None = None) -> int:
     return count
 
 
-def _check_cron(cron: str) -> None:
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab's 0..6 (and 7 = sun)
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field with APScheduler's meaning: crontab counts 0 (and 7) as
+    Sunday, APScheduler's CronTrigger 0 as Monday, so `from_crontab("0 20 * * 5")` fired on
+    Saturday. Numbers, ranges and steps become an explicit list of day names, which both
+    read alike; names and `*` pass through."""
+    if not re.search(r"\d", field):
+        return field
+    days: list[int] = []
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            low, high = base.split("-", 1)
+            first, last = _weekday_number(low), _weekday_number(high)
+        else:
+            first = _weekday_number(base)
+            last = 6 if step_text else first
+        if step < 1 or first > last:
+            raise ValueError(f"day of week: {part!r}")
+        days.extend(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_WEEKDAY_NAMES[day] for day in sorted(set(days)))
+
+
+def _weekday_number(text: str) -> int:
+    text = text.strip().lower()
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text[:3] in _WEEKDAY_NAMES:
+        return _WEEKDAY_NAMES.index(text[:3])
+    raise ValueError(f"day of week: {text!r}")
+
+
+def crontab_trigger(cron: str, tz: Any) -> "CronTrigger":
+    """APScheduler's trigger for a five-field crontab line, read as crontab reads it (the
+    weekday numbers included: see `_crontab_weekdays`)."""
     from apscheduler.triggers.cron import CronTrigger
 
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"a crontab line has 5 fields, got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_crontab_weekdays(weekday), timezone=tz)
+
+
+def _check_cron(cron: str) -> None:
     if len(cron.split()) != 5:
         raise CampaignError(f"定时表达式应为 5 段（分 时 日 月 周）：{cron}")
     try:
-        CronTrigger.from_crontab(cron, timezone=settings.shop_zone())
+        crontab_trigger(cron, settings.shop_zone())
     except ValueError as exc:
         raise CampaignError(f"定时表达式有误：{cron}（{exc}）") from None
 

@@ -30,7 +30,7 @@ def job_id(campaign_id: int) -> str:
 
 
 def cron_trigger(cron: str, tz: str) -> CronTrigger:
-    return CronTrigger.from_crontab(cron, timezone=tz)
+    return campaigns.crontab_trigger(cron, tz)
 
 
 def fire_time(cron: str, tz: str, now: datetime | None = None) -> datetime:

@@ -129,3 +129,28 @@ def test_a_wrong_repeat_is_refused() -> None:
         campaigns.repeat_cron("monthly", "10:00", day=31)
     assert campaigns.describe_cron("*/5 * * * *") == "cron：*/5 * * * *"
     assert any("定时表达式" in p for p in campaigns.problems(make_campaign(cron="61 * * * *")))
+
+
+@pytest.mark.parametrize("cron, weekdays", [
+    ("0 20 * * 5", {4}),              # crontab 5 = Friday (APScheduler's own numbering says Saturday)
+    ("0 10 * * 1-5", {0, 1, 2, 3, 4}),
+    ("0 10 * * 0", {6}),
+    ("0 10 * * 7", {6}),
+    ("0 10 * * 6,0", {5, 6}),
+    ("0 10 * * */2", {6, 1, 3, 5}),   # crontab: Sun, Tue, Thu, Sat
+    ("0 10 * * mon", {0}),
+    ("0 10 * * *", set(range(7))),
+])
+def test_crontab_weekdays_are_read_as_crontab_reads_them(cron: str, weekdays: set[int]) -> None:
+    trigger = campaigns.crontab_trigger(cron, "Asia/Shanghai")
+    fire, seen = clock.now(), set()
+    for _ in range(14):
+        fire = trigger.get_next_fire_time(None, fire + timedelta(minutes=1))
+        seen.add(fire.weekday())
+    assert seen == weekdays
+
+
+@pytest.mark.parametrize("cron", ["0 10 * * 8", "0 10 * * 5-1", "0 10 * * x", "0 10 * *"])
+def test_a_bad_crontab_weekday_is_refused(cron: str) -> None:
+    with pytest.raises(ValueError):
+        campaigns.crontab_trigger(cron, "Asia/Shanghai")
