@@ -8,7 +8,11 @@ API (documented in the README):
   -> `{"replies": [{"id", "text", "cards": [{"title"}]}], "duplicate": bool}`. `msg_id` is the
   client's unique id for the message: sending it again returns the first reply and does
   nothing else. Late replies (and agent messages) arrive by polling:
-- `GET /api/web/{channel}/messages?user_id=&token=&after=ID` -> `{"messages": [...], "last_id"}`.
+- `GET /api/web/{channel}/messages?user_id=&token=&after=ID` -> `{"messages": [...], "last_id", "role"}`:
+  both directions, so a reload shows the whole conversation so far. Each message has `id`,
+  `direction` ("in": written by this user, with the client's `msg_id`; "out": to them),
+  `author` (customer, agent, bot, system), `text`, `cards`, `created_at`. `role` is "agent"
+  when the identity is an agent's linked web account (the page then is not the customer's).
 - `GET /api/web/{channel}/welcome` -> the welcome text and card questions.
 - `GET /chat/{channel}`: the chat page; its script and style are `/static/chat.js` and
   `/static/chat.css`, so the page's Content-Security-Policy allows no inline script.
@@ -38,7 +42,7 @@ from adapters.wechat_common import content_text
 from bot import settings
 from bot.config import ChannelConfig
 from bot.events import Inbound, Reply
-from bot.models import Message
+from bot.models import Agent, Message
 from bot.outbox import SendResult
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
@@ -159,8 +163,9 @@ class WebChannel:
         if not _AFTER.fullmatch(after_text) or int(after_text) > MAX_ID:
             raise json_error(400, f"after must be a message id: an integer from 0 to {MAX_ID}")
         after = int(after_text)
-        rows = await self.bridge.call(_outbound_since, self.name, user_id, after)
-        return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows])})
+        rows, role = await self.bridge.call(_history_since, self.name, user_id, after)
+        return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows]),
+                                                     "role": role})
 
     async def welcome(self, request: web.Request) -> web.Response:
         text, cards = await self.bridge.call(_welcome)
@@ -196,19 +201,27 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     }
 
 
-def _outbound_since(channel: str, user_id: str, after: int) -> list[dict[str, Any]]:
+def _history_since(channel: str, user_id: str, after: int) -> tuple[list[dict[str, Any]], str]:
+    """Both directions of this visitor's messages after `after` (what they wrote and what
+    was sent to them: a reload shows it all), and their role ("agent" for an agent's own
+    web identity, whose page is not the customer's)."""
     rows = (
         Message.select()
-        .where((Message.channel == channel) & (Message.peer_id == user_id) & (Message.direction == "out")
-               & (Message.id > after) & (Message.state != "pending"))
+        .where((Message.channel == channel) & (Message.peer_id == user_id) & (Message.id > after)
+               & (Message.state != "pending"))
         .order_by(Message.id)
         .limit(100)
     )
-    return [{
-        "id": m.id, "author": m.author, "text": m.text,
+    prefix = f"{user_id}:"
+    history = [{
+        "id": m.id, "direction": m.direction, "author": m.author, "text": m.text,
+        "msg_id": m.external_id[len(prefix):] if m.direction == "in" and m.external_id.startswith(prefix) else None,
         "cards": [{"title": c.get("title", "")} for c in (m.payload or {}).get("cards") or ()],
         "created_at": m.created_at.isoformat(),
     } for m in rows]
+    agent = Agent.select().where((Agent.channel == channel) & (Agent.im_user_id == user_id)
+                                 & (Agent.active == True)).exists()  # noqa: E712
+    return history, "agent" if agent else "customer"
 
 
 def _welcome() -> tuple[str, list[str]]:

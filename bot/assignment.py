@@ -66,6 +66,11 @@ def any_agent_free() -> bool:
     return bool(free_agents())
 
 
+def anyone_online() -> bool:
+    """Some active agent is online (free or not): a queue then means busy, not nobody there."""
+    return Agent.select().where((Agent.active == True) & (Agent.status == "online")).exists()  # noqa: E712
+
+
 def assign_next_agent(conversation: Conversation, prefer: Agent | None = None, exclude: tuple[int, ...] = (),
                       prefer_id: int | None = None, previous_ended: str = "transfer") -> Agent | None:
     """Give the conversation to an agent, or return None when nobody is free.
@@ -188,10 +193,15 @@ def release_awaiting(agent: Agent) -> list[Conversation]:
 
 def reassign_from_unavailable(conversation: Conversation) -> Agent | None:
     """The customer writes in a conversation whose agent is offline or deactivated: give it
-    to another free agent, or queue it (returns None). Waiting starts now."""
+    to another free agent, or queue it (returns None). Waiting starts now. Either way the
+    handoff reason is "agent_offline", as for the conversations the agent's going offline
+    moved (`release_awaiting`): the new agent's brief says so alike."""
     old = conversation.agent_id
     agent = assign_next_agent(conversation, exclude=(old,) if old else (), previous_ended="offline")
-    if agent is None:
+    if agent is not None:
+        Conversation.update(handoff_reason="agent_offline").where(Conversation.id == conversation.id).execute()
+        conversation.handoff_reason = "agent_offline"
+    else:
         with transaction():
             advisory_xact_lock(LOCK_NAME)
             fresh = Conversation.get_by_id(conversation.id)

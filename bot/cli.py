@@ -223,6 +223,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     except OSError as exc:
         await runner.cleanup()
         raise click.ClickException(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
+    record_server_url(config)
     admin_server = None
     if admin:
         from admin.app import create_app as create_admin
@@ -596,6 +597,30 @@ def agent_add(config: Config, name: str, channel_name: str, user_id: str, max_op
         click.echo(f"agent chat page: {link}")
 
 
+SERVER_URL_FILE = "server-url"
+
+
+def record_server_url(config: Config) -> None:
+    """Note where the server listens (its `--port`, not only the configured one) in the data
+    directory, so the agent commands run later print chat links that reach it."""
+    path = Path(config.data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / SERVER_URL_FILE).write_text(config.public_url + "\n", encoding="utf-8")
+
+
+def served_url(config: Config) -> str:
+    """The server's base URL: the configured public_url, else the address the last started
+    server recorded (`record_server_url`), else host and port from the configuration."""
+    if config.server.public_url:
+        return config.public_url
+    recorded = Path(config.data_dir) / SERVER_URL_FILE
+    if recorded.exists():
+        text = recorded.read_text(encoding="utf-8").strip()
+        if text.startswith(("http://", "https://")):
+            return text
+    return config.public_url
+
+
 def web_chat_link(config: Config, channel_name: str, user_id: str) -> str | None:
     """The chat page signed for `user_id` on a web channel (an agent's own identity there),
     or None when the channel is not a configured web channel."""
@@ -607,7 +632,7 @@ def web_chat_link(config: Config, channel_name: str, user_id: str) -> str | None
 
     secret = ensure_secret(config.data_dir, f"web-{ch.name}.key", ch.secret)
     token = WebChannel(ch, secret, None).token_for(user_id)  # type: ignore[arg-type]
-    return f"{config.public_url}/chat/{ch.name}#user_id={user_id}&token={token}"
+    return f"{served_url(config)}/chat/{ch.name}#user_id={user_id}&token={token}"
 
 
 @agent.command("list")
@@ -637,7 +662,7 @@ def agent_status(config: Config, name: str, status: str) -> None:
     conversations waiting for their reply go back to the queue; online: the queue is served)."""
     from bot import assignment, clock
     from bot.db import transaction
-    from bot.relay import emit, find_agent, go_offline, say
+    from bot.relay import emit, find_agent, say, take_offline
     from jobs.sla import drain
 
     _open(config)
@@ -645,15 +670,48 @@ def agent_status(config: Config, name: str, status: str) -> None:
     if found is None:
         raise click.ClickException(f"no agent named {name!r} (see `kefu agent list`)")
     key = f"cli-status:{found.id}:{clock.now().strftime('%Y%m%dT%H%M%S%f')}"
+    tail = ""
     with transaction():
         assignment.hold_lock()
         if status == "offline":
-            emit(go_offline(found), key)
+            result = take_offline(found)
+            emit(result.messages, key)
+            tail = (f"; {result.requeued} conversations waiting for their reply went back to the queue"
+                    f" ({result.reassigned} of them assigned to another agent at once)"
+                    f"; {result.kept} kept (the customer has not written since their reply)")
         else:
             assignment.set_status(found, status)
             emit([say(found, f"管理员已将您的状态设为：{'在线' if status == 'online' else '离开'}")], key)
     served = drain() if status == "online" else 0
-    click.echo(f"agent {found.name} is {status}" + (f"; {served} queued conversations assigned" if served else ""))
+    if served:
+        tail = f"; {served} queued conversations assigned"
+    click.echo(f"agent {found.name} is {status}{tail}")
+
+
+@agent.command("capacity")
+@config_option
+@click.argument("name")
+@click.argument("max_open", type=click.IntRange(1, 200))
+def agent_capacity(config: Config, name: str, max_open: int) -> None:
+    """Set how many conversations agent NAME holds at most (1-200). Conversations they hold
+    beyond a lowered capacity stay with them; a raised one serves the queue at once."""
+    from bot import assignment
+    from bot.db import transaction
+    from bot.models import Agent
+    from bot.relay import find_agent
+    from jobs.sla import drain
+
+    _open(config)
+    found = find_agent(name)
+    if found is None:
+        raise click.ClickException(f"no agent named {name!r} (see `kefu agent list`)")
+    with transaction():
+        assignment.hold_lock()  # an assignment in flight reads the capacity under the same lock
+        Agent.update(max_open=max_open).where(Agent.id == found.id).execute()
+    served = drain() if max_open > found.max_open else 0
+    held = assignment.load_of(found)
+    click.echo(f"agent {found.name}: capacity {found.max_open} -> {max_open}, holding {held}"
+               + (f"; {served} queued conversations assigned" if served else ""))
 
 
 @agent.command("kpi")

@@ -34,7 +34,8 @@ from bot.db import insert_new, transaction
 from bot.events import Inbound, Reply
 from bot.models import Agent, Conversation, Customer, Faq, Message, Outbox
 from bot.outgoing import Outgoing
-from bot.routing import customer_header, handoff_messages, queue_position_updates, queue_snapshot, serve_queue
+from bot.routing import (customer_header, handoff_messages, queue_position_updates, queue_snapshot, requeued_text,
+                         serve_queue)
 
 HELP = """可用命令（中文可直接发送，英文需加 /）：
 /list 或 列表 — 我的会话
@@ -334,9 +335,26 @@ def say(agent: Agent, text: str) -> Outgoing:
     return Outgoing(agent.channel, agent.im_user_id, Reply(text=text), "system", agent=agent)
 
 
+@dataclass(frozen=True)
+class Offline:
+    """What an agent's going offline did: the messages to send, and the counts the one who
+    set it (the agent, `kefu agent status`, the admin) is told."""
+
+    messages: list[Outgoing]
+    requeued: int  # conversations waiting for the agent's reply, put back in the queue ...
+    reassigned: int  # ... of which given to another agent at once
+    kept: int  # the customer spoke last: stays with the agent until they write again
+
+
 def go_offline(agent: Agent) -> list[Outgoing]:
     """Set the agent offline and return their conversations awaiting a reply to the queue
     (see `assignment.release_awaiting` for exactly which); the admin panel may call it too."""
+    return take_offline(agent).messages
+
+
+def take_offline(agent: Agent) -> Offline:
+    """`go_offline` with its counts. Every customer moved is told the same way whichever
+    path moved them (here, or their next message finding the agent offline: routing)."""
     assignment.set_status(agent, "offline")
     before = queue_snapshot()
     released = assignment.release_awaiting(agent)
@@ -356,13 +374,12 @@ def go_offline(agent: Agent) -> list[Outgoing]:
             continue
         fresh = Conversation.get_by_id(conversation.id)
         customer: Customer = fresh.customer
-        position = conversations.queue_position(fresh)
-        out.append(Outgoing(fresh.channel, customer.external_id,
-                            Reply(text=f"客服「{agent}」暂时离开，已为您重新排队，您现在排在第 {position} 位。"), "bot",
+        out.append(Outgoing(fresh.channel, customer.external_id, Reply(text=requeued_text(agent, fresh)), "bot",
                             fresh, customer))
     released_ids = {c.id for c in released}
     out += [o for o in queue_position_updates(before) if o.conversation is None or o.conversation.id not in released_ids]
-    return out
+    reassigned = len(released_ids & drained_ids)
+    return Offline(out, len(released), reassigned, kept)
 
 
 def drain_queue_messages() -> list[Outgoing]:

@@ -182,13 +182,17 @@ class Router:
 
     def _agent_unavailable(self, turn: Turn) -> list[Outgoing]:
         """The agent went offline (or was deactivated) while the customer still writes."""
+        previous: Agent = turn.conversation.agent
         agent = assignment.reassign_from_unavailable(turn.conversation)
         if agent is not None:
             return handoff_messages(turn.conversation, turn.customer, agent)
-        return [self._to_customer(turn, "之前的客服暂时不在线，已为您重新排队。" + self._queue_text(turn.conversation))]
+        return [self._to_customer(turn, requeued_text(previous, turn.conversation))]
 
     def _queue_text(self, conversation: Conversation) -> str:
-        return settings.get("queue_message").format(position=conversations.queue_position(conversation))
+        position = conversations.queue_position(conversation)
+        if not assignment.anyone_online():  # not busy: nobody is there
+            return nobody_online_text(position)
+        return settings.get("queue_message").format(position=position)
 
     def _event(self, turn: Turn) -> list[Outgoing]:
         event = turn.inbound.event.lower()
@@ -319,6 +323,16 @@ def closed_text() -> str:
     return text
 
 
+def nobody_online_text(position: int) -> str:
+    """In business hours with no agent online, "busy" would be untrue: say nobody is online
+    and when people are (someone away comes back; otherwise the service hours)."""
+    if Agent.select().where((Agent.active == True) & (Agent.status == "away")).exists():  # noqa: E712
+        when = "客服暂时离开，回来后会第一时间接待您"
+    else:
+        when = f"人工客服的服务时间是 {business_hours.describe(settings.get('business_hours'))}，客服上线后会第一时间接待您"
+    return f"当前没有人工客服在线。{when}；您已在排队中（第 {position} 位）。"
+
+
 def queue_snapshot() -> dict[int, int]:
     """Queued conversation id -> position (1 = longest waiting)."""
     return {c.id: n for n, c in enumerate(conversations.queued(), 1)}
@@ -382,11 +396,24 @@ def forward_to_agent(conversation: Conversation, customer: Customer, text: str) 
                     "system", conversation, customer, agent=agent)
 
 
+HANDOFF_NOTICE = "handoff"  # the payload mark of the customer's 已为您转接… line
+
+
+def requeued_text(agent: Agent, conversation: Conversation) -> str:
+    """What a customer hears when their agent went offline and nobody else could take them:
+    the same words whether the agent's going offline or the customer's next message found it."""
+    return REQUEUED_TEXT.format(agent=agent, position=conversations.queue_position(conversation))
+
+
+REQUEUED_TEXT = "客服「{agent}」暂时离开，已为您重新排队，您现在排在第 {position} 位。"
+
+
 def handoff_messages(conversation: Conversation, customer: Customer, agent: Agent, note: str = "") -> list[Outgoing]:
     """Tell the customer who is coming and give the agent the context."""
     to_customer = Outgoing(
         conversation.channel, customer.external_id,
-        Reply(text=settings.get("handoff_message").format(agent=f"「{agent}」")), "bot", conversation, customer,
+        Reply(text=settings.get("handoff_message").format(agent=f"「{agent}」"), meta={"notice": HANDOFF_NOTICE}),
+        "bot", conversation, customer,
     )
     since = clock.now() - timedelta(hours=24)
     # what the customer said and was told: not what went to agents in the conversation's name
@@ -394,12 +421,12 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
     # the agent's words, nesting one more brief with each move; not empty events (subscribe)
     between = (((Message.direction == "in") & (Message.author == "customer") & (Message.text != ""))
                | ((Message.direction == "out") & (Message.peer_id == customer.external_id)))
-    recent = list(
-        Message.select()
-        .where((Message.conversation == conversation) & (Message.created_at >= since) & between)
-        .order_by(Message.id.desc())
-        .limit(6)
-    )
+    # nor an earlier 已为您转接「previous agent」 notice: the new agent is not who it names
+    recent = [m for m in Message.select()
+              .where((Message.conversation == conversation) & (Message.created_at >= since) & between)
+              .order_by(Message.id.desc())
+              .limit(12)
+              if (m.payload or {}).get("notice") != HANDOFF_NOTICE][:6]
     lines = [f"{customer_header(conversation, customer)} 新的人工会话（{note or REASON_NAMES.get(conversation.handoff_reason, conversation.handoff_reason or '转人工')}）"]
     if customer.notes:
         lines.append(f"备注：{customer.notes[-200:]}")

@@ -263,3 +263,29 @@ async def test_the_chat_page_runs_no_inline_script_and_cannot_be_framed(client: 
         assert asset.headers["X-Content-Type-Options"] == "nosniff"
     index = await client.get("/")
     assert "default-src 'none'" in index.headers["Content-Security-Policy"]
+
+
+async def test_a_reload_gets_the_whole_history_both_directions_with_authors(client: TestClient) -> None:
+    """Issue 22: the poll returned only what was sent to the visitor, so a reloaded page lost
+    the customer's own messages."""
+    s = await session(client)
+    await say(client, s, "发货要多久", "r1")
+    await say(client, s, "<b>谢谢</b>", "r2")
+    body = await (await client.get("/api/web/web/messages", params={**s, "after": 0})).json()
+    rows = [(m["direction"], m["author"], m["text"]) for m in body["messages"]]
+    assert rows[0] == ("in", "customer", "发货要多久")
+    assert rows[1] == ("out", "bot", SHIPPING)
+    assert ("in", "customer", "<b>谢谢</b>") in rows
+    assert [m["msg_id"] for m in body["messages"] if m["direction"] == "in"] == ["r1", "r2"]
+    assert body["role"] == "customer"
+
+
+async def test_an_agents_web_identity_is_told_it_is_an_agent(client: TestClient) -> None:
+    """The page hides the customer's 转人工 button and cards for role "agent" (chat.js)."""
+    agent = make_agent("xiaomei", user_id="agent-xm")
+    web = client.app[ADAPTERS]["web"]
+    agent_session = {"user_id": agent.im_user_id, "token": web.token_for(agent.im_user_id)}
+    body = await (await client.get("/api/web/web/messages", params={**agent_session, "after": 0})).json()
+    assert body["role"] == "agent"
+    script = await (await client.get("/static/chat.js")).text()
+    assert 'role !== "agent"' in script and ".quick" in script
