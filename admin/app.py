@@ -22,7 +22,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from admin import csp, metrics_view
+from admin import channel_code_views, csp, metrics_view
 from admin.auth import LoginIndexView, SessionUser
 from admin.filters import local_time
 from admin.messages import flashed_messages
@@ -88,5 +88,6 @@ def create_app(config: Config, testing: bool = False) -> Flask:
                   theme=Bootstrap4Theme(swatch="default", base_template="admin/kefu_base.html"),
                   csp_nonce_generator=csp.nonce)
     register_views(admin, config)
+    channel_code_views.register(admin, config)  # 营销 › 渠道活码 (issue 18)
     metrics_view.register(app, config)  # token-authenticated /metrics, outside the panel's login
     return app

@@ -255,6 +255,29 @@ EN: dict[str, str] = {
     "或顾客编号": "or customer number", "如 12": "e.g. 12", "测试发送": "Test send",
 }
 
+# 营销 › 渠道活码 (admin/channel_code_views.py, issue 18)
+EN.update({
+    "选项无效": "Invalid choice", "过期时间格式无效，应为 2026-12-31T23:59": "Invalid expiry; write it as 2026-12-31T23:59",
+    "请选择一个公众号渠道": "Choose an Official Account channel",
+    "无法连接微信接口：%(why)s": "Cannot reach the WeChat API: %(why)s",
+    "已创建活码：%(name)s": "Channel code created: %(name)s", "渠道活码": "Channel codes",
+    "已过期：扫码的顾客按普通关注处理": "Expired: customers who scan it are welcomed as plain followers",
+    "下载 PNG": "Download PNG", "公众号": "Official Account", "永久二维码": "Permanent QR code",
+    "临时二维码": "Temporary QR code", "永久": "Never", "加入分组": "Add to group", "欢迎语": "Welcome text",
+    "发放优惠券": "Coupon to issue", "二维码地址": "QR code URL", "扫码次数": "Scans", "扫码顾客": "Customers",
+    "新关注": "New followers", "优惠券已用": "Coupons used", "7 天订单 / 金额": "Orders / revenue in 7 days",
+    "30 天订单 / 金额": "Orders / revenue in 30 days",
+    "顾客扫码关注公众号（或已关注的顾客扫码）时：打标签、加入分组、发欢迎语和优惠券，每位顾客每个活码只生效一次。":
+        "When a customer scans a code to follow the Official Account (or scans it as a follower): tags, group, "
+        "welcome and coupon, once per customer and code.",
+    "还没有活码": "No channel codes yet", "新建活码": "New channel code",
+    '配置文件中没有公众号渠道（kind = "wechat_mp"）': 'The config file has no Official Account channel (kind = "wechat_mp")',
+    "打标签（逗号分隔）": "Tags to add (comma separated)", "不加入": "None",
+    "欢迎语（留空用默认欢迎语）": "Welcome text (empty: the shop's welcome message)", "不发": "None",
+    "过期时间（可选，30 天内为临时二维码）": "Expires (optional; within 30 days makes a temporary QR code)",
+    "创建活码": "Create code", "活码不存在": "No such channel code",
+})
+
 
 def extract() -> list[str]:
     """Every msgid the panel's Python and templates use, in first-seen order."""
