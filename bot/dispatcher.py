@@ -41,6 +41,7 @@ from bot.runtime import LogFields
 log = logging.getLogger("kefu.dispatcher")
 
 SATISFACTION_WINDOW = timedelta(hours=24)
+RATING_AFTER_QUESTION_WINDOW = timedelta(hours=1)  # a 1-5 after a question in between (issue 22)
 
 
 class ReplySlot:
@@ -156,13 +157,19 @@ class Dispatcher:
         text = inbound.text.strip()
         if inbound.kind != "text" or text not in ("1", "2", "3", "4", "5"):
             return None
-        if Conversation.select().where(Conversation.open_key == customer.id).exists():
-            return None
+        window = SATISFACTION_WINDOW
+        current = Conversation.get_or_none(Conversation.open_key == customer.id)
+        if current is not None:
+            # they asked the bot something first: still the rating, within a shorter window,
+            # unless a person has their new conversation or the digit picks one of the bot's cards
+            if current.status != "bot" or len(conversations.last_bot_cards(current)) >= int(text):
+                return None
+            window = RATING_AFTER_QUESTION_WINDOW
         last = (
             Conversation.select()
             .where((Conversation.customer == customer) & (Conversation.status == "resolved")
                    & (Conversation.resolved_by == "agent") & Conversation.satisfaction.is_null()
-                   & (Conversation.resolved_at >= clock.now() - SATISFACTION_WINDOW))
+                   & (Conversation.resolved_at >= clock.now() - window))
             .order_by(Conversation.resolved_at.desc())
             .first()
         )

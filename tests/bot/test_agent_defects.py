@@ -125,3 +125,43 @@ def test_agent_chat_links_use_the_port_the_server_runs_on(cli_env: dict[str, str
     invoke(cli_env, "agent", "add", "mei", "--channel", "web", "--user-id", "agent-mei")
     row = json.loads(invoke(cli_env, "agent", "list").output.splitlines()[0])
     assert row["chat_link"].startswith("http://127.0.0.1:9123/chat/web#user_id=agent-mei&token=")
+
+
+def _resolved_by_agent(shop: Shop) -> None:
+    make_agent("小美", "mei")
+    shop.says("c1", "转人工")
+    shop.says("mei", "/resolve")
+
+
+def test_a_rating_after_a_question_in_between_is_still_the_rating(shop: Shop) -> None:
+    _resolved_by_agent(shop)
+    resolved = conversation_of("c1")
+    shop.says("c1", "发货要多久")  # asked the bot first
+    reply = joined(shop.says("c1", "5"))
+    assert "感谢您的评价" in reply and "不太确定" not in reply
+    assert Conversation.get_by_id(resolved.id).satisfaction == 5
+
+
+def test_a_digit_long_after_the_question_is_not_a_rating(shop: Shop, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    _resolved_by_agent(shop)
+    resolved = conversation_of("c1")
+    shop.says("c1", "发货要多久")
+    fake_clock.advance(hours=2)
+    assert "感谢您的评价" not in joined(shop.says("c1", "5"))
+    assert Conversation.get_by_id(resolved.id).satisfaction is None
+
+
+def test_a_digit_that_picks_one_of_the_bots_cards_is_not_a_rating(shop: Shop) -> None:
+    _resolved_by_agent(shop)
+    resolved = conversation_of("c1")
+    shop.says("c1", "你们的猫粮是哪个牌子的呀")  # not answered: the bot suggests questions as numbered cards
+    cards = conversations_cards("c1")
+    assert cards
+    shop.says("c1", "1")
+    assert Conversation.get_by_id(resolved.id).satisfaction is None
+
+
+def conversations_cards(user: str) -> list[dict[str, str]]:
+    from bot import conversations
+
+    return conversations.last_bot_cards(conversation_of(user))
