@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 from aiohttp import web
@@ -149,6 +150,16 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
 
 
+# The panel's icon (admin/static), so a browser opening the chat or the webhook host gets it too.
+FAVICON = Path(__file__).resolve().parent.parent / "admin" / "static" / "favicon.ico"
+
+
+async def favicon(request: web.Request) -> web.Response:
+    """Browsers ask every host for /favicon.ico; a 404 for it fills logs and consoles."""
+    return web.Response(body=FAVICON.read_bytes(), content_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender: bool = True) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[request_id])
     bridge = CoreBridge(dispatcher or Dispatcher(config), workers=config.server.workers)
@@ -156,6 +167,7 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/favicon.ico", favicon)
     if config.metrics.enabled:  # off by default: a 404, as if there were no such page
         app.router.add_get("/metrics", metrics_handler(config))
     app.router.add_routes(asset_routes())

@@ -89,5 +89,6 @@ def create_app(config: Config, testing: bool = False) -> Flask:
                   csp_nonce_generator=csp.nonce)
     register_views(admin, config)
     channel_code_views.register(admin, config)  # 营销 › 渠道活码 (issue 18)
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))  # no 404 per page
     metrics_view.register(app, config)  # token-authenticated /metrics, outside the panel's login
     return app

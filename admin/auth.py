@@ -228,6 +228,14 @@ class SecureModelView(AccessRules, FreshFilterOptions, LabelledChoiceFilters, Mo
     page_size = 50
     can_view_details = True
 
+    def search_placeholder(self) -> str | None:
+        """What the search box searches, in the panel's language ("搜索：答案、分类"); Flask-Admin's
+        peewee views have none, and its template then printed "None"."""
+        names = [self.column_labels.get(c, self._prettify_name(c)) if isinstance(c, str) else  # type: ignore[union-attr]
+                 self.column_labels.get(c.name, self._prettify_name(c.name))  # type: ignore[union-attr]
+                 for c in (self.column_searchable_list or ())]
+        return text(_l("搜索：%(fields)s"), fields=text(_l("、")).join(str(n) for n in names)) if names else None
+
     def get_export_value(self, model: Any, name: str) -> Any:
         """Flask-Admin's CSV export (a view with `can_export`) writes no cell a spreadsheet
         would run as a formula (admin/spreadsheet.py), like the FAQ export."""

@@ -29,12 +29,13 @@ from bot.crm import groups, segments
 from bot.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Order, Segment, Tag
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
-AGENT_STATUSES = [("online", "在线"), ("away", "离开"), ("offline", "下线")]
+AGENT_STATUSES = [("online", _l("在线")), ("away", _l("离开")), ("offline", _l("下线"))]
 COUPON_KINDS = [("amount", _l("满减（元）")), ("percent", _l("折扣（%）"))]  # Coupon.kind stores the key
 # Order.status is stored as the shop feed's key (bot.crm.orders: STATUS_RANK).
 ORDER_STATUSES = {"created": _l("已下单"), "paid": _l("已付款"), "shipped": _l("已发货"), "delivered": _l("已签收"),
                   "refunded": _l("已退款"), "cancelled": _l("已取消")}
-GROUP_KINDS = [(k, k) for k in ("快闪群", "直播群", "普通群", "会员群", "兴趣群")]
+GROUP_KINDS = [("快闪群", _l("快闪群")), ("直播群", _l("直播群")), ("普通群", _l("普通群")), ("会员群", _l("会员群")),
+               ("兴趣群", _l("兴趣群"))]  # stored in Chinese, shown in the panel's language
 
 
 def _tags(view: Any, context: Any, model: Customer, name: str) -> Markup:

@@ -17,25 +17,25 @@ from flask_admin import expose
 from flask_babel import lazy_gettext as _l
 
 from admin.auth import SecureView
-from admin.messages import flash
+from admin.messages import flash, text
 from bot import settings
 from bot.business_hours import is_open
 from bot import clock
 from bot.routing import keyword_overlaps
 
-MODES = (("bot_first", "机器人优先"), ("human_first", "人工优先"), ("mixed", "混合（机器人没把握时转人工）"))
-DAYS = (("mon", "周一"), ("tue", "周二"), ("wed", "周三"), ("thu", "周四"), ("fri", "周五"), ("sat", "周六"),
-        ("sun", "周日"))
+MODES = (("bot_first", _l("机器人优先")), ("human_first", _l("人工优先")), ("mixed", _l("混合（机器人没把握时转人工）")))
+DAYS = (("mon", _l("周一")), ("tue", _l("周二")), ("wed", _l("周三")), ("thu", _l("周四")), ("fri", _l("周五")), ("sat", _l("周六")),
+        ("sun", _l("周日")))
 TEXTS = ("welcome_message", "abstain_message", "handoff_message", "queue_message", "offline_message",
          "resolved_message")
 LABELS = {
-    "reception_mode": "接待模式", "welcome_message": "欢迎语", "card_questions": "欢迎卡片问题（每行一个）",
-    "handoff_keywords": "转人工关键词（每行一个）", "handoff_after_unanswered": "连续几次答不上来后转人工（0 = 不自动转）",
-    "faq_threshold": "FAQ 置信阈值（0–1，留空 = 配置文件的值）", "agent_sla_seconds": "客服响应时限（秒）",
-    "idle_resolve_minutes": "无消息多久自动结束会话（分钟）", "abstain_message": "答不上来时的回复",
-    "handoff_message": "转人工提示（{agent} = 客服名）", "queue_message": "排队提示（{position} = 排队位置）",
-    "offline_message": "非服务时间提示（{hours} = 服务时间）", "resolved_message": "会话结束语",
-    "business_hours": "服务时间",
+    "reception_mode": _l("接待模式"), "welcome_message": _l("欢迎语"), "card_questions": _l("欢迎卡片问题（每行一个）"),
+    "handoff_keywords": _l("转人工关键词（每行一个）"), "handoff_after_unanswered": _l("连续几次答不上来后转人工（0 = 不自动转）"),
+    "faq_threshold": _l("FAQ 置信阈值（0–1，留空 = 配置文件的值）"), "agent_sla_seconds": _l("客服响应时限（秒）"),
+    "idle_resolve_minutes": _l("无消息多久自动结束会话（分钟）"), "abstain_message": _l("答不上来时的回复"),
+    "handoff_message": _l("转人工提示（{agent} = 客服名）"), "queue_message": _l("排队提示（{position} = 排队位置）"),
+    "offline_message": _l("非服务时间提示（{hours} = 服务时间）"), "resolved_message": _l("会话结束语"),
+    "business_hours": _l("服务时间"),
 }
 DEDICATED = {"reception_mode", "card_questions", "handoff_keywords", "handoff_after_unanswered", "faq_threshold",
              "agent_sla_seconds", "idle_resolve_minutes", "business_hours", *TEXTS}
@@ -43,7 +43,7 @@ DEDICATED = {"reception_mode", "card_questions", "handoff_keywords", "handoff_af
 
 class SettingsError(ValueError):
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{LABELS.get(field, field)}：{problem}")
+        super().__init__(f"{text(LABELS[field]) if field in LABELS else field}：{problem}")
         self.field = field
 
 

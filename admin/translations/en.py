@@ -278,6 +278,23 @@ EN.update({
     "创建活码": "Create code", "活码不存在": "No such channel code",
 })
 
+# issue 25 (operator-2): search boxes, settings labels, group kinds
+EN.update({
+    "搜索：%(fields)s": "Search: %(fields)s", "、": ", ",
+    "快闪群": "Flash group", "直播群": "Live-stream group", "普通群": "Regular group", "会员群": "Members group",
+    "兴趣群": "Interest group", "机器人优先": "Bot first", "混合（机器人没把握时转人工）": "Mixed (a person when the bot is unsure)",
+    "周一": "Monday", "周二": "Tuesday", "周三": "Wednesday", "周四": "Thursday", "周五": "Friday", "周六": "Saturday",
+    "周日": "Sunday", "接待模式": "Reception mode", "欢迎卡片问题（每行一个）": "Welcome card questions (one per line)",
+    "转人工关键词（每行一个）": "Handoff keywords (one per line)",
+    "连续几次答不上来后转人工（0 = 不自动转）": "Hand off after this many unanswered in a row (0 = never)",
+    "FAQ 置信阈值（0–1，留空 = 配置文件的值）": "FAQ confidence threshold (0–1; empty = the config file's)",
+    "客服响应时限（秒）": "Agent response limit (seconds)", "无消息多久自动结束会话（分钟）": "Close a silent conversation after (minutes)",
+    "答不上来时的回复": "Reply when the bot cannot answer", "转人工提示（{agent} = 客服名）": "Handoff notice ({agent} = agent's name)",
+    "排队提示（{position} = 排队位置）": "Queue notice ({position} = place in the queue)",
+    "非服务时间提示（{hours} = 服务时间）": "Closed notice ({hours} = business hours)", "会话结束语": "Closing message",
+    "服务时间": "Business hours",
+})
+
 
 def extract() -> list[str]:
     """Every msgid the panel's Python and templates use, in first-seen order."""
