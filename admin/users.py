@@ -17,7 +17,7 @@ from bot import clock
 from bot.db import update_one
 from bot.models import AdminUser
 
-ROLES = ("admin", "operator")
+ROLES = ("admin", "operator", "agent")  # agent: only the workbench, as its linked Agent (issue 22)
 MAX_FAILED = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD = 8
@@ -50,9 +50,15 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def create_user(username: str, password: str, role: str = "admin", must_change: bool = False) -> AdminUser:
+def create_user(username: str, password: str, role: str = "admin", must_change: bool = False,
+                agent_id: int | None = None) -> AdminUser:
+    """A panel user; the role "agent" needs the Agent it works as (one panel user per agent)."""
     if role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if (role == "agent") != (agent_id is not None):
+        raise UserError("the role agent needs --agent NAME, and only it takes one")
+    if agent_id is not None and AdminUser.select().where(AdminUser.agent_id == agent_id).exists():
+        raise UserError("that agent already has a panel user")
     if not username.strip():
         raise UserError("username is empty")
     if AdminUser.select().where(AdminUser.username == username).exists():
@@ -60,7 +66,7 @@ def create_user(username: str, password: str, role: str = "admin", must_change: 
     if len(password) < MIN_PASSWORD and not must_change:
         raise _too_short()
     return AdminUser.create(username=username, password_hash=generate_password_hash(password), role=role,
-                            must_change_password=must_change)
+                            must_change_password=must_change, agent_id=agent_id)
 
 
 def ensure_initial_admin() -> str | None:

@@ -114,6 +114,22 @@ def take_next(agent: Agent) -> Conversation | None | str:
         return waiting
 
 
+def claim_queued(conversation: Conversation, agent: Agent) -> str:
+    """The agent takes this queued conversation (the workbench's 接入): "ok", "full", or
+    "gone" when it is no longer queued (another agent, or the queue, was faster)."""
+    with transaction():
+        advisory_xact_lock(LOCK_NAME)
+        fresh = _lock_row(conversation.id)
+        if fresh is None or fresh.status != "queued":
+            return "gone"
+        fresh_agent = Agent.get_by_id(agent.id)
+        if load_of(fresh_agent) >= fresh_agent.max_open:
+            return "full"
+        conversations.assign(fresh, fresh_agent)
+        _copy(fresh, conversation)
+        return "ok"
+
+
 def transfer(conversation: Conversation, target: Agent) -> str:
     """Hand an assigned conversation to another agent (转接).
 

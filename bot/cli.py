@@ -470,20 +470,29 @@ def admin_user() -> None:
 @admin_user.command("add")
 @config_option
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "operator"]), default="operator", show_default=True,
-              help="admin: everything; operator: no users, settings or channels.")
+@click.option("--role", type=click.Choice(["admin", "operator", "agent"]), default="operator", show_default=True,
+              help="admin: everything; operator: no users, settings or channels; agent: only the workbench.")
+@click.option("--agent", "agent_name", default=None, help="With --role agent: the agent (name or id) this user works as.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
-def admin_user_add(config: Config, username: str, role: str, password_stdin: bool) -> None:
+def admin_user_add(config: Config, username: str, role: str, agent_name: str | None, password_stdin: bool) -> None:
     """Add a panel user USERNAME (the password is prompted, or read with --password-stdin)."""
     from admin.users import UserError, create_user
+    from bot.relay import find_agent
 
     password = _read_password(password_stdin, "Password")
     _open(config)
+    agent_id = None
+    if agent_name is not None:
+        found = find_agent(agent_name)
+        if found is None:
+            raise click.ClickException(f"no agent named {agent_name!r} (see `kefu agent list`)")
+        agent_id = found.id
     try:
-        user = create_user(username, password, role)
+        user = create_user(username, password, role, agent_id=agent_id)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"admin user {user.username} (#{user.id}) added with role {role}")
+    click.echo(f"admin user {user.username} (#{user.id}) added with role {role}"
+               + (f", working as agent {agent_name}" if agent_id is not None else ""))
 
 
 def _read_password(from_stdin: bool, prompt: str) -> str:

@@ -120,6 +120,14 @@ def _channel_codes(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([ChannelCode, ChannelCodeScan], safe=True)
 
 
+def _admin_user_agent(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import AdminUser
+
+    # a panel user with the role "agent" works as this Agent in the workbench (issue 22);
+    # nullable, so existing admins and operators keep working unchanged
+    add_column_if_missing(db, migrator, AdminUser._meta.table_name, "agent_id", AdminUser.agent_id)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -133,6 +141,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (12, "learning loop: when each unanswered question was resolved", _unanswered_resolved_at),
     (13, "outbox: the request id of the message that caused a send", _outbox_request_id),
     (15, "community: channel codes (渠道活码) and their scans", _channel_codes),
+    (17, "panel users: the agent a user with the role agent works as", _admin_user_agent),
 ]
 
 LATEST = STEPS[-1][0]

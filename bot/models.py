@@ -56,7 +56,7 @@ class Setting(BaseModel):
 class AdminUser(BaseModel):
     username = peewee.CharField(unique=True, max_length=64)
     password_hash = peewee.CharField(max_length=256)
-    role = peewee.CharField(max_length=16, default="admin")  # admin | operator
+    role = peewee.CharField(max_length=16, default="admin")  # admin | operator | agent
     active = peewee.BooleanField(default=True)
     must_change_password = peewee.BooleanField(default=False)
     failed_logins = peewee.IntegerField(default=0)
@@ -66,6 +66,9 @@ class AdminUser(BaseModel):
     # carried in the session and checked on every request: bumped at logout, password and
     # role change, it ends every session opened before (admin/auth.py; version 9)
     session_version = peewee.IntegerField(default=0)
+    # role "agent": the Agent row this panel user works as in the workbench (version 17); an
+    # id, not a foreign key, because Agent is declared below and agents are deactivated, not deleted
+    agent_id = peewee.IntegerField(null=True, unique=True)
 
     def __str__(self) -> str:
         return self.username

@@ -293,8 +293,23 @@ EN.update({
     "排队提示（{position} = 排队位置）": "Queue notice ({position} = place in the queue)",
     "非服务时间提示（{hours} = 服务时间）": "Closed notice ({hours} = business hours)", "会话结束语": "Closing message",
     "服务时间": "Business hours",
+    "最接近的 FAQ：#%(id)s（得分 %(score)s）": "Nearest FAQ: #%(id)s (score %(score)s)",
+    "机器人没有把握，请自己选择": "The bot is not confident: pick one yourself", "选择分类…": "Choose a category…",
+    "选择 FAQ…": "Choose an FAQ…", "忽略这一组": "Dismiss this group", "请选择分类": "Choose a category",
 })
 
+
+EN.update({  # the agents' workbench (issue 22)
+    "工作台": "Workbench",
+    "管理员视图：可查看全部会话，回复需以客服身份登录": "Admin view: every conversation, read-only; replies need an agent's sign-in",
+    "我的会话": "My conversations",
+    "公海客户": "Public pool customers",
+    "回复": "Reply",
+    "发送": "Send",
+    "接入": "Take",
+    "转接给": "Transfer to",
+    "转接备注": "Transfer note",
+})
 
 def extract() -> list[str]:
     """Every msgid the panel's Python and templates use, in first-seen order."""

@@ -1,0 +1,141 @@
+/* The agents' workbench (admin/workbench.py): polls the inbox and the open thread every two
+   seconds; every text from customers, agents or the server is set with textContent, never
+   as HTML. Every POST carries the session's CSRF token. */
+(function () {
+  "use strict";
+  var root = document.getElementById("workbench");
+  if (!root) return;
+  var base = root.getAttribute("data-base").replace(/\/$/, "");
+  var csrf = root.getAttribute("data-csrf");
+  var current = null;
+  var lastId = 0;
+  var faqId = "";
+
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text !== undefined && text !== null) n.textContent = String(text);
+    return n;
+  }
+  function clientId() { return (Date.now().toString(36) + Math.random().toString(36).slice(2) + "xxxxxxxx").slice(0, 24); }
+  function error(text) { document.getElementById("wb-error").textContent = text || ""; }
+
+  async function post(path, fields) {
+    var body = new URLSearchParams(fields || {});
+    body.set("csrf_token", csrf);
+    var r = await fetch(base + path, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf } });
+    if (!r.ok) { error("操作未完成（" + r.status + "）"); return null; }
+    error("");
+    return r.json();
+  }
+
+  function item(row, list) {
+    var li = el("li", "list-group-item list-group-item-action" + (row.id === current ? " active" : ""));
+    li.setAttribute("data-id", row.id);
+    li.appendChild(el("div", "font-weight-bold", "#" + row.id + " " + row.customer));
+    if (row.unread) li.appendChild(el("span", "badge badge-danger wb-unread", row.unread));
+    li.appendChild(el("div", "small text-truncate", row.last));
+    li.addEventListener("click", function () { open(row.id); });
+    list.appendChild(li);
+  }
+
+  async function refreshInbox() {
+    var r = await fetch(base + "/inbox.json", { credentials: "same-origin" });
+    if (!r.ok) return;
+    var d = await r.json();
+    var mine = document.getElementById("wb-mine"), queue = document.getElementById("wb-queue");
+    mine.textContent = ""; queue.textContent = "";
+    d.mine.forEach(function (row) { item(row, mine); });
+    d.queue.forEach(function (row) { item(row, queue); });
+    document.getElementById("wb-pool").textContent = d.pool;
+    if (d.me) {
+      document.getElementById("wb-me").textContent = d.me.name + " " + d.me.open + "/" + d.me.max_open;
+      var s = document.getElementById("wb-status");
+      if (document.activeElement !== s) s.value = d.me.status;
+    }
+  }
+
+  function showMessage(m) {
+    var who = { customer: "顾客", bot: "机器人", agent: "客服" + (m.agent ? "「" + m.agent + "」" : ""), system: "系统" }[m.author] || m.author;
+    var row = el("div", "wb-msg mb-1 " + (m.author === "customer" ? "" : "text-right"));
+    row.setAttribute("data-id", m.id);
+    row.appendChild(el("div", "small text-muted", who));
+    row.appendChild(el("div", "wb-text d-inline-block border rounded px-2", m.text));
+    (m.cards || []).forEach(function (c, i) { row.appendChild(el("div", "small", (i + 1) + ". " + c)); });
+    document.getElementById("wb-thread").appendChild(row);
+  }
+
+  function showCustomer(c) {
+    var box = document.getElementById("wb-customer");
+    box.textContent = "";
+    box.appendChild(el("h6", "", c.name));
+    box.appendChild(el("div", "small", c.level + (c.tags.length ? " · " + c.tags.join(" / ") : "")));
+    if (c.notes) box.appendChild(el("div", "small text-muted", c.notes));
+    box.appendChild(el("div", "font-weight-bold small mt-2", "订单"));
+    c.orders.forEach(function (o) { box.appendChild(el("div", "small", o.id + " " + o.status + " ¥" + o.amount)); });
+    box.appendChild(el("div", "font-weight-bold small mt-2", "优惠券"));
+    c.coupons.forEach(function (o) { box.appendChild(el("div", "small", o.name + " " + o.expires_at.slice(0, 10))); });
+    box.appendChild(el("div", "font-weight-bold small mt-2", "历史会话"));
+    c.earlier.forEach(function (o) { box.appendChild(el("div", "small", "#" + o.id + " " + o.opened_at.slice(0, 10) + " " + o.status + (o.rating ? " ★" + o.rating : ""))); });
+  }
+
+  function showSuggestions(list) {
+    var box = document.getElementById("wb-suggestions");
+    box.textContent = "";
+    list.forEach(function (s) {
+      var b = el("button", "btn btn-outline-info btn-sm mr-1 mb-1 wb-suggestion", s.question);
+      b.type = "button";
+      b.title = s.answer;
+      b.addEventListener("click", function () { document.getElementById("wb-text").value = s.answer; faqId = String(s.faq_id); });
+      box.appendChild(b);
+    });
+  }
+
+  async function refreshThread(reset) {
+    if (current === null) return;
+    if (reset) { lastId = 0; document.getElementById("wb-thread").textContent = ""; }
+    var r = await fetch(base + "/conversation.json?id=" + current + "&after=" + lastId, { credentials: "same-origin" });
+    if (!r.ok) { error("无法打开该会话"); current = null; return; }
+    var d = await r.json();
+    d.messages.forEach(function (m) { if (m.id > lastId) { showMessage(m); lastId = m.id; } });
+    var t = document.getElementById("wb-thread"); t.scrollTop = t.scrollHeight;
+    showCustomer(d.customer);
+    showSuggestions(d.suggestions);
+    var sel = document.getElementById("wb-transfer-to");
+    var keep = sel.value;
+    sel.textContent = "";
+    d.agents.forEach(function (a) { var o = el("option", "", a.name + "（" + a.status + "）"); o.value = a.id; sel.appendChild(o); });
+    if (keep) sel.value = keep;
+    document.getElementById("wb-claim").hidden = d.status !== "queued";
+  }
+
+  function open(id) { current = id; refreshThread(true); refreshInbox(); }
+
+  document.getElementById("wb-reply").addEventListener("submit", async function (ev) {
+    ev.preventDefault();
+    var box = document.getElementById("wb-text");
+    var text = box.value.trim();
+    if (!text || current === null) return;
+    var done = await post("/conversation/reply", { id: current, text: text, client_id: clientId(), faq_id: faqId });
+    if (done) { box.value = ""; faqId = ""; refreshThread(false); }
+  });
+  document.getElementById("wb-resolve").addEventListener("click", async function () {
+    if (current !== null && await post("/conversation/resolve", { id: current })) { refreshThread(false); refreshInbox(); }
+  });
+  document.getElementById("wb-claim").addEventListener("click", async function () {
+    if (current !== null && await post("/conversation/claim", { id: current })) { refreshThread(false); refreshInbox(); }
+  });
+  document.getElementById("wb-transfer").addEventListener("click", async function () {
+    if (current === null) return;
+    var done = await post("/conversation/transfer", { id: current, agent_id: document.getElementById("wb-transfer-to").value,
+                                                                      note: document.getElementById("wb-transfer-note").value });
+    if (done) { current = null; document.getElementById("wb-thread").textContent = ""; refreshInbox(); }
+  });
+  var status = document.getElementById("wb-status");
+  if (status) status.addEventListener("change", function () { post("/status", { status: status.value, client_id: clientId() }).then(refreshInbox); });
+
+  function tick() {
+    Promise.all([refreshInbox(), refreshThread(false)]).catch(function () {}).then(function () { setTimeout(tick, 2000); });
+  }
+  tick();
+})();
