@@ -18,7 +18,7 @@ from wtforms import PasswordField, SelectField
 
 from admin import users
 from admin.auth import ReadOnlyView, SecureModelView, SessionUser
-from admin.faq_views import CATEGORIES, short
+from admin.faq_views import CATEGORIES, short, threshold
 from admin.messages import flash, text
 from bot.faq import learning
 from bot.models import AdminUser, Faq, Outbox
@@ -60,13 +60,24 @@ class UnansweredView(ReadOnlyView):
     @expose("/groups/")
     def groups_view(self) -> Any:
         """Open questions grouped by similarity, biggest first: teach the bot a group at once."""
-        return self.render("admin/kefu_unanswered_groups.html", groups=learning.unanswered_groups(),
-                           faqs=list(Faq.select().order_by(Faq.category, Faq.id)), categories=CATEGORIES)
+        faqs = list(Faq.select().order_by(Faq.category, Faq.id))
+        limit = threshold()
+        return self.render("admin/kefu_unanswered_groups.html", groups=learning.unanswered_groups(), faqs=faqs,
+                           categories=CATEGORIES, threshold=limit, faq_by_id={f.id: f for f in faqs})
+
+    @expose("/dismiss/", methods=("POST",))
+    def dismiss_view(self) -> Any:
+        """Dismiss one group from the grouped page (spam, chit-chat): resolved, nothing learned."""
+        flash(_l("已处理 %(n)s 条"), "success", n=learning.dismiss(_ids(request.form.get("ids", ""))))
+        return redirect(url_for(".groups_view"))
 
     @expose("/promote/", methods=("POST",))
     def promote_view(self) -> Any:
         ids = _ids(request.form.get("ids", ""))
         phrasings = [p for p in request.form.getlist("phrasing") if p.strip()] or None
+        if not request.form.get("category", "").strip():  # no silent 聊天互动: the operator picks
+            flash(_l("请选择分类"), "error")
+            return redirect(request.referrer or url_for(".groups_view"))
         try:
             faq = learning.promote_to_new_faq(ids, request.form.get("answer", ""), request.form.get("category", ""),
                                               phrasings)

@@ -53,6 +53,13 @@ class Group:
     examples: tuple[str, ...]  # the latest distinct texts, newest first
     latest_at: datetime
     best_faq_id: int | None  # the FAQ the bot found closest most often (a hint for add_as_phrasing)
+    best_score: float = 0.0  # the matcher's best score for that FAQ among the group's questions
+
+    def confident(self, threshold: float) -> bool:
+        """Whether the hint may be pre-selected: the matcher's own score reached its answering
+        threshold. Below it the nearest FAQ is often wrong (是不是正品 → 发错货), and one click
+        would teach the bot a wrong phrasing, so the operator picks."""
+        return self.best_faq_id is not None and self.best_score >= threshold
 
 
 # --- the unanswered list ---------------------------------------------------------------
@@ -144,7 +151,8 @@ def unanswered_groups(limit: int = 50, scan: int = 2000, similarity: float | Non
         groups.append(Group(
             text=rows[members[0]].text, count=len(members), question_ids=tuple(rows[j].id for j in members),
             examples=tuple(dict.fromkeys(rows[j].text for j in members))[:5], latest_at=rows[members[0]].created_at,
-            best_faq_id=max(set(hints), key=hints.count) if hints else None,
+            best_faq_id=(best := max(set(hints), key=hints.count) if hints else None),
+            best_score=max((float(rows[j].best_score or 0) for j in members if rows[j].best_faq_id == best), default=0.0),
         ))
     return groups
 
