@@ -95,6 +95,7 @@ class WorkbenchView(SecureView):
         return jsonify({"id": found.id, "status": found.status,
                         "mine": current_user.role == "agent" and found.agent_id == current_user.row.agent_id,
                         "messages": workbench.thread(found, int(after) if after.isdigit() else 0),
+                        "brief": workbench.brief(found, current_agent()),
                         "customer": workbench.customer_card(found),
                         "suggestions": workbench.suggestions(found, shared_store()),
                         "agents": workbench.online_agents(exclude=found.agent_id)})

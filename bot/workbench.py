@@ -107,6 +107,19 @@ def thread(conversation: Conversation, after: int = 0) -> list[dict[str, Any]]:
             for m in reversed(list(rows))]
 
 
+def brief(conversation: Conversation, agent: Agent | None) -> str:
+    """The handoff brief the agent was given for this conversation (who, why, a transfer's
+    note, what was said before): the same text their IM account received, so an agent who
+    took it over in the workbench reads the note too. Empty for an admin or without one."""
+    if agent is None:
+        return ""
+    found = (Message.select(Message.text)
+             .where((Message.conversation == conversation.id) & (Message.direction == "out")
+                    & (Message.author == "system") & (Message.peer_id == agent.im_user_id))
+             .order_by(Message.id.desc()).first())
+    return found.text if found else ""
+
+
 def customer_card(conversation: Conversation) -> dict[str, Any]:
     """Beside the thread: who the customer is, their orders, coupons and earlier conversations."""
     customer: Customer = conversation.customer

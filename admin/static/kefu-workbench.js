@@ -88,6 +88,13 @@
       b.title = s.answer;
       b.addEventListener("click", function () { document.getElementById("wb-text").value = s.answer; faqId = String(s.faq_id); });
       box.appendChild(b);
+      var send = el("button", "btn btn-info btn-sm mr-2 mb-1 wb-suggestion-send", "发送");
+      send.type = "button";
+      send.title = s.answer;
+      send.addEventListener("click", async function () {  // one click: the answer goes as it is
+        if (current !== null && await post("/conversation/reply", { id: current, text: s.answer, client_id: clientId(), faq_id: s.faq_id })) refreshThread(false);
+      });
+      box.appendChild(send);
     });
   }
 
@@ -99,6 +106,7 @@
     var d = await r.json();
     d.messages.forEach(function (m) { if (m.id > lastId) { showMessage(m); lastId = m.id; } });
     var t = document.getElementById("wb-thread"); t.scrollTop = t.scrollHeight;
+    document.getElementById("wb-brief").textContent = d.brief || "";
     showCustomer(d.customer);
     showSuggestions(d.suggestions);
     var sel = document.getElementById("wb-transfer-to");
