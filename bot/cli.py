@@ -434,11 +434,13 @@ def faq() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def faq_import(config: Config, file: str) -> None:
     """Import FAQs from FILE: lines of {"id", "questions": [...], "answer", "category"}."""
-    from bot.faq.io import FaqFileError, import_file
+    from bot.faq import conflicts
+    from bot.faq.io import FaqFileError, apply, read_file
 
     _open(config)
     try:
-        report = import_file(file)
+        records = read_file(file)
+        report = apply(records)
     except FaqFileError as exc:
         raise click.ClickException(f"{exc} (nothing was imported)") from None
     click.echo(f"imported {Path(file).name}: {report.created} created, {report.updated} updated, "
@@ -448,6 +450,10 @@ def faq_import(config: Config, file: str) -> None:
     store = FaqStore(check_seconds=0)
     store.refresh(force=True)
     store.wait_warm()  # new phrasings are embedded once here, for every process
+    found = conflicts.for_faqs(store, conflicts.imported_ids(r.id for r in records),
+                               conflicts.answering_threshold(config.faq.threshold))
+    for conflict in found:  # imported anyway: two FAQs may rightly share words, the operator decides
+        click.echo(f"warning: {conflicts.describe(conflict)}", err=True)
 
 
 @faq.command("export")

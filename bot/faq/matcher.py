@@ -137,9 +137,13 @@ class FaqIndex:
     def semantic(self) -> bool:
         return self._vectors is not None
 
-    def search(self, query: str, limit: int = 5) -> Match:
+    def search(self, query: str, limit: int = 5, exclude: int | str | None = None) -> Match:
+        """The best FAQs for a normalized query. `exclude` scores it as if that FAQ were not
+        in the store (bot.faq.conflicts: would this phrasing be answered by another FAQ?)."""
         if not self._texts or not query.strip():
             return Match()
+        if exclude is not None:
+            return self._search(query, limit, self._slot_of(exclude))
         key = (query, limit)
         with self._recent_lock:
             hit = self._recent.get(key)
@@ -153,17 +157,22 @@ class FaqIndex:
                 self._recent.popitem(last=False)
         return match
 
-    def _search(self, query: str, limit: int) -> Match:
+    def _slot_of(self, faq_id: int | str) -> int:
+        return next((slot for slot, fid in enumerate(self._faq_ids) if fid == faq_id), -1)
+
+    def _search(self, query: str, limit: int, skip: int | None = None) -> Match:
         lexical = self._lexical.scores(query)
         exact = self._exact.get(query)
+        if exact is not None and skip is not None and int(self._faq_of[exact]) == skip:
+            exact = next((r for r, t in enumerate(self._texts) if t == query and int(self._faq_of[r]) != skip), None)
         if exact is not None:
-            return self._ranked(query, lexical, limit, "exact", force=exact)
-        lex_match = self._ranked(query, lexical, limit, "lexical")
+            return self._ranked(query, lexical, limit, "exact", force=exact, skip=skip)
+        lex_match = self._ranked(query, lexical, limit, "lexical", skip=skip)
         if self._vectors is None or (lex_match.score >= self._lexical_shortcut
                                      and lex_match.features["score"] >= calibration.LEXICAL_SHORTCUT_SIMILARITY):
             return lex_match
         similarity, spread = self._similarity(query, lexical)
-        return self._ranked(query, similarity, limit, "semantic", spread=spread)
+        return self._ranked(query, similarity, limit, "semantic", spread=spread, skip=skip)
 
     def _similarity(self, query: str, lexical: np.ndarray) -> tuple[np.ndarray, float]:
         assert self.embedder is not None and self._vectors is not None and self._hub is not None
@@ -174,9 +183,11 @@ class FaqIndex:
         return similarity, _top_mean(cosine, HUB_NEIGHBOURS)
 
     def _ranked(self, query: str, scores: np.ndarray, limit: int, stage: str, force: int | None = None,
-                spread: float = 0.0) -> Match:
-        """Best phrasing per FAQ, best FAQs first, each with its confidence."""
+                spread: float = 0.0, skip: int | None = None) -> Match:
+        """Best phrasing per FAQ, best FAQs first, each with its confidence (`skip`: a slot left out)."""
         limit = max(limit, 2)
+        if skip is not None and skip >= 0:
+            scores = np.where(self._faq_of == skip, -np.inf, scores)
         want = min(len(scores), limit * 8 + 16)
         top = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
         order = top[np.argsort(-scores[top], kind="stable")]
@@ -186,11 +197,13 @@ class FaqIndex:
         seen: set[int] = set()
         for row in order:
             slot = int(self._faq_of[row])
-            if slot not in seen:
+            if slot not in seen and slot != skip:
                 seen.add(slot)
                 picked.append(int(row))
                 if len(picked) >= limit:
                     break
+        if not picked:  # every phrasing was the skipped FAQ's
+            return Match()
         sims = [float(scores[r]) for r in picked]
         model = calibration.HYBRID if stage == "semantic" else calibration.LEXICAL
         # per candidate where the model reads it (a few microseconds each), else the best only

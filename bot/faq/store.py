@@ -171,9 +171,10 @@ class FaqStore:
         if self._warmer is not None:
             self._warmer.join(timeout)
 
-    def match(self, text: str, limit: int = 5) -> Match:
+    def match(self, text: str, limit: int = 5, exclude: int | None = None) -> Match:
+        """`exclude`: an FAQ to leave out, as if it were not stored (bot.faq.conflicts)."""
         self.refresh()
-        return self._index.search(self.normalize(text), limit=limit)
+        return self._index.search(self.normalize(text), limit=limit, exclude=exclude)
 
     def answer_for(self, faq_id: int, question: str = "") -> Answer | None:
         found = self._answers.get(faq_id)
