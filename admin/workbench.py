@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, abort, jsonify, redirect, request, url_for
+from flask import Flask, abort, current_app, jsonify, redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -24,10 +24,12 @@ from flask_login import current_user
 from admin.auth import SecureView
 from admin.faq_views import shared_store
 from bot import assignment, workbench
+from bot.faq.learning import LearningError
 from bot.models import AdminUser, Agent
 from bot.relay import emit, say, take_offline
 
 MAX_REPLY = 2000
+MAX_PHRASE = 500  # QuickPhrase.text
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 AGENT_PATHS = ("/admin/workbench", "/admin/login", "/admin/logout", "/admin/password", "/kefu-static/",
                "/admin/static/", "/favicon.ico")
@@ -65,6 +67,11 @@ def _conversation(own: bool) -> Any:
         abort(404)
 
 
+def _channel_kind(name: str) -> str:
+    """The configured kind of a channel ("" when it is no longer configured)."""
+    return next((c.kind for c in current_app.config["KEFU_CONFIG"].channels if c.name == name), "")
+
+
 def _form_text(name: str, limit: int) -> str:
     value = (request.form.get(name) or "").strip()
     if not value or len(value) > limit:
@@ -98,7 +105,43 @@ class WorkbenchView(SecureView):
                         "brief": workbench.brief(found, current_agent()),
                         "customer": workbench.customer_card(found),
                         "suggestions": workbench.suggestions(found, shared_store()),
-                        "agents": workbench.online_agents(exclude=found.agent_id)})
+                        "agents": workbench.online_agents(exclude=found.agent_id),
+                        "learnable": workbench.learnable(found),
+                        "window": workbench.window(found, _channel_kind(found.channel))})
+
+    @expose("/conversation/learn", methods=("POST",))
+    def learn(self) -> Any:
+        found = _conversation(own=True)
+        question, faq = request.form.get("question_id", ""), request.form.get("faq_id", "")
+        if not question.isdigit() or (faq and not faq.isdigit()):
+            abort(400, description="question_id, faq_id: numbers")
+        try:
+            taught = workbench.learn(found, int(question), int(faq) if faq else None)
+        except workbench.Refused:
+            abort(404)
+        except LearningError as exc:
+            return jsonify({"ok": False, "error": str(exc)}), 400
+        return jsonify({"ok": True, "faq_id": taught.id})
+
+    @expose("/phrases.json")
+    def phrases(self) -> Any:
+        return jsonify({"phrases": workbench.phrases(current_agent(), request.args.get("q", "")[:50])})
+
+    @expose("/phrases/add", methods=("POST",))
+    def add_phrase(self) -> Any:
+        phrase = workbench.add_phrase(current_agent(), _form_text("text", MAX_PHRASE))
+        return jsonify({"ok": True, "id": phrase.id})
+
+    @expose("/phrases/delete", methods=("POST",))
+    def delete_phrase(self) -> Any:
+        raw = request.form.get("phrase_id", "")
+        if not raw.isdigit() or len(raw) > 18:
+            abort(404)
+        try:
+            workbench.delete_phrase(current_agent(), int(raw))
+        except workbench.Refused:
+            abort(404)
+        return jsonify({"ok": True})
 
     @expose("/conversation/reply", methods=("POST",))
     def reply(self) -> Any:

@@ -128,6 +128,13 @@ def _admin_user_agent(db: peewee.Database, migrator: SchemaMigrator) -> None:
     add_column_if_missing(db, migrator, AdminUser._meta.table_name, "agent_id", AdminUser.agent_id)
 
 
+def _quick_phrases(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import QuickPhrase
+
+    # the workbench's 快捷短语, the shop's and each agent's own (issue 22)
+    db.create_tables([QuickPhrase], safe=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -142,6 +149,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (13, "outbox: the request id of the message that caused a send", _outbox_request_id),
     (15, "community: channel codes (渠道活码) and their scans", _channel_codes),
     (17, "panel users: the agent a user with the role agent works as", _admin_user_agent),
+    (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
 ]
 
 LATEST = STEPS[-1][0]

@@ -540,6 +540,19 @@ class ChannelCodeScan(BaseModel):
         indexes = ((("code", "customer"), True),)
 
 
+class QuickPhrase(BaseModel):
+    """A 快捷短语 an agent puts in the workbench's reply box in one click (issue 22): the shop's
+    (agent null, added by an admin or operator) or one agent's own."""
+
+    text = peewee.CharField(max_length=500)
+    agent = peewee.ForeignKeyField(Agent, null=True, on_delete="CASCADE")
+    created_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "quick_phrase"
+        indexes = ((("agent", "text"), True),)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     AdminUser,
@@ -572,4 +585,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     AnswerRating,
     ChannelCode,
     ChannelCodeScan,
+    QuickPhrase,
 )

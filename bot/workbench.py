@@ -12,11 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import assignment, clock, conversations
+from bot import assignment, clock, conversations, send_window
 from bot.crm import pools
 from bot.events import Reply
+from bot.faq import learning
 from bot.faq.store import FaqStore
-from bot.models import Agent, Conversation, Customer, CustomerTag, IssuedCoupon, Message, Order, Tag
+from bot.models import (Agent, Conversation, Customer, CustomerTag, Faq, IssuedCoupon, Message, Order, QuickPhrase, Tag,
+                        UnansweredQuestion)
 from bot.outgoing import Outgoing
 from bot.relay import emit, say
 from bot.routing import LEVEL_NAMES, handoff_messages
@@ -209,3 +211,102 @@ def online_agents(exclude: int | None = None) -> list[dict[str, Any]]:
     query = Agent.select().where((Agent.active == True) & (Agent.status != "offline"))  # noqa: E712
     return [{"id": a.id, "name": str(a), "status": a.status} for a in query.order_by(Agent.id) if a.id != exclude]
 
+
+
+# --- quick phrases (快捷短语) -------------------------------------------------------------------
+
+MAX_PHRASES_SHOWN = 20
+
+
+def phrases(agent: Agent | None, query: str = "") -> list[dict[str, Any]]:
+    """The shop's quick phrases and the agent's own whose text contains `query` (a short
+    search: a few words typed in the reply box), the agent's own first."""
+    scope = QuickPhrase.agent.is_null() if agent is None else (QuickPhrase.agent.is_null() | (QuickPhrase.agent == agent.id))
+    rows = QuickPhrase.select().where(scope)
+    if query.strip():
+        rows = rows.where(QuickPhrase.text.contains(query.strip()))
+    found = sorted(rows.limit(200), key=lambda p: (p.agent_id is None, p.id))[:MAX_PHRASES_SHOWN]
+    return [{"id": p.id, "text": p.text, "shop": p.agent_id is None} for p in found]
+
+
+def add_phrase(agent: Agent | None, text: str) -> QuickPhrase:
+    """An agent saves one of their own; an admin or operator (no agent) one for the whole shop.
+    Saving the same text twice keeps one."""
+    scope = QuickPhrase.agent.is_null() if agent is None else (QuickPhrase.agent == agent.id)
+    existing = QuickPhrase.get_or_none(scope & (QuickPhrase.text == text))
+    return existing or QuickPhrase.create(text=text, agent=agent.id if agent else None)
+
+
+def delete_phrase(agent: Agent | None, phrase_id: int) -> None:
+    """Only one's own: an agent cannot delete the shop's or another agent's (`Refused`)."""
+    scope = QuickPhrase.agent.is_null() if agent is None else (QuickPhrase.agent == agent.id)
+    if QuickPhrase.delete().where(scope & (QuickPhrase.id == phrase_id)).execute() != 1:
+        raise Refused(phrase_id)
+
+
+# --- teaching the bot what the agent answered ---------------------------------------------------
+
+
+def learnable(conversation: Conversation) -> list[dict[str, Any]]:
+    """The questions of this conversation the bot could not answer, still open in the learning
+    loop, with the FAQ they would join: the one the agent answered with (a suggestion sent),
+    else the matcher's best guess. None when neither exists: only a new FAQ then."""
+    answered = (Message.select(Message.faq).where((Message.conversation == conversation.id) & (Message.author == "agent")
+                                                  & (Message.direction == "out") & Message.faq.is_null(False))
+                .order_by(Message.id.desc()).first())
+    rows = (UnansweredQuestion.select()
+            .where((UnansweredQuestion.customer == conversation.customer_id) & (UnansweredQuestion.resolved == False)  # noqa: E712
+                   & (UnansweredQuestion.created_at >= conversation.opened_at))
+            .order_by(UnansweredQuestion.id.desc()).limit(5))
+    out = []
+    for q in rows:
+        faq_id = answered.faq_id if answered else q.best_faq_id
+        faq = Faq.get_or_none(Faq.id == faq_id) if faq_id else None
+        out.append({"id": q.id, "text": q.text, "faq_id": faq.id if faq else None,
+                    "faq": (faq.answer[:60] if faq else "")})
+    return out
+
+
+def last_agent_reply(conversation: Conversation) -> str:
+    """What an agent last told the customer here: the answer of a new FAQ taught from it."""
+    found = (Message.select(Message.text).where((Message.conversation == conversation.id) & (Message.author == "agent")
+                                                & (Message.direction == "out")
+                                                & (Message.peer_id == conversation.customer.external_id))
+             .order_by(Message.id.desc()).first())
+    return found.text if found else ""
+
+
+def learn(conversation: Conversation, question_id: int, faq_id: int | None) -> Faq:
+    """One click: the question joins `faq_id` as a phrasing, or (None) becomes a new FAQ whose
+    answer is the agent's last reply, through the learning loop's own actions
+    (`bot.faq.learning`), so its figures count it. A question of another conversation is
+    `Refused`; what learning refuses raises its `LearningError`."""
+    if not any(q["id"] == question_id for q in learnable(conversation)):
+        raise Refused(question_id)
+    if faq_id is not None:
+        learning.add_as_phrasing([question_id], faq_id)
+        return Faq.get_by_id(faq_id)
+    return learning.promote_to_new_faq([question_id], last_agent_reply(conversation))
+
+
+# --- the platform's send window ----------------------------------------------------------------
+
+
+def window(conversation: Conversation, channel_kind: str) -> dict[str, Any] | None:
+    """For IM channels with the 48-hour customer-service window (公众号, 微信客服): until when
+    the shop may still write to this customer, and on 微信客服 how many sends are left of the
+    five per customer message (`bot.send_window`, the same rules the outbox checks). None
+    for channels without it (web, WeCom app). Each send counts as one platform message here
+    (a long text the sender splits counts more at the outbox's own check)."""
+    if channel_kind not in send_window.WINDOWED_KINDS:
+        return None
+    customer: Customer = conversation.customer
+    past = send_window.history(customer.channel, channel_kind, customer.external_id)
+    if past.last_inbound is None:
+        return {"open_until": None, "open": False, "sends_left": None}
+    until = past.last_inbound + send_window.CUSTOMER_SERVICE_WINDOW
+    left = None
+    if channel_kind == send_window.KF:
+        used = send_window.sent_count(channel_kind, past.sent, lambda content: 1)
+        left = max(send_window.KF_MESSAGES_PER_CUSTOMER_MESSAGE - used, 0)
+    return {"open_until": until.isoformat(), "open": clock.now() <= until, "sends_left": left}

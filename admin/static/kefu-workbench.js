@@ -98,6 +98,58 @@
     });
   }
 
+  function showWindow(w) {
+    var box = document.getElementById("wb-window");
+    box.textContent = "";
+    if (!w) return;
+    if (!w.open) { box.appendChild(el("div", "small text-danger", "发送窗口已关闭：顾客再发消息前无法回复")); return; }
+    var left = Math.max(0, Date.parse(w.open_until) - Date.now()), h = Math.floor(left / 3600000), m = Math.floor(left % 3600000 / 60000);
+    var text = "发送窗口还剩 " + h + " 小时 " + m + " 分";
+    if (w.sends_left !== null) text += "，还可发 " + w.sends_left + " 条";
+    box.appendChild(el("div", "small" + (w.sends_left === 0 ? " text-danger" : ""), text));
+  }
+
+  function showLearnable(list) {
+    var box = document.getElementById("wb-learn");
+    box.textContent = "";
+    list.forEach(function (q) {
+      var row = el("div", "small mb-1 wb-learn-row", "机器人未答：" + q.text + " ");
+      if (q.faq_id) {
+        var b = el("button", "btn btn-outline-success btn-sm ml-1 wb-learn-phrasing", "加为该 FAQ 的问法");
+        b.type = "button"; b.title = q.faq;
+        b.addEventListener("click", function () { learn(q.id, q.faq_id); });
+        row.appendChild(b);
+      }
+      var n = el("button", "btn btn-outline-success btn-sm ml-1 wb-learn-new", "以我的回复新建 FAQ");
+      n.type = "button";
+      n.addEventListener("click", function () { learn(q.id, ""); });
+      row.appendChild(n);
+      box.appendChild(row);
+    });
+  }
+
+  async function learn(questionId, faq) {
+    var r = await fetch(base + "/conversation/learn", { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf },
+      body: new URLSearchParams({ id: current, question_id: questionId, faq_id: faq, csrf_token: csrf }) });
+    var d = await r.json().catch(function () { return {}; });
+    if (!r.ok) { error(d.error || ("操作未完成（" + r.status + "）")); return; }
+    error(""); refreshThread(false);
+  }
+
+  async function refreshPhrases() {
+    var q = document.getElementById("wb-phrase-q");
+    var r = await fetch(base + "/phrases.json?q=" + encodeURIComponent(q.value), { credentials: "same-origin" });
+    if (!r.ok) return;
+    var box = document.getElementById("wb-phrases");
+    box.textContent = "";
+    (await r.json()).phrases.forEach(function (p) {
+      var b = el("button", "btn btn-light btn-sm mr-1 mb-1 wb-phrase", p.text.length > 24 ? p.text.slice(0, 24) + "…" : p.text);
+      b.type = "button"; b.title = p.text;
+      b.addEventListener("click", function () { document.getElementById("wb-text").value = p.text; faqId = ""; });
+      box.appendChild(b);
+    });
+  }
+
   async function refreshThread(reset) {
     if (current === null) return;
     if (reset) { lastId = 0; document.getElementById("wb-thread").textContent = ""; }
@@ -109,6 +161,8 @@
     document.getElementById("wb-brief").textContent = d.brief || "";
     showCustomer(d.customer);
     showSuggestions(d.suggestions);
+    showWindow(d.window);
+    showLearnable(d.learnable || []);
     var sel = document.getElementById("wb-transfer-to");
     var keep = sel.value;
     sel.textContent = "";
@@ -139,6 +193,12 @@
                                                                       note: document.getElementById("wb-transfer-note").value });
     if (done) { current = null; document.getElementById("wb-thread").textContent = ""; refreshInbox(); }
   });
+  document.getElementById("wb-phrase-q").addEventListener("input", refreshPhrases);
+  document.getElementById("wb-phrase-save").addEventListener("click", async function () {
+    var text = document.getElementById("wb-text").value.trim();
+    if (text && await post("/phrases/add", { text: text })) refreshPhrases();
+  });
+  refreshPhrases();
   var status = document.getElementById("wb-status");
   if (status) status.addEventListener("change", function () { post("/status", { status: status.value, client_id: clientId() }).then(refreshInbox); });
 

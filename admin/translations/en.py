@@ -309,6 +309,8 @@ EN.update({  # the agents' workbench (issue 22)
     "接入": "Take",
     "转接给": "Transfer to",
     "转接备注": "Transfer note",
+    "搜索快捷短语": "Search quick phrases",
+    "存为快捷短语": "Save as quick phrase",
 })
 
 def extract() -> list[str]:

@@ -184,3 +184,83 @@ def test_cli_adds_an_agent_panel_user(tmp_path: Path, database_url: str, databas
     assert run("admin-user", "add", "xm2", "--role", "agent", "--agent", "mei", "--password-stdin").exit_code != 0
     assert run("admin-user", "add", "xm3", "--role", "agent", "--password-stdin").exit_code != 0
     assert run("admin-user", "add", "xm4", "--role", "agent", "--agent", "nobody", "--password-stdin").exit_code != 0
+
+
+def test_one_click_teaches_the_bot_what_the_agent_answered(app: Flask, shop: Shop) -> None:
+    from bot.models import Faq, FaqQuestion, UnansweredQuestion
+
+    mei, qiang = desk_for(app, "mei"), desk_for(app, "qiang")
+    shop.says("c5", "你们老板是谁呀")  # the bot cannot answer: an unanswered question
+    shop.says("c5", "转人工")
+    mine = conversation_of("c5")
+    owner, other = (mei, qiang) if mine.agent.name == "mei" else (qiang, mei)
+    learnable = owner.get(f"/conversation.json?id={mine.id}").get_json()["learnable"]
+    asked = next(q for q in learnable if q["text"] == "你们老板是谁呀")
+    # not before the agent said anything (no answer to teach), not by the other agent, not without CSRF
+    refused = owner.post("/conversation/learn", id=str(mine.id), question_id=str(asked["id"]))
+    assert refused.status_code == 400 and refused.get_json()["error"]
+    assert other.post("/conversation/learn", id=str(mine.id), question_id=str(asked["id"])).status_code == 404
+    owner.post("/conversation/reply", id=str(mine.id), text="我们老板是张三", client_id="teach-0001")
+    assert owner.post("/conversation/learn", csrf=False, id=str(mine.id), question_id=str(asked["id"])).status_code == 400
+    taught = owner.post("/conversation/learn", id=str(mine.id), question_id=str(asked["id"])).get_json()
+    faq = Faq.get_by_id(taught["faq_id"])
+    assert faq.answer == "我们老板是张三"
+    assert [q.text for q in FaqQuestion.select().where(FaqQuestion.faq == faq)] == ["你们老板是谁呀"]
+    row = UnansweredQuestion.get_by_id(asked["id"])
+    assert row.resolved and row.resolved_at is not None  # the learning figures count it
+    assert owner.get(f"/conversation.json?id={mine.id}").get_json()["learnable"] == []
+
+
+def test_one_click_adds_the_question_as_a_phrasing_of_the_faq_sent(app: Flask, shop: Shop) -> None:
+    from bot.models import Faq, FaqQuestion
+
+    mei = desk_for(app, "mei")
+    shop.says("c6", "你们老板是谁呀")
+    shop.says("c6", "转人工")
+    mine = conversation_of("c6")
+    shipping = Faq.select().where(Faq.category == "物流问题").first()
+    mei.post("/conversation/reply", id=str(mine.id), text=shipping.answer, client_id="teach-0002", faq_id=str(shipping.id))
+    asked = mei.get(f"/conversation.json?id={mine.id}").get_json()["learnable"][0]
+    assert asked["faq_id"] == shipping.id  # the FAQ the agent answered with
+    assert mei.post("/conversation/learn", id=str(mine.id), question_id=str(asked["id"]),
+                    faq_id=str(shipping.id)).get_json()["ok"]
+    assert "你们老板是谁呀" in [q.text for q in FaqQuestion.select().where(FaqQuestion.faq == shipping)]
+
+
+def test_quick_phrases_for_the_shop_and_per_agent(app: Flask, shop: Shop, admin_panel: Any) -> None:
+    mei, qiang = desk_for(app, "mei"), desk_for(app, "qiang")
+    token = _CSRF.search(admin_panel.get("/admin/workbench/").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    shop_wide = admin_panel.client.post("/admin/workbench/phrases/add", data={"csrf_token": token, "text": "亲，稍等一下哦"})
+    assert shop_wide.get_json()["ok"]
+    assert mei.post("/phrases/add", text="<b>七天无理由</b>退货").get_json()["ok"]
+    assert mei.post("/phrases/add", text="<b>七天无理由</b>退货").get_json()["ok"]  # twice keeps one
+    assert mei.post("/phrases/add", csrf=False, text="没有令牌").status_code == 400
+    assert [p["text"] for p in mei.get("/phrases.json").get_json()["phrases"]] == ["<b>七天无理由</b>退货", "亲，稍等一下哦"]
+    assert [p["text"] for p in mei.get("/phrases.json?q=稍等").get_json()["phrases"]] == ["亲，稍等一下哦"]
+    assert [p["text"] for p in qiang.get("/phrases.json").get_json()["phrases"]] == ["亲，稍等一下哦"]
+    mine_id = mei.get("/phrases.json?q=退货").get_json()["phrases"][0]["id"]
+    shop_id = shop_wide.get_json()["id"]
+    assert qiang.post("/phrases/delete", phrase_id=str(mine_id)).status_code == 404  # not his
+    assert mei.post("/phrases/delete", phrase_id=str(shop_id)).status_code == 404  # the shop's
+    assert mei.post("/phrases/delete", phrase_id=str(mine_id)).get_json()["ok"]
+    assert [p["text"] for p in mei.get("/phrases.json").get_json()["phrases"]] == ["亲，稍等一下哦"]
+
+
+def test_the_send_window_beside_an_im_thread(database: Any, fake_clock: Any) -> None:
+    from datetime import timedelta
+
+    from bot import clock, workbench
+    from bot.models import Customer
+
+    now = clock.now()
+    customer = Customer.create(channel="kf", external_id="kf-1", last_inbound_at=now - timedelta(hours=47))
+    conversation = Conversation.create(customer=customer, channel="kf", status="assigned")
+    Message.create(channel="kf", external_id="m1", customer=customer, conversation=conversation, direction="in",
+                   author="customer", text="在吗", created_at=now - timedelta(hours=47))
+    shown = workbench.window(conversation, "wechat_kf")
+    assert shown == {"open_until": (now + timedelta(hours=1)).isoformat(), "open": True, "sends_left": 5}
+    fake_clock.advance(hours=2)
+    assert workbench.window(conversation, "wechat_kf")["open"] is False
+    mp = workbench.window(conversation, "wechat_mp")  # 公众号: the window only, no count
+    assert mp is not None and mp["sends_left"] is None
+    assert workbench.window(conversation, "web") is None
