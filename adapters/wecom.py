@@ -8,7 +8,9 @@ answered decrypted. Dedup and deadline rules are the Official Account's (`Callba
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import asyncio
+import dataclasses
+from typing import Any, Callable, Mapping
 
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
@@ -21,6 +23,9 @@ from adapters.wechat_mp import send_text_parts
 from bot.config import ChannelConfig
 from bot.events import Inbound
 from bot.outbox import SendResult
+
+
+SEND_WELCOME = "/cgi-bin/externalcontact/send_welcome_msg"
 
 
 class WeComCrypto:
@@ -68,7 +73,7 @@ class WeComChannel(CallbackChannel):
 
     def _open(self, query: Mapping[str, str], body: bytes) -> tuple[Inbound, bool]:
         message, fields = parse_message(self.crypto.open(query, body), enterprise=True)
-        return to_inbound(self.name, message, fields), True
+        return contact_change(to_inbound(self.name, message, fields)), True
 
     def _encrypt(self, xml: str, query: Mapping[str, str]) -> str:
         return self.crypto.encrypt(xml, query)
@@ -80,6 +85,18 @@ class WeComChannel(CallbackChannel):
         await self.api.close()
 
 
+def contact_change(inbound: Inbound) -> Inbound:
+    """A `change_external_contact` event (from `sys`; wechatpy has no class for it, its fields
+    stay in `raw`) keyed by what it changes: ChangeType, employee, contact and CreateTime, so
+    two changes in one second are two events and the platform's retry is the same one."""
+    if inbound.kind != "event" or inbound.event != "change_external_contact":
+        return inbound
+    raw = inbound.raw
+    key = ":".join(str(raw.get(k) or "") for k in ("ChangeType", "UserID", "ExternalUserID", "CreateTime"))
+    return dataclasses.replace(inbound, user_id=str(raw.get("ExternalUserID") or inbound.user_id),
+                               msg_id=f"xc:{key}"[:128])
+
+
 class WeComSender:
     """Outbox rows to `message/send` (text split at the limit; image by media_id)."""
 
@@ -89,6 +106,9 @@ class WeComSender:
         self.rate_per_second = rate_per_second
 
     async def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
+        if content.get("kind") == "wecom_welcome":  # a new external contact: the add event's WelcomeCode
+            return classify(await self.api.post(SEND_WELCOME, {"welcome_code": recipient,
+                                                               "text": {"content": content.get("text", "")}}))
         base = {"touser": recipient, "agentid": self.agent_id}
         if content.get("kind") == "image":
             return _invalid_user(await self.api.post("/cgi-bin/message/send", {
@@ -110,3 +130,23 @@ def _as_invalid_user(reply: ApiReply) -> ApiReply:
 
 def _invalid_user(reply: ApiReply) -> SendResult:
     return classify(_as_invalid_user(reply))
+
+
+def blocking_fetch(channel: ChannelConfig) -> Callable[[str, Mapping[str, Any] | None, Mapping[str, str] | None],
+                                                       dict[str, Any]]:
+    """A synchronous `fetch(path, body, params) -> answer` on the WeCom API (POST with a body,
+    GET without), for callers outside the event loop: `kefu wecom sync` and contact-way
+    codes (bot/crm/wecom_contacts.py). The access_token is shared through the database
+    (bot.tokens), never invalidating the server's. Raises ApiError when unreachable."""
+
+    def fetch(path: str, body: Mapping[str, Any] | None, params: Mapping[str, str] | None) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            api = WeChatApi.for_wecom(channel.api_base, channel.corp_id, wecom_secret(channel),
+                                      channel.agent_id or "app", asyncio.to_thread)
+            try:
+                reply = await api.call("GET" if body is None else "POST", path, body, params)
+                return dict(reply.data)
+            finally:
+                await api.close()
+        return asyncio.run(call())
+    return fetch

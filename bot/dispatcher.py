@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, outbox
 from bot.config import Config
-from bot.crm import channel_codes
+from bot.crm import channel_codes, wecom_contacts
 from bot.db import fetch_one, insert_row, transaction
 from bot.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
@@ -110,6 +110,13 @@ class Dispatcher:
     def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None) -> list[Message]:
         """Store the inbound message with whom it belongs to, decide, store the replies;
         the inline ones are returned. Raises `_Duplicate` when the message was stored before."""
+        if wecom_contacts.is_change(inbound):  # WeCom customer contact: the CRM follows, nobody is answered
+            stored = self._store_inbound(inbound, author="system")  # the event's key: a retry stops here
+            customer, outgoing = wecom_contacts.changed(inbound)
+            if customer is not None:
+                Message.update(customer=customer.id).where(Message.id == stored.id).execute()
+            result.action = "contact_change"
+            return self._persist(inbound, stored, outgoing, slot)
         agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
             stored = self._store_inbound(inbound, author="agent", agent=agent.id)

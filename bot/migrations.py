@@ -135,6 +135,17 @@ def _quick_phrases(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([QuickPhrase], safe=True)
 
 
+def _wecom_contacts(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import Customer, WecomContact
+
+    # WeCom customer contact (issue 18): the unionid that joins a 公众号 customer and a WeCom
+    # external contact, and the external contacts with their follow-users
+    add_column_if_missing(db, migrator, "customer", "unionid", Customer.unionid)
+    if "customer_unionid" not in {i.name for i in db.get_indexes("customer")}:
+        migrate(migrator.add_index("customer", ("unionid",), False))
+    db.create_tables([WecomContact], safe=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -148,6 +159,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (12, "learning loop: when each unanswered question was resolved", _unanswered_resolved_at),
     (13, "outbox: the request id of the message that caused a send", _outbox_request_id),
     (15, "community: channel codes (渠道活码) and their scans", _channel_codes),
+    (16, "WeCom customer contact: customer unionid, external contacts", _wecom_contacts),
     (17, "panel users: the agent a user with the role agent works as", _admin_user_agent),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
 ]

@@ -124,6 +124,9 @@ class Customer(BaseModel):
     last_contact_at = UTCDateTimeField(default=clock.now, index=True)
     last_inbound_at = UTCDateTimeField(null=True)  # start of the platform's 48-hour window
     erased_at = UTCDateTimeField(null=True)
+    # the WeChat open platform's id of the person across the shop's apps (公众号, WeCom customer
+    # contact): a WeCom external contact with it joins this customer (bot/crm/wecom_contacts.py)
+    unionid = peewee.CharField(max_length=64, null=True, index=True)
 
     class Meta:
         indexes = ((("channel", "external_id"), True),)
@@ -553,6 +556,27 @@ class QuickPhrase(BaseModel):
         indexes = ((("agent", "text"), True),)
 
 
+class WecomContact(BaseModel):
+    """A WeCom external contact (客户联系) of the shop and the customer it is in kefu's CRM
+    (its own, or a 公众号 customer with the same unionid). `follow_users` maps each employee
+    userid who added them to {"status": active | deleted_by_staff | deleted_by_customer |
+    transfer_failed, "state", "added_at", "remark", "reason"}; `removed_at` is set when no
+    employee follows them any more (nothing is deleted: the customer and history stay)."""
+
+    channel = peewee.CharField(max_length=32)  # the configured wecom channel's name
+    external_userid = peewee.CharField(max_length=128)
+    customer = peewee.ForeignKeyField(Customer, on_delete="CASCADE")
+    unionid = peewee.CharField(max_length=64, default="")
+    name = peewee.CharField(max_length=128, default="")
+    follow_users = JSONField(null=True)
+    synced_at = UTCDateTimeField(default=clock.now)
+    removed_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "wecom_contact"
+        indexes = ((("channel", "external_userid"), True),)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     AdminUser,
@@ -586,4 +610,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     ChannelCode,
     ChannelCodeScan,
     QuickPhrase,
+    WecomContact,
 )

@@ -51,6 +51,8 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.sandbox import wecom_contacts
+
 ERRMSG = {
     -1: "system error",
     40001: "invalid credential, access_token is invalid or not latest",
@@ -459,6 +461,8 @@ ENDPOINTS = {
     "/cgi-bin/kf/service_state/get": _kf_state_get,
     "/cgi-bin/kf/service_state/trans": _kf_state_trans,
 }
+ENDPOINTS.update(wecom_contacts.ENDPOINTS)  # 客户联系 (adapters/sandbox/wecom_contacts.py)
+ERRMSG.update(wecom_contacts.ERRMSG)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8090,

@@ -84,8 +84,21 @@ def qrcode_request(scene: str, expires_at: datetime | None, now: datetime) -> di
 def create(spec: CodeSpec, post: PlatformPost) -> ChannelCode:
     """Ask the platform for the code and store it. Raises CodeError (nothing stored) for a
     blank or taken name, a past expiry, a missing group or coupon, or the platform's refusal."""
-    name = spec.name.strip()
     now = clock.now()
+    name = check(spec, now)
+    scene = f"kc_{secrets.token_hex(8)}"
+    body = qrcode_request(scene, spec.expires_at, now)
+    answer = post(QRCODE_PATH, body)
+    errcode = int(answer.get("errcode") or 0)
+    if errcode or not answer.get("ticket"):
+        raise CodeError(f"微信拒绝创建二维码：{errcode} {answer.get('errmsg', '')}".strip())
+    return store(spec, scene, str(answer["ticket"]), str(answer.get("url") or ""), "expire_seconds" not in body)
+
+
+def check(spec: CodeSpec, now: datetime) -> str:
+    """The code's name once the operator's request holds; CodeError (why) when it does not.
+    Shared by the 公众号 codes and WeCom contact-way codes (bot/crm/wecom_contacts.py)."""
+    name = spec.name.strip()
     if not name:
         raise CodeError("请填写活码名称 (a name is required)")
     if ChannelCode.select().where(ChannelCode.name == name[:64]).exists():
@@ -97,16 +110,15 @@ def create(spec: CodeSpec, post: PlatformPost) -> ChannelCode:
     if spec.coupon_id is not None and Coupon.get_or_none((Coupon.id == spec.coupon_id)
                                                         & (Coupon.active == True)) is None:  # noqa: E712
         raise CodeError("所选优惠券不存在或已停用 (no such active coupon)")
-    scene = f"kc_{secrets.token_hex(8)}"
-    body = qrcode_request(scene, spec.expires_at, now)
-    answer = post(QRCODE_PATH, body)
-    errcode = int(answer.get("errcode") or 0)
-    if errcode or not answer.get("ticket"):
-        raise CodeError(f"微信拒绝创建二维码：{errcode} {answer.get('errmsg', '')}".strip())
-    code = ChannelCode(name=name[:64], channel=spec.channel, scene=scene, permanent="expire_seconds" not in body,
+    return name
+
+
+def store(spec: CodeSpec, scene: str, ticket: str, url: str, permanent: bool) -> ChannelCode:
+    """The code as the platform granted it: `scene` is what its events carry back."""
+    code = ChannelCode(name=spec.name.strip()[:64], channel=spec.channel, scene=scene, permanent=permanent,
                        expires_at=spec.expires_at, tags=list(spec.tags), group=spec.group_id,
-                       welcome=spec.welcome.strip(), coupon=spec.coupon_id, ticket=str(answer["ticket"])[:256],
-                       url=str(answer.get("url") or "")[:256], created_at=now)
+                       welcome=spec.welcome.strip(), coupon=spec.coupon_id, ticket=ticket[:256], url=url[:256],
+                       created_at=clock.now())
     code.save()
     return code
 
@@ -143,17 +155,27 @@ def scanned(inbound: Inbound, customer: Customer, conversation: Conversation | N
     now = clock.now()
     if is_expired(code, now):
         return None if inbound.event == "subscribe" else []
-    row = ChannelCodeScan(code=code.id, customer=customer.id, new_follower=inbound.event == "subscribe",
-                          scans=1, first_at=now, last_at=now)
+    applied, issued = apply_once(code, customer, inbound.event == "subscribe")
+    if not applied:
+        return None if inbound.event == "subscribe" else []
+    return [Outgoing(inbound.channel, inbound.user_id, Reply(text=welcome_text(code, issued)), "bot",
+                     conversation, customer)]
+
+
+def apply_once(code: ChannelCode, customer: Customer, new_follower: bool) -> tuple[bool, IssuedCoupon | None]:
+    """Apply `code` to `customer` the first time (True and the coupon issued, if any); a later
+    scan or add only counts (False). UNIQUE(code, customer) decides, whatever retries."""
+    now = clock.now()
+    row = ChannelCodeScan(code=code.id, customer=customer.id, new_follower=new_follower, scans=1, first_at=now,
+                          last_at=now)
     if insert_row(row, ignore_conflict=True) is None:  # applied before: count the scan, nothing else
         ChannelCodeScan.update(scans=ChannelCodeScan.scans + 1, last_at=now).where(
             (ChannelCodeScan.code == code.id) & (ChannelCodeScan.customer == customer.id)).execute()
-        return None if inbound.event == "subscribe" else []
+        return False, None
     issued = _apply(code, customer)
     if issued is not None:
         ChannelCodeScan.update(issued_coupon=issued.id).where(ChannelCodeScan.id == row.id).execute()
-    return [Outgoing(inbound.channel, inbound.user_id, Reply(text=welcome_text(code, issued)), "bot",
-                     conversation, customer)]
+    return True, issued
 
 
 def _apply(code: ChannelCode, customer: Customer) -> IssuedCoupon | None:
