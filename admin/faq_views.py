@@ -17,17 +17,52 @@ from flask_admin.actions import action
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
+from wtforms import TextAreaField
+from wtforms.validators import ValidationError
 
 from admin.auth import SecureModelView, SecureView
 from admin.faq_csv import parse_csv, to_csv
 from admin.messages import flash, text
 from bot import clock, settings
+from bot.faq import conflicts
 from bot.faq import io as faq_io
 from bot.faq import learning
 from bot.faq.store import FaqStore, touch
-from bot.models import Faq, FaqQuestion
+from bot.migrations import FAQ_CATEGORIES
+from bot.models import Faq, FaqCategory, FaqQuestion
 
-CATEGORIES = ("聊天互动", "商品问题", "活动优惠", "购买操作", "物流问题", "售后问题", "更多问题")
+MAX_PHRASING = 512  # FaqQuestion.text
+
+
+def category_names() -> list[str]:
+    """The categories an operator picks from: the shop's own (分类管理) in their order, then any
+    an FAQ still carries (an imported file's), so no stored category disappears from a form."""
+    names = [c.name for c in FaqCategory.select(FaqCategory.name).order_by(FaqCategory.position, FaqCategory.id)]
+    used = [c for (c,) in Faq.select(Faq.category).distinct().order_by(Faq.category).tuples() if c]
+    return list(dict.fromkeys([*(names or FAQ_CATEGORIES), *used]))
+
+
+def split_phrasings(value: str | None) -> list[str]:
+    """One phrasing per line, blank lines and repeats dropped, in the operator's order."""
+    return list(dict.fromkeys(line.strip() for line in (value or "").splitlines() if line.strip()))
+
+
+def _check_phrasings(form: Any, field: Any) -> None:
+    texts = split_phrasings(field.data)
+    if not texts:
+        raise ValidationError(text(_l("至少填写一个问法（每行一个）")))
+    long = next((t for t in texts if len(t) > MAX_PHRASING), None)
+    if long:
+        raise ValidationError(text(_l("问法太长（最多 %(n)s 字）：%(text)s"), n=MAX_PHRASING, text=long[:30]))
+
+
+def flash_conflicts(found: list[conflicts.Conflict]) -> None:
+    """Each conflict as a warning naming both phrasings and both answers (escaped when shown)."""
+    for c in found:
+        flash(_l("问法「%(phrasing)s」与 FAQ #%(other)s 的问法「%(other_phrasing)s」相近（得分 %(score)s，"
+                 "达到回答阈值），顾客可能得到那条的答案。那条答案：%(other_answer)s；本条答案：%(answer)s"),
+              "warning", phrasing=c.phrasing, other=c.other_id, other_phrasing=c.other_phrasing,
+              score=f"{c.score:.2f}", other_answer=c.other_answer, answer=c.answer)
 
 
 def short(view: Any, context: Any, model: Any, name: str) -> Markup:
@@ -53,7 +88,9 @@ class PhrasingContains(BasePeeweeFilter):
 
 
 class FaqView(SecureModelView):
-    inline_models = ((FaqQuestion, {"form_label": _l("问法"), "form_args": {"text": {"label": _l("问法")}}}),)
+    """FAQs with their phrasings typed one per line in one box; saving warns when a phrasing
+    is one another FAQ would answer (bot.faq.conflicts), naming both answers."""
+
     column_list = ("id", "category", "phrasings", "answer", "enabled", "hits", "likes", "dislikes", "updated_at")
     column_labels = {"category": _l("分类"), "phrasings": _l("问法"), "answer": _l("答案"), "enabled": _l("启用"),
                      "hits": _l("命中"), "likes": _l("赞"), "dislikes": _l("踩"), "updated_at": _l("更新时间"),
@@ -65,17 +102,30 @@ class FaqView(SecureModelView):
     column_details_list = ("id", "category", "phrasings", "answer", "enabled", "hits", "likes", "dislikes",
                            "external_id", "created_at", "updated_at")
     column_default_sort = ("id", True)  # newest first
-    form_columns = ("category", "answer", "enabled")
-    form_choices = {"category": [(c, c) for c in CATEGORIES]}
-    form_widget_args = {"answer": {"rows": 5}}
+    form_columns = ("category", "phrasings", "answer", "enabled")
+    form_extra_fields = {"phrasings": TextAreaField(_l("问法（每行一个）"), validators=[_check_phrasings])}
+    form_choices = {"category": [(c, c) for c in FAQ_CATEGORIES]}  # the live list: _with_categories
+    form_widget_args = {"answer": {"rows": 5}, "phrasings": {"rows": 6}}
     list_template = "admin/kefu_faq_list.html"
 
-    def edit_form(self, obj: Any = None) -> Any:
-        form = super().edit_form(obj)
+    def _with_categories(self, form: Any, obj: Any = None) -> Any:
+        names = category_names()
         current = getattr(obj, "category", None) or form.category.data
-        if current and current not in CATEGORIES:  # an imported file's own category stays valid
-            form.category.choices = [*form.category.choices, (current, current)]
+        if current and current not in names:
+            names.append(current)
+        form.category.choices = [(c, c) for c in names]
         return form
+
+    def create_form(self, obj: Any = None) -> Any:
+        return self._with_categories(super().create_form(obj), obj)
+
+    def edit_form(self, obj: Any = None) -> Any:
+        return self._with_categories(super().edit_form(obj), obj)
+
+    def on_form_prefill(self, form: Any, id: Any) -> None:
+        faq = Faq.get_or_none(Faq.id == int(id))
+        if faq is not None and not form.phrasings.data:
+            form.phrasings.data = "\n".join(q.text for q in faq.questions.order_by(FaqQuestion.id))
 
     def on_model_change(self, form: Any, model: Faq, is_created: bool) -> None:
         model.updated_at = clock.now()
@@ -84,7 +134,19 @@ class FaqView(SecureModelView):
         if not model.external_id and not Faq.select().where(Faq.external_id == str(model.id)).exists():
             # the id its export carries, so an exported, edited and re-imported file updates it
             Faq.update(external_id=str(model.id)).where((Faq.id == model.id) & Faq.external_id.is_null()).execute()
+        wanted = split_phrasings(form.phrasings.data)
+        stored = {q.text: q.id for q in FaqQuestion.select().where(FaqQuestion.faq == model.id)}
+        gone = [qid for t, qid in stored.items() if t not in wanted]
+        if gone:
+            FaqQuestion.delete().where(FaqQuestion.id.in_(gone)).execute()
+        new = [{"faq": model.id, "text": t} for t in wanted if t not in stored]
+        if new:  # kept rows keep their ids (ratings and hints point at the FAQ, not the row)
+            FaqQuestion.insert_many(new).execute()
         touch(model.id)  # the phrasings were saved after the FAQ row: every process rebuilds
+        if model.enabled:
+            store = shared_store()
+            store.refresh(force=True)
+            flash_conflicts(conflicts.for_phrasings(store, wanted, threshold(), model.id, model.answer))
 
     def _set_enabled(self, ids: list[str], enabled: bool) -> int:
         return Faq.update(enabled=enabled, updated_at=clock.now()).where(Faq.id.in_([int(i) for i in ids])).execute()
@@ -101,6 +163,43 @@ class FaqView(SecureModelView):
     @action("disable", _l("停用"), _l("停用所选 FAQ？停用后机器人不再用它回答。"))
     def action_disable(self, ids: list[str]) -> None:
         flash(_l("已停用 %(n)s 条"), "success", n=self._set_enabled(ids, False))
+
+
+def _faq_count(view: Any, context: Any, model: FaqCategory, name: str) -> int:
+    return Faq.select().where(Faq.category == model.name).count()
+
+
+class FaqCategoryView(SecureModelView):
+    """分类管理: the shop adds its own categories (双11活动), orders and renames them. A rename
+    carries the FAQs along; a category still in use cannot be deleted (its FAQs would keep a
+    name nobody can pick)."""
+
+    column_list = ("name", "position", "faqs")
+    column_labels = {"name": _l("分类名"), "position": _l("排序"), "faqs": _l("FAQ 数")}
+    column_formatters = {"faqs": _faq_count}
+    column_default_sort = ("position", False)
+    column_searchable_list = ("name",)
+    form_columns = ("name", "position")
+    form_args = {"name": {"label": _l("分类名")}, "position": {"label": _l("排序（小的在前）")}}
+
+    def on_model_change(self, form: Any, model: FaqCategory, is_created: bool) -> None:
+        model.name = (model.name or "").strip()
+        if not model.name:
+            raise ValidationError(text(_l("分类名不能为空")))
+        clash = FaqCategory.select().where((FaqCategory.name == model.name) & (FaqCategory.id != (model.id or 0)))
+        if clash.exists():
+            raise ValidationError(text(_l("已有同名分类：%(name)s"), name=model.name))
+        if not is_created:
+            old = FaqCategory.get_by_id(model.id).name
+            if old != model.name:  # the FAQs follow the rename
+                Faq.update(category=model.name, updated_at=clock.now()).where(Faq.category == old).execute()
+
+    def delete_model(self, model: FaqCategory) -> bool:
+        used = Faq.select().where(Faq.category == model.name).count()
+        if used:
+            flash(_l("分类「%(name)s」还有 %(n)s 条 FAQ，先把它们移到别的分类再删除"), "error", name=model.name, n=used)
+            return False
+        return bool(super().delete_model(model))
 
 
 class SynonymView(SecureModelView):
@@ -121,10 +220,7 @@ def shared_store() -> FaqStore:
 
 
 def threshold() -> float:
-    configured = settings.get("faq_threshold")
-    if configured is not None:
-        return float(configured)
-    return float(current_app.config["KEFU_CONFIG"].faq.threshold)
+    return conflicts.answering_threshold(current_app.config["KEFU_CONFIG"].faq.threshold)
 
 
 def file_error(exc: faq_io.FaqFileError) -> str:
@@ -156,10 +252,10 @@ class FaqToolsView(SecureView):
         counts = dict(Faq.select(Faq.category, peewee.fn.COUNT(Faq.id)).group_by(Faq.category).tuples())
         enabled = dict(Faq.select(Faq.category, peewee.fn.COUNT(Faq.id)).where(Faq.enabled == True)  # noqa: E712
                        .group_by(Faq.category).tuples())
-        categories = [(c, counts.get(c, 0), enabled.get(c, 0)) for c in CATEGORIES]
-        categories += [(c, n, enabled.get(c, 0)) for c, n in sorted(counts.items()) if c not in CATEGORIES]
+        categories = [(c, counts.get(c, 0), enabled.get(c, 0)) for c in category_names()]
+        rivals = [r for r in results if r["passes"]]
         return self.render("admin/kefu_faq_tools.html", question=question, results=results, answer=answer,
-                           threshold=limit, categories=categories)
+                           threshold=limit, categories=categories, rivals=rivals if len(rivals) > 1 else [])
 
     @expose("/export.<fmt>")
     def export(self, fmt: str) -> Any:
@@ -199,4 +295,5 @@ class FaqToolsView(SecureView):
             return redirect(url_for(".index"))
         flash(_l("导入完成：新增 %(created)s 条，更新 %(updated)s 条，未变 %(unchanged)s 条"), "success",
               created=report.created, updated=report.updated, unchanged=report.unchanged)
+        flash_conflicts(conflicts.for_faqs(shared_store(), conflicts.imported_ids(r.id for r in records), threshold()))
         return redirect(url_for(".index"))

@@ -18,7 +18,7 @@ from wtforms import PasswordField, SelectField
 
 from admin import users
 from admin.auth import ReadOnlyView, SecureModelView, SessionUser
-from admin.faq_views import CATEGORIES, short, threshold
+from admin.faq_views import category_names, short, threshold
 from admin.messages import flash, text
 from bot.faq import learning
 from bot.models import AdminUser, Faq, Outbox
@@ -54,7 +54,7 @@ class UnansweredView(ReadOnlyView):
     def render(self, template: str, **kwargs: Any) -> Any:
         if template == self.details_template and kwargs.get("model") is not None:
             kwargs["faqs"] = list(Faq.select().order_by(Faq.category, Faq.id))
-            kwargs["categories"] = CATEGORIES
+            kwargs["categories"] = category_names()
         return super().render(template, **kwargs)
 
     @expose("/groups/")
@@ -63,7 +63,7 @@ class UnansweredView(ReadOnlyView):
         faqs = list(Faq.select().order_by(Faq.category, Faq.id))
         limit = threshold()
         return self.render("admin/kefu_unanswered_groups.html", groups=learning.unanswered_groups(), faqs=faqs,
-                           categories=CATEGORIES, threshold=limit, faq_by_id={f.id: f for f in faqs})
+                           categories=category_names(), threshold=limit, faq_by_id={f.id: f for f in faqs})
 
     @expose("/dismiss/", methods=("POST",))
     def dismiss_view(self) -> Any:

@@ -16,12 +16,12 @@ from admin.conversation_views import ConversationView, MessageView
 from admin.crm_views import (
     AgentView, CouponView, CustomerView, GroupMemberView, GroupView, IssuedCouponView, OrderView, SegmentView, TagView,
 )
-from admin.faq_views import FaqToolsView, FaqView, SynonymView
+from admin.faq_views import FaqCategoryView, FaqToolsView, FaqView, SynonymView
 from admin.ops_views import AdminUserView, OutboxFailureView, UnansweredView
 from admin.settings_view import ChannelsView, SettingsView
 from bot.config import Config
 from bot.models import (
-    AdminUser, Agent, Campaign, Conversation, Coupon, Customer, CustomerGroup, Delivery, Faq, GroupMember,
+    AdminUser, Agent, Campaign, Conversation, Coupon, Customer, CustomerGroup, Delivery, Faq, FaqCategory, GroupMember,
     IssuedCoupon, Message, Order, Outbox, Segment, Synonym, Tag, UnansweredQuestion,
 )
 
@@ -30,6 +30,7 @@ def register_views(admin: Admin, config: Config) -> None:
     kb, service, crm, marketing, system = _l("知识库"), _l("客服"), _l("客户"), _l("营销"), _l("系统")
     admin.add_view(FaqView(Faq, name=_l("FAQ"), category=kb, endpoint="faq"))
     admin.add_view(FaqToolsView(name=_l("试一试 / 分类 / 导入导出"), category=kb, endpoint="faqtools", url="/admin/faq-tools"))
+    admin.add_view(FaqCategoryView(FaqCategory, name=_l("分类管理"), category=kb, endpoint="faqcategory"))
     admin.add_view(SynonymView(Synonym, name=_l("同义词"), category=kb, endpoint="synonym"))
     admin.add_view(UnansweredView(UnansweredQuestion, name=_l("未解决问题"), category=kb, endpoint="unanswered"))
     admin.add_link(SecureMenuLink(name=_l("低评分 FAQ"), category=kb, endpoint="faq.low_rated_view"))

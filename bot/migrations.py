@@ -135,6 +135,23 @@ def _quick_phrases(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([QuickPhrase], safe=True)
 
 
+FAQ_CATEGORIES = ("聊天互动", "商品问题", "活动优惠", "购买操作", "物流问题", "售后问题", "更多问题")
+
+
+def _faq_categories(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import Faq, FaqCategory
+
+    # categories managed in the panel (issue 25): the seven that were fixed in code, then every
+    # category an FAQ already uses (an imported file's own), so no FAQ loses its category
+    db.create_tables([FaqCategory], safe=True)
+    used = [c for (c,) in Faq.select(Faq.category).distinct().order_by(Faq.category).tuples() if c]
+    names = list(dict.fromkeys([*FAQ_CATEGORIES, *used]))
+    have = {c.name for c in FaqCategory.select(FaqCategory.name)}
+    rows = [{"name": n, "position": i} for i, n in enumerate(names) if n not in have]
+    if rows:
+        FaqCategory.insert_many(rows).execute()
+
+
 def _wecom_contacts(db: peewee.Database, migrator: SchemaMigrator) -> None:
     from bot.models import Customer, WecomContact
 
@@ -161,6 +178,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (15, "community: channel codes (渠道活码) and their scans", _channel_codes),
     (16, "WeCom customer contact: customer unionid, external contacts", _wecom_contacts),
     (17, "panel users: the agent a user with the role agent works as", _admin_user_agent),
+    (18, "FAQ categories managed in the panel", _faq_categories),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
 ]
 

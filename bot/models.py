@@ -239,6 +239,20 @@ class FaqQuestion(BaseModel):
         return self.text
 
 
+class FaqCategory(BaseModel):
+    """An FAQ category the shop manages in the panel (双11活动 …). FAQs keep the name itself
+    (Faq.category), so imports and exports stay plain text; a rename updates them."""
+
+    name = peewee.CharField(max_length=32, unique=True)
+    position = peewee.IntegerField(default=0)  # the order choices are offered in
+
+    class Meta:
+        table_name = "faq_categories"  # "faq_category" is the name of Faq.category's index
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Synonym(BaseModel):
     """Shop-editable synonyms: every word in `variants` is read as `canonical`."""
 
@@ -590,6 +604,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Conversation,
     Faq,
     FaqQuestion,
+    FaqCategory,
     Synonym,
     Message,
     UnansweredQuestion,

@@ -311,6 +311,25 @@ EN.update({  # the agents' workbench (issue 22)
     "转接备注": "Transfer note",
     "搜索快捷短语": "Search quick phrases",
     "存为快捷短语": "Save as quick phrase",
+    "至少填写一个问法（每行一个）": "Enter at least one phrasing (one per line)",
+    "问法太长（最多 %(n)s 字）：%(text)s": "Phrasing too long (at most %(n)s characters): %(text)s",
+    "问法「%(phrasing)s」与 FAQ #%(other)s 的问法「%(other_phrasing)s」相近（得分 %(score)s，达到回答阈值），顾客可能得到那条的答案。那条答案：%(other_answer)s；本条答案：%(answer)s":
+        "Phrasing \u201c%(phrasing)s\u201d is close to FAQ #%(other)s's phrasing \u201c%(other_phrasing)s\u201d "
+        "(score %(score)s, at or above the answering threshold): a customer may get that FAQ's answer. "
+        "Its answer: %(other_answer)s; this answer: %(answer)s",
+    "问法（每行一个）": "Phrasings (one per line)",
+    "分类名": "Category name",
+    "排序": "Order",
+    "排序（小的在前）": "Order (smaller first)",
+    "分类名不能为空": "The category name is required",
+    "已有同名分类：%(name)s": "A category with this name exists: %(name)s",
+    "分类「%(name)s」还有 %(n)s 条 FAQ，先把它们移到别的分类再删除":
+        "Category \u201c%(name)s\u201d still has %(n)s FAQs: move them to another category before deleting it",
+    "分类管理": "Categories",
+    "%(n)s 条 FAQ 都达到回答阈值：顾客换个说法可能得到另一条的答案，请合并或改写问法。":
+        "%(n)s FAQs reach the answering threshold: a customer wording it differently may get another's answer; "
+        "merge them or reword the phrasings.",
+    "管理分类": "Manage categories",
 })
 
 def extract() -> list[str]:

@@ -110,7 +110,7 @@ def test_posts_without_csrf_token_are_refused(admin_panel: Panel, app: Flask, sh
     assert response.status_code == 400
     assert Faq.select().count() == faqs
     # the same post with the token goes through: the refusal above was the token's doing
-    response = admin_panel.post("/admin/faq/new/", {"answer": "有令牌", "category": "更多问题", "enabled": "y"})
+    response = admin_panel.post("/admin/faq/new/", {"answer": "有令牌", "category": "更多问题", "enabled": "y", "phrasings": "有令牌吗"})
     assert response.status_code == 302 and Faq.select().count() == faqs + 1
 
 

@@ -17,7 +17,7 @@ from tests.factories import SHIPPING, make_faq, shop_faqs
 def test_create_faq_with_two_phrasings_is_answered(admin_panel: Panel, store: FaqStore) -> None:
     response = admin_panel.post("/admin/faq/new/", {
         "category": "物流问题", "answer": "顺丰包邮，一般两天到。", "enabled": "y",
-        "questions-0-text": "用什么快递", "questions-1-text": "发什么快递",
+        "phrasings": "用什么快递\n\n发什么快递\n用什么快递",
     })
     assert response.status_code == 302
     faq = Faq.get(Faq.answer == "顺丰包邮，一般两天到。")
@@ -76,7 +76,7 @@ def test_export_and_import_through_the_panel(admin_panel: Panel) -> None:
     for i, (questions, answer) in enumerate(((["发货要多久"], "48小时内发货"), (["怎么退货"], "7天无理由退货"),
                                              (["尺码怎么选"], "参考尺码表"))):
         admin_panel.post("/admin/faq/new/", {"category": "更多问题", "answer": answer, "enabled": "y",
-                                             "questions-0-text": questions[0]})
+                                             "phrasings": questions[0]})
     csv_body = admin_panel.get("/admin/faq-tools/export.csv").data
     jsonl_body = admin_panel.get("/admin/faq-tools/export.jsonl").get_data(as_text=True)
     assert len(jsonl_body.splitlines()) == 3 and json.loads(jsonl_body.splitlines()[0])["questions"]
@@ -113,3 +113,63 @@ def test_low_rated_faqs_surface_worst_first(admin_panel) -> None:  # type: ignor
     assert "没用的问题" in html and "83%" in html
     assert "好问题" not in html  # 10% dislikes is not low-rated
     assert "/admin/faq/low-rated/" in admin_panel.get("/admin/").get_data(as_text=True)
+
+
+def test_phrasings_one_per_line_edit_keeps_rows_and_refuses_none(admin_panel: Panel) -> None:
+    faq = make_faq("48小时内发货", ["发货要多久", "几天发货"], "物流问题")
+    kept = FaqQuestion.get(FaqQuestion.text == "发货要多久").id
+    html = admin_panel.get(f"/admin/faq/edit/?id={faq.id}").get_data(as_text=True)
+    assert "发货要多久\n几天发货</textarea>" in html.replace("\r\n", "\n")
+    admin_panel.post(f"/admin/faq/edit/?id={faq.id}", {"category": "物流问题", "answer": "48小时内发货",
+                                                        "enabled": "y", "phrasings": "发货要多久\r\n今天能寄吗"})
+    rows = {q.text: q.id for q in FaqQuestion.select().where(FaqQuestion.faq == faq.id)}
+    assert set(rows) == {"发货要多久", "今天能寄吗"} and rows["发货要多久"] == kept
+    response = admin_panel.post(f"/admin/faq/edit/?id={faq.id}", {"category": "物流问题", "answer": "x",
+                                                                   "enabled": "y", "phrasings": " \n "})
+    assert response.status_code == 200 and "至少填写一个问法" in response.get_data(as_text=True)
+    assert Faq.get_by_id(faq.id).answer == "48小时内发货"
+
+
+def test_saving_a_phrasing_another_faq_answers_warns_with_both_answers(admin_panel: Panel) -> None:
+    shop_faqs()
+    old = make_faq("顺丰需补6元。", ["能发顺丰吗", "顺丰能发吗"], "物流问题")
+    response = admin_panel.post("/admin/faq/new/", {"category": "物流问题", "answer": "顺丰补10元。", "enabled": "y",
+                                                    "phrasings": "能发顺丰吗"}, follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert f"FAQ #{old.id} 的问法「能发顺丰吗」" in html and "顺丰需补6元。" in html and "本条答案：顺丰补10元。" in html
+    assert Faq.select().where(Faq.answer == "顺丰补10元。").exists()  # warned, not refused
+    response = admin_panel.post("/admin/faq/new/", {"category": "物流问题", "answer": "可以开电子发票。", "enabled": "y",
+                                                    "phrasings": "能开发票吗"}, follow_redirects=True)
+    assert "相近" not in response.get_data(as_text=True)
+    html = admin_panel.get("/admin/faq-tools/?q=能发顺丰吗").get_data(as_text=True)
+    assert 'id="try-conflict"' in html and "顺丰补10元。" in html and "顺丰需补6元。" in html
+
+
+def test_import_warns_about_conflicting_phrasings(admin_panel: Panel) -> None:
+    shop_faqs()
+    make_faq("顺丰需补6元。", ["能发顺丰吗"], "物流问题")
+    body = json.dumps({"id": "sf", "questions": ["能发顺丰吗"], "answer": "顺丰补10元。"}, ensure_ascii=False)
+    response = admin_panel.post("/admin/faq-tools/import", {"file": (io.BytesIO(body.encode()), "sf.jsonl")},
+                                content_type="multipart/form-data", follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert "新增 1 条" in html and "的问法「能发顺丰吗」相近" in html and "顺丰需补6元。" in html
+
+
+def test_categories_are_managed_in_the_panel(admin_panel: Panel) -> None:
+    from bot.models import FaqCategory
+
+    faq = make_faq("满300减50", ["双11有什么活动"], "活动优惠")
+    assert admin_panel.post("/admin/faqcategory/new/", {"name": "双11活动", "position": "0"}).status_code == 302
+    html = admin_panel.get("/admin/faq/new/").get_data(as_text=True)
+    assert '<option value="双11活动">' in html
+    cat = FaqCategory.get(FaqCategory.name == "双11活动")
+    admin_panel.post(f"/admin/faq/edit/?id={faq.id}", {"category": "双11活动", "answer": "满300减50",
+                                                        "enabled": "y", "phrasings": "双11有什么活动"})
+    assert Faq.get_by_id(faq.id).category == "双11活动"
+    admin_panel.post(f"/admin/faqcategory/edit/?id={cat.id}", {"name": "双十一", "position": "0"})
+    assert Faq.get_by_id(faq.id).category == "双十一"  # the FAQs follow a rename
+    response = admin_panel.post("/admin/faqcategory/delete/", {"id": str(cat.id)}, follow_redirects=True)
+    assert "还有 1 条 FAQ" in response.get_data(as_text=True) and FaqCategory.get_or_none(FaqCategory.id == cat.id)
+    response = admin_panel.post("/admin/faqcategory/new/", {"name": "双十一", "position": "1"}, follow_redirects=True)
+    assert "已有同名分类" in response.get_data(as_text=True)
+    assert FaqCategory.select().where(FaqCategory.name == "双十一").count() == 1
