@@ -55,6 +55,7 @@ class UnansweredView(ReadOnlyView):
         if template == self.details_template and kwargs.get("model") is not None:
             kwargs["faqs"] = list(Faq.select().order_by(Faq.category, Faq.id))
             kwargs["categories"] = category_names()
+            kwargs["threshold"] = threshold()  # the hint is pre-selected only when the matcher was sure
         return super().render(template, **kwargs)
 
     @expose("/groups/")

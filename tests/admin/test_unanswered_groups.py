@@ -39,3 +39,17 @@ def test_a_new_faq_needs_a_category_and_a_group_can_be_dismissed(admin_panel: Pa
     page = admin_panel.post("/admin/unanswered/dismiss/", {"ids": ids}, follow_redirects=True).get_data(as_text=True)
     assert "没有未解决的问题" in page
     assert not UnansweredQuestion.select().where(UnansweredQuestion.resolved == False).exists()  # noqa: E712
+
+
+def test_the_single_question_page_pre_selects_only_a_confident_hint(admin_panel: Panel, dispatcher: Dispatcher) -> None:
+    faqs = shop_faqs()
+    question = UnansweredQuestion.create(text="纸质收据有吗", best_faq=faqs["returns"].id, best_score=0.2)
+    html = admin_panel.get(f"/admin/unanswered/details/?id={question.id}").get_data(as_text=True)
+    assert "纸质收据有吗" in html and selected_faq(html) == []  # the old page selected the nearest FAQ
+    assert "机器人没有把握" in html
+    assert re.search(r'<select[^>]*name="category" required>\s*<option value="">', html)
+    assert "<option selected>" not in html  # no category chosen for the operator either
+    question.best_score = 0.99
+    question.save()
+    html = admin_panel.get(f"/admin/unanswered/details/?id={question.id}").get_data(as_text=True)
+    assert selected_faq(html) == [str(faqs["returns"].id)] and "<option selected>售后问题</option>" in html
