@@ -9,10 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from importlib import resources
 
+from bot import settings
 from bot.agents import add_agent
 from bot.config import Config
 from bot.faq import io as faq_io
-from bot.models import Agent, Coupon, CustomerGroup, Faq, Synonym, Tag
+from bot.models import Agent, Coupon, CustomerGroup, Faq, Setting, Synonym, Tag
 
 DEMO_AGENTS = (
     ("xiaomei", "小美", "agent-xiaomei"),
@@ -25,6 +26,17 @@ def faq_pack_lines() -> list[str]:
     return resources.files("bot").joinpath("demo_data/faq_zh.jsonl").read_text(encoding="utf-8").splitlines()
 
 
+DEMO_HOURS = ("09:00", "23:00")  # what the demo FAQs 客服几点上班 / 怎么联系客服 promise: 每天9:00-23:00
+
+
+def demo_business_hours() -> dict[str, object]:
+    """The default hours with every day 09:00-23:00 (节假日正常在线), so the demo shop's
+    offline message and its own FAQs tell a customer the same hours."""
+    hours = dict(settings.DEFAULTS["business_hours"])
+    hours["weekly"] = {day: list(DEMO_HOURS) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    return hours
+
+
 def seed(config: Config) -> dict[str, int]:
     """Seed what is missing; returns counts of what was created."""
     created = {"faqs": 0, "agents": 0, "groups": 0}
@@ -33,6 +45,8 @@ def seed(config: Config) -> dict[str, int]:
         created["faqs"] = report.created
         for canonical, variants in DEMO_SYNONYMS:
             Synonym.get_or_create(canonical=canonical, defaults={"variants": variants})
+        if not Setting.select().where(Setting.key == "business_hours").exists():  # never an operator's own
+            settings.put("business_hours", demo_business_hours())
     web = next((c.name for c in config.channels if c.kind == "web"), None)
     if web:
         for name, display, user_id in DEMO_AGENTS:
