@@ -65,7 +65,20 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def write_config(tmp: Path, db_url: str, sandbox: str, port: int) -> Path:
+FANOUT_TUNING = """
+[scheduler]
+lease_seconds = 3
+[outbox]
+batch = 200
+poll_seconds = 0.2
+"""
+
+
+def write_config(tmp: Path, db_url: str, sandbox: str, port: int, tuning: str = FANOUT_TUNING,
+                 channel_tuning: str = "rate_per_second = 0", credentials: str = "bench") -> Path:
+    """A config on one 公众号 channel pointed at the stand-in. `tuning` and `channel_tuning`:
+    this bench's shorter leases, bigger batches and no send rate limit ("" for the shipped
+    defaults)."""
     path = tmp / "kefu.toml"
     path.write_text(f"""
 data_dir = "{tmp / 'data'}"
@@ -74,21 +87,17 @@ url = "{db_url}"
 [server]
 host = "127.0.0.1"
 port = {port}
-[scheduler]
-lease_seconds = 3
-[outbox]
-batch = 200
-poll_seconds = 0.2
+{tuning}
 [log]
 level = "WARNING"
 [[channels]]
 name = "mp"
 kind = "wechat_mp"
-token = "benchtoken"
-app_id = "wxbench"
-app_secret = "benchsecret"
+token = "{credentials}token"
+app_id = "wx{credentials}"
+app_secret = "{credentials}secret"
 api_base = "{sandbox}"
-rate_per_second = 0
+{channel_tuning}
 """)
     return path
 

@@ -44,6 +44,7 @@ from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import broadcast_fanout  # noqa: E402
 from bench.broadcast_fanout import start as launch  # noqa: E402
 from bench.common import free_port, wait_http  # noqa: E402
 
@@ -75,25 +76,8 @@ def scratch_database(database: str, tmp: Path) -> Iterator[str]:
 def config_file(tmp: Path, db_url: str, stand_in: str, port: int) -> Path:
     """The operator's config: defaults but for the addresses (the outbox lease and the
     scheduler's lease are the shipped defaults)."""
-    path = tmp / "kefu.toml"
-    path.write_text(f"""
-data_dir = "{tmp / 'data'}"
-[database]
-url = "{db_url}"
-[server]
-host = "127.0.0.1"
-port = {port}
-[log]
-level = "WARNING"
-[[channels]]
-name = "mp"
-kind = "wechat_mp"
-token = "crashtoken"
-app_id = "wxcrash"
-app_secret = "crashsecret"
-api_base = "{stand_in}"
-""")
-    return path
+    return broadcast_fanout.write_config(tmp, db_url, stand_in, port, tuning="", channel_tuning="",
+                                         credentials="crash")
 
 
 def seed(db_url: str, followers: int) -> int:
