@@ -775,6 +775,37 @@ def orders_import(config: Config, file: str) -> None:
 
 
 @main.group()
+def wecom() -> None:
+    """WeCom (企业微信) customer contact: the shop's external contacts in the CRM."""
+
+
+@wecom.command("sync")
+@config_option
+@click.option("--channel", "channel_name", default=None, help="The wecom channel (default: the only one).")
+def wecom_sync(config: Config, channel_name: str | None) -> None:
+    """Every external contact of every employee with customer contact into the CRM (merged with
+    a 公众号 customer by unionid); safe to run again: it creates only what is new."""
+    from adapters.api_client import ApiError
+    from adapters.wecom import blocking_fetch
+    from bot.crm.wecom_contacts import SyncError, sync
+
+    channels = [c for c in config.channels if c.kind == "wecom" and (channel_name in (None, c.name))]
+    if not channels:
+        raise click.ClickException(f"no wecom channel {channel_name!r} in the config" if channel_name
+                                   else "no wecom channel in the config")
+    if len(channels) > 1:
+        names = ", ".join(c.name for c in channels)
+        raise click.ClickException(f"several wecom channels ({names}): choose one with --channel")
+    _open(config)
+    try:
+        report = sync(channels[0].name, blocking_fetch(channels[0]))
+    except (SyncError, ApiError) as exc:
+        raise click.ClickException(f"{exc} (contacts synced before it are kept)") from None
+    click.echo(f"{channels[0].name}: {report.contacts} contacts of {report.follow_users} employees, "
+               f"{report.created} new customers, {report.merged} merged by unionid")
+
+
+@main.group()
 def customer() -> None:
     """A customer's data on request: export or erase (被遗忘权)."""
 

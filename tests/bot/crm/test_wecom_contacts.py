@@ -106,3 +106,44 @@ async def test_a_contact_way_state_applies_like_a_channel_code_once(client, stan
     welcomed = stand.sandbox.wecom_contacts["welcomed"]
     assert await eventually(lambda: fields["WelcomeCode"] in welcomed)
     assert "欢迎添加店长微信" in welcomed[fields["WelcomeCode"]]["text"]["content"] and "wc-second" not in welcomed
+
+
+async def test_kefu_wecom_sync_runs_the_sync_from_the_terminal(stand, database, database_url, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from bot import db
+    from bot.cli import main
+    from tests.adapters.wechat_kit import AES_KEY, CORP_ID, MP_TOKEN
+
+    stand_contacts.seed_contact(stand.sandbox, "wm-a", "张三", ["alice"])
+    config = tmp_path / "kefu.toml"
+    config.write_text(f"""
+data_dir = "{tmp_path / 'data'}"
+[database]
+url = "{database_url}"
+[[channels]]
+name = "corp"
+kind = "wecom"
+token = "{MP_TOKEN}"
+corp_id = "{CORP_ID}"
+agent_id = "1000002"
+app_secret = "corp-secret"
+encoding_aes_key = "{AES_KEY}"
+api_base = "{stand.base}"
+""", encoding="utf-8")
+
+    def invoke(*args: str):
+        result = CliRunner().invoke(main, ["wecom", "sync", "--config", str(config), *args])
+        if not db.database.obj.is_closed():
+            db.database.obj.close()
+        return result
+
+    done = await asyncio.to_thread(invoke)
+    assert done.exit_code == 0, done.output
+    assert "1 contacts of 1 employees, 1 new customers, 0 merged" in done.output
+    assert contact("wm-a").follow_users["alice"]["status"] == "active"
+    stand.sandbox.inject(84061, "batch/get_by_user")
+    refused = await asyncio.to_thread(invoke)
+    assert refused.exit_code == 1 and "84061" in refused.output and "kept" in refused.output
+    unknown = await asyncio.to_thread(invoke, "--channel", "nope")
+    assert unknown.exit_code == 1 and "no wecom channel 'nope'" in unknown.output
