@@ -253,6 +253,43 @@ EN: dict[str, str] = {
         "them to a person when it is not; an explicit request such as 转人工 or 人工客服 always goes to a person.",
     "「%(q)s」含关键词「%(k)s」": "“%(q)s” contains the keyword “%(k)s”", "预览并确认发送…": "Preview and confirm sending…", "测试发送给": "Test send to", "所有在职客服": "All active agents",
     "或顾客编号": "or customer number", "如 12": "e.g. 12", "测试发送": "Test send",
+    # settings page (issue 25: every setting a form field)
+    "FAQ 回答下附评价卡片（回复 1 有用 / 2 没用）": "Rating cards under FAQ answers (reply 1 helpful / 2 not)",
+    "专属客户多久未联系退回公海（天）": "Owned customers return to the public pool after no contact for (days)",
+    "数据保留": "Data retention", "优惠券到期提醒": "Coupon expiry reminder", "签收回访": "Post-delivery follow-up",
+    "沉睡客户唤醒": "Win back dormant customers", "生日祝福": "Birthday greeting",
+    "转人工后、客服回复前顾客再发消息时的确认语（留空 = 不发）":
+        "Acknowledgement when the customer writes after a handoff, before the agent replies (empty = none)",
+    "顾客的评价计入 FAQ 的赞/踩，帮您找出答得不好的问题。":
+        "Ratings count as the FAQ's likes/dislikes, so you find the answers that fall short.",
+    "超过这么多天没有联系的专属客户回到公海，其他客服可以领取。":
+        "Owned customers with no contact for this many days return to the public pool for other agents to claim.",
+    "已结束的记录保留多少天后清理；0 = 永久保留。": "How many days finished records are kept; 0 = keep forever.",
+    "累计消费或订单数任一达到门槛即升级；某一列全部留空 = 不按这一项评级。门槛须递增。":
+        "Reaching either the spend or the order threshold qualifies; leave a whole row empty to not rate by it. "
+        "Thresholds must increase.",
+    "优惠券到期前提醒顾客使用。可用 {nickname} {coupon} {expires}。":
+        "Reminds customers to use a coupon before it expires. Placeholders: {nickname} {coupon} {expires}.",
+    "订单签收后询问满意度；低分的会话转人工跟进。可用 {nickname} {order}。":
+        "Asks for satisfaction after delivery; low scores go to an agent. Placeholders: {nickname} {order}.",
+    "很久没有联系的顾客，发一条消息（可附优惠券）请他回来。可用 {nickname} {coupon}。":
+        "Invites customers not heard from in a long time back, optionally with a coupon. "
+        "Placeholders: {nickname} {coupon}.",
+    "顾客生日当天（店铺时区）发送祝福，每年一次。可用 {nickname} {coupon}。":
+        "Greets customers on their birthday (shop's time zone), once a year. Placeholders: {nickname} {coupon}.",
+    "超过 48 小时互动窗口时改用模板消息；模板 ID 留空 = 跳过这些顾客。":
+        "Outside the 48-hour window a template message is used instead; empty template ID = skip those customers.",
+    "天数": "Days", "几分及以下转人工跟进": "Scores at or below this go to an agent", "附带优惠券": "Coupon attached",
+    "消息内容": "Message text", "模板 ID": "Template ID", "模板字段（每行一个：字段=值）": "Template fields (one per line: field=value)",
+    "到期前几天提醒": "Days before expiry", "签收后几天回访": "Days after delivery",
+    "多少天未联系算沉睡": "Days without contact to count as dormant",
+    "发送队列（已完成）保留天数": "Outbox (finished) kept for days",
+    "群发/定时任务发送记录保留天数": "Campaign/job delivery records kept for days",
+    "聊天消息保留天数": "Chat messages kept for days", "升级时通知顾客": "Notify the customer on upgrade",
+    "升级和降级都通知": "Notify on upgrade and downgrade", "不通知": "Do not notify",
+    "等级变化通知（{level} = 新等级）": "Level change message ({level} = new level)", "累计消费（元）": "Total spend (yuan)",
+    "会员与客户": "Members and customers", "等级变化时": "When the level changes", "定时消息": "Scheduled messages",
+    "其他设置": "Other settings",
 }
 
 # 营销 › 渠道活码 (admin/channel_code_views.py, issue 18)
