@@ -73,7 +73,7 @@ class WeComChannel(CallbackChannel):
 
     def _open(self, query: Mapping[str, str], body: bytes) -> tuple[Inbound, bool]:
         message, fields = parse_message(self.crypto.open(query, body), enterprise=True)
-        return contact_change(to_inbound(self.name, message, fields)), True
+        return chat_change(contact_change(to_inbound(self.name, message, fields)), fields), True
 
     def _encrypt(self, xml: str, query: Mapping[str, str]) -> str:
         return self.crypto.encrypt(xml, query)
@@ -95,6 +95,21 @@ def contact_change(inbound: Inbound) -> Inbound:
     key = ":".join(str(raw.get(k) or "") for k in ("ChangeType", "UserID", "ExternalUserID", "CreateTime"))
     return dataclasses.replace(inbound, user_id=str(raw.get("ExternalUserID") or inbound.user_id),
                                msg_id=f"xc:{key}"[:128])
+
+
+def chat_change(inbound: Inbound, fields: Mapping[str, Any]) -> Inbound:
+    """A `change_external_chat` event (WeCom customer groups, bot/crm/wecom_groups.py) keyed
+    by ChangeType, UpdateDetail, ChatId, CreateTime and CurMemVer, so a retry is the same
+    event and two member changes in one second are not. Its MemChangeList (<Item>s, which
+    `raw` drops as not text) joins `raw` as ids separated by commas."""
+    if inbound.kind != "event" or inbound.event != "change_external_chat":
+        return inbound
+    items = (fields.get("MemChangeList") or {}).get("Item") if isinstance(fields.get("MemChangeList"), dict) else None
+    ids = [items] if isinstance(items, str) else [str(i) for i in items or () if isinstance(i, str)]
+    raw = {**inbound.raw, "MemChangeList": ",".join(ids)}
+    key = ":".join(str(raw.get(k) or "") for k in ("ChangeType", "UpdateDetail", "ChatId", "CreateTime", "CurMemVer"))
+    return dataclasses.replace(inbound, user_id=str(raw.get("ChatId") or inbound.user_id), raw=raw,
+                               msg_id=f"xg:{key}"[:128])
 
 
 class WeComSender:

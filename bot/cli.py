@@ -784,9 +784,11 @@ def wecom() -> None:
 @click.option("--channel", "channel_name", default=None, help="The wecom channel (default: the only one).")
 def wecom_sync(config: Config, channel_name: str | None) -> None:
     """Every external contact of every employee with customer contact into the CRM (merged with
-    a 公众号 customer by unionid); safe to run again: it creates only what is new."""
+    a 公众号 customer by unionid), then every customer group (客户群) into kefu's groups; safe to
+    run again: it creates only what is new."""
     from adapters.api_client import ApiError
     from adapters.wecom import blocking_fetch
+    from bot.crm import wecom_groups
     from bot.crm.wecom_contacts import SyncError, sync
 
     channels = [c for c in config.channels if c.kind == "wecom" and (channel_name in (None, c.name))]
@@ -803,6 +805,12 @@ def wecom_sync(config: Config, channel_name: str | None) -> None:
         raise click.ClickException(f"{exc} (contacts synced before it are kept)") from None
     click.echo(f"{channels[0].name}: {report.contacts} contacts of {report.follow_users} employees, "
                f"{report.created} new customers, {report.merged} merged by unionid")
+    try:
+        groups = wecom_groups.sync(channels[0].name, blocking_fetch(channels[0]))
+    except (SyncError, ApiError) as exc:
+        raise click.ClickException(f"{exc} (contacts and the groups synced before it are kept)") from None
+    click.echo(f"{channels[0].name}: {groups.groups} customer groups ({groups.created} new), "
+               f"{groups.members} customer members")
 
 
 @main.group()

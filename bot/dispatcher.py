@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from bot import clock, conversations, outbox
 from bot.config import Config
-from bot.crm import channel_codes, wecom_contacts
+from bot.crm import channel_codes, wecom_contacts, wecom_groups
 from bot.db import fetch_one, insert_row, transaction
 from bot.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
@@ -117,6 +117,11 @@ class Dispatcher:
                 Message.update(customer=customer.id).where(Message.id == stored.id).execute()
             result.action = "contact_change"
             return self._persist(inbound, stored, outgoing, slot)
+        if wecom_groups.is_change(inbound):  # WeCom customer group: kefu's group follows, nobody is answered
+            stored = self._store_inbound(inbound, author="system")  # the event's key: a retry stops here
+            wecom_groups.changed(inbound)
+            result.action = "group_change"
+            return self._persist(inbound, stored, [], slot)
         agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
             stored = self._store_inbound(inbound, author="agent", agent=agent.id)

@@ -163,6 +163,13 @@ def _wecom_contacts(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([WecomContact], safe=True)
 
 
+def _wecom_groups(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import WecomGroupChat
+
+    # WeCom customer groups (issue 18): each chat_id linked to the kefu group that mirrors it
+    db.create_tables([WecomGroupChat], safe=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -180,6 +187,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (17, "panel users: the agent a user with the role agent works as", _admin_user_agent),
     (18, "FAQ categories managed in the panel", _faq_categories),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
+    (20, "WeCom customer groups: chat_id linked to a kefu group", _wecom_groups),
 ]
 
 LATEST = STEPS[-1][0]

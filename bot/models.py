@@ -591,6 +591,29 @@ class WecomContact(BaseModel):
         indexes = ((("channel", "external_userid"), True),)
 
 
+class WecomGroupChat(BaseModel):
+    """A WeCom customer group (企业微信客户群) linked to the kefu group that mirrors it
+    (bot/crm/wecom_groups.py): campaigns and the admin see the shop's real groups. `members`
+    maps each member's userid to {"type": 1 employee | 2 external contact, "join_time"};
+    external members are GroupMember rows of `group`. A dismissed chat keeps its group and
+    members (`status` "dismissed", `dismissed_at`); `synced_at` is None when an event said
+    something changed that only the next `groupchat/get` can tell (a name, the owner)."""
+
+    channel = peewee.CharField(max_length=32)  # the configured wecom channel's name
+    chat_id = peewee.CharField(max_length=64)
+    group = peewee.ForeignKeyField(CustomerGroup, on_delete="CASCADE")
+    name = peewee.CharField(max_length=128, default="")
+    owner = peewee.CharField(max_length=64, default="")  # the employee userid who owns the chat
+    members = JSONField(null=True)
+    status = peewee.CharField(max_length=16, default="active")
+    synced_at = UTCDateTimeField(null=True)
+    dismissed_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "wecom_group_chat"
+        indexes = ((("channel", "chat_id"), True),)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     AdminUser,
@@ -626,4 +649,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     ChannelCodeScan,
     QuickPhrase,
     WecomContact,
+    WecomGroupChat,
 )

@@ -51,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sandbox import wecom_contacts
+from adapters.sandbox import wecom_contacts, wecom_groups
 
 ERRMSG = {
     -1: "system error",
@@ -463,6 +463,7 @@ ENDPOINTS = {
 }
 ENDPOINTS.update(wecom_contacts.ENDPOINTS)  # 客户联系 (adapters/sandbox/wecom_contacts.py)
 ERRMSG.update(wecom_contacts.ERRMSG)
+ENDPOINTS.update(wecom_groups.ENDPOINTS)  # 客户群 (adapters/sandbox/wecom_groups.py)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8090,
