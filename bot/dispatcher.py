@@ -34,7 +34,7 @@ from bot.faq.store import FaqStore
 from bot.models import Agent, Conversation, Message
 from bot.outgoing import Outgoing
 from bot.relay import Relay
-from bot.routing import Router, Turn
+from bot.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics
 from bot.runtime import LogFields
 
@@ -307,7 +307,9 @@ def _reply_of(row: Message) -> Reply:
 
 def _action(conversation: Conversation, outgoing: list[Outgoing]) -> str:
     if conversation.status == "assigned" and any(o.author == "system" for o in outgoing):
-        return "handoff" if any(o.author == "bot" for o in outgoing) else "relay"
+        # the bot's 已收到 beside a relayed message is not a handoff notice
+        told = any(o.author == "bot" and o.reply.meta.get("notice") != ACK_NOTICE for o in outgoing)
+        return "handoff" if told else "relay"
     if conversation.status == "queued":
         return "queued"
     if any(o.faq for o in outgoing):

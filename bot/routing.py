@@ -55,7 +55,8 @@ class Router:
             agent: Agent = conversation.agent
             if agent.status == "offline" or not agent.active:
                 return self._agent_unavailable(turn)
-            return [forward_to_agent(conversation, turn.customer, describe_inbound(inbound))]  # the bot stays silent
+            # the bot stays silent, but for one 已收到 while the customer waits for the agent's first word
+            return [forward_to_agent(conversation, turn.customer, describe_inbound(inbound))] + acknowledgement(turn)
         if inbound.kind == "event":
             return self._event(turn)
         if inbound.kind != "text" or not turn.text.strip():
@@ -397,6 +398,32 @@ def forward_to_agent(conversation: Conversation, customer: Customer, text: str) 
 
 
 HANDOFF_NOTICE = "handoff"  # the payload mark of the customer's 已为您转接… line
+ACK_NOTICE = "ack"  # the payload mark of the 已收到，客服马上回复您 line
+
+
+def acknowledgement(turn: Turn) -> list[Outgoing]:
+    """The operator's 已收到 line (setting `handoff_ack_message`, empty: never) for a customer
+    writing to an agent who has not answered since the handoff, once per waiting stretch:
+    without it their messages after 已为您转接 met silence, and they wrote again or left.
+
+    The stretch starts when an agent is given the conversation (a transfer starts another) and
+    ends at that agent's first reply; after it the agent is talking with them and needs no
+    stand-in.
+    Two messages at once cannot both acknowledge: the dispatcher's transaction has already
+    updated the conversation row (its `last_message_at`), so the second waits for the first."""
+    text = str(settings.get("handoff_ack_message") or "").strip()
+    conversation = turn.conversation
+    since, replied = conversation.assigned_at, conversation.last_agent_reply_at
+    if not text or since is None or (replied is not None and replied >= since):
+        return []
+    told = (Message.select(Message.payload)
+            .where((Message.conversation == conversation.id) & (Message.direction == "out")
+                   & (Message.author == "bot") & (Message.peer_id == turn.customer.external_id)
+                   & (Message.created_at >= since)))
+    if any((m.payload or {}).get("notice") == ACK_NOTICE for m in told):
+        return []
+    reply = Reply(text=text, meta={"notice": ACK_NOTICE})
+    return [Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", conversation, turn.customer)]
 
 
 def requeued_text(agent: Agent, conversation: Conversation) -> str:
@@ -426,7 +453,7 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
               .where((Message.conversation == conversation) & (Message.created_at >= since) & between)
               .order_by(Message.id.desc())
               .limit(12)
-              if (m.payload or {}).get("notice") != HANDOFF_NOTICE][:6]
+              if (m.payload or {}).get("notice") not in (HANDOFF_NOTICE, ACK_NOTICE)][:6]
     lines = [f"{customer_header(conversation, customer)} 新的人工会话（{note or REASON_NAMES.get(conversation.handoff_reason, conversation.handoff_reason or '转人工')}）"]
     if customer.notes:
         lines.append(f"备注：{customer.notes[-200:]}")

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "abstain_message": "抱歉，这个问题我还不太确定。您可以换个说法，或者看看下面的问题：",
     "handoff_message": "已为您转接人工客服{agent}，请稍候。",
+    # to a customer writing after the handoff before the agent's first reply, once; "": never
+    "handoff_ack_message": "已收到，客服马上回复您，请稍候。",
     "queue_message": "当前人工客服繁忙，您现在排在第 {position} 位，请耐心等待。",  # 1: next in line
     "offline_message": "人工客服的服务时间是 {hours}，我们上班后会第一时间回复您。",
     "resolved_message": "本次服务已结束，感谢您的耐心！请为本次服务打分（回复 1-5）：",

@@ -288,7 +288,8 @@ async def test_relays_to_an_agent_whose_window_is_shut_are_refused_then_told_whe
     assert [r.status for r in to_agent] == ["window_closed", "window_closed"]  # the brief and the relay
     assert all("before sending" in r.last_error for r in to_agent)
     assert Message.get(Message.id == to_agent[-1].message_id).state == "window_closed"  # visible (admin)
-    assert [c.body["touser"] for c in stand.sandbox.sends()] == ["o_cust"]  # the customer's reply only
+    # the customer's replies only: 已为您转接 and the one 已收到 for their next message (issue 25)
+    assert [c.body["touser"] for c in stand.sandbox.sends()] == ["o_cust", "o_cust"]
     fake_clock.advance(minutes=5)
     agent_says(dispatcher, "/list")  # she writes again: her window is open
     await delivery.deliver_due()
