@@ -13,12 +13,12 @@ from typing import Any
 
 from flask import redirect, request, url_for
 from flask_admin import expose
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext, lazy_gettext as _l
 
 from admin.auth import ReadOnlyView
 from admin.messages import flash
 from admin.faq_views import short
-from bot import assignment, clock, conversations, settings
+from bot import assignment, clock, conversations, kpi, settings
 from bot.events import Reply
 from bot.outgoing import Outgoing
 from bot.relay import drain_queue_messages, emit
@@ -58,16 +58,18 @@ def reassign(conversation: Conversation, agent: Agent) -> str:
 
 
 class ConversationView(ReadOnlyView):
-    column_list = ("id", "customer", "channel", "status", "agent", "handoff_reason", "opened_at", "first_response_at",
-                   "resolved_at", "satisfaction")
+    column_list = ("id", "customer", "channel", "status", "agent", "waiting", "handoff_reason", "opened_at",
+                   "first_response_at", "resolved_at", "satisfaction")
     column_filters = ("status", "channel", "agent", "opened_at", "resolved_at", "handoff_reason")
     column_labels = {"customer": _l("顾客"), "channel": _l("渠道"), "status": _l("状态"), "agent": _l("客服"),
                      "opened_at": _l("开始"), "first_response_at": _l("首次响应"), "resolved_at": _l("结束"),
                      "handoff_reason": _l("转人工原因"), "satisfaction": _l("满意度"), "queued_at": _l("排队时间"),
-                     "assigned_at": _l("分配时间"), "resolved_by": _l("结束方式")}
+                     "assigned_at": _l("分配时间"), "resolved_by": _l("结束方式"), "waiting": _l("等待")}
     # labels shown (list, details) and offered by the filters; the stored keys stay
     column_choices = {"status": list(STATUS_LABELS.items()), "handoff_reason": list(HANDOFF_REASONS.items()),
                       "resolved_by": list(RESOLVED_BY.items())}
+    column_formatters = {"waiting": lambda view, context, model, name: waiting_text(model)}
+    column_descriptions = {"waiting": _l("顾客等人工回复多久了（排队中，或客服尚未回复其最新消息）")}
     column_default_sort = ("id", True)
     details_template = "admin/kefu_conversation_details.html"
     column_details_list = ("id", "customer", "channel", "status", "agent", "handoff_reason", "opened_at", "queued_at",
@@ -108,6 +110,23 @@ class ConversationView(ReadOnlyView):
             _notify_resolved(conversation)
             flash(_l("会话已结束"), "success")
         return redirect(url_for(".details_view", id=conversation.id))
+
+
+def waiting_text(conversation: Conversation) -> str:
+    """How long the customer has waited for a person (bot.kpi.waiting_since), "" when nobody
+    waits; past the response limit it starts with ⚠ so the operator sees who to take first."""
+    since = kpi.waiting_since(conversation) if conversation.status in ("queued", "assigned") else None
+    if since is None:
+        return ""
+    seconds = max(0.0, (clock.now() - since).total_seconds())
+    if seconds < 60:
+        text = gettext("%(n)s 秒", n=int(seconds))
+    elif seconds < 3600:
+        text = gettext("%(n)s 分钟", n=int(seconds // 60))
+    else:
+        text = gettext("%(h)s 小时 %(m)s 分钟", h=int(seconds // 3600), m=int(seconds % 3600 // 60))
+    limit = int(settings.get("agent_sla_seconds") or 0)
+    return f"⚠ {text}" if limit and seconds > limit else str(text)
 
 
 def _stamp() -> str:

@@ -162,6 +162,8 @@ def summary() -> dict[str, Any]:
         "timezone": str(zone),
         "queue_now": Conversation.select().where(Conversation.status == "queued").count(),
         "open_now": Conversation.select().where(Conversation.status == "assigned").count(),
+        "waiting": asdict(kpi.waiting_now(now)),  # 待回复: the customers waiting for a person
+        "response_limit_seconds": int(settings.get("agent_sla_seconds") or 0),
         "today": asdict(figures(today, now + timedelta(seconds=1))),
         "last_30_days": asdict(figures(month, now + timedelta(seconds=1))),
         "agents": per_agent(month, now + timedelta(seconds=1)),

@@ -30,3 +30,32 @@
       document.body.setAttribute("data-charts", "ready");
     });
 })();
+
+/* 待回复 and the longest wait stay current while the dashboard is open: refreshed every 30 s
+   from the same JSON, and the cards turn red when someone waits past the response limit. */
+(function () {
+  "use strict";
+  var card = document.getElementById("waiting-card");
+  if (!card || typeof fetch === "undefined") { return; }
+  var longest = document.querySelector("[data-kpi='longest_wait']");
+  var units = JSON.parse(longest.getAttribute("data-units"));
+  function duration(v) {
+    if (v === null || v === undefined) { return "—"; }
+    return v < 60 ? Math.round(v) + " " + units.s : (v / 60).toFixed(1) + " " + units.m;
+  }
+  function refresh() {
+    fetch(card.getAttribute("data-url"), {credentials: "same-origin"})
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        var w = data.waiting;
+        document.querySelector("[data-kpi='waiting']").textContent = String(w.count);
+        document.querySelector("[data-kpi='waiting_over']").textContent = String(w.over_limit);
+        longest.textContent = duration(w.longest_seconds);
+        [card, document.getElementById("longest-card")].forEach(function (el) {
+          el.classList.toggle("border-danger", w.over_limit > 0);
+        });
+      })
+      .catch(function () { /* keep the last figures; the next tick tries again */ });
+  }
+  window.setInterval(refresh, 30000);
+})();
