@@ -120,13 +120,13 @@ def waiting_text(conversation: Conversation) -> str:
         return ""
     seconds = max(0.0, (clock.now() - since).total_seconds())
     if seconds < 60:
-        text = gettext("%(n)s 秒", n=int(seconds))
+        text = gettext("%(n)s 秒") % {"n": int(seconds)}  # plain text, then the numbers
     elif seconds < 3600:
-        text = gettext("%(n)s 分钟", n=int(seconds // 60))
+        text = gettext("%(n)s 分钟") % {"n": int(seconds // 60)}
     else:
-        text = gettext("%(h)s 小时 %(m)s 分钟", h=int(seconds // 3600), m=int(seconds % 3600 // 60))
+        text = gettext("%(h)s 小时 %(m)s 分钟") % {"h": int(seconds // 3600), "m": int(seconds % 3600 // 60)}
     limit = int(settings.get("agent_sla_seconds") or 0)
-    return f"⚠ {text}" if limit and seconds > limit else str(text)
+    return f"⚠ {text}" if limit and seconds > limit else text
 
 
 def _stamp() -> str:
