@@ -108,29 +108,19 @@ async def test_a_contact_way_state_applies_like_a_channel_code_once(client, stan
     assert "欢迎添加店长微信" in welcomed[fields["WelcomeCode"]]["text"]["content"] and "wc-second" not in welcomed
 
 
-async def test_kefu_wecom_sync_runs_the_sync_from_the_terminal(stand, database, database_url, tmp_path) -> None:
+def wecom_sync_command(tmp_path, database_url: str, stand):
+    """`kefu wecom sync` against the stand-in, from a config file as an operator runs it:
+    returns a blocking `invoke(*extra_args)` (run it in a thread: the stand-in is on the loop)."""
     from click.testing import CliRunner
 
     from bot import db
     from bot.cli import main
     from tests.adapters.wechat_kit import AES_KEY, CORP_ID, MP_TOKEN
+    from tests.bot.ops.conftest import write_config
 
-    stand_contacts.seed_contact(stand.sandbox, "wm-a", "张三", ["alice"])
-    config = tmp_path / "kefu.toml"
-    config.write_text(f"""
-data_dir = "{tmp_path / 'data'}"
-[database]
-url = "{database_url}"
-[[channels]]
-name = "corp"
-kind = "wecom"
-token = "{MP_TOKEN}"
-corp_id = "{CORP_ID}"
-agent_id = "1000002"
-app_secret = "corp-secret"
-encoding_aes_key = "{AES_KEY}"
-api_base = "{stand.base}"
-""", encoding="utf-8")
+    corp = {"name": "corp", "kind": "wecom", "token": MP_TOKEN, "corp_id": CORP_ID, "agent_id": "1000002",
+            "app_secret": "corp-secret", "encoding_aes_key": AES_KEY, "api_base": stand.base}
+    config = write_config(tmp_path, database_url, "[[channels]]\n" + "".join(f'{k} = "{v}"\n' for k, v in corp.items()))
 
     def invoke(*args: str):
         result = CliRunner().invoke(main, ["wecom", "sync", "--config", str(config), *args])
@@ -138,6 +128,12 @@ api_base = "{stand.base}"
             db.database.obj.close()
         return result
 
+    return invoke
+
+
+async def test_kefu_wecom_sync_runs_the_sync_from_the_terminal(stand, database, database_url, tmp_path) -> None:
+    stand_contacts.seed_contact(stand.sandbox, "wm-a", "张三", ["alice"])
+    invoke = wecom_sync_command(tmp_path, database_url, stand)
     done = await asyncio.to_thread(invoke)
     assert done.exit_code == 0, done.output
     assert "1 contacts of 1 employees, 1 new customers, 0 merged" in done.output

@@ -15,7 +15,7 @@ from adapters.wecom import blocking_fetch
 from bot.crm import wecom_contacts, wecom_groups
 from bot.models import Customer, CustomerGroup, GroupMember, Message, WecomContact, WecomGroupChat
 from tests.adapters.wechat_kit import post, stand, wecom_channel, wecom_server
-from tests.bot.crm.test_wecom_contacts import client  # kefu with the wecom channel on the stand-in
+from tests.bot.crm.test_wecom_contacts import client, wecom_sync_command  # kefu with the wecom channel on the stand-in
 
 __all__ = ["client", "stand"]
 
@@ -91,24 +91,8 @@ async def test_chat_change_events_keep_the_group_in_step_and_a_retry_applies_onc
 
 
 async def test_kefu_wecom_sync_syncs_the_groups_too(stand, database, database_url, tmp_path) -> None:
-    from click.testing import CliRunner
-
-    from bot import db
-    from bot.cli import main
-    from tests.adapters.wechat_kit import AES_KEY, CORP_ID, MP_TOKEN
-    from tests.bot.ops.conftest import write_config
-
     stand_groups.seed_chat(stand.sandbox, "wr-1", "会员群", "alice", ["wm-a"])
-    corp = {"name": "corp", "kind": "wecom", "token": MP_TOKEN, "corp_id": CORP_ID, "agent_id": "1000002",
-            "app_secret": "corp-secret", "encoding_aes_key": AES_KEY, "api_base": stand.base}
-    config = write_config(tmp_path, database_url, "[[channels]]\n" + "".join(f'{k} = "{v}"\n' for k, v in corp.items()))
-
-    def invoke():
-        result = CliRunner().invoke(main, ["wecom", "sync", "--config", str(config)])
-        if not db.database.obj.is_closed():
-            db.database.obj.close()
-        return result
-
+    invoke = wecom_sync_command(tmp_path, database_url, stand)
     done = await asyncio.to_thread(invoke)
     assert done.exit_code == 0, done.output
     assert "1 customer groups (1 new), 1 customer members" in done.output
