@@ -90,12 +90,12 @@ def segment_with_unknown_key(panel: Panel, dispatcher: Dispatcher) -> str:
 
 
 def settings_with_html_hours(panel: Panel, dispatcher: Dispatcher) -> str:
-    return panel.post("/admin/settings/", _settings_form(bh_mon_start=HTML), follow_redirects=True).get_data(
+    return panel.post("/admin/settings/", _settings_form(panel, bh_mon_start=HTML), follow_redirects=True).get_data(
         as_text=True)
 
 
 def settings_with_html_time_zone(panel: Panel, dispatcher: Dispatcher) -> str:
-    return panel.post("/admin/settings/", _settings_form(bh_timezone=SVG), follow_redirects=True).get_data(
+    return panel.post("/admin/settings/", _settings_form(panel, bh_timezone=SVG), follow_redirects=True).get_data(
         as_text=True)
 
 
