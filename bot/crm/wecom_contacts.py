@@ -65,8 +65,10 @@ class SyncReport:
     merged: int = 0  # contacts joined to an existing customer by unionid
 
 
-def _answer(fetch: Fetch, path: str, body: Mapping[str, Any] | None = None,
-            params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+def checked_answer(fetch: Fetch, path: str, body: Mapping[str, Any] | None = None,
+                   params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+    """One WeCom API answer, or SyncError naming the path and the platform's errcode: the
+    contact and the group syncs share it."""
     answer = fetch(path, body, params)
     errcode = int(answer.get("errcode") or 0)
     if errcode:
@@ -77,17 +79,17 @@ def _answer(fetch: Fetch, path: str, body: Mapping[str, Any] | None = None,
 def sync(channel: str, fetch: Fetch) -> SyncReport:
     """Every external contact of every follow user into the CRM (see the module's why)."""
     report = SyncReport()
-    users = [str(u) for u in _answer(fetch, FOLLOW_USERS).get("follow_user") or ()]
+    users = [str(u) for u in checked_answer(fetch, FOLLOW_USERS).get("follow_user") or ()]
     report.follow_users = len(users)
     listed: dict[str, set[str]] = {}  # external_userid -> follow users that list them
     for user in users:
-        for ext in _answer(fetch, LIST, params={"userid": user}).get("external_userid") or ():
+        for ext in checked_answer(fetch, LIST, params={"userid": user}).get("external_userid") or ():
             listed.setdefault(str(ext), set()).add(user)
     seen: set[str] = set()
     for start in range(0, len(users), BATCH_USERS):
         cursor = ""
         while True:
-            page = _answer(fetch, BATCH, {"userid_list": users[start:start + BATCH_USERS], "cursor": cursor,
+            page = checked_answer(fetch, BATCH, {"userid_list": users[start:start + BATCH_USERS], "cursor": cursor,
                                           "limit": BATCH_LIMIT})
             for item in page.get("external_contact_list") or ():
                 contact, follow = item.get("external_contact") or {}, item.get("follow_info") or {}
@@ -97,7 +99,7 @@ def sync(channel: str, fetch: Fetch) -> SyncReport:
             if not cursor:
                 break
     for ext in sorted(set(listed) - seen):  # listed but not in a batch page: ask for it alone
-        got = _answer(fetch, GET, params={"external_userid": ext})
+        got = checked_answer(fetch, GET, params={"external_userid": ext})
         _count(report, upsert(channel, got.get("external_contact") or {}, got.get("follow_user") or ()))
         seen.add(ext)
     report.contacts = len(seen)

@@ -54,13 +54,13 @@ def sync(channel: str, fetch: Fetch) -> GroupSyncReport:
     chat_ids: list[str] = []
     cursor = ""
     while True:
-        page = wecom_contacts._answer(fetch, LIST, {"status_filter": 0, "cursor": cursor, "limit": LIST_LIMIT})
+        page = wecom_contacts.checked_answer(fetch, LIST, {"status_filter": 0, "cursor": cursor, "limit": LIST_LIMIT})
         chat_ids += [str(c.get("chat_id") or "") for c in page.get("group_chat_list") or () if c.get("chat_id")]
         cursor = str(page.get("next_cursor") or "")
         if not cursor:
             break
     for chat_id in chat_ids:
-        chat = wecom_contacts._answer(fetch, GET, {"chat_id": chat_id, "need_name": 1}).get("group_chat") or {}
+        chat = wecom_contacts.checked_answer(fetch, GET, {"chat_id": chat_id, "need_name": 1}).get("group_chat") or {}
         created, externals = apply_chat(channel, chat)
         report.groups += 1
         report.created += created
