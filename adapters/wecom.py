@@ -20,6 +20,8 @@ from adapters.wechat_callback import CallbackChannel
 from adapters.wechat_common import (check_xml, decrypt, envelope_encrypt, new_nonce, parse_message, parse_xml,
                                     to_inbound, verify_signature)
 from adapters.wechat_mp import send_text_parts
+from adapters.wecom_group_msg import send_group_msg
+from bot.crm.group_messages import GROUP_MSG
 from bot.config import ChannelConfig
 from bot.events import Inbound
 from bot.outbox import SendResult
@@ -124,6 +126,8 @@ class WeComSender:
         if content.get("kind") == "wecom_welcome":  # a new external contact: the add event's WelcomeCode
             return classify(await self.api.post(SEND_WELCOME, {"welcome_code": recipient,
                                                                "text": {"content": content.get("text", "")}}))
+        if content.get("kind") == GROUP_MSG:  # a group campaign: the owner's task (adapters/wecom_group_msg.py)
+            return await send_group_msg(self.api, recipient, content)
         base = {"touser": recipient, "agentid": self.agent_id}
         if content.get("kind") == "image":
             return _invalid_user(await self.api.post("/cgi-bin/message/send", {

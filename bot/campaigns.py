@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kefu.campaigns")
 
-TARGET_KINDS = ("group", "tag", "level", "segment", "all")
+TARGET_KINDS = ("group", "tag", "level", "segment", "all", "wecom_group")  # wecom_group: bot/crm/group_messages.py
 CONTENT_KINDS = ("text", "image", "news", "template")
 GROUP_KINDS = ("快闪群", "直播群", "普通群", "会员群", "兴趣群")
 LEVEL_NAMES = {0: "普通会员", 1: "VIP1", 2: "VIP2", 3: "VIP3", 4: "VIP4"}
@@ -97,7 +97,16 @@ def targets(campaign: Campaign) -> peewee.Select:
             raise CampaignError(f"客户筛选「{segment.name}」有误：{exc}") from None
     if kind == "all":
         return base.where(Customer.id > 0)
+    if kind == "wecom_group":
+        return _group_messages().audience(campaign)
     raise CampaignError(f"未知的发送对象类型：{kind}")
+
+
+def _group_messages() -> Any:
+    """bot.crm.group_messages, imported when used (it imports this module's neighbours)."""
+    from bot.crm import group_messages
+
+    return group_messages
 
 
 def audience_size(campaign: Campaign) -> int:
@@ -322,6 +331,8 @@ def problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
     an unknown target, no content, a placeholder nothing fills (`{coupon}` without a coupon,
     a misspelt name), a coupon gone, a one-shot time already past, a wrong cron. The panel
     refuses to save such a campaign and `schedule` (panel and CLI) to send it."""
+    if campaign.target_kind == "wecom_group":  # every customer group gets the same message
+        return target_problems(campaign) + _group_messages().content_problems(campaign) + timing_problems(campaign, now)
     return target_problems(campaign) + content_problems(campaign) + timing_problems(campaign, now)
 
 
@@ -329,7 +340,7 @@ def target_problems(campaign: Campaign) -> list[str]:
     """An unknown group, tag, level or segment."""
     try:
         targets(campaign)
-    except CampaignError as exc:
+    except (CampaignError, _group_messages().GroupMessageError) as exc:
         return [str(exc)]
     return []
 
@@ -482,7 +493,7 @@ def cancel(campaign_id: int) -> int:
     if not _transition(campaign_id, ("draft", "scheduled", "running", "paused"), "cancelled"):
         raise CampaignError(f"活动当前状态为 {_status(campaign_id)}，不能取消")
     key = Campaign.get_by_id(campaign_id).run_key
-    return fanout.withdraw(key, "cancelled") if key else 0
+    return (fanout.withdraw(key, "cancelled") + _group_messages().withdraw(key)) if key else 0
 
 
 def _status(campaign_id: int) -> str:
@@ -513,6 +524,8 @@ def drive(campaign_id: int, channel_kinds: Mapping[str, str], stop: Callable[[],
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
     if campaign is None or campaign.status != "running" or not campaign.run_key:
         return "not running"
+    if campaign.target_kind == "wecom_group":  # to WeCom customer groups through their owners
+        return _group_messages().drive(campaign_id)
     audience = targets(campaign)
     planned_all = bool(campaign.run_planned)
     batches, waited_since = 0, None
@@ -551,6 +564,8 @@ def progress(campaign: Campaign) -> dict[str, int]:
     failed, in_doubt, skipped, total (`bot.fanout.progress`)."""
     if not campaign.run_key:
         return {}
+    if campaign.target_kind == "wecom_group":
+        return _group_messages().progress(campaign)
     counts = fanout.progress(campaign.run_key)
     mass = mass_figures(campaign.run_key)
     if mass["mass_jobs"]:

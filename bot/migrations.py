@@ -170,6 +170,13 @@ def _wecom_groups(db: peewee.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([WecomGroupChat], safe=True)
 
 
+def _wecom_group_messages(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import WecomGroupSend, WecomGroupWelcome
+
+    # WeCom group campaigns and group welcome templates (issue 18)
+    db.create_tables([WecomGroupSend, WecomGroupWelcome], safe=True)
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -188,6 +195,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (18, "FAQ categories managed in the panel", _faq_categories),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
     (20, "WeCom customer groups: chat_id linked to a kefu group", _wecom_groups),
+    (24, "WeCom group campaigns' sends per group; group welcome templates", _wecom_group_messages),
 ]
 
 LATEST = STEPS[-1][0]

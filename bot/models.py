@@ -614,6 +614,54 @@ class WecomGroupChat(BaseModel):
         indexes = ((("channel", "chat_id"), True),)
 
 
+class WecomGroupSend(BaseModel):
+    """One customer group (WeCom 客户群) of a group campaign's run (bot/crm/group_messages.py):
+    written before the platform is asked, UNIQUE(job_key, chat_id). `daily_key`
+    (channel:chat_id:shop day) is set only on the row that takes the group's one group
+    message of the day, so a second campaign the same day cannot take it too (UNIQUE; NULL
+    on a row refused for that reason). status: pending | handed (in the owner's outbox row)
+    | waiting (the platform has the task, the owner has not sent it) | sent | failed |
+    skipped | in_doubt."""
+
+    job_key = peewee.CharField(max_length=128)
+    campaign = peewee.ForeignKeyField(Campaign, null=True, on_delete="SET NULL")
+    channel = peewee.CharField(max_length=32)
+    chat_id = peewee.CharField(max_length=64)
+    owner = peewee.CharField(max_length=64)
+    daily_key = peewee.CharField(max_length=128, null=True, unique=True)
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    reason = peewee.CharField(max_length=255, default="")
+    outbox_key = peewee.CharField(max_length=160, null=True)
+    msgid = peewee.CharField(max_length=64, default="")
+    sent_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=clock.now)
+    updated_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "wecom_group_send"
+        indexes = ((("job_key", "chat_id"), True),)
+
+
+class WecomGroupWelcome(BaseModel):
+    """A group welcome template (入群欢迎语素材, bot/crm/group_welcome.py): what the operator
+    wrote and the platform's `template_id` for it (empty until the platform took it)."""
+
+    channel = peewee.CharField(max_length=32)
+    name = peewee.CharField(max_length=64)
+    text = peewee.TextField(default="")
+    image_url = peewee.CharField(max_length=512, default="")
+    link_title = peewee.CharField(max_length=128, default="")
+    link_url = peewee.CharField(max_length=512, default="")
+    link_picurl = peewee.CharField(max_length=512, default="")
+    link_desc = peewee.CharField(max_length=255, default="")
+    notify = peewee.BooleanField(default=True)
+    template_id = peewee.CharField(max_length=128, default="")
+    updated_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        table_name = "wecom_group_welcome"
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     AdminUser,
@@ -650,4 +698,6 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     QuickPhrase,
     WecomContact,
     WecomGroupChat,
+    WecomGroupSend,
+    WecomGroupWelcome,
 )

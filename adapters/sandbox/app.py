@@ -51,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sandbox import wecom_contacts, wecom_groups
+from adapters.sandbox import wecom_contacts, wecom_groupmsg, wecom_groups
 
 ERRMSG = {
     -1: "system error",
@@ -464,6 +464,7 @@ ENDPOINTS = {
 ENDPOINTS.update(wecom_contacts.ENDPOINTS)  # 客户联系 (adapters/sandbox/wecom_contacts.py)
 ERRMSG.update(wecom_contacts.ERRMSG)
 ENDPOINTS.update(wecom_groups.ENDPOINTS)  # 客户群 (adapters/sandbox/wecom_groups.py)
+ENDPOINTS.update(wecom_groupmsg.ENDPOINTS)  # 群发到客户群, 入群欢迎语 (adapters/sandbox/wecom_groupmsg.py)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8090,
