@@ -54,6 +54,7 @@ class SchedulerService:
     def job_definitions(self) -> list[JobDef]:
         from jobs import birthdays, campaigns, coupons, levels, revisits, sla
         from bot.crm.pools import release_stale
+        from jobs.group_messages import track_all
         from jobs.housekeeping import run_housekeeping
 
         kinds, tz = self._kinds, self.tz
@@ -68,6 +69,7 @@ class SchedulerService:
             JobDef("member-levels", levels.recompute_levels, CronTrigger(minute=30, hour=3, timezone=tz)),
             JobDef("pool-return", release_stale, CronTrigger(minute=45, hour=3, timezone=tz)),
             JobDef("agent-sla", sla.run_sla, IntervalTrigger(seconds=15)),
+            JobDef("wecom-groupmsg-track", track_all, IntervalTrigger(minutes=5), (self.config.channels,)),
         ]
 
     def install(self) -> None:

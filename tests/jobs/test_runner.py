@@ -19,7 +19,7 @@ from jobs import leader
 from jobs.runner import SchedulerService
 
 FIXED = {"housekeeping", "campaigns-sync", "campaigns-drive", "coupon-reminders", "revisits", "dormant-revisits",
-         "birthdays", "member-levels", "pool-return", "agent-sla"}
+         "birthdays", "member-levels", "pool-return", "agent-sla", "wecom-groupmsg-track"}
 
 
 class Switch:
@@ -64,7 +64,8 @@ async def test_each_fixed_job_fires_when_expected(config, database, fake_clock) 
                      "pool-return": "11-25 03:45"}
     assert cron["member-levels"] == datetime(2026, 11, 24, 19, 30, tzinfo=timezone.utc)
     every = {job.id: job.trigger.interval.total_seconds() for job in jobs if isinstance(job.trigger, IntervalTrigger)}
-    assert every == {"housekeeping": 60, "campaigns-sync": 5, "campaigns-drive": 2, "agent-sla": 15}
+    assert every == {"housekeeping": 60, "campaigns-sync": 5, "campaigns-drive": 2, "agent-sla": 15,
+                     "wecom-groupmsg-track": 300}
 
 
 async def test_campaign_jobs_follow_the_database(config, database, fake_clock) -> None:  # type: ignore[no-untyped-def]

@@ -186,3 +186,28 @@ async def test_a_send_cut_short_is_in_doubt_and_never_repeated(stand, database) 
     assert campaigns.drive(campaign.id, KINDS) == "done"
     assert states(campaign) == {"wr-a1": "in_doubt"}
     assert template_calls(stand) == []
+
+
+async def test_the_scheduler_job_and_kefu_wecom_groupmsg_read_the_owners_sends(client, stand, database_url,
+                                                                               tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from jobs.group_messages import track_all
+    from tests.adapters.wechat_kit import AES_KEY, CORP_ID, MP_TOKEN
+    from tests.bot.ops.conftest import write_config
+
+    await seed_and_sync(stand)
+    await run_until_with_platform(group_campaign())
+    stand_msg.confirm(stand.sandbox, stand_msg.messages_from(stand.sandbox, "alice")[0])
+    assert await asyncio.to_thread(track_all, [wecom_channel(stand.base)]) == {"corp": 2}
+    stand_msg.confirm(stand.sandbox, stand_msg.messages_from(stand.sandbox, "bob")[0])
+    corp = {"name": "corp", "kind": "wecom", "token": MP_TOKEN, "corp_id": CORP_ID, "agent_id": "1000002",
+            "app_secret": "corp-secret", "encoding_aes_key": AES_KEY, "api_base": stand.base}
+    config = write_config(tmp_path, database_url, "[[channels]]\n" + "".join(f'{k} = "{v}"\n' for k, v in corp.items()))
+    done = await asyncio.to_thread(CliRunner().invoke, main, ["wecom", "groupmsg", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "2 owners' tasks, 1 groups sent, 0 failed, 1 still waiting for their owner" in done.output
+    stand.sandbox.inject(40058, "get_groupmsg_task")
+    refused = await asyncio.to_thread(CliRunner().invoke, main, ["wecom", "groupmsg", "--config", str(config)])
+    assert refused.exit_code == 1 and "40058" in refused.output

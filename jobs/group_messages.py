@@ -1,0 +1,32 @@
+"""The owners' confirmations of group campaigns (bot/crm/group_messages.py), read every few
+minutes: a WeCom group message reaches a customer group only when its owner sends the task
+from WeCom, and the platform calls nobody back when that happens."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from bot.config import ChannelConfig
+from bot.crm import group_messages
+from bot.crm.wecom_contacts import SyncError
+from bot.models import WecomGroupSend
+
+log = logging.getLogger("kefu.jobs.group_messages")
+
+
+def track_all(channels: Sequence[ChannelConfig]) -> dict[str, int]:
+    """Track every wecom channel's chats waiting for their owner; returns chats now sent per
+    channel. A channel whose calls are refused is logged and tried again next time."""
+    from adapters.wecom import blocking_fetch  # the API client lives with the adapters
+
+    done: dict[str, int] = {}
+    for channel in channels:
+        if channel.kind != "wecom" or not WecomGroupSend.select().where(
+                (WecomGroupSend.channel == channel.name) & (WecomGroupSend.status == "waiting")).exists():
+            continue
+        try:
+            done[channel.name] = group_messages.track(channel.name, blocking_fetch(channel)).sent
+        except SyncError as exc:
+            log.warning("group messages on %s: %s", channel.name, exc)
+    return done
