@@ -22,7 +22,8 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from admin import channel_code_views, csp, metrics_view, workbench
+from admin import (channel_code_views, contact_way_views, csp, group_message_views, group_welcome_views, metrics_view,
+                   workbench)
 from admin.auth import LoginIndexView, SessionUser
 from admin.filters import local_time
 from admin.messages import flashed_messages
@@ -89,6 +90,9 @@ def create_app(config: Config, testing: bool = False) -> Flask:
                   csp_nonce_generator=csp.nonce)
     register_views(admin, config)
     channel_code_views.register(admin, config)  # 营销 › 渠道活码 (issue 18)
+    group_message_views.register(admin, config)  # 营销 › 客户群群发 (issue 18)
+    group_welcome_views.register(admin, config)  # 营销 › 入群欢迎语 (issue 18)
+    contact_way_views.register(admin, config)  # 营销 › 联系我活码 (issue 18)
     workbench.register(app, admin)  # 客服 › 工作台, and agents confined to it (issue 22)
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))  # no 404 per page
     metrics_view.register(app, config)  # token-authenticated /metrics, outside the panel's login

@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional
 
+from admin import group_message_views
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.messages import flash, text as message_text
 from bot import campaigns
@@ -29,7 +30,7 @@ from bot.models import Agent, Campaign, Coupon, Customer, CustomerGroup, Custome
 STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
                  "done": _l("已完成"), "cancelled": _l("已取消")}
 TARGETS = [("group", _l("群")), ("tag", _l("标签")), ("level", _l("会员等级")), ("segment", _l("人群")),
-           ("all", _l("全部顾客"))]
+           ("all", _l("全部顾客")), ("wecom_group", _l("企业微信客户群"))]
 # Delivery.status and .reason are stored as keys: bot.fanout writes the statuses and the skip
 # reasons (`refusal`, `choose`, `sync_outcomes`, `withdraw`), the jobs the "nothing to send" ones.
 DELIVERY_STATUSES = {"pending": _l("待发送"), "claimed": _l("已排队发送"), "sent": _l("已发送"), "skipped": _l("跳过"),
@@ -75,6 +76,8 @@ def change_status(campaign: Campaign, change: str) -> None:
 
 
 def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
+    if model.target_kind == "wecom_group":  # its recipients are groups (admin/group_message_views.py)
+        return group_message_views.progress_cell(model)
     counts = progress(model)
     total = counts.get("total", 0)
     if not total:
@@ -128,6 +131,7 @@ def audience_choices() -> dict[str, list[tuple[str, str]]]:
         str(_l("客户筛选")): [(f"segment:{s.id}", counted(s.name, _segment_size(s)))
                              for s in Segment.select().order_by(Segment.name)],
     }
+    choices[str(_l("企业微信客户群（群发到群，由群主确认）"))] = group_message_views.audience_choices()
     return {label: rows for label, rows in choices.items() if rows}
 
 
@@ -182,7 +186,7 @@ def _repeat_words(view: Any, context: Any, model: Campaign, name: str) -> str:
 def _audience(view: Any, context: Any, model: Campaign, name: str) -> str:
     """The target as a name, not a stored id."""
     kind, value = audience_value(model).split(":", 1)
-    names = {"group": CustomerGroup, "tag": Tag, "segment": Segment}
+    names = {"group": CustomerGroup, "tag": Tag, "segment": Segment, "wecom_group": CustomerGroup}
     if kind in names and value.isdigit():
         row = names[kind].get_or_none(names[kind].id == int(value))
         return row.name if row else model.target_value

@@ -331,8 +331,6 @@ def problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
     an unknown target, no content, a placeholder nothing fills (`{coupon}` without a coupon,
     a misspelt name), a coupon gone, a one-shot time already past, a wrong cron. The panel
     refuses to save such a campaign and `schedule` (panel and CLI) to send it."""
-    if campaign.target_kind == "wecom_group":  # every customer group gets the same message
-        return target_problems(campaign) + _group_messages().content_problems(campaign) + timing_problems(campaign, now)
     return target_problems(campaign) + content_problems(campaign) + timing_problems(campaign, now)
 
 
@@ -365,6 +363,8 @@ def content_problems(campaign: Campaign) -> list[str]:
     """What in the content cannot be sent as written: nothing to send, a placeholder nothing
     fills (`{coupon}` without a coupon, a misspelt name), a coupon gone. A test send is
     refused for these too: filling in a stand-in would hide them."""
+    if campaign.target_kind == "wecom_group":  # every customer group gets the same message
+        return _group_messages().content_problems(campaign)
     found: list[str] = []
     content: Mapping[str, Any] = campaign.content or {}
     if as_message(campaign.content_kind, content) is None and not content.get("template"):

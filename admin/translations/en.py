@@ -319,6 +319,45 @@ EN.update({
     "创建活码": "Create code", "活码不存在": "No such channel code",
 })
 
+# 营销 › 客户群群发, 入群欢迎语, 联系我活码 (admin/group_message_views.py, group_welcome_views.py,
+# contact_way_views.py; issue 18)
+EN.update({
+    "企业微信客户群": "WeCom customer groups",
+    "企业微信客户群（群发到群，由群主确认）": "WeCom customer groups (sent to the groups, confirmed by their owners)",
+    "请选择一个企业微信渠道": "Choose a WeCom channel", "无法连接企业微信接口：%(why)s": "Cannot reach the WeCom API: %(why)s",
+    "已创建联系我活码：%(name)s": "Contact-way code created: %(name)s", "联系我活码": "Contact-way codes",
+    "排队发送": "Queued", "等待群主确认": "Waiting for the owner", "未发送": "Not sent",
+    "全部企业微信客户群（%(n)s 个群）": "Every WeCom customer group (%(n)s groups)",
+    "%(sent)s/%(total)s 个群已发送 · 等待群主确认 %(waiting)s · 失败 %(failed)s · 排队 %(queued)s · 结果未知 %(in_doubt)s · "
+    "未发送 %(skipped)s": "%(sent)s/%(total)s groups sent · waiting for the owner %(waiting)s · failed %(failed)s · "
+                         "queued %(queued)s · in doubt %(in_doubt)s · not sent %(skipped)s",
+    "无法查询企业微信：%(why)s": "Cannot ask WeCom: %(why)s",
+    "已查询企业微信：%(sent)s 个群新发送，%(failed)s 个群失败": "Asked WeCom: %(sent)s groups newly sent, %(failed)s failed",
+    "客户群群发": "Group campaigns", "已保存入群欢迎语：%(name)s": "Group welcome saved: %(name)s",
+    "欢迎语不存在": "No such group welcome", "无法删除：%(why)s": "Cannot delete: %(why)s",
+    "已删除入群欢迎语：%(name)s": "Group welcome deleted: %(name)s", "入群欢迎语": "Group welcomes",
+    "顾客扫企业微信「联系我」二维码添加员工时：打标签、加入分组、发欢迎语和优惠券，每位顾客每个活码只生效一次。":
+        "When a customer scans a WeCom contact-way code to add an employee: tags, group, welcome and coupon, "
+        "once per customer and code.",
+    "二维码": "QR code", "添加次数": "Adds", "企业微信二维码图片": "WeCom's QR image",
+    "还没有联系我活码": "No contact-way codes yet", "新建联系我活码": "New contact-way code",
+    '配置文件中没有企业微信渠道（kind = "wecom"）': 'The config file has no WeCom channel (kind = "wecom")',
+    "企业微信": "WeCom", "接待成员的企业微信账号（逗号分隔）": "Employees' WeCom userids (comma separated)",
+    "群发到企业微信客户群：企业微信把消息交给每位群主，由群主在企业微信里确认发送。每个客户群每天只能收到一条群发。":
+        "Campaigns to WeCom customer groups: WeCom gives the message to each group's owner, who sends it from "
+        "WeCom. A customer group receives at most one group message a day.",
+    "还没有群发到客户群的活动": "No campaign to customer groups yet", "查看": "Show", "群主": "Owner",
+    "这个活动还没有发送": "This campaign has not been sent yet",
+    "现在查询群主是否已发送": "Ask WeCom now whether the owners have sent",
+    "顾客加入企业微信客户群时收到的欢迎语。保存时先提交给企业微信，企业微信接受后才保存；群主在企业微信里选用。":
+        "What a customer reads on joining a WeCom customer group. Saving sends it to WeCom first and keeps it only "
+        "once WeCom took it; owners pick it in WeCom.",
+    "文字": "Text", "图片": "Image", "链接": "Link", "删除": "Delete", "还没有入群欢迎语": "No group welcomes yet",
+    "修改欢迎语": "Change the welcome", "新建欢迎语": "New welcome", "图片网址（可选）": "Image URL (optional)",
+    "链接标题（可选）": "Link title (optional)", "链接网址": "Link URL", "链接封面图网址": "Link cover image URL",
+    "链接描述": "Link description", "新建时通知群主": "Tell the owners when it is created",
+})
+
 # issue 25 (operator-2): search boxes, settings labels, group kinds
 EN.update({
     "搜索：%(fields)s": "Search: %(fields)s", "、": ", ",

@@ -1,0 +1,94 @@
+"""The panel's group campaigns to WeCom customer groups (群发到客户群): each group's result of
+a run — 已发送 / 等待群主确认 / 失败 — and a button that asks WeCom now.
+
+Why a page of its own: a group campaign's recipients are groups, not customers (the
+campaign's 发送明细 lists customers), and its last step happens in the owners' WeCom, which
+kefu learns only by asking (bot/crm/group_messages.py `track`, every 5 minutes by the
+scheduler). The campaign list's progress cell links here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, redirect, request, url_for
+from flask_admin import Admin, expose
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
+
+from admin.auth import SecureView
+from admin.messages import flash, text
+from bot import campaigns
+from bot.config import Config
+from bot.crm import group_messages
+from bot.models import Campaign, WecomGroupChat, WecomGroupSend
+
+STATUS_LABELS = {"pending": _l("待发送"), "handed": _l("排队发送"), "waiting": _l("等待群主确认"),
+                 "sent": _l("已发送"), "failed": _l("失败"), "skipped": _l("未发送"), "in_doubt": _l("结果未知")}
+
+
+def audience_choices() -> list[tuple[str, str]]:
+    """The campaign picker's WeCom customer groups: all of them, and each synced chat."""
+    rows = [(f"{group_messages.TARGET}:", text(_l("全部企业微信客户群（%(n)s 个群）"),
+                                               n=WecomGroupChat.select().where(WecomGroupChat.status == "active").count()))]
+    for chat in WecomGroupChat.select().where(WecomGroupChat.status == "active").order_by(WecomGroupChat.name):
+        rows.append((f"{group_messages.TARGET}:{chat.group_id}", f"{chat.name or chat.chat_id} · {chat.owner}"))
+    return rows
+
+
+def progress_cell(campaign: Campaign) -> Markup:
+    """The campaign list's progress of a group campaign, linked to its groups' page."""
+    counts = campaigns.progress(campaign)
+    if not counts.get("total"):
+        return Markup('<span class="text-muted">—</span>')
+    shown = text(_l("%(sent)s/%(total)s 个群已发送 · 等待群主确认 %(waiting)s · 失败 %(failed)s · 排队 %(queued)s · "
+                    "结果未知 %(in_doubt)s · 未发送 %(skipped)s"), **counts)
+    return Markup('<a href="%s">%s</a>') % (url_for("groupsends.index", campaign=campaign.id), escape(shown))
+
+
+class GroupSendView(SecureView):
+    """Group campaigns and, for the chosen one, each group's result."""
+
+    @expose("/", methods=("GET",))
+    def index(self) -> Any:
+        chosen = request.args.get("campaign", "")
+        group_campaigns = list(Campaign.select().where(Campaign.target_kind == group_messages.TARGET)
+                               .order_by(Campaign.id.desc()))
+        campaign = Campaign.get_or_none(Campaign.id == int(chosen)) if chosen.isdigit() else None
+        rows: list[Any] = []
+        counts: dict[str, int] = {}
+        if campaign is not None and campaign.run_key:
+            counts = campaigns.progress(campaign)
+            names = {c.chat_id: c.name for c in WecomGroupChat.select(WecomGroupChat.chat_id, WecomGroupChat.name)}
+            rows = [(names.get(r.chat_id, ""), r) for r in WecomGroupSend.select().where(
+                WecomGroupSend.job_key == campaign.run_key).order_by(WecomGroupSend.id)]
+        return self.render("admin/kefu_group_sends.html", campaigns=group_campaigns, campaign=campaign, rows=rows,
+                           counts=counts, labels=STATUS_LABELS)
+
+    @expose("/track", methods=("POST",))
+    def track(self) -> Any:
+        """Ask WeCom now which owners have sent their tasks."""
+        from adapters.api_client import ApiError
+        from adapters.wecom import blocking_fetch
+        from bot.crm.wecom_contacts import SyncError
+        from bot.tokens import TokenUnavailable
+
+        config: Config = current_app.config["KEFU_CONFIG"]
+        sent = failed = 0
+        for channel in (c for c in config.channels if c.kind == "wecom"):
+            try:
+                report = group_messages.track(channel.name, blocking_fetch(channel))
+            except (SyncError, ApiError, TokenUnavailable) as exc:
+                flash(_l("无法查询企业微信：%(why)s"), "error", why=exc)
+                break
+            sent, failed = sent + report.sent, failed + report.failed
+        else:
+            flash(_l("已查询企业微信：%(sent)s 个群新发送，%(failed)s 个群失败"), "success", sent=sent, failed=failed)
+        chosen = request.form.get("campaign", "")
+        return redirect(url_for(".index", campaign=chosen) if chosen.isdigit() else url_for(".index"))
+
+
+def register(admin: Admin, config: Config) -> None:
+    """The 营销 menu's 客户群群发 page."""
+    admin.add_view(GroupSendView(name=_l("客户群群发"), category=_l("营销"), endpoint="groupsends",
+                                 url="/admin/group-sends"))
