@@ -103,10 +103,14 @@ def chat_change(inbound: Inbound, fields: Mapping[str, Any]) -> Inbound:
     """A `change_external_chat` event (WeCom customer groups, bot/crm/wecom_groups.py) keyed
     by ChangeType, UpdateDetail, ChatId, CreateTime and CurMemVer, so a retry is the same
     event and two member changes in one second are not. Its MemChangeList (<Item>s, which
-    `raw` drops as not text) joins `raw` as ids separated by commas."""
+    `raw` drops as not text) joins `raw` as ids separated by commas; before WeCom 4.8.0 it
+    was one text of ids separated by commas, which is read the same."""
     if inbound.kind != "event" or inbound.event != "change_external_chat":
         return inbound
-    items = (fields.get("MemChangeList") or {}).get("Item") if isinstance(fields.get("MemChangeList"), dict) else None
+    listed = fields.get("MemChangeList")
+    items = listed.get("Item") if isinstance(listed, dict) else None
+    if isinstance(listed, str):  # the older form: <MemChangeList><![CDATA[id1,id2]]></MemChangeList>
+        items = [i.strip() for i in listed.split(",") if i.strip()]
     ids = [items] if isinstance(items, str) else [str(i) for i in items or () if isinstance(i, str)]
     raw = {**inbound.raw, "MemChangeList": ",".join(ids)}
     key = ":".join(str(raw.get(k) or "") for k in ("ChangeType", "UpdateDetail", "ChatId", "CreateTime", "CurMemVer"))

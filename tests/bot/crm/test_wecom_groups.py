@@ -100,3 +100,13 @@ async def test_kefu_wecom_sync_syncs_the_groups_too(stand, database, database_ur
     stand.sandbox.inject(40058, "groupchat/list")
     refused = await asyncio.to_thread(invoke)
     assert refused.exit_code == 1 and "40058" in refused.output and "kept" in refused.output
+
+
+async def test_the_older_member_list_form_of_one_text_is_read_too(client, stand) -> None:
+    """Before WeCom 4.8.0 MemChangeList was one CDATA text of ids separated by commas."""
+    server = wecom_server()
+    stand_groups.seed_chat(stand.sandbox, "wr-7", "老版本群", "alice", [])
+    fields = {"ChatId": "wr-7", "ChangeType": "update", "UpdateDetail": "add_member", "MemChangeCnt": "2",
+              "MemChangeList": "wm-p,wm-q", "CurMemVer": "5"}
+    assert (await send_change(client, server, fields, 4000))[0] == 200
+    assert member_ids("wr-7") == {"wm-p", "wm-q"}
