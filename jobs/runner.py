@@ -55,6 +55,7 @@ class SchedulerService:
         from jobs import birthdays, campaigns, coupons, levels, revisits, sla
         from bot.crm.pools import release_stale
         from jobs.group_messages import track_all
+        from jobs.mp_unionid import learn_all
         from jobs.housekeeping import run_housekeeping
 
         kinds, tz = self._kinds, self.tz
@@ -70,6 +71,7 @@ class SchedulerService:
             JobDef("pool-return", release_stale, CronTrigger(minute=45, hour=3, timezone=tz)),
             JobDef("agent-sla", sla.run_sla, IntervalTrigger(seconds=15)),
             JobDef("wecom-groupmsg-track", track_all, IntervalTrigger(minutes=5), (self.config.channels,)),
+            JobDef("mp-unionid", learn_all, IntervalTrigger(seconds=30), (self.config.channels,)),
         ]
 
     def install(self) -> None:

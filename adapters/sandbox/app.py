@@ -51,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sandbox import wecom_contacts, wecom_groupmsg, wecom_groups
+from adapters.sandbox import mp_users, wecom_contacts, wecom_groupmsg, wecom_groups
 
 ERRMSG = {
     -1: "system error",
@@ -465,6 +465,8 @@ ENDPOINTS.update(wecom_contacts.ENDPOINTS)  # 客户联系 (adapters/sandbox/wec
 ERRMSG.update(wecom_contacts.ERRMSG)
 ENDPOINTS.update(wecom_groups.ENDPOINTS)  # 客户群 (adapters/sandbox/wecom_groups.py)
 ENDPOINTS.update(wecom_groupmsg.ENDPOINTS)  # 群发到客户群, 入群欢迎语 (adapters/sandbox/wecom_groupmsg.py)
+ENDPOINTS.update(mp_users.ENDPOINTS)  # 公众号 followers' unionid (adapters/sandbox/mp_users.py)
+ERRMSG.update(mp_users.ERRMSG)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8090,

@@ -19,7 +19,8 @@ from jobs import leader
 from jobs.runner import SchedulerService
 
 FIXED = {"housekeeping", "campaigns-sync", "campaigns-drive", "coupon-reminders", "revisits", "dormant-revisits",
-         "birthdays", "member-levels", "pool-return", "agent-sla", "wecom-groupmsg-track"}
+         "birthdays", "member-levels", "pool-return", "agent-sla", "wecom-groupmsg-track",
+         "mp-unionid"}
 
 
 class Switch:
@@ -65,7 +66,7 @@ async def test_each_fixed_job_fires_when_expected(config, database, fake_clock) 
     assert cron["member-levels"] == datetime(2026, 11, 24, 19, 30, tzinfo=timezone.utc)
     every = {job.id: job.trigger.interval.total_seconds() for job in jobs if isinstance(job.trigger, IntervalTrigger)}
     assert every == {"housekeeping": 60, "campaigns-sync": 5, "campaigns-drive": 2, "agent-sla": 15,
-                     "wecom-groupmsg-track": 300}
+                     "wecom-groupmsg-track": 300, "mp-unionid": 30}
 
 
 async def test_campaign_jobs_follow_the_database(config, database, fake_clock) -> None:  # type: ignore[no-untyped-def]
