@@ -202,6 +202,7 @@ class Sandbox:
         app.router.add_post("/sandbox/kf/messages", self._kf_add)
         app.router.add_get("/sandbox/mass/jobs", self._mass_jobs)
         app.router.add_get("/sandbox/qrcodes", self._qrcodes)
+        wecom_groupmsg.add_routes(app, self)  # customer groups and their group messages, for a demo
         return app
 
     async def _api(self, request: web.Request) -> web.Response:

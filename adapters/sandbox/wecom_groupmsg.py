@@ -219,3 +219,38 @@ ENDPOINTS = {
     "/cgi-bin/externalcontact/group_welcome_template/get": _template_get,
     "/cgi-bin/externalcontact/group_welcome_template/del": _template_del,
 }
+
+
+# -- the stand-in's own routes, for a demo with `kefu sandbox` in its own process ---------------
+
+
+def add_routes(app: Any, sb: Any) -> None:
+    """`POST /sandbox/wecom/chats` {chat_id, name, owner, externals} seeds a customer group;
+    `GET /sandbox/groupmsg` lists the group messages asked for (msgid, sender, chats, the
+    owner's task, each chat's result); `POST /sandbox/groupmsg/confirm` {msgid} plays the
+    owner sending it from WeCom."""
+    from aiohttp import web
+
+    async def seed(request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not body.get("chat_id") or not body.get("owner"):
+            return web.json_response({"error": "chat_id and owner are required"}, status=400)
+        wecom_groups.seed_chat(sb, str(body["chat_id"]), str(body.get("name") or ""), str(body["owner"]),
+                               [str(e) for e in body.get("externals") or ()])
+        return web.json_response({"ok": True})
+
+    async def listed(request: web.Request) -> web.Response:
+        return web.json_response([{"msgid": m["msgid"], "sender": m["sender"], "chats": m["chats"],
+                                   "task": m["task"], "results": m["results"]}
+                                  for m in state(sb)["messages"].values()])
+
+    async def confirmed(request: web.Request) -> web.Response:
+        body = await request.json()
+        msgid = str(body.get("msgid") or "") if isinstance(body, dict) else ""
+        if msgid not in state(sb)["messages"]:
+            return web.json_response({"error": f"no group message {msgid!r}"}, status=404)
+        return web.json_response(confirm(sb, msgid))
+
+    app.router.add_post("/sandbox/wecom/chats", seed)
+    app.router.add_get("/sandbox/groupmsg", listed)
+    app.router.add_post("/sandbox/groupmsg/confirm", confirmed)

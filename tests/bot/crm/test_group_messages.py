@@ -211,3 +211,20 @@ async def test_the_scheduler_job_and_kefu_wecom_groupmsg_read_the_owners_sends(c
     stand.sandbox.inject(40058, "get_groupmsg_task")
     refused = await asyncio.to_thread(CliRunner().invoke, main, ["wecom", "groupmsg", "--config", str(config)])
     assert refused.exit_code == 1 and "40058" in refused.output
+
+
+async def test_the_stand_ins_own_routes_seed_a_chat_list_tasks_and_confirm(stand) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        seeded = await http.post(f"{stand.base}/sandbox/wecom/chats",
+                                 json={"chat_id": "wr-1", "name": "直播群", "owner": "alice", "externals": ["wm-1"]})
+        assert seeded.status == 200
+        assert (await http.post(f"{stand.base}/sandbox/wecom/chats", json={"name": "x"})).status == 400
+        task = stand_msg._add(stand.sandbox, {"chat_type": "group", "sender": "alice", "text": {"content": "hi"}}, {})
+        assert task["fail_list"] == []  # no chat_id_list: every chat the sender owns
+        listed = await (await http.get(f"{stand.base}/sandbox/groupmsg")).json()
+        assert [(m["msgid"], m["chats"], m["task"]["status"]) for m in listed] == [(task["msgid"], ["wr-1"], 0)]
+        done = await http.post(f"{stand.base}/sandbox/groupmsg/confirm", json={"msgid": task["msgid"]})
+        assert await done.json() == {"wr-1": 1}
+        assert (await http.post(f"{stand.base}/sandbox/groupmsg/confirm", json={"msgid": "nope"})).status == 404
