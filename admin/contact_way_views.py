@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import current_app, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_babel import lazy_gettext as _l
 
+from admin import wecom_api
 from admin.auth import SecureView
 from admin.channel_code_views import _expiry, _int_or_none
 from admin.messages import flash, text
@@ -24,8 +25,7 @@ from bot.models import ChannelCode, Coupon, CustomerGroup
 
 
 def _wecom_channels() -> list[str]:
-    config: Config = current_app.config["KEFU_CONFIG"]
-    return [c.name for c in config.channels if c.kind == "wecom"]
+    return [c.name for c in wecom_api.wecom_channels()]
 
 
 def spec_from(form: Mapping[str, str]) -> tuple[CodeSpec, list[str]]:
@@ -41,12 +41,7 @@ def spec_from(form: Mapping[str, str]) -> tuple[CodeSpec, list[str]]:
 
 
 def _post(channel_name: str) -> Any:
-    from adapters.wecom import blocking_fetch  # the panel's call to the platform
-
-    config: Config = current_app.config["KEFU_CONFIG"]
-    channel = config.channel(channel_name)
-    assert channel is not None
-    fetch = blocking_fetch(channel)
+    fetch = wecom_api.fetch(channel_name)
     return lambda path, body: fetch(path, body, None)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from admin import wecom_api
 from admin.auth import SecureView
 from admin.messages import flash, text
 from bot import campaigns
@@ -69,15 +70,13 @@ class GroupSendView(SecureView):
     def track(self) -> Any:
         """Ask WeCom now which owners have sent their tasks."""
         from adapters.api_client import ApiError
-        from adapters.wecom import blocking_fetch
         from bot.crm.wecom_contacts import SyncError
         from bot.tokens import TokenUnavailable
 
-        config: Config = current_app.config["KEFU_CONFIG"]
         sent = failed = 0
-        for channel in (c for c in config.channels if c.kind == "wecom"):
+        for channel in wecom_api.wecom_channels():
             try:
-                report = group_messages.track(channel.name, blocking_fetch(channel))
+                report = group_messages.track(channel.name, wecom_api.fetch(channel.name))
             except (SyncError, ApiError, TokenUnavailable) as exc:
                 flash(_l("无法查询企业微信：%(why)s"), "error", why=exc)
                 break

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import current_app, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_babel import lazy_gettext as _l
 
+from admin import wecom_api
 from admin.auth import SecureView
 from admin.messages import flash, text
 from bot.config import Config
@@ -26,17 +27,7 @@ LIMITS = {"name": 64, "text": 4000, "image_url": 512, "link_title": 128, "link_u
 
 
 def _wecom_channels() -> list[str]:
-    config: Config = current_app.config["KEFU_CONFIG"]
-    return [c.name for c in config.channels if c.kind == "wecom"]
-
-
-def _fetch(channel_name: str) -> Any:
-    from adapters.wecom import blocking_fetch  # the panel's call to the platform
-
-    config: Config = current_app.config["KEFU_CONFIG"]
-    channel = config.channel(channel_name)
-    assert channel is not None
-    return blocking_fetch(channel)
+    return [c.name for c in wecom_api.wecom_channels()]
 
 
 def _template(value: str | None) -> WecomGroupWelcome | None:
@@ -69,7 +60,7 @@ class GroupWelcomeView(SecureView):
         if request.method == "POST":
             row = _template(request.form.get("id")) or WecomGroupWelcome(notify=True)
             try:
-                group_welcome.save(fill(row, request.form), _fetch(row.channel))
+                group_welcome.save(fill(row, request.form), wecom_api.fetch(row.channel))
             except WelcomeError as exc:
                 error = str(exc)
             except (ApiError, TokenUnavailable) as exc:  # the platform unreachable: said, nothing stored
@@ -92,7 +83,7 @@ class GroupWelcomeView(SecureView):
             flash(_l("欢迎语不存在"), "error")
             return redirect(url_for(".index"))
         try:
-            group_welcome.delete(row, _fetch(row.channel))
+            group_welcome.delete(row, wecom_api.fetch(row.channel))
         except WelcomeError as exc:
             flash(_l("无法删除：%(why)s"), "error", why=exc)
         except (ApiError, TokenUnavailable) as exc:

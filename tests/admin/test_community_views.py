@@ -6,8 +6,6 @@ created for employees; the campaign picker offers the WeCom groups; hostile name
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
 import pytest
 from flask import Flask
 
@@ -18,7 +16,7 @@ from bot import campaigns
 from bot.crm import group_messages
 from bot.models import Campaign, ChannelCode, CustomerGroup, WecomGroupChat, WecomGroupSend, WecomGroupWelcome
 from tests.adapters.wechat_kit import wecom_channel
-from tests.admin.conftest import Panel, login
+from tests.admin.conftest import Panel
 from tests.bot.ops.conftest import sandbox_url
 
 __all__ = ["sandbox_url"]
@@ -34,10 +32,8 @@ def app(config, database, sandbox_url) -> Flask:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def panel(app: Flask, operator_user: Any) -> Panel:  # an operator runs marketing
-    client = app.test_client()
-    assert login(client, "ops").status_code == 302
-    return Panel(client)
+def panel(operator_panel: Panel) -> Panel:  # an operator runs marketing (conftest's, on this app)
+    return operator_panel
 
 
 def chat(chat_id: str, name: str, owner: str) -> WecomGroupChat:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from bot import db
+from bot.config import ChannelConfig, Config
 from tests.conftest import PG_URL, _pg_url
 
 
@@ -26,3 +30,27 @@ def fresh_database_url(tmp_path: Path) -> Iterator[str]:
     finally:
         admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+OPERATOR_PASSWORD = "correct-horse-9"
+
+
+@contextmanager
+def panel_serving(config: Config, *channels: ChannelConfig) -> Iterator[str]:
+    """The panel on a port of its own with these channels added and an operator "ops"
+    (OPERATOR_PASSWORD); yields its base URL."""
+    from werkzeug.serving import make_server
+
+    from admin import users
+    from admin.app import create_app
+
+    users.create_user("ops", OPERATOR_PASSWORD, "operator")
+    app = create_app(dataclasses.replace(config, channels=(*config.channels, *channels)))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)

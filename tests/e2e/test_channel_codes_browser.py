@@ -4,34 +4,24 @@ CSP), the PNG downloads, and a refused request is said on the form with nothing 
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from typing import Any, Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
-from admin import users
-from admin.app import create_app
 from bot.models import ChannelCode
 from tests.adapters.wechat_kit import mp_channel
 from tests.bot.ops.conftest import sandbox_url
+from tests.e2e.conftest import OPERATOR_PASSWORD, panel_serving
 from tests.e2e.test_browser import browser, page  # noqa: F401  (fixtures)
 
 __all__ = ["sandbox_url"]
-PASSWORD = "correct-horse-9"
+PASSWORD = OPERATOR_PASSWORD
 
 
 @pytest.fixture
 def panel_url(config, database, sandbox_url) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    users.create_user("ops", PASSWORD, "operator")
-    app = create_app(dataclasses.replace(config, channels=(*config.channels, mp_channel(sandbox_url[1]))))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with panel_serving(config, mp_channel(sandbox_url[1])) as url:
+        yield url
 
 
 def test_an_operator_creates_a_code_sees_it_and_downloads_it(panel_url: str, sandbox_url, page: Any) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

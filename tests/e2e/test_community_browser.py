@@ -5,37 +5,27 @@ nothing stored), changes and deletes it; creates a contact-way code for two empl
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from typing import Any, Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
 from adapters.sandbox import wecom_groupmsg as stand_msg
 from adapters.sandbox import wecom_groups as stand_groups
-from admin import users
-from admin.app import create_app
 from bot.crm import group_messages
 from bot.models import Campaign, ChannelCode, CustomerGroup, WecomGroupChat, WecomGroupSend, WecomGroupWelcome
 from tests.adapters.wechat_kit import wecom_channel
 from tests.bot.ops.conftest import sandbox_url
+from tests.e2e.conftest import OPERATOR_PASSWORD, panel_serving
 from tests.e2e.test_browser import browser, page  # noqa: F401  (fixtures)
 
 __all__ = ["sandbox_url"]
-PASSWORD = "correct-horse-9"
+PASSWORD = OPERATOR_PASSWORD
 
 
 @pytest.fixture
 def panel_url(config, database, sandbox_url) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    users.create_user("ops", PASSWORD, "operator")
-    app = create_app(dataclasses.replace(config, channels=(*config.channels, wecom_channel(sandbox_url[1]))))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with panel_serving(config, wecom_channel(sandbox_url[1])) as url:
+        yield url
 
 
 def sign_in(page: Any, panel_url: str) -> None:

@@ -158,12 +158,18 @@ async def test_content_a_group_message_cannot_carry_is_refused_before_sending(st
     assert any("不是企业微信客户群" in p for p in campaigns.problems(handmade))
 
 
-async def test_a_cancelled_run_sends_nothing_it_had_not_sent(stand, database) -> None:
+async def one_chat_run_started(stand) -> Campaign:
+    """A run started to one synced chat, with no sender running."""
     stand_groups.seed_chat(stand.sandbox, "wr-a1", "直播群1", "alice", ["wm-1"])
     await asyncio.to_thread(wecom_groups.sync, "corp", blocking_fetch(wecom_channel(stand.base)))
     campaign = group_campaign()
     campaigns.schedule(campaign)
-    campaigns.start_run(campaign.id)
+    assert campaigns.start_run(campaign.id)
+    return campaign
+
+
+async def test_a_cancelled_run_sends_nothing_it_had_not_sent(stand, database) -> None:
+    campaign = await one_chat_run_started(stand)
     assert campaigns.drive(campaign.id, KINDS) == "sending"  # no sender runs here: the row waits in the outbox
     campaigns.cancel(campaign.id)
     assert states(campaign) == {"wr-a1": "skipped"}
@@ -172,11 +178,7 @@ async def test_a_cancelled_run_sends_nothing_it_had_not_sent(stand, database) ->
 
 
 async def test_a_send_cut_short_is_in_doubt_and_never_repeated(stand, database) -> None:
-    stand_groups.seed_chat(stand.sandbox, "wr-a1", "直播群1", "alice", ["wm-1"])
-    await asyncio.to_thread(wecom_groups.sync, "corp", blocking_fetch(wecom_channel(stand.base)))
-    campaign = group_campaign()
-    campaigns.schedule(campaign)
-    campaigns.start_run(campaign.id)
+    campaign = await one_chat_run_started(stand)
     campaigns.drive(campaign.id, KINDS)
     rows = outbox.claim(lease_seconds=0.0)  # a sender claims the owner's row, records its attempt, dies
     assert outbox.mark_attempts(rows, lease_seconds=0.0)
