@@ -61,6 +61,8 @@ def progress(campaign: Campaign) -> dict[str, int]:
 def send_paths(campaign: Campaign) -> dict[str, int] | None:
     """Who each path would reach if the campaign were sent now (None: a wrong target)."""
     kinds = {c.name: c.kind for c in current_app.config["KEFU_CONFIG"].channels}
+    if campaign.target_kind == "wecom_group":  # sent to groups by their owners: no per-customer path
+        return None
     try:
         return campaigns.paths(campaign, kinds)
     except campaigns.CampaignError:
@@ -350,7 +352,7 @@ class CampaignView(SecureModelView):
         return self.render("admin/kefu_campaign_confirm.html", model=campaign, problems=problems, count=count,
                            paths=send_paths(campaign), shown=campaigns.preview(campaign),
                            repeat=campaigns.describe_cron(campaign.cron), agents=_agents(),
-                           when=_when(campaign))
+                           when=_when(campaign), group_note=group_message_views.limit_note(campaign))
 
     @expose("/audience/")
     def audience_view(self) -> Any:

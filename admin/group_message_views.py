@@ -47,6 +47,21 @@ def progress_cell(campaign: Campaign) -> Markup:
     return Markup('<a href="%s">%s</a>') % (url_for("groupsends.index", campaign=campaign.id), escape(shown))
 
 
+def limit_note(campaign: Campaign) -> str:
+    """On the confirm page of a group campaign: the groups that already have today's group
+    message and will be skipped ("" when none, or not a group campaign)."""
+    if campaign.target_kind != group_messages.TARGET:
+        return ""
+    try:
+        limited = group_messages.limited_today(campaign)
+    except group_messages.GroupMessageError:
+        return ""
+    if not limited:
+        return ""
+    return text(_l("这些客户群今天已有一条群发（企业微信：每个客户群每天只能收到一条），今天发送时会跳过：%(names)s"),
+                names="、".join(limited))
+
+
 class GroupSendView(SecureView):
     """Group campaigns and, for the chosen one, each group's result."""
 

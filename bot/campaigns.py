@@ -353,6 +353,8 @@ def timing_problems(campaign: Campaign, now: datetime | None = None) -> list[str
     elif campaign.run_at is not None and campaign.run_at <= (now or clock.now()):
         shown = campaign.run_at.astimezone(settings.shop_zone()).strftime("%Y-%m-%d %H:%M")
         return [f"发送时间 {shown} 已经过去：请改为将来的时间，或留空表示立即发送"]
+    if campaign.target_kind == "wecom_group":  # one group message per customer group a day
+        return _group_messages().limit_problems(campaign, now)
     return []
 
 

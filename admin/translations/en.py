@@ -356,6 +356,9 @@ EN.update({
     "修改欢迎语": "Change the welcome", "新建欢迎语": "New welcome", "图片网址（可选）": "Image URL (optional)",
     "链接标题（可选）": "Link title (optional)", "链接网址": "Link URL", "链接封面图网址": "Link cover image URL",
     "链接描述": "Link description", "新建时通知群主": "Tell the owners when it is created",
+    "这些客户群今天已有一条群发（企业微信：每个客户群每天只能收到一条），今天发送时会跳过：%(names)s":
+        "These customer groups already had their group message today (WeCom: one a day per group) and are "
+        "skipped if it is sent today: %(names)s",
 })
 
 # issue 25 (operator-2): search boxes, settings labels, group kinds

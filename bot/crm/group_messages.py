@@ -282,12 +282,28 @@ def progress(campaign: Campaign) -> dict[str, int]:
 
 
 def limited_today(campaign: Campaign) -> list[str]:
-    """The targeted chats that already have today's group message (from another run): a
-    run now would skip them."""
-    day = shop_day()
-    taken = WecomGroupSend.select(WecomGroupSend.chat_id).where(
-        WecomGroupSend.daily_key.endswith(f":{day}") & (WecomGroupSend.job_key != (campaign.run_key or "")))
+    """The names of the targeted chats that already have today's group message (from any
+    run, this campaign's earlier one included): a run now would skip them."""
+    taken = WecomGroupSend.select(WecomGroupSend.chat_id).where(WecomGroupSend.daily_key.endswith(f":{shop_day()}"))
     return [c.name or c.chat_id for c in chats(campaign).where(WecomGroupChat.chat_id.in_(taken))]
+
+
+ALL_LIMITED = "所选的客户群今天都已有一条群发（企业微信：每个客户群每天只能收到一条）：请把发送时间改到明天或以后"
+
+
+def limit_problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
+    """Refused before sending: a one-shot run today when every targeted group already has
+    today's group message (nothing would go). Some of them only: said on the confirm page
+    (`limited_today`), the others are sent."""
+    now = now or clock.now()
+    if campaign.cron or shop_day(campaign.run_at or now) != shop_day(now):
+        return []
+    try:
+        total = chats(campaign).count()
+        limited = limited_today(campaign)
+    except GroupMessageError:
+        return []  # said by the target's own check
+    return [ALL_LIMITED] if total and len(limited) == total else []
 
 
 # --- the owners' confirmations ------------------------------------------------------------------

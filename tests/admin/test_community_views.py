@@ -145,3 +145,14 @@ def test_a_group_campaign_is_saved_from_the_panel_and_personal_placeholders_refu
     assert panel.post("/admin/campaign/new/", {**form, "text": "今晚8点见"}).status_code == 302
     saved = Campaign.get()
     assert (saved.target_kind, saved.target_value, campaigns.problems(saved)) == ("wecom_group", str(live.group_id), [])
+
+
+def test_the_confirm_page_names_the_groups_that_already_had_todays_message(panel: Panel) -> None:
+    chat("wr-1", "直播群", "alice")
+    chat("wr-2", "新品群", "carol")
+    WecomGroupSend.create(job_key="campaign:9:earlier", channel="corp", chat_id="wr-1", owner="alice", status="sent",
+                          daily_key=f"corp:wr-1:{group_messages.shop_day()}")
+    campaign = Campaign.create(name="晚场", target_kind=group_messages.TARGET, content={"text": "今晚8点"})
+    page = panel.get(f"/admin/campaign/confirm/?id={campaign.id}").get_data(as_text=True)
+    assert "今天发送时会跳过：直播群" in page and "新品群" not in page.split('id="group-limit"')[1].split("</div>")[0]
+    assert "客服消息（48小时内互动过）" not in page  # no per-customer path for groups

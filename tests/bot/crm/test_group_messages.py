@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from adapters.sandbox import wecom_groupmsg as stand_msg
 from adapters.sandbox import wecom_groups as stand_groups
 from adapters.wecom import blocking_fetch
@@ -136,11 +138,19 @@ async def test_one_group_message_per_group_per_day(client, stand, ) -> None:
                              & (WecomGroupSend.chat_id == "wr-b1"))
     assert row.status == "failed" and row.reason == group_messages.CHAT_FAILURES[3]
 
-    # the next shop day the group may have one again
+    # a campaign whose every group already had today's message is refused before sending, and
+    # accepted for tomorrow; the next shop day the group may have one again
+    only = group_campaign("只发直播群1", target=str(WecomGroupChat.get(WecomGroupChat.chat_id == "wr-a1").group_id))
+    assert group_messages.ALL_LIMITED in campaigns.problems(only)
+    with pytest.raises(campaigns.CampaignError, match="今天都已有一条群发"):
+        campaigns.schedule(only)
+    only.run_at = clock.now() + timedelta(days=1)
+    assert campaigns.problems(only) == []
     fake = clock.FakeClock(clock.now() + timedelta(days=1))
     previous = clock.set_clock(fake)
     try:
-        assert group_messages.limited_today(group_campaign("次日")) == []
+        only.run_at = None  # now, the next day
+        assert group_messages.limited_today(group_campaign("次日")) == [] and campaigns.problems(only) == []
     finally:
         clock.set_clock(previous)
 
