@@ -338,7 +338,7 @@ def target_problems(campaign: Campaign) -> list[str]:
     """An unknown group, tag, level or segment."""
     try:
         targets(campaign)
-    except (CampaignError, _group_messages().GroupMessageError) as exc:
+    except CampaignError as exc:
         return [str(exc)]
     return []
 

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping
 import peewee
 
 from bot import clock, outbox, settings
+from bot.campaigns import CampaignError
 from bot.crm import wecom_contacts
 from bot.crm.wecom_contacts import Fetch
 from bot.db import insert_new, is_postgres, transaction
@@ -63,8 +64,9 @@ NO_OWNER = "该群没有群主"
 PERSONAL = ("{nickname}", "{level}", "{coupon}")
 
 
-class GroupMessageError(Exception):
-    """A group campaign cannot be sent as asked."""
+class GroupMessageError(CampaignError):
+    """A group campaign cannot be sent as asked (a CampaignError: every caller of the
+    campaign's target says it the same way)."""
 
 
 # --- what a group campaign targets and sends -------------------------------------------------

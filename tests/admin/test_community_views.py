@@ -156,3 +156,14 @@ def test_the_confirm_page_names_the_groups_that_already_had_todays_message(panel
     page = panel.get(f"/admin/campaign/confirm/?id={campaign.id}").get_data(as_text=True)
     assert "今天发送时会跳过：直播群" in page and "新品群" not in page.split('id="group-limit"')[1].split("</div>")[0]
     assert "客服消息（48小时内互动过）" not in page  # no per-customer path for groups
+
+
+def test_a_group_that_is_not_a_wecom_chat_is_said_never_a_500(panel: Panel) -> None:
+    handmade = CustomerGroup.create(name="手工群")
+    campaign = Campaign.create(name="错群", target_kind=group_messages.TARGET, target_value=str(handmade.id),
+                               content={"text": "hi"})
+    page = panel.get(f"/admin/campaign/confirm/?id={campaign.id}")
+    assert page.status_code == 200 and "不是企业微信客户群" in page.get_data(as_text=True)
+    live = panel.get(f"/admin/campaign/audience/?audience=wecom_group:{handmade.id}")
+    assert live.status_code == 400 and "不是企业微信客户群" in live.get_json()["error"]
+    assert panel.get(f"/admin/campaign/details/?id={campaign.id}").status_code == 200
