@@ -16,14 +16,16 @@ log = logging.getLogger("kefu.jobs.group_messages")
 
 
 def track_all(channels: Sequence[ChannelConfig]) -> dict[str, int]:
-    """Track every wecom channel's chats waiting for their owner; returns chats now sent per
+    """Track every wecom channel's chats waiting for their owner (and settle its sends in
+    doubt, `group_messages.settle_in_doubt`); returns chats now sent per
     channel. A channel whose calls are refused is logged and tried again next time."""
     from adapters.wecom import blocking_fetch  # the API client lives with the adapters
 
     done: dict[str, int] = {}
     for channel in channels:
         if channel.kind != "wecom" or not WecomGroupSend.select().where(
-                (WecomGroupSend.channel == channel.name) & (WecomGroupSend.status == "waiting")).exists():
+                (WecomGroupSend.channel == channel.name)
+                & WecomGroupSend.status.in_(("waiting", "in_doubt", "handed"))).exists():
             continue
         try:
             done[channel.name] = group_messages.track(channel.name, blocking_fetch(channel)).sent

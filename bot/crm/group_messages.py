@@ -9,7 +9,9 @@ owner a task that the owner sends from WeCom (or never does). So a group campaig
   `groupmsg:{run}:{owner}:{n}` written in the same transaction that marks the chats handed.
   From there the outbox does what it does for every send (claim, attempt recorded before
   the call, retries, a crash leaves it in doubt, never repeated blindly); the WeCom sender
-  (adapters/wecom_group_msg.py) makes the call and returns the task's msgid and fail_list;
+  (adapters/wecom_group_msg.py) makes the call and returns the task's msgid and fail_list.
+  A send in doubt is looked up in `get_groupmsg_list_v2` (`settle_in_doubt`) rather than
+  left to the operator: found, it is sent; not there well after the attempt, sent again;
 - `sync_outcomes`: the outbox's result onto the chats: waiting for the owner (msgid kept),
   failed (fail_list, or the call refused), in doubt, skipped;
 - `track` (scheduler, `kefu wecom groupmsg`): `get_groupmsg_task` says whether the owner has
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 import peewee
@@ -48,6 +50,9 @@ GROUP_MSG = "wecom_group_msg"  # the outbox content's kind
 ADD_MSG_TEMPLATE = "/cgi-bin/externalcontact/add_msg_template"
 TASK = "/cgi-bin/externalcontact/get_groupmsg_task"
 SEND_RESULT = "/cgi-bin/externalcontact/get_groupmsg_send_result"
+LIST_V2 = "/cgi-bin/externalcontact/get_groupmsg_list_v2"
+SETTLE_AFTER = timedelta(minutes=10)  # an attempt this old that WeCom has no task for never reached it
+LIST_SPAN = timedelta(days=30)  # get_groupmsg_list_v2 looks at most a month back
 MAX_CHATS = 2000  # chat_id_list per call, the platform's maximum
 MAX_TEXT_BYTES = 4000
 PAGE = 1000
@@ -320,10 +325,14 @@ class TrackReport:
 
 
 def track(channel: str, fetch: Fetch, job_key: str | None = None) -> TrackReport:
-    """Ask the platform about every chat waiting for its owner (of one run, or all): a task
-    the owner sent gives each chat its outcome. A refused call raises
-    wecom_contacts.SyncError; what was learnt before it stays."""
+    """Settle the sends in doubt (`settle_in_doubt`), then ask the platform about every chat
+    waiting for its owner (of one run, or all): a task the owner sent gives each chat its
+    outcome. A refused call raises wecom_contacts.SyncError; what was learnt before it stays."""
     report = TrackReport()
+    settle_in_doubt(channel, fetch)
+    for (handed,) in WecomGroupSend.select(WecomGroupSend.job_key).where(
+            (WecomGroupSend.channel == channel) & (WecomGroupSend.status == "handed")).distinct().tuples():
+        sync_outcomes(handed)  # a run already done whose sends were sent again
     where = (WecomGroupSend.channel == channel) & (WecomGroupSend.status == "waiting") & (WecomGroupSend.msgid != "")
     if job_key:
         where &= WecomGroupSend.job_key == job_key
@@ -352,16 +361,76 @@ def track(channel: str, fetch: Fetch, job_key: str | None = None) -> TrackReport
     return report
 
 
+def settle_in_doubt(channel: str, fetch: Fetch, now: datetime | None = None) -> tuple[int, int]:
+    """An owner's send a crash left in doubt (the call may or may not have reached WeCom) is
+    looked up instead of being left to the operator: `get_groupmsg_list_v2` since the attempt,
+    a message with the same text that kefu does not know yet, whose `get_groupmsg_task` names
+    this owner, is that send (its chats now wait for the owner). None found once the attempt
+    is `SETTLE_AFTER` old: WeCom never got it, and it goes to the senders again. Returns
+    (settled as sent, sent again)."""
+    now = now or clock.now()
+    settled = resent = 0
+    keys = {k for (k,) in WecomGroupSend.select(WecomGroupSend.outbox_key).where(
+        (WecomGroupSend.channel == channel) & (WecomGroupSend.status == "in_doubt")).distinct().tuples() if k}
+    for row in Outbox.select().where(Outbox.key.in_(list(keys)) & (Outbox.status == outbox.IN_DOUBT)):
+        since = (row.attempted_at or row.created_at) - timedelta(minutes=1)
+        if now - since > LIST_SPAN:
+            continue  # beyond what the platform lists: the operator decides
+        content = dict(row.content or {})
+        msgid = _find_task(fetch, row.recipient, str(content.get("text") or ""), since, now)
+        job_key = WecomGroupSend.get(WecomGroupSend.outbox_key == row.key).job_key
+        if msgid:
+            Outbox.update(status="sent", sent_at=now, content={**content, "msg_id": msgid},
+                          last_error="settled: WeCom has the owner's task (get_groupmsg_list_v2)").where(
+                (Outbox.id == row.id) & (Outbox.status == outbox.IN_DOUBT)).execute()
+            settled += 1
+        elif now - since >= SETTLE_AFTER:
+            if outbox.resend_in_doubt([row.key]):
+                Outbox.update(last_error="sent again: WeCom has no task from the attempt (get_groupmsg_list_v2)").where(
+                    Outbox.id == row.id).execute()
+                resent += 1
+        sync_outcomes(job_key)
+    return settled, resent
+
+
+def _find_task(fetch: Fetch, owner: str, text: str, since: datetime, until: datetime) -> str:
+    """The msgid of a group message created in [since, until] with this text, unknown to
+    kefu, whose task is this owner's; "" when there is none."""
+    known = {m for (m,) in WecomGroupSend.select(WecomGroupSend.msgid).where(WecomGroupSend.msgid != "").tuples()}
+    cursor = ""
+    while True:
+        page = wecom_contacts.checked_answer(fetch, LIST_V2, {
+            "chat_type": "group", "start_time": int(since.timestamp()), "end_time": int(until.timestamp()),
+            "filter_type": 0, "limit": 100, "cursor": cursor})
+        for message in page.get("group_msg_list") or ():
+            msgid = str(message.get("msgid") or "")
+            if msgid and msgid not in known and str((message.get("text") or {}).get("content") or "") == text \
+                    and _has_task(fetch, msgid, owner):
+                return msgid
+        cursor = str(page.get("next_cursor") or "")
+        if not cursor:
+            return ""
+
+
+def _has_task(fetch: Fetch, msgid: str, owner: str) -> bool:
+    return _owner_status(fetch, msgid, owner) is not None
+
+
 def _owner_sent(fetch: Fetch, msgid: str, owner: str) -> bool:
+    return _owner_status(fetch, msgid, owner) == OWNER_SENT
+
+
+def _owner_status(fetch: Fetch, msgid: str, owner: str) -> int | None:
+    """The owner's task status in the message (get_groupmsg_task), None without one."""
     cursor = ""
     while True:
         page = wecom_contacts.checked_answer(fetch, TASK, {"msgid": msgid, "limit": PAGE, "cursor": cursor})
         for task in page.get("task_list") or ():
             if str(task.get("userid") or "") == owner:
-                return int(task.get("status") or 0) == OWNER_SENT
+                return int(task.get("status") or 0)
         cursor = str(page.get("next_cursor") or "")
         if not cursor:
-            return False
+            return None
 
 
 def _chat_results(fetch: Fetch, msgid: str, owner: str) -> dict[str, tuple[int, datetime | None]]:

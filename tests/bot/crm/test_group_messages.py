@@ -199,6 +199,34 @@ async def test_a_send_cut_short_is_in_doubt_and_never_repeated(stand, database) 
     assert states(campaign) == {"wr-a1": "in_doubt"}
     assert template_calls(stand) == []
 
+    # kefu looks it up instead of guessing: WeCom has no task from the attempt, so once the
+    # attempt is old enough it goes to the senders again (never before: it may still appear)
+    fetch = blocking_fetch(wecom_channel(stand.base))
+    assert await asyncio.to_thread(group_messages.settle_in_doubt, "corp", fetch) == (0, 0)
+    later = clock.now() + group_messages.SETTLE_AFTER + timedelta(minutes=2)
+    assert await asyncio.to_thread(group_messages.settle_in_doubt, "corp", fetch, later) == (0, 1)
+    assert Outbox.get().status == "pending" and states(campaign) == {"wr-a1": "handed"}
+
+
+async def test_a_send_in_doubt_that_reached_wecom_is_found_and_not_sent_again(stand, database) -> None:
+    campaign = await one_chat_run_started(stand)
+    campaigns.drive(campaign.id, KINDS)
+    rows = outbox.claim(lease_seconds=0.0)
+    assert outbox.mark_attempts(rows, lease_seconds=0.0)
+    # the call reached WeCom (another message of the same owner, same day, was there before)
+    earlier = stand_msg._add(stand.sandbox, {"chat_type": "group", "sender": "alice", "chat_id_list": ["wr-a1"],
+                                             "text": {"content": "别的活动"}}, {})
+    reached = stand_msg._add(stand.sandbox, {"chat_type": "group", "sender": "alice", "chat_id_list": ["wr-a1"],
+                                             "text": {"content": TEXT}}, {})
+    await asyncio.sleep(0.01)
+    outbox.claim()  # the sender died before storing the answer: in doubt
+    campaigns.drive(campaign.id, KINDS)
+    report = await track(stand)
+    assert states(campaign) == {"wr-a1": "waiting"} and report.waiting == 1
+    row = WecomGroupSend.get()
+    assert row.msgid == reached["msgid"] != earlier["msgid"]
+    assert Outbox.get().status == "sent" and template_calls(stand) == [] and len(stand_msg.state(stand.sandbox)["messages"]) == 2
+
 
 async def test_the_scheduler_job_and_kefu_wecom_groupmsg_read_the_owners_sends(client, stand, database_url,
                                                                                tmp_path) -> None:
