@@ -3,7 +3,7 @@ a run — 已发送 / 等待群主确认 / 失败 — and a button that asks WeC
 
 Why a page of its own: a group campaign's recipients are groups, not customers (the
 campaign's 发送明细 lists customers), and its last step happens in the owners' WeCom, which
-kefu learns only by asking (bot/crm/group_messages.py `track`, every 5 minutes by the
+kefu learns only by asking (bot/crm/group_message_tracking.py `track`, every 5 minutes by the
 scheduler). The campaign list's progress cell links here.
 """
 
@@ -21,7 +21,7 @@ from admin.auth import SecureView
 from admin.messages import flash, text
 from bot import campaigns
 from bot.config import Config
-from bot.crm import group_messages
+from bot.crm import group_message_tracking, group_messages
 from bot.models import Campaign, WecomGroupChat, WecomGroupSend
 
 STATUS_LABELS = {"pending": _l("待发送"), "handed": _l("排队发送"), "waiting": _l("等待群主确认"),
@@ -91,7 +91,7 @@ class GroupSendView(SecureView):
         sent = failed = 0
         for channel in wecom_api.wecom_channels():
             try:
-                report = group_messages.track(channel.name, wecom_api.fetch(channel.name))
+                report = group_message_tracking.track(channel.name, wecom_api.fetch(channel.name))
             except (SyncError, ApiError, TokenUnavailable) as exc:
                 flash(_l("无法查询企业微信：%(why)s"), "error", why=exc)
                 break

@@ -828,13 +828,13 @@ def wecom_groupmsg(config: Config, channel_name: str | None) -> None:
     asks every 5 minutes) and print each waiting campaign's groups by status."""
     from adapters.api_client import ApiError
     from adapters.wecom import blocking_fetch
-    from bot.crm import group_messages
+    from bot.crm import group_message_tracking
     from bot.crm.wecom_contacts import SyncError
 
     channel = _one_wecom_channel(config, channel_name)
     _open(config)
     try:
-        report = group_messages.track(channel.name, blocking_fetch(channel))
+        report = group_message_tracking.track(channel.name, blocking_fetch(channel))
     except (SyncError, ApiError) as exc:
         raise click.ClickException(f"{exc} (what was learnt before it is kept)") from None
     click.echo(f"{channel.name}: {report.asked} owners' tasks, {report.sent} groups sent, {report.failed} failed, "

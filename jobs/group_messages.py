@@ -1,4 +1,4 @@
-"""The owners' confirmations of group campaigns (bot/crm/group_messages.py), read every few
+"""The owners' confirmations of group campaigns (bot/crm/group_message_tracking.py), read every few
 minutes: a WeCom group message reaches a customer group only when its owner sends the task
 from WeCom, and the platform calls nobody back when that happens."""
 
@@ -8,7 +8,7 @@ import logging
 from typing import Sequence
 
 from bot.config import ChannelConfig
-from bot.crm import group_messages
+from bot.crm import group_message_tracking
 from bot.crm.wecom_contacts import SyncError
 from bot.models import WecomGroupSend
 
@@ -17,7 +17,7 @@ log = logging.getLogger("kefu.jobs.group_messages")
 
 def track_all(channels: Sequence[ChannelConfig]) -> dict[str, int]:
     """Track every wecom channel's chats waiting for their owner (and settle its sends in
-    doubt, `group_messages.settle_in_doubt`); returns chats now sent per
+    doubt, `group_message_tracking.settle_in_doubt`); returns chats now sent per
     channel. A channel whose calls are refused is logged and tried again next time."""
     from adapters.wecom import blocking_fetch  # the API client lives with the adapters
 
@@ -28,7 +28,7 @@ def track_all(channels: Sequence[ChannelConfig]) -> dict[str, int]:
                 & WecomGroupSend.status.in_(("waiting", "in_doubt", "handed"))).exists():
             continue
         try:
-            done[channel.name] = group_messages.track(channel.name, blocking_fetch(channel)).sent
+            done[channel.name] = group_message_tracking.track(channel.name, blocking_fetch(channel)).sent
         except SyncError as exc:
             log.warning("group messages on %s: %s", channel.name, exc)
     return done

@@ -14,10 +14,7 @@ owner a task that the owner sends from WeCom (or never does). So a group campaig
   left to the operator: found, it is sent; not there well after the attempt, sent again;
 - `sync_outcomes`: the outbox's result onto the chats: waiting for the owner (msgid kept),
   failed (fail_list, or the call refused), in doubt, skipped;
-- `track` (scheduler, `kefu wecom groupmsg`): `get_groupmsg_task` says whether the owner has
-  sent the task, then `get_groupmsg_send_result` what each chat got: sent, or failed (status
-  3: the chat already got another group message). A chat the owner left out when sending
-  is failed too (the platform lists sent chats only).
+- the owners' confirmations and the sends in doubt: bot/crm/group_message_tracking.py.
 The run is done when every chat is with the platform (waiting) or has its outcome: an owner
 who never confirms keeps their groups at "等待群主确认" without holding the campaign.
 
@@ -30,16 +27,13 @@ the reason, and does not ask the platform (which would refuse it at the owner's 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 import peewee
 
 from bot import clock, outbox, settings
 from bot.campaigns import CampaignError
-from bot.crm import wecom_contacts
-from bot.crm.wecom_contacts import Fetch
 from bot.db import insert_new, is_postgres, transaction
 from bot.models import Campaign, Customer, CustomerGroup, GroupMember, Outbox, WecomGroupChat, WecomGroupSend
 
@@ -48,22 +42,12 @@ log = logging.getLogger("kefu.group_messages")
 TARGET = "wecom_group"  # Campaign.target_kind; target_value: a kefu group id or name, or "" for every chat
 GROUP_MSG = "wecom_group_msg"  # the outbox content's kind
 ADD_MSG_TEMPLATE = "/cgi-bin/externalcontact/add_msg_template"
-TASK = "/cgi-bin/externalcontact/get_groupmsg_task"
-SEND_RESULT = "/cgi-bin/externalcontact/get_groupmsg_send_result"
-LIST_V2 = "/cgi-bin/externalcontact/get_groupmsg_list_v2"
-SETTLE_AFTER = timedelta(minutes=10)  # an attempt this old that WeCom has no task for never reached it
-LIST_SPAN = timedelta(days=30)  # get_groupmsg_list_v2 looks at most a month back
 MAX_CHATS = 2000  # chat_id_list per call, the platform's maximum
 MAX_TEXT_BYTES = 4000
-PAGE = 1000
-OWNER_SENT = 2  # get_groupmsg_task status: 0 not sent, 2 sent
-CHAT_SENT, ALREADY_RECEIVED = 1, 3  # get_groupmsg_send_result statuses
-CHAT_FAILURES = {2: "客户不是好友，平台未发送", 3: "该群已收到其他群发消息（平台：每个客户群每天一条），平台未发送"}
 OPEN = ("pending", "handed")  # not yet with the platform
 STATUS_LABELS = {"pending": "待发送", "handed": "排队发送", "waiting": "等待群主确认", "sent": "已发送",
                  "failed": "失败", "skipped": "未发送", "in_doubt": "结果未知"}
 LIMIT_REASON = "该客户群今天已有一条群发（企业微信：每个客户群每天只能收到一条），本次不发送"
-NOT_CHOSEN = "群主发送时没有选择该群"
 FAIL_LIST = "平台拒绝：该群不属于群主或已解散（fail_list）"
 NO_OWNER = "该群没有群主"
 PERSONAL = ("{nickname}", "{level}", "{coupon}")
@@ -311,139 +295,3 @@ def limit_problems(campaign: Campaign, now: datetime | None = None) -> list[str]
     except GroupMessageError:
         return []  # said by the target's own check
     return [ALL_LIMITED] if total and len(limited) == total else []
-
-
-# --- the owners' confirmations ------------------------------------------------------------------
-
-
-@dataclass
-class TrackReport:
-    asked: int = 0  # owners' tasks looked at
-    sent: int = 0  # chats now sent
-    failed: int = 0  # chats now failed
-    waiting: int = 0  # chats still waiting for their owner
-
-
-def track(channel: str, fetch: Fetch, job_key: str | None = None) -> TrackReport:
-    """Settle the sends in doubt (`settle_in_doubt`), then ask the platform about every chat
-    waiting for its owner (of one run, or all): a task the owner sent gives each chat its
-    outcome. A refused call raises wecom_contacts.SyncError; what was learnt before it stays."""
-    report = TrackReport()
-    settle_in_doubt(channel, fetch)
-    for (handed,) in WecomGroupSend.select(WecomGroupSend.job_key).where(
-            (WecomGroupSend.channel == channel) & (WecomGroupSend.status == "handed")).distinct().tuples():
-        sync_outcomes(handed)  # a run already done whose sends were sent again
-    where = (WecomGroupSend.channel == channel) & (WecomGroupSend.status == "waiting") & (WecomGroupSend.msgid != "")
-    if job_key:
-        where &= WecomGroupSend.job_key == job_key
-    tasks: dict[tuple[str, str], list[WecomGroupSend]] = {}
-    for row in WecomGroupSend.select().where(where).order_by(WecomGroupSend.id):
-        tasks.setdefault((row.msgid, row.owner), []).append(row)
-    for (msgid, owner), rows in tasks.items():
-        report.asked += 1
-        if not _owner_sent(fetch, msgid, owner):
-            report.waiting += len(rows)
-            continue
-        results = _chat_results(fetch, msgid, owner)
-        now = clock.now()
-        for row in rows:
-            status, sent_at = results.get(row.chat_id, (None, None))
-            if status == CHAT_SENT:
-                update = {"status": "sent", "reason": "", "sent_at": sent_at or now}
-                report.sent += 1
-            else:
-                update = {"status": "failed", "reason": CHAT_FAILURES.get(status or 0, NOT_CHOSEN)}
-                if status != ALREADY_RECEIVED:  # the group received nothing today from this run
-                    update["daily_key"] = None
-                report.failed += 1
-            WecomGroupSend.update(**update, updated_at=now).where(
-                (WecomGroupSend.id == row.id) & (WecomGroupSend.status == "waiting")).execute()
-    return report
-
-
-def settle_in_doubt(channel: str, fetch: Fetch, now: datetime | None = None) -> tuple[int, int]:
-    """An owner's send a crash left in doubt (the call may or may not have reached WeCom) is
-    looked up instead of being left to the operator: `get_groupmsg_list_v2` since the attempt,
-    a message with the same text that kefu does not know yet, whose `get_groupmsg_task` names
-    this owner, is that send (its chats now wait for the owner). None found once the attempt
-    is `SETTLE_AFTER` old: WeCom never got it, and it goes to the senders again. Returns
-    (settled as sent, sent again)."""
-    now = now or clock.now()
-    settled = resent = 0
-    keys = {k for (k,) in WecomGroupSend.select(WecomGroupSend.outbox_key).where(
-        (WecomGroupSend.channel == channel) & (WecomGroupSend.status == "in_doubt")).distinct().tuples() if k}
-    for row in Outbox.select().where(Outbox.key.in_(list(keys)) & (Outbox.status == outbox.IN_DOUBT)):
-        since = (row.attempted_at or row.created_at) - timedelta(minutes=1)
-        if now - since > LIST_SPAN:
-            continue  # beyond what the platform lists: the operator decides
-        content = dict(row.content or {})
-        msgid = _find_task(fetch, row.recipient, str(content.get("text") or ""), since, now)
-        job_key = WecomGroupSend.get(WecomGroupSend.outbox_key == row.key).job_key
-        if msgid:
-            Outbox.update(status="sent", sent_at=now, content={**content, "msg_id": msgid},
-                          last_error="settled: WeCom has the owner's task (get_groupmsg_list_v2)").where(
-                (Outbox.id == row.id) & (Outbox.status == outbox.IN_DOUBT)).execute()
-            settled += 1
-        elif now - since >= SETTLE_AFTER:
-            if outbox.resend_in_doubt([row.key]):
-                Outbox.update(last_error="sent again: WeCom has no task from the attempt (get_groupmsg_list_v2)").where(
-                    Outbox.id == row.id).execute()
-                resent += 1
-        sync_outcomes(job_key)
-    return settled, resent
-
-
-def _find_task(fetch: Fetch, owner: str, text: str, since: datetime, until: datetime) -> str:
-    """The msgid of a group message created in [since, until] with this text, unknown to
-    kefu, whose task is this owner's; "" when there is none."""
-    known = {m for (m,) in WecomGroupSend.select(WecomGroupSend.msgid).where(WecomGroupSend.msgid != "").tuples()}
-    cursor = ""
-    while True:
-        page = wecom_contacts.checked_answer(fetch, LIST_V2, {
-            "chat_type": "group", "start_time": int(since.timestamp()), "end_time": int(until.timestamp()),
-            "filter_type": 0, "limit": 100, "cursor": cursor})
-        for message in page.get("group_msg_list") or ():
-            msgid = str(message.get("msgid") or "")
-            if msgid and msgid not in known and str((message.get("text") or {}).get("content") or "") == text \
-                    and _has_task(fetch, msgid, owner):
-                return msgid
-        cursor = str(page.get("next_cursor") or "")
-        if not cursor:
-            return ""
-
-
-def _has_task(fetch: Fetch, msgid: str, owner: str) -> bool:
-    return _owner_status(fetch, msgid, owner) is not None
-
-
-def _owner_sent(fetch: Fetch, msgid: str, owner: str) -> bool:
-    return _owner_status(fetch, msgid, owner) == OWNER_SENT
-
-
-def _owner_status(fetch: Fetch, msgid: str, owner: str) -> int | None:
-    """The owner's task status in the message (get_groupmsg_task), None without one."""
-    cursor = ""
-    while True:
-        page = wecom_contacts.checked_answer(fetch, TASK, {"msgid": msgid, "limit": PAGE, "cursor": cursor})
-        for task in page.get("task_list") or ():
-            if str(task.get("userid") or "") == owner:
-                return int(task.get("status") or 0)
-        cursor = str(page.get("next_cursor") or "")
-        if not cursor:
-            return None
-
-
-def _chat_results(fetch: Fetch, msgid: str, owner: str) -> dict[str, tuple[int, datetime | None]]:
-    results: dict[str, tuple[int, datetime | None]] = {}
-    cursor = ""
-    while True:
-        page = wecom_contacts.checked_answer(fetch, SEND_RESULT, {"msgid": msgid, "userid": owner, "limit": PAGE,
-                                                                  "cursor": cursor})
-        for item in page.get("send_list") or ():
-            chat_id, stamp = str(item.get("chat_id") or ""), item.get("send_time")
-            at = datetime.fromtimestamp(int(stamp), timezone.utc) if str(stamp or "").isdigit() else None
-            results[chat_id] = (int(item.get("status") or 0), at)
-        cursor = str(page.get("next_cursor") or "")
-        if not cursor:
-            return results
-

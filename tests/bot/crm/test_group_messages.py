@@ -15,6 +15,7 @@ from adapters.sandbox import wecom_groupmsg as stand_msg
 from adapters.sandbox import wecom_groups as stand_groups
 from adapters.wecom import blocking_fetch
 from bot import campaigns, clock, outbox
+from bot.crm import group_message_tracking as tracking
 from bot.crm import group_messages, wecom_groups
 from bot.models import Campaign, CustomerGroup, Outbox, WecomGroupChat, WecomGroupSend
 from tests.adapters.wechat_kit import eventually, stand, wecom_channel
@@ -60,8 +61,8 @@ async def run_until_with_platform(campaign: Campaign) -> str:
     return Campaign.get_by_id(campaign.id).run_key
 
 
-async def track(stand, job_key: str | None = None) -> group_messages.TrackReport:
-    return await asyncio.to_thread(group_messages.track, "corp", blocking_fetch(wecom_channel(stand.base)), job_key)
+async def track(stand, job_key: str | None = None) -> tracking.TrackReport:
+    return await asyncio.to_thread(tracking.track, "corp", blocking_fetch(wecom_channel(stand.base)), job_key)
 
 
 async def test_a_group_campaign_from_creation_to_per_group_results_with_an_owner_who_never_confirms(
@@ -107,7 +108,7 @@ async def test_an_owner_who_sends_to_only_some_groups_and_the_platforms_fail_lis
     stand_msg.confirm(stand.sandbox, msgid)
     await track(stand)
     row = WecomGroupSend.get(WecomGroupSend.chat_id == "wr-b1")
-    assert row.status == "failed" and row.reason == group_messages.NOT_CHOSEN
+    assert row.status == "failed" and row.reason == tracking.NOT_CHOSEN
 
 
 async def test_one_group_message_per_group_per_day(client, stand, ) -> None:
@@ -136,7 +137,7 @@ async def test_one_group_message_per_group_per_day(client, stand, ) -> None:
     await track(stand)
     row = WecomGroupSend.get((WecomGroupSend.job_key == Campaign.get_by_id(second.id).run_key)
                              & (WecomGroupSend.chat_id == "wr-b1"))
-    assert row.status == "failed" and row.reason == group_messages.CHAT_FAILURES[3]
+    assert row.status == "failed" and row.reason == tracking.CHAT_FAILURES[3]
 
     # a campaign whose every group already had today's message is refused before sending, and
     # accepted for tomorrow; the next shop day the group may have one again
@@ -202,9 +203,9 @@ async def test_a_send_cut_short_is_in_doubt_and_never_repeated(stand, database) 
     # kefu looks it up instead of guessing: WeCom has no task from the attempt, so once the
     # attempt is old enough it goes to the senders again (never before: it may still appear)
     fetch = blocking_fetch(wecom_channel(stand.base))
-    assert await asyncio.to_thread(group_messages.settle_in_doubt, "corp", fetch) == (0, 0)
-    later = clock.now() + group_messages.SETTLE_AFTER + timedelta(minutes=2)
-    assert await asyncio.to_thread(group_messages.settle_in_doubt, "corp", fetch, later) == (0, 1)
+    assert await asyncio.to_thread(tracking.settle_in_doubt, "corp", fetch) == (0, 0)
+    later = clock.now() + tracking.SETTLE_AFTER + timedelta(minutes=2)
+    assert await asyncio.to_thread(tracking.settle_in_doubt, "corp", fetch, later) == (0, 1)
     assert Outbox.get().status == "pending" and states(campaign) == {"wr-a1": "handed"}
 
 
