@@ -1,4 +1,4 @@
-"""Group campaigns to WeCom customer groups (群发到客户群): plan, hand over, outcomes, tracking.
+"""Group campaigns to WeCom customer groups (群发到客户群): the run — plan, hand over, outcomes.
 
 Why: the shop's daily deals go to its WeCom customer groups, and WeCom does not let an app
 post into them. `externalcontact/add_msg_template` with chat_type "group" gives each group
@@ -10,8 +10,8 @@ owner a task that the owner sends from WeCom (or never does). So a group campaig
   From there the outbox does what it does for every send (claim, attempt recorded before
   the call, retries, a crash leaves it in doubt, never repeated blindly); the WeCom sender
   (adapters/wecom_group_msg.py) makes the call and returns the task's msgid and fail_list.
-  A send in doubt is looked up in `get_groupmsg_list_v2` (`settle_in_doubt`) rather than
-  left to the operator: found, it is sent; not there well after the attempt, sent again;
+  A send in doubt is looked up in `get_groupmsg_list_v2` rather than left to the operator
+  (`group_message_tracking.settle_in_doubt`);
 - `sync_outcomes`: the outbox's result onto the chats: waiting for the owner (msgid kept),
   failed (fail_list, or the call refused), in doubt, skipped;
 - the owners' confirmations and the sends in doubt: bot/crm/group_message_tracking.py.
@@ -45,8 +45,6 @@ ADD_MSG_TEMPLATE = "/cgi-bin/externalcontact/add_msg_template"
 MAX_CHATS = 2000  # chat_id_list per call, the platform's maximum
 MAX_TEXT_BYTES = 4000
 OPEN = ("pending", "handed")  # not yet with the platform
-STATUS_LABELS = {"pending": "待发送", "handed": "排队发送", "waiting": "等待群主确认", "sent": "已发送",
-                 "failed": "失败", "skipped": "未发送", "in_doubt": "结果未知"}
 LIMIT_REASON = "该客户群今天已有一条群发（企业微信：每个客户群每天只能收到一条），本次不发送"
 FAIL_LIST = "平台拒绝：该群不属于群主或已解散（fail_list）"
 NO_OWNER = "该群没有群主"
