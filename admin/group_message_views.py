@@ -29,9 +29,12 @@ STATUS_LABELS = {"pending": _l("待发送"), "handed": _l("排队发送"), "wait
 
 
 def audience_choices() -> list[tuple[str, str]]:
-    """The campaign picker's WeCom customer groups: all of them, and each synced chat."""
-    rows = [(f"{group_messages.TARGET}:", text(_l("全部企业微信客户群（%(n)s 个群）"),
-                                               n=WecomGroupChat.select().where(WecomGroupChat.status == "active").count()))]
+    """The campaign picker's WeCom customer groups: all of them, and each synced chat (none
+    for a shop without WeCom groups)."""
+    active = WecomGroupChat.select().where(WecomGroupChat.status == "active").count()
+    if not active:
+        return []
+    rows = [(f"{group_messages.TARGET}:", text(_l("全部企业微信客户群（%(n)s 个群）"), n=active))]
     for chat in WecomGroupChat.select().where(WecomGroupChat.status == "active").order_by(WecomGroupChat.name):
         rows.append((f"{group_messages.TARGET}:{chat.group_id}", f"{chat.name or chat.chat_id} · {chat.owner}"))
     return rows

@@ -81,6 +81,7 @@ def test_each_groups_result_and_asking_wecom_now(panel: Panel, sandbox_url) -> N
 
 
 def test_the_campaign_picker_offers_the_wecom_groups(panel: Panel) -> None:
+    assert "wecom_group:" not in panel.get("/admin/campaign/new/").get_data(as_text=True)  # no WeCom groups yet
     live = chat("wr-1", "直播群", "alice")
     page = panel.get("/admin/campaign/new/").get_data(as_text=True)
     assert f'value="wecom_group:{live.group_id}"' in page and 'value="wecom_group:"' in page
