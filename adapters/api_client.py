@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import aiohttp
 
-from bot import clock
+from bot.core import clock
 from bot.ops.metrics import PLATFORM_ERRORS
 from bot.outbox import SendResult
 from bot.tokens import REFRESH_EARLY_SECONDS, Token, TokenStore

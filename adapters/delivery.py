@@ -41,8 +41,8 @@ from collections import defaultdict
 from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 
 from bot import outbox, send_window
-from bot.models import Outbox
-from bot.ops.logs import request_scope
+from bot.core.models import Outbox
+from bot.core.logs import request_scope
 from bot.outbox import SendResult
 
 log = logging.getLogger("kefu.delivery")

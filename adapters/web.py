@@ -39,10 +39,10 @@ from aiohttp import web
 from adapters.bridge import CoreBridge
 from adapters.json_body import json_error, read_object
 from adapters.wechat_common import content_text
-from bot import settings
-from bot.config import ChannelConfig
-from bot.events import Inbound, Reply
-from bot.models import Agent, Message
+from bot.core import settings
+from bot.core.config import ChannelConfig
+from bot.core.events import Inbound, Reply
+from bot.core.models import Agent, Message
 from bot.outbox import SendResult
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)

@@ -43,11 +43,11 @@ from adapters.tasks import TaskSet
 from adapters.wechat_common import BadRequest, BadSignature, content_text, parse_xml, split_text
 from adapters.wechat_mp import SendPlan, send_text_parts, text_plan
 from adapters.wecom import WeComCrypto, wecom_secret
-from bot import clock
-from bot.config import ChannelConfig
+from bot.core import clock
+from bot.core.config import ChannelConfig
 from bot.dispatcher import ReplySlot
-from bot.events import Inbound
-from bot.models import ChannelCursor, Conversation, Customer, Message, Outbox
+from bot.core.events import Inbound
+from bot.core.models import ChannelCursor, Conversation, Customer, Message, Outbox
 from bot.outbox import SendResult
 
 log = logging.getLogger("kefu.wechat_kf")

@@ -21,8 +21,8 @@ from adapters.bridge import CoreBridge
 from adapters.wechat_callback import CallbackChannel
 from adapters.wechat_common import (BadRequest, check_xml, content_text, decrypt, envelope_encrypt, new_nonce,
                                     parse_message, parse_xml, split_text, to_inbound, verify_signature)
-from bot.config import ChannelConfig
-from bot.events import Inbound
+from bot.core.config import ChannelConfig
+from bot.core.events import Inbound
 from bot.outbox import SendResult
 
 

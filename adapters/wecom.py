@@ -20,8 +20,8 @@ from adapters.wechat_callback import CallbackChannel
 from adapters.wechat_common import (check_xml, decrypt, envelope_encrypt, new_nonce, parse_message, parse_xml,
                                     to_inbound, verify_signature)
 from adapters.wechat_mp import send_text_parts
-from bot.config import ChannelConfig
-from bot.events import Inbound
+from bot.core.config import ChannelConfig
+from bot.core.events import Inbound
 from bot.outbox import SendResult
 
 

@@ -24,7 +24,7 @@ from admin.auth import ReadOnlyView, SecureModelView
 from admin.messages import flash, text as message_text
 from bot import campaigns
 from bot.crm import segments
-from bot.models import Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
+from bot.core.models import Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
 
 STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
                  "done": _l("已完成"), "cancelled": _l("已取消")}

@@ -18,13 +18,14 @@ from flask_babel import gettext, lazy_gettext as _l
 from admin.auth import ReadOnlyView
 from admin.messages import flash
 from admin.faq_views import short
-from bot import assignment, clock, conversations, kpi, settings
-from bot.events import Reply
+from bot import assignment, conversations, kpi
+from bot.core import clock, settings
+from bot.core.events import Reply
 from bot.outgoing import Outgoing
 from bot.relay import drain_queue_messages, emit
 from bot.routing import handoff_messages
-from bot.db import advisory_xact_lock, transaction
-from bot.models import Agent, Conversation, Message
+from bot.core.db import advisory_xact_lock, transaction
+from bot.core.models import Agent, Conversation, Message
 
 STATUS_LABELS = {"bot": _l("机器人接待"), "queued": _l("排队中"), "assigned": _l("人工接待中"), "resolved": _l("已结束")}
 # Conversation.handoff_reason and .resolved_by are stored as keys (bot.routing, bot.conversations).

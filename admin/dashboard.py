@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 import peewee
 from peewee import SQL
 
-from bot import clock, kpi, settings
-from bot.db import is_postgres
-from bot.models import Conversation, Message, UnansweredQuestion
+from bot import kpi
+from bot.core import clock, settings
+from bot.core.db import is_postgres
+from bot.core.models import Conversation, Message, UnansweredQuestion
 
 DAYS = 30
 

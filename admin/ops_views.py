@@ -21,7 +21,7 @@ from admin.auth import ReadOnlyView, SecureModelView, SessionUser
 from admin.faq_views import category_names, short, threshold
 from admin.messages import flash, text
 from bot.faq import learning
-from bot.models import AdminUser, Faq, Outbox
+from bot.core.models import AdminUser, Faq, Outbox
 
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
 # Why an unanswered question was recorded (UnansweredQuestion.reason, stored as the key).

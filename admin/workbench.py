@@ -25,7 +25,7 @@ from admin.auth import SecureView
 from admin.faq_views import shared_store
 from bot import assignment, workbench
 from bot.faq.learning import LearningError
-from bot.models import AdminUser, Agent
+from bot.core.models import AdminUser, Agent
 from bot.relay import emit, say, take_offline
 
 MAX_REPLY = 2000

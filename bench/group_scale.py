@@ -41,9 +41,9 @@ SEED_BATCH = 2000
 
 def seed(members: int, others: int) -> None:
     """`members` VIP2 customers (the filter's match) and `others` at level 0, on a 公众号 channel."""
-    from bot import clock
-    from bot.db import transaction
-    from bot.models import Customer
+    from bot.core import clock
+    from bot.core.db import transaction
+    from bot.core.models import Customer
 
     now = clock.now()
     total = members + others
@@ -78,7 +78,7 @@ def plan(group_id: int, label: str, heap: bool) -> dict[str, Any]:
     """Plan a text campaign to the group through bot.fanout; with `heap`, under tracemalloc
     (which slows Python down several times: its seconds are not the plan's speed)."""
     from bot import campaigns, fanout
-    from bot.models import Campaign, Delivery
+    from bot.core.models import Campaign, Delivery
 
     campaign = Campaign.create(name=f"群发 {label}", target_kind="group", target_value=str(group_id),
                                content_kind="text", content={"text": "{nickname}您好"}, status="draft")
@@ -97,10 +97,10 @@ def plan(group_id: int, label: str, heap: bool) -> dict[str, Any]:
 def run(members: int, database_url: str, data_dir: Path) -> dict[str, Any]:
     from admin import users
     from admin.app import create_app
-    from bot import db, migrations
-    from bot.config import Config, DatabaseConfig
+    from bot.core import db, migrations
+    from bot.core.config import Config, DatabaseConfig
     from bot.crm import groups
-    from bot.models import CustomerGroup
+    from bot.core.models import CustomerGroup
     from tests.admin.conftest import PASSWORD, Panel, login
     from tests.admin.test_group_members import filter_arg
 
@@ -178,7 +178,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if schema:
-            from bot.db import database
+            from bot.core.db import database
 
             database.close()
             drop_schema(args.database, schema)

@@ -6,8 +6,8 @@ checks (a unique name, one agent per IM account, a channel that exists).
 
 from __future__ import annotations
 
-from bot.config import Config
-from bot.models import Agent
+from bot.core.config import Config
+from bot.core.models import Agent
 
 
 class AgentError(ValueError):

@@ -30,8 +30,8 @@ from typing import Callable
 import peewee
 
 from bot import conversations
-from bot.db import advisory_xact_lock, is_postgres, transaction
-from bot.models import Agent, Conversation
+from bot.core.db import advisory_xact_lock, is_postgres, transaction
+from bot.core.models import Agent, Conversation
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LOCK_NAME = "kefu:assignment"

@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from bot import settings
+from bot.core import settings
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES_ZH = {"mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五", "sat": "周六", "sun": "周日"}

@@ -27,12 +27,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import peewee
 
-from bot import clock, fanout, outbox, settings
+from bot import fanout, outbox
+from bot.core import clock, settings
 from bot.crm import segments
-from bot.models import (
-    Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Message,
-    Outbox, Segment, Tag,
-)
+from bot.core.models import Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Message, Outbox, Segment, Tag
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import click
 
-from bot.config import Config, ConfigError, load_config
-from bot.runtime import SchemaOutdated, open_database, setup_logging
+from bot.core.config import Config, ConfigError, load_config
+from bot.core.runtime import SchemaOutdated, open_database, setup_logging
 
 pass_config = click.make_pass_decorator(Config)
 
@@ -93,7 +93,7 @@ def main() -> None:
 def init(config: Config, demo: bool) -> None:
     """Create or upgrade the database schema (safe to run twice)."""
     from bot import demo as demo_mod
-    from bot import migrations
+    from bot.core import migrations
 
     _open(config, upgrade=True)
     click.echo(f"schema at version {migrations.current_version()} in {_safe_url(config.database_url)}")
@@ -114,9 +114,9 @@ def _ensure_demo_admin(config: Config) -> str | None:
 
 def _first_start(config: Config) -> bool:
     """Upgrade the schema; seed the demo shop when the database was new."""
-    from bot import db
+    from bot.core import db
     from bot import demo as demo_mod
-    from bot import migrations
+    from bot.core import migrations
 
     try:
         db.connect(config.database_url)
@@ -212,7 +212,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     from aiohttp import web
 
     from adapters.server import BRIDGE, create_app
-    from bot import heap
+    from bot.core import heap
 
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
@@ -359,9 +359,9 @@ def _channel_probes(config: Config) -> tuple[list[Any], list[Any]]:
 def _scheduler_leader(config: Config) -> str | None:
     """Who leads the schedulers, or None: the advisory lock on PostgreSQL (free means nobody
     holds it: taken and given back at once), the lease row on SQLite (read, never taken)."""
-    from bot import clock
-    from bot.db import is_postgres
-    from bot.models import Lease
+    from bot.core import clock
+    from bot.core.db import is_postgres
+    from bot.core.models import Lease
     from jobs import leader
 
     if is_postgres():
@@ -643,7 +643,7 @@ def web_chat_link(config: Config, channel_name: str, user_id: str) -> str | None
     if ch is None or ch.kind != "web":
         return None
     from adapters.web import WebChannel
-    from bot.secrets import ensure_secret
+    from bot.core.secrets import ensure_secret
 
     secret = ensure_secret(config.data_dir, f"web-{ch.name}.key", ch.secret)
     token = WebChannel(ch, secret, None).token_for(user_id)  # type: ignore[arg-type]
@@ -655,7 +655,7 @@ def web_chat_link(config: Config, channel_name: str, user_id: str) -> str | None
 def agent_list(config: Config) -> None:
     """List agents with their status and load."""
     from bot.assignment import loads
-    from bot.models import Agent
+    from bot.core.models import Agent
 
     _open(config)
     current = loads()
@@ -675,8 +675,9 @@ def agent_list(config: Config) -> None:
 def agent_status(config: Config, name: str, status: str) -> None:
     """Set agent NAME online, away or offline, as the agent's own command would (offline:
     conversations waiting for their reply go back to the queue; online: the queue is served)."""
-    from bot import assignment, clock
-    from bot.db import transaction
+    from bot import assignment
+    from bot.core import clock
+    from bot.core.db import transaction
     from bot.relay import emit, find_agent, say, take_offline
     from jobs.sla import drain
 
@@ -711,8 +712,8 @@ def agent_capacity(config: Config, name: str, max_open: int) -> None:
     """Set how many conversations agent NAME holds at most (1-200). Conversations they hold
     beyond a lowered capacity stay with them; a raised one serves the queue at once."""
     from bot import assignment
-    from bot.db import transaction
-    from bot.models import Agent
+    from bot.core.db import transaction
+    from bot.core.models import Agent
     from bot.relay import find_agent
     from jobs.sla import drain
 
@@ -737,7 +738,8 @@ def agent_kpi(config: Config, days: int) -> None:
     from dataclasses import asdict
     from datetime import datetime, timedelta
 
-    from bot import clock, kpi
+    from bot import kpi
+    from bot.core import clock
 
     _open(config)
     zone = kpi.shop_zone()
@@ -825,7 +827,7 @@ def customer() -> None:
 def customer_export(config: Config, customer_id: int, file: str) -> None:
     """Write everything kefu holds about CUSTOMER_ID to FILE as JSON."""
     from bot.crm.erasure import export
-    from bot.models import Customer
+    from bot.core.models import Customer
 
     _open(config)
     if Customer.get_or_none(Customer.id == customer_id) is None:
@@ -841,7 +843,7 @@ def customer_export(config: Config, customer_id: int, file: str) -> None:
 def customer_erase(config: Config, customer_id: int, yes: bool) -> None:
     """Erase CUSTOMER_ID's personal data; messages stay, anonymized, for the KPIs."""
     from bot.crm.erasure import erase
-    from bot.models import Customer
+    from bot.core.models import Customer
 
     _open(config)
     if Customer.get_or_none(Customer.id == customer_id) is None:
@@ -862,7 +864,7 @@ def campaign() -> None:
 def campaign_list(config: Config) -> None:
     """List campaigns with their state and the current run's progress."""
     from bot import campaigns
-    from bot.models import Campaign
+    from bot.core.models import Campaign
 
     _open(config)
     # read them all first: `progress` writes (it syncs outcomes), and on SQLite a write while
@@ -892,7 +894,7 @@ def campaign_change(config: Config, action: str, campaign_id: int, yes: bool) ->
     """ACTION on CAMPAIGN_ID: test (send to the agents), schedule, pause, resume, cancel, or
     resend-in-doubt (send again the sends whose outcome a crash left unknown)."""
     from bot import campaigns
-    from bot.models import Campaign
+    from bot.core.models import Campaign
 
     _open(config)
     row = Campaign.get_or_none(Campaign.id == campaign_id)

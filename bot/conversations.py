@@ -12,10 +12,10 @@ from typing import TypeVar
 
 import peewee
 
-from bot import clock
+from bot.core import clock
 from bot.crm.orders import link_orders_for
-from bot.db import fetch_one, insert_row, update_one
-from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
+from bot.core.db import fetch_one, insert_row, update_one
+from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
 OPEN_STATUSES = ("bot", "queued", "assigned")

@@ -25,18 +25,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot import clock, conversations, outbox
-from bot.config import Config
+from bot import conversations, outbox
+from bot.core import clock
+from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
-from bot.db import fetch_one, insert_row, transaction
-from bot.events import Card, Inbound, Reply
+from bot.core.db import fetch_one, insert_row, transaction
+from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
-from bot.models import Agent, Conversation, Message
+from bot.core.models import Agent, Conversation, Message
 from bot.outgoing import Outgoing
 from bot.relay import Relay
 from bot.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics
-from bot.runtime import LogFields
+from bot.core.runtime import LogFields
 
 log = logging.getLogger("kefu.dispatcher")
 

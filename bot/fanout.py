@@ -40,9 +40,10 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import peewee
 
-from bot import clock, outbox
-from bot.db import database, insert_new, is_postgres, transaction
-from bot.models import Customer, Delivery, Outbox
+from bot import outbox
+from bot.core import clock
+from bot.core.db import database, insert_new, is_postgres, transaction
+from bot.core.models import Customer, Delivery, Outbox
 from bot.send_window import CUSTOMER_SERVICE_WINDOW, WINDOWED_KINDS
 
 PLAN_BATCH = 1000

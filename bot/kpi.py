@@ -36,8 +36,9 @@ from datetime import date, datetime, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from bot import assignment, conversations, settings
-from bot.models import Agent, AssignmentLog, Conversation, Customer
+from bot import assignment, conversations
+from bot.core import settings
+from bot.core.models import Agent, AssignmentLog, Conversation, Customer
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def shop_zone(name: str | None = None) -> ZoneInfo:
-    """`name`, else the shop's time zone (`bot.settings.shop_zone`)."""
+    """`name`, else the shop's time zone (`bot.core.settings.shop_zone`)."""
     return settings.zone_named(name) if name else settings.shop_zone()
 
 

@@ -42,11 +42,11 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import peewee
 
-from bot import clock
-from bot.db import insert_new, is_postgres, transaction
-from bot.models import Message, Outbox
-from bot.ops.logs import REQUEST_ID, request_scope
-from bot.runtime import LogFields
+from bot.core import clock
+from bot.core.db import insert_new, is_postgres, transaction
+from bot.core.models import Message, Outbox
+from bot.core.logs import REQUEST_ID, request_scope
+from bot.core.runtime import LogFields
 
 log = logging.getLogger("kefu.outbox")
 
@@ -373,7 +373,7 @@ def post_for_polling(row: Outbox, text: str) -> None:
     """Give a send with no message row of its own one, so a polled channel's reader sees it:
     keyed by the outbox key (a retry after a crash finds it, nothing doubled), linked to the
     customer when known and to the outbox row (whose outcome `record` then copies onto it)."""
-    from bot.models import Customer  # the outbox itself needs only Message and Outbox
+    from bot.core.models import Customer  # the outbox itself needs only Message and Outbox
 
     content = dict(row.content or {})
     key = f"outbox:{row.key}"[:128]

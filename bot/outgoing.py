@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.events import Reply
-from bot.models import Agent, Conversation, Customer, Faq
+from bot.core.events import Reply
+from bot.core.models import Agent, Conversation, Customer, Faq
 
 
 @dataclass

@@ -28,11 +28,12 @@ from typing import Callable
 
 import peewee
 
-from bot import assignment, clock, conversations, outbox, settings
+from bot import assignment, conversations, outbox
+from bot.core import clock, settings
 from bot.crm import pools
-from bot.db import insert_new, transaction
-from bot.events import Inbound, Reply
-from bot.models import Agent, Conversation, Customer, Faq, Message, Outbox
+from bot.core.db import insert_new, transaction
+from bot.core.events import Inbound, Reply
+from bot.core.models import Agent, Conversation, Customer, Faq, Message, Outbox
 from bot.outgoing import Outgoing
 from bot.routing import (customer_header, handoff_messages, queue_position_updates, queue_snapshot, requeued_text,
                          serve_queue)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import clock, conversations, settings
-from bot.db import transaction
-from bot.models import Conversation, Customer, Order
+from bot import conversations
+from bot.core import clock, settings
+from bot.core.db import transaction
+from bot.core.models import Conversation, Customer, Order
 
 ANSWER_DAYS = 7
 

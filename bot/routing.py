@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable
 
-from bot import assignment, business_hours, clock, conversations, settings
-from bot.db import execute
-from bot.events import Card, Inbound, Reply
+from bot import assignment, business_hours, conversations
+from bot.core import clock, settings
+from bot.core.db import execute
+from bot.core.events import Card, Inbound, Reply
 from bot.faq.normalize import normalize
 from bot.faq.store import FaqStore
-from bot.models import Agent, Conversation, Customer, CustomerTag, Message, Tag, UnansweredQuestion
+from bot.core.models import Agent, Conversation, Customer, CustomerTag, Message, Tag, UnansweredQuestion
 from bot.outgoing import Outgoing
 
 MEDIA_NAMES = {"image": "图片", "voice": "语音", "video": "视频", "shortvideo": "小视频", "location": "位置",
@@ -266,7 +267,7 @@ def keyword_overlaps(keywords: Iterable[str], limit: int = 20) -> list[tuple[str
     """(keyword, FAQ phrasing) pairs where a phrasing would read as a handoff request on its
     own: the settings page warns that such a question reaches a person unless its FAQ
     answers it with confidence (an explicit request like 转人工 always does)."""
-    from bot.models import FaqQuestion
+    from bot.core.models import FaqQuestion
 
     keys = [k for k in keywords if normalize(k)]
     found: list[tuple[str, str]] = []

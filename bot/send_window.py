@@ -85,9 +85,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol
 
-from bot import clock
-from bot.db import execute
-from bot.models import Message, Outbox
+from bot.core import clock
+from bot.core.db import execute
+from bot.core.models import Message, Outbox
 from bot.outbox import SendResult
 
 log = logging.getLogger("kefu.send_window")

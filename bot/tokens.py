@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from bot import clock
-from bot.db import transaction
-from bot.models import AccessToken, Lease
+from bot.core import clock
+from bot.core.db import transaction
+from bot.core.models import AccessToken, Lease
 from bot.ops.metrics import TOKEN_REFRESHES
 
 # (access_token, expires_in seconds)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import assignment, clock, conversations, send_window
+from bot import assignment, conversations, send_window
+from bot.core import clock
 from bot.crm import pools
-from bot.events import Reply
+from bot.core.events import Reply
 from bot.faq import learning
 from bot.faq.store import FaqStore
-from bot.models import (Agent, Conversation, Customer, CustomerTag, Faq, IssuedCoupon, Message, Order, QuickPhrase, Tag,
-                        UnansweredQuestion)
+from bot.core.models import Agent, Conversation, Customer, CustomerTag, Faq, IssuedCoupon, Message, Order, QuickPhrase, Tag, UnansweredQuestion
 from bot.outgoing import Outgoing
 from bot.relay import emit, say
 from bot.routing import LEVEL_NAMES, handoff_messages

@@ -17,8 +17,9 @@ from typing import Any, Callable
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from bot import campaigns, clock
-from bot.models import Campaign
+from bot import campaigns
+from bot.core import clock
+from bot.core.models import Campaign
 
 log = logging.getLogger("kefu.jobs.campaigns")
 

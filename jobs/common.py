@@ -12,7 +12,7 @@ import peewee
 
 from bot import fanout
 from bot.campaigns import as_message, fill, fill_all
-from bot.config import Config
+from bot.core.config import Config
 
 M = TypeVar("M", bound=peewee.Model)
 

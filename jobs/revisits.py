@@ -13,9 +13,10 @@ from datetime import timedelta
 
 import peewee
 
-from bot import clock, fanout, settings
+from bot import fanout
+from bot.core import clock, settings
 from bot.campaigns import issue_coupon, placeholder_values
-from bot.models import Customer, Order
+from bot.core.models import Customer, Order
 from jobs.common import batches, deliver_item, rendered
 
 

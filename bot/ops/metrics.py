@@ -74,7 +74,7 @@ def observe_message(channel: str, kind: str, duplicate: bool, stage: str | None,
 # --- state read from the database at scrape time --------------------------------------------------
 
 def _when(value: Any) -> datetime | None:
-    from bot.db import UTCDateTimeField
+    from bot.core.db import UTCDateTimeField
 
     if value is None or isinstance(value, datetime):
         return value
@@ -92,8 +92,8 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from peewee import fn
 
-        from bot import clock
-        from bot.models import Agent, Conversation, Delivery, Outbox
+        from bot.core import clock
+        from bot.core.models import Agent, Conversation, Delivery, Outbox
 
         now = clock.now()
         backlog = GaugeMetricFamily("kefu_outbox_backlog", "Outbox rows not sent, by channel and status",

@@ -17,8 +17,9 @@ from adapters.delivery import AsyncDelivery
 from adapters.wechat_callback import store_report
 from adapters.wechat_common import parse_message, to_inbound
 from adapters.wechat_mp import OfficialAccountSender
-from bot import campaigns, clock, fanout, outbox
-from bot.models import Campaign, Customer, CustomerGroup, Delivery, GroupMember, Outbox
+from bot import campaigns, fanout, outbox
+from bot.core import clock
+from bot.core.models import Campaign, Customer, CustomerGroup, Delivery, GroupMember, Outbox
 from jobs import campaigns as campaign_jobs
 from tests.adapters.wechat_kit import APP_ID, stand, wechat
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from adapters.sandbox.chat import run_wechat_chat
-from bot.models import Message, Outbox
+from bot.core.models import Message, Outbox
 from tests.adapters.wechat_kit import APP_ID, kefu_client, mp_channel, stand, wechat
 from tests.factories import SHIPPING, shop_faqs
 

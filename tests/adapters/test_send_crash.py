@@ -18,8 +18,9 @@ import pytest
 from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery
 from adapters.wechat_mp import OfficialAccountSender
-from bot import campaigns, clock, fanout, outbox
-from bot.models import Campaign, Customer, Delivery, Message, Outbox
+from bot import campaigns, fanout, outbox
+from bot.core import clock
+from bot.core.models import Campaign, Customer, Delivery, Message, Outbox
 from jobs import campaigns as campaign_jobs
 from tests.adapters.wechat_kit import APP_ID, stand
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot import clock
-from bot.models import Campaign, Coupon, Customer, CustomerGroup, GroupMember, Outbox
+from bot.core import clock
+from bot.core.models import Campaign, Coupon, Customer, CustomerGroup, GroupMember, Outbox
 from tests.admin.conftest import Panel
 from tests.factories import make_agent
 

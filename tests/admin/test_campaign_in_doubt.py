@@ -4,8 +4,9 @@ who each path would reach."""
 
 from __future__ import annotations
 
-from bot import campaigns, clock
-from bot.models import Campaign, Customer, Delivery, Outbox
+from bot import campaigns
+from bot.core import clock
+from bot.core.models import Campaign, Customer, Delivery, Outbox
 from jobs import campaigns as campaign_jobs
 from tests.admin.conftest import Panel
 

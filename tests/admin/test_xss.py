@@ -10,7 +10,7 @@ import pytest
 
 from bot.conversations import upsert_customer
 from bot.dispatcher import Dispatcher
-from bot.models import Conversation, Customer, Message, UnansweredQuestion
+from bot.core.models import Conversation, Customer, Message, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, text
 

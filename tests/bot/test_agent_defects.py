@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot import db
+from bot.core import db
 from bot.cli import main
-from bot.config import Config, ServerConfig
-from bot.models import Agent, Conversation
+from bot.core.config import Config, ServerConfig
+from bot.core.models import Agent, Conversation
 from tests.bot.test_routing_cli import cli_env, invoke  # noqa: F401 (cli_env is a fixture)
 from tests.bot.test_scenarios import Shop, conversation_of, joined
 from tests.factories import make_agent, shop_faqs

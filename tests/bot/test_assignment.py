@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import assignment, conversations
-from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
+from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 from tests.factories import make_agent
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot import campaigns, clock
-from bot.models import Campaign, Coupon, CustomerGroup, GroupMember, Outbox
+from bot import campaigns
+from bot.core import clock
+from bot.core.models import Campaign, Coupon, CustomerGroup, GroupMember, Outbox
 from tests.factories import make_agent
 from tests.jobs.conftest import make_customers
 
@@ -89,7 +90,7 @@ def test_preview_fills_each_placeholder_for_the_first_recipient_without_issuing(
     assert shown["values"]["nickname"] == "顾客0" and shown["values"]["level"] == "普通会员"
     assert shown["values"]["coupon"].startswith("K")
     assert shown["message"]["text"] == f"顾客0，普通会员专享 {shown['values']['coupon']}"
-    from bot.models import IssuedCoupon
+    from bot.core.models import IssuedCoupon
 
     assert IssuedCoupon.select().count() == 0
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot import db
+from bot.core import db
 from bot.cli import main
 
 
@@ -36,7 +36,7 @@ def test_init_twice_and_demo_seed_is_idempotent(cli_env: dict[str, str]) -> None
     second = invoke(cli_env, "init", "--demo")
     assert second.exit_code == 0, second.output
     assert "0 FAQs, 0 agents" in second.output
-    from bot.models import Agent, Faq
+    from bot.core.models import Agent, Faq
 
     assert Faq.select().count() >= 40
     assert Agent.select().count() == 2
@@ -77,7 +77,7 @@ def test_faq_import_with_a_bad_line_imports_nothing(cli_env: dict[str, str], tmp
     result = invoke(cli_env, "faq", "import", str(src))
     assert result.exit_code != 0
     assert "line 2" in result.output and "nothing was imported" in result.output
-    from bot.models import Faq
+    from bot.core.models import Faq
 
     assert Faq.select().count() == 0
 
@@ -101,7 +101,7 @@ def test_the_banner_names_each_wechat_channels_callback_url() -> None:
     import dataclasses
 
     from bot.cli import callback_lines
-    from bot.config import ChannelConfig, load_config
+    from bot.core.config import ChannelConfig, load_config
 
     config = load_config(None, env={})
     assert callback_lines(config) == []  # the demo: web only

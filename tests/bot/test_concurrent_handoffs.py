@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 import pytest
 
-from bot.models import Agent, AssignmentLog, Conversation, Message, Outbox
+from bot.core.models import Agent, AssignmentLog, Conversation, Message, Outbox
 from tests.conftest import PG_URL
 from tests.factories import make_agent
 
@@ -29,10 +29,10 @@ def _worker(url: str, worker: int, count: int, start: Any, results: Any,
     """One `kefu serve` stand-in: its own connection, `count` customers asking for a human
     (or, with `script`, those (user, text) messages in order)."""
     try:
-        from bot import db
-        from bot.config import ChannelConfig, Config, DatabaseConfig
+        from bot.core import db
+        from bot.core.config import ChannelConfig, Config, DatabaseConfig
         from bot.dispatcher import Dispatcher
-        from bot.events import Inbound
+        from bot.core.events import Inbound
 
         db.connect(url)
         config = Config(database=DatabaseConfig(url=url), source="<worker>",

@@ -9,8 +9,8 @@ from decimal import Decimal
 import peewee
 import pytest
 
-from bot import db
-from bot.models import Customer, Message
+from bot.core import db
+from bot.core.models import Customer, Message
 
 
 def test_insert_row_stores_the_instance_with_its_defaults(database: peewee.Database) -> None:

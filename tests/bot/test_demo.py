@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot import demo, settings
+from bot import demo
+from bot.core import settings
 from bot.faq.store import FaqStore
 from bot.routing import card_questions
 

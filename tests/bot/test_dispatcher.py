@@ -1,9 +1,9 @@
 import threading
 
-from bot import settings
+from bot.core import settings
 from bot.dispatcher import Dispatcher, ReplySlot, recover_pending
-from bot.events import Inbound
-from bot.models import Conversation, Customer, Message, Outbox, UnansweredQuestion
+from bot.core.events import Inbound
+from bot.core.models import Conversation, Customer, Message, Outbox, UnansweredQuestion
 from tests.factories import RETURNS, SHIPPING, make_agent, shop_faqs, text
 
 

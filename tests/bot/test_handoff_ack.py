@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import settings
+from bot.core import settings
 from bot.routing import ACK_NOTICE
-from bot.models import Message
+from bot.core.models import Message
 from tests.bot.test_scenarios import Shop, conversation_of
 from tests.factories import make_agent, shop_faqs
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bot.dispatcher import Dispatcher
-from bot.models import Conversation, FaqQuestion
+from bot.core.models import Conversation, FaqQuestion
 from bot.routing import explicit_request, keyword_overlaps
-from bot.settings import DEFAULTS
+from bot.core.settings import DEFAULTS
 from tests.factories import make_agent, make_faq, text
 
 HOURS = "人工客服工作时间为每天9:00-23:00"

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from bot import heap
+from bot.core import heap
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +71,7 @@ def test_stopping_before_the_index_is_ready_does_not_wait_for_it() -> None:
 def test_an_faq_index_replaced_after_an_edit_is_freed_while_the_heap_is_frozen(database) -> None:  # type: ignore[no-untyped-def]
     import weakref
 
-    from bot import clock
+    from bot.core import clock
     from bot.faq.store import FaqStore
     from tests.bot.faq.conftest import FakeEmbedder
     from tests.factories import shop_faqs

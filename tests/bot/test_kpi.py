@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from bot import assignment, conversations, kpi
-from bot.models import Conversation, Customer
+from bot.core.models import Conversation, Customer
 from tests.factories import make_agent
 
 

@@ -1,5 +1,5 @@
-from bot import migrations
-from bot.models import ALL_MODELS
+from bot.core import migrations
+from bot.core.models import ALL_MODELS
 
 
 def test_init_twice_is_safe(database) -> None:
@@ -11,7 +11,7 @@ def test_init_twice_is_safe(database) -> None:
 
 
 def test_upgrade_keeps_data(database) -> None:
-    from bot.models import Faq
+    from bot.core.models import Faq
 
     Faq.create(answer="保留")
     migrations.upgrade()
@@ -20,7 +20,7 @@ def test_upgrade_keeps_data(database) -> None:
 
 def test_a_step_numbered_below_the_applied_maximum_still_runs(database) -> None:
     """Steps from parallel branches land with numbers below ones already applied."""
-    from bot.migrations import SchemaVersion
+    from bot.core.migrations import SchemaVersion
 
     SchemaVersion.delete().where(SchemaVersion.version == 4).execute()
     assert [v for v, _ in migrations.pending_steps()] == [4]
@@ -31,8 +31,8 @@ def test_a_step_numbered_below_the_applied_maximum_still_runs(database) -> None:
 def test_outdated_schema_is_refused_with_a_clear_message(database, config) -> None:
     import pytest
 
-    from bot.migrations import SchemaVersion
-    from bot.runtime import SchemaOutdated, open_database
+    from bot.core.migrations import SchemaVersion
+    from bot.core.runtime import SchemaOutdated, open_database
 
     SchemaVersion.delete().where(SchemaVersion.version == migrations.LATEST).execute()
     with pytest.raises(SchemaOutdated, match="kefu init"):

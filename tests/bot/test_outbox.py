@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from bot import clock, outbox, send_window
-from bot.models import Agent, Customer, Message, Outbox
+from bot import outbox, send_window
+from bot.core import clock
+from bot.core.models import Agent, Customer, Message, Outbox
 from bot.outbox import SendResult
 
 
@@ -409,7 +410,7 @@ def test_a_polled_send_that_has_its_message_is_not_written_again(database) -> No
 
 
 def test_a_send_is_logged_under_the_request_id_of_the_message_that_caused_it(database, caplog) -> None:
-    from bot.ops.logs import request_scope
+    from bot.core.logs import request_scope
 
     with request_scope("req-late-0001"):  # the dispatcher handling a webhook request enqueues
         assert outbox.enqueue("late", "mp", "o_user", {"kind": "text", "text": "您好"})
@@ -421,7 +422,7 @@ def test_a_send_is_logged_under_the_request_id_of_the_message_that_caused_it(dat
 
     class Noting(Scripted):
         def send(self, recipient: str, content: Mapping[str, Any]) -> SendResult:
-            from bot.ops.logs import REQUEST_ID
+            from bot.core.logs import REQUEST_ID
 
             seen.append(REQUEST_ID.get())  # anything logged during the call carries it too
             return super().send(recipient, content)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot import outbox
-from bot.models import Agent, AssignmentLog, Conversation, Customer, Faq, Outbox
+from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Faq, Outbox
 from bot.outbox import SendResult
 from bot.relay import Command, parse_command
 from tests.bot.test_scenarios import Shop, conversation_of, joined
@@ -258,7 +258,7 @@ def test_a_moved_conversations_brief_quotes_the_customer_and_the_shop_only(shop:
 
 
 def test_an_agents_account_subscribing_gets_the_agents_welcome(shop: Shop) -> None:
-    from bot.events import Inbound
+    from bot.core.events import Inbound
 
     make_agent("小美", "mei")
     out = shop.dispatcher.handle(Inbound(channel="web", user_id="mei", msg_id="sub-mei", kind="event",

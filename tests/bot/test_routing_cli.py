@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from bot import assignment, conversations, db
+from bot import assignment, conversations
+from bot.core import db
 from bot.cli import main
-from bot.models import Agent, Conversation, Outbox
+from bot.core.models import Agent, Conversation, Outbox
 from tests.factories import make_agent
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.dispatcher import Dispatcher
-from bot.runtime import JsonFormatter, LogFields
+from bot.core.runtime import JsonFormatter, LogFields
 from tests.factories import shop_faqs, text
 
 

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot import settings
+from bot.core import settings
 from bot.dispatcher import Dispatcher
-from bot.models import Agent, AssignmentLog, Conversation, Customer, Outbox
+from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Outbox
 from jobs.sla import run_sla
 from tests.factories import RETURNS, SHIPPING, make_agent, shop_faqs, text
 

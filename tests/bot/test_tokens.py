@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import clock
-from bot.models import AccessToken, Lease
+from bot.core import clock
+from bot.core.models import AccessToken, Lease
 from bot.tokens import REFRESH_EARLY_SECONDS, TokenStore
 
 
@@ -108,7 +108,7 @@ def test_a_failed_fetch_releases_the_lease(database) -> None:
 CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from bot import db
+    from bot.core import db
     from bot.tokens import TokenStore
 
     url, counter, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]

@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import campaigns, clock, fanout
-from bot.models import (
-    Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox, Segment, Tag,
-)
+from bot import campaigns, fanout
+from bot.core import clock
+from bot.core.models import Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox, Segment, Tag
 from jobs import campaigns as campaign_jobs
 from tests.factories import make_agent
 from tests.jobs.conftest import KINDS, RecordingSender, deliver_all, make_customers

@@ -7,8 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from bot import clock, revisits, settings
-from bot.models import Conversation, Coupon, Customer, Delivery, IssuedCoupon, Order, Outbox
+from bot import revisits
+from bot.core import clock, settings
+from bot.core.models import Conversation, Coupon, Customer, Delivery, IssuedCoupon, Order, Outbox
 from jobs import birthdays, coupons, housekeeping, levels
 from jobs import revisits as revisit_jobs
 from tests.jobs.conftest import KINDS, RecordingSender, deliver_all, make_customers
@@ -178,7 +179,7 @@ def test_housekeeping_purges_by_retention(fake_clock) -> None:  # type: ignore[n
 
 
 def test_message_retention_ends_old_dedup_keys_but_keeps_open_conversations(dispatcher, fake_clock) -> None:  # type: ignore[no-untyped-def]
-    from bot.models import Message
+    from bot.core.models import Message
     from tests.factories import make_agent, shop_faqs, text
 
     shop_faqs()

@@ -12,9 +12,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import campaigns, clock
-from bot.db import is_postgres
-from bot.models import Campaign, Customer
+from bot import campaigns
+from bot.core import clock
+from bot.core.db import is_postgres
+from bot.core.models import Campaign, Customer
 from jobs import leader
 from jobs.runner import SchedulerService
 
@@ -210,7 +211,7 @@ async def test_an_idle_run_logs_at_debug(config, database) -> None:  # type: ign
 
 
 def test_the_scheduler_says_when_its_zone_is_not_the_shops(config, database) -> None:  # type: ignore[no-untyped-def]
-    from bot import settings
+    from bot.core import settings
 
     service = SchedulerService(config, leadership=Switch(False))
     assert str(service.tz) == "Asia/Shanghai" and service.check_zone()

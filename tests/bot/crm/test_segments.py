@@ -5,7 +5,7 @@ import pytest
 
 from bot.crm import segments
 from bot.crm.erasure import erase
-from bot.models import Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
+from bot.core.models import Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
 from tests.bot.crm.helpers import customer, send
 
 

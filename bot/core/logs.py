@@ -4,7 +4,7 @@ the core handles it.
 Why a context variable: the aiohttp handler, the core's worker thread (`CoreBridge` runs
 the core in a copy of the request's context) and the dispatcher's one line per message all
 see the same id without passing it through every signature. The JSON formatter
-(`bot.runtime.JsonFormatter`, the standard library's logging: no second logging stack to
+(`bot.core.runtime.JsonFormatter`, the standard library's logging: no second logging stack to
 configure beside aiohttp's, werkzeug's and APScheduler's loggers) adds it as `request_id`.
 """
 

@@ -12,8 +12,8 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import clock
-from bot.models import Setting
+from bot.core import clock
+from bot.core.models import Setting
 
 DEFAULTS: dict[str, Any] = {
     "reception_mode": "bot_first",  # bot_first | human_first | mixed

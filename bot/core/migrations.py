@@ -16,8 +16,8 @@ from typing import Callable
 import peewee
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate
 
-from bot.db import advisory_xact_lock, database, transaction
-from bot.models import ALL_MODELS
+from bot.core.db import advisory_xact_lock, database, transaction
+from bot.core.models import ALL_MODELS
 
 
 class SchemaVersion(peewee.Model):
@@ -37,13 +37,13 @@ def _initial(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _login_throttle(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import LoginThrottle
+    from bot.core.models import LoginThrottle
 
     db.create_tables([LoginThrottle], safe=True)
 
 
 def _crm_orders(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import SeenRequest
+    from bot.core.models import SeenRequest
 
     db.create_tables([SeenRequest], safe=True)
     # unlinked orders are looked up by the buyer's IM identity on every customer contact
@@ -51,13 +51,13 @@ def _crm_orders(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _assignment_log(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import AssignmentLog
+    from bot.core.models import AssignmentLog
 
     db.create_tables([AssignmentLog], safe=True)
 
 
 def _jobs(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import Campaign, IssuedCoupon
+    from bot.core.models import Campaign, IssuedCoupon
 
     add_column_if_missing(db, migrator, "campaign", "run_key", Campaign.run_key)
     add_column_if_missing(db, migrator, "issued_coupon", "reminded_at", IssuedCoupon.reminded_at)
@@ -66,7 +66,7 @@ def _jobs(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _faq_engine(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import AnswerRating, FaqEmbedding
+    from bot.core.models import AnswerRating, FaqEmbedding
 
     db.create_tables([FaqEmbedding, AnswerRating], safe=True)
 
@@ -78,7 +78,7 @@ def _send_limits(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _send_attempts(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import Campaign, Outbox
+    from bot.core.models import Campaign, Outbox
 
     # a claim's owner and the attempt under way (bot/outbox.py): after a crash a send whose
     # outcome is unknown is told apart from one that was only claimed
@@ -90,14 +90,14 @@ def _send_attempts(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _admin_sessions(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import AdminUser
+    from bot.core.models import AdminUser
 
     # a panel session names the version it was opened under; a bump ends it (admin/auth.py)
     add_column_if_missing(db, migrator, AdminUser._meta.table_name, "session_version", AdminUser.session_version)
 
 
 def _unanswered_resolved_at(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import UnansweredQuestion
+    from bot.core.models import UnansweredQuestion
 
     # the dashboard charts groups and questions resolved per day by when they were handled
     # (bot/faq/learning.py stamps it); rows resolved earlier keep None: their time is unknown
@@ -106,7 +106,7 @@ def _unanswered_resolved_at(db: peewee.Database, migrator: SchemaMigrator) -> No
 
 
 def _outbox_request_id(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import Outbox
+    from bot.core.models import Outbox
 
     # the request id of the message that caused a send, logged by the sender (bot/outbox.py);
     # nullable, so adding it rewrites no row: sends written before it simply have none
@@ -114,14 +114,14 @@ def _outbox_request_id(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _channel_codes(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import ChannelCode, ChannelCodeScan
+    from bot.core.models import ChannelCode, ChannelCodeScan
 
     # 渠道活码 and who scanned each (UNIQUE(code, customer): a code applies once per customer)
     db.create_tables([ChannelCode, ChannelCodeScan], safe=True)
 
 
 def _admin_user_agent(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import AdminUser
+    from bot.core.models import AdminUser
 
     # a panel user with the role "agent" works as this Agent in the workbench (issue 22);
     # nullable, so existing admins and operators keep working unchanged
@@ -129,7 +129,7 @@ def _admin_user_agent(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _quick_phrases(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import QuickPhrase
+    from bot.core.models import QuickPhrase
 
     # the workbench's 快捷短语, the shop's and each agent's own (issue 22)
     db.create_tables([QuickPhrase], safe=True)
@@ -139,7 +139,7 @@ FAQ_CATEGORIES = ("聊天互动", "商品问题", "活动优惠", "购买操作"
 
 
 def _faq_categories(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import Faq, FaqCategory
+    from bot.core.models import Faq, FaqCategory
 
     # categories managed in the panel (issue 25): the seven that were fixed in code, then every
     # category an FAQ already uses (an imported file's own), so no FAQ loses its category
@@ -153,7 +153,7 @@ def _faq_categories(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _wecom_contacts(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import Customer, WecomContact
+    from bot.core.models import Customer, WecomContact
 
     # WeCom customer contact (issue 18): the unionid that joins a 公众号 customer and a WeCom
     # external contact, and the external contacts with their follow-users
@@ -164,7 +164,7 @@ def _wecom_contacts(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _wecom_groups(db: peewee.Database, migrator: SchemaMigrator) -> None:
-    from bot.models import WecomGroupChat
+    from bot.core.models import WecomGroupChat
 
     # WeCom customer groups (issue 18): each chat_id linked to the kefu group that mirrors it
     db.create_tables([WecomGroupChat], safe=True)

@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from bot import db, migrations
-from bot.config import Config
+from bot.core import db, migrations
+from bot.core.config import Config
 
 
 class SchemaOutdated(RuntimeError):
@@ -58,7 +58,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(config: Config) -> None:
-    from bot.ops.logs import RequestIdFilter
+    from bot.core.logs import RequestIdFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())  # every line of one webhook request carries its id

@@ -1,6 +1,6 @@
 """The domain, as peewee models.
 
-Why one module: the schema is one thing, versioned as a whole by `bot.migrations`; every
+Why one module: the schema is one thing, versioned as a whole by `bot.core.migrations`; every
 other module imports the rows it needs from here. Channels are configuration, not rows:
 a row names its channel by the configured name.
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import peewee
 
-from bot import clock
-from bot.db import UTCDateTimeField, database
+from bot.core import clock
+from bot.core.db import UTCDateTimeField, database
 
 
 class JSONField(peewee.TextField):
