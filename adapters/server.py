@@ -20,7 +20,7 @@ from adapters.orders import OrderApi
 from adapters.tasks import TaskSet
 from adapters.web import WebChannel, asset_routes
 from bot import dispatcher as dispatcher_mod
-from bot import outbox
+from bot.sending import outbox
 from bot.core.config import ChannelConfig, Config
 from bot.dispatcher import Dispatcher
 from bot.ops import metrics

@@ -23,7 +23,7 @@ from aiohttp import web
 from adapters.bridge import CoreBridge
 from adapters.wechat_common import (MAX_XML_BYTES, BadRequest, BadSignature, fits_passive, is_report,
                                     render_passive)
-from bot import outbox
+from bot.sending import outbox
 from bot.core import clock
 from bot.core.config import ChannelConfig
 from bot.core.db import insert_new, transaction

@@ -87,7 +87,7 @@ class ChannelCodeView(SecureView):
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
         from adapters.api_client import ApiError
-        from bot.tokens import TokenUnavailable
+        from bot.sending.tokens import TokenUnavailable
 
         error = ""
         if request.method == "POST":

@@ -21,7 +21,7 @@ from admin.faq_views import short
 from bot import assignment, conversations, kpi
 from bot.core import clock, settings
 from bot.core.events import Reply
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 from bot.relay import drain_queue_messages, emit
 from bot.routing import handoff_messages
 from bot.core.db import advisory_xact_lock, transaction
@@ -33,7 +33,7 @@ HANDOFF_REASONS = {"requested": _l("顾客要求转人工"), "human_first": _l("
                    "unanswered": _l("机器人多次未能回答"), "agent_offline": _l("原客服已下线"),
                    "transfer": _l("客服转接"), "revisit": _l("回访低分")}
 RESOLVED_BY = {"agent": _l("客服结束"), "admin": _l("后台结束"), "idle": _l("超时自动结束"), "customer": _l("顾客结束")}
-# Message.direction and .author are stored as keys (bot.dispatcher, bot.relay, bot.outbox).
+# Message.direction and .author are stored as keys (bot.dispatcher, bot.relay, bot.sending.outbox).
 DIRECTIONS = {"in": _l("收到"), "out": _l("发出")}
 AUTHORS = {"customer": _l("顾客"), "agent": _l("客服"), "bot": _l("机器人"), "system": _l("系统")}
 TRANSFER_ERRORS = {"same": _l("已经是这位客服"), "inactive": _l("该客服已停用"), "offline": _l("该客服已下线"),

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import peewee
 
-from bot import fanout, outbox
+from bot import fanout
+from bot.sending import outbox
 from bot.core import clock, settings
 from bot.crm import segments
 from bot.core.models import Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Message, Outbox, Segment, Tag

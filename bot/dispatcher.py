@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot import conversations, outbox
+from bot import conversations
+from bot.sending import outbox
 from bot.core import clock
 from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
@@ -33,7 +34,7 @@ from bot.core.db import fetch_one, insert_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Message
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 from bot.relay import Relay
 from bot.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics

@@ -40,11 +40,11 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import peewee
 
-from bot import outbox
+from bot.sending import outbox
 from bot.core import clock
 from bot.core.db import database, insert_new, is_postgres, transaction
 from bot.core.models import Customer, Delivery, Outbox
-from bot.send_window import CUSTOMER_SERVICE_WINDOW, WINDOWED_KINDS
+from bot.sending.send_window import CUSTOMER_SERVICE_WINDOW, WINDOWED_KINDS
 
 PLAN_BATCH = 1000
 HAND_OVER_BATCH = 500
@@ -433,7 +433,7 @@ def unsettled(job_key: str) -> int:
 
 def resend_in_doubt(job_key: str) -> int:
     """The operator's "resend the ones in doubt" for a run: their outbox rows go back to
-    pending (`bot.outbox.resend_in_doubt`) and the deliveries are handed over again."""
+    pending (`bot.sending.outbox.resend_in_doubt`) and the deliveries are handed over again."""
     keys = Delivery.select(Delivery.outbox_key).where((Delivery.job_key == job_key) & (Delivery.status == "in_doubt"))
     with transaction():
         resent = outbox.resend_in_doubt(Outbox.key.in_(keys))

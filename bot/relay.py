@@ -28,13 +28,14 @@ from typing import Callable
 
 import peewee
 
-from bot import assignment, conversations, outbox
+from bot import assignment, conversations
+from bot.sending import outbox
 from bot.core import clock, settings
 from bot.crm import pools
 from bot.core.db import insert_new, transaction
 from bot.core.events import Inbound, Reply
 from bot.core.models import Agent, Conversation, Customer, Faq, Message, Outbox
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 from bot.routing import (customer_header, handoff_messages, queue_position_updates, queue_snapshot, requeued_text,
                          serve_queue)
 

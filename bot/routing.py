@@ -18,7 +18,7 @@ from bot.core.events import Card, Inbound, Reply
 from bot.faq.normalize import normalize
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Customer, CustomerTag, Message, Tag, UnansweredQuestion
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 
 MEDIA_NAMES = {"image": "图片", "voice": "语音", "video": "视频", "shortvideo": "小视频", "location": "位置",
                "link": "链接", "file": "文件"}

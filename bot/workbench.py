@@ -12,14 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import assignment, conversations, send_window
+from bot import assignment, conversations
+from bot.sending import send_window
 from bot.core import clock
 from bot.crm import pools
 from bot.core.events import Reply
 from bot.faq import learning
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Customer, CustomerTag, Faq, IssuedCoupon, Message, Order, QuickPhrase, Tag, UnansweredQuestion
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 from bot.relay import emit, say
 from bot.routing import LEVEL_NAMES, handoff_messages
 
@@ -295,7 +296,7 @@ def learn(conversation: Conversation, question_id: int, faq_id: int | None) -> F
 def window(conversation: Conversation, channel_kind: str) -> dict[str, Any] | None:
     """For IM channels with the 48-hour customer-service window (公众号, 微信客服): until when
     the shop may still write to this customer, and on 微信客服 how many sends are left of the
-    five per customer message (`bot.send_window`, the same rules the outbox checks). None
+    five per customer message (`bot.sending.send_window`, the same rules the outbox checks). None
     for channels without it (web, WeCom app). Each send counts as one platform message here
     (a long text the sender splits counts more at the outbox's own check)."""
     if channel_kind not in send_window.WINDOWED_KINDS:

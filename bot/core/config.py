@@ -78,7 +78,7 @@ class OutboxConfig:
     max_attempts: int = 8
     batch: int = 100
     # a sender's claim on a batch lasts this long and is renewed while the batch is sent:
-    # the rows of a sender that died are taken up by another within this time (bot/outbox.py)
+    # the rows of a sender that died are taken up by another within this time (bot/sending/outbox.py)
     lease_seconds: float = 5.0
 
 

@@ -73,14 +73,14 @@ def _faq_engine(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 def _send_limits(db: peewee.Database, migrator: SchemaMigrator) -> None:
     # the pre-send check counts a recipient's sends since the customer's last message
-    # (bot/send_window.py); without it every 微信客服 send read the channel's whole outbox
+    # (bot/sending/send_window.py); without it every 微信客服 send read the channel's whole outbox
     db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_recipient_sent ON outbox (channel, recipient, sent_at)")
 
 
 def _send_attempts(db: peewee.Database, migrator: SchemaMigrator) -> None:
     from bot.core.models import Campaign, Outbox
 
-    # a claim's owner and the attempt under way (bot/outbox.py): after a crash a send whose
+    # a claim's owner and the attempt under way (bot/sending/outbox.py): after a crash a send whose
     # outcome is unknown is told apart from one that was only claimed
     add_column_if_missing(db, migrator, "outbox", "claim_token", Outbox.claim_token)
     add_column_if_missing(db, migrator, "outbox", "attempted_at", Outbox.attempted_at)
@@ -108,7 +108,7 @@ def _unanswered_resolved_at(db: peewee.Database, migrator: SchemaMigrator) -> No
 def _outbox_request_id(db: peewee.Database, migrator: SchemaMigrator) -> None:
     from bot.core.models import Outbox
 
-    # the request id of the message that caused a send, logged by the sender (bot/outbox.py);
+    # the request id of the message that caused a send, logged by the sender (bot/sending/outbox.py);
     # nullable, so adding it rewrites no row: sends written before it simply have none
     add_column_if_missing(db, migrator, "outbox", "request_id", Outbox.request_id)
 

@@ -380,7 +380,7 @@ class Delivery(BaseModel):
     job_key = peewee.CharField(max_length=128)  # e.g. campaign:12:2026-11-24T10:00
     customer = peewee.ForeignKeyField(Customer, backref="deliveries", on_delete="CASCADE")
     campaign = peewee.ForeignKeyField(Campaign, null=True, backref="deliveries", on_delete="SET NULL")
-    # pending|claimed|sent|skipped|failed|in_doubt (attempted, the outcome unknown: bot/outbox.py)
+    # pending|claimed|sent|skipped|failed|in_doubt (attempted, the outcome unknown: bot/sending/outbox.py)
     status = peewee.CharField(max_length=16, default="pending", index=True)
     reason = peewee.CharField(max_length=255, default="")
     outbox_key = peewee.CharField(max_length=160, null=True)
@@ -406,7 +406,7 @@ class Outbox(BaseModel):
     next_attempt_at = UTCDateTimeField(default=clock.now)
     claimed_until = UTCDateTimeField(null=True)  # the claim's lease, renewed while the batch is sent
     claim_token = peewee.CharField(max_length=32, null=True)  # whose claim (version 10)
-    attempted_at = UTCDateTimeField(null=True)  # the platform call is under way (version 10; bot/outbox.py)
+    attempted_at = UTCDateTimeField(null=True)  # the platform call is under way (version 10; bot/sending/outbox.py)
     last_error = peewee.TextField(default="")
     created_at = UTCDateTimeField(default=clock.now)
     sent_at = UTCDateTimeField(null=True)

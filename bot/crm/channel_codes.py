@@ -32,7 +32,7 @@ from bot.crm.groups import add_ids
 from bot.core.db import insert_row
 from bot.core.events import Inbound, Reply
 from bot.core.models import ChannelCode, ChannelCodeScan, Conversation, Coupon, Customer, CustomerGroup, CustomerTag, IssuedCoupon, Order, Tag
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 
 # (API path, JSON body) -> the platform's JSON answer (errcode 0 or absent: success)
 PlatformPost = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot import outbox
+from bot.sending import outbox
 from bot.core import clock, settings
 from bot.core.db import insert_new, transaction
 from bot.core.models import Customer, Message

@@ -31,7 +31,7 @@ from bot.crm.channel_codes import CodeError, CodeSpec
 from bot.core.db import insert_row
 from bot.core.events import Inbound, Reply
 from bot.core.models import ChannelCode, Customer, WecomContact
-from bot.outgoing import Outgoing
+from bot.sending.outgoing import Outgoing
 
 # (API path, JSON body or None for a GET, query parameters) -> the platform's JSON answer
 Fetch = Callable[[str, "Mapping[str, Any] | None", "Mapping[str, str] | None"], Mapping[str, Any]]

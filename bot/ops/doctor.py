@@ -11,7 +11,7 @@ Transport stays outside `bot/`: the composition root (`bot.cli`) hands in one
 built from the adapters themselves) and the scheduler leadership probe (from `jobs`).
 
 A credentials check fetches a fresh access_token through the channel's shared token store
-(`bot.tokens`): the new token is stored for every process, exactly as a refresh after an
+(`bot.sending.tokens`): the new token is stored for every process, exactly as a refresh after an
 invalid-token answer would be, so the running senders keep working (one refresh on their
 next call at worst). A token already stored proves only that the secret was right once.
 """

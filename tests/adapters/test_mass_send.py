@@ -17,7 +17,8 @@ from adapters.delivery import AsyncDelivery
 from adapters.wechat_callback import store_report
 from adapters.wechat_common import parse_message, to_inbound
 from adapters.wechat_mp import OfficialAccountSender
-from bot import campaigns, fanout, outbox
+from bot import campaigns, fanout
+from bot.sending import outbox
 from bot.core import clock
 from bot.core.models import Campaign, Customer, CustomerGroup, Delivery, GroupMember, Outbox
 from jobs import campaigns as campaign_jobs

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.server import BRIDGE
-from bot import outbox
+from bot.sending import outbox
 from bot.core.config import ChannelConfig, Config, MetricsConfig
 from bot.dispatcher import Dispatcher
 from bot.faq.store import FaqStore

@@ -18,7 +18,8 @@ import pytest
 from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery
 from adapters.wechat_mp import OfficialAccountSender
-from bot import campaigns, fanout, outbox
+from bot import campaigns, fanout
+from bot.sending import outbox
 from bot.core import clock
 from bot.core.models import Campaign, Customer, Delivery, Message, Outbox
 from jobs import campaigns as campaign_jobs

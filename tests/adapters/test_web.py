@@ -112,7 +112,7 @@ async def test_chat_page_and_welcome(client: TestClient) -> None:
 async def test_a_campaign_send_to_a_visitor_arrives_by_polling(client: TestClient) -> None:
     """Campaigns, reminders and revisits are outbox rows with no message of their own: the
     web channel delivers them by writing one, which the visitor's poll then returns."""
-    from bot import outbox
+    from bot.sending import outbox
     from bot.core.db import transaction
 
     s = await session(client)

@@ -13,7 +13,7 @@ import pytest
 from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery, RateLimiter
 from adapters.wechat_mp import OfficialAccountSender
-from bot import outbox
+from bot.sending import outbox
 from bot.core import clock
 from bot.core.models import Customer, Message, Outbox
 from tests.adapters.wechat_kit import APP_ID, stand

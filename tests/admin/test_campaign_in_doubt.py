@@ -18,7 +18,7 @@ def _campaign_with_sends_in_doubt(n: int = 4) -> Campaign:
     campaigns.schedule(campaign)
     campaign_jobs.wanted("Asia/Shanghai")
     assert campaigns.drive(campaign.id, {"web": "web"}, max_backlog=0) == "sending"
-    # what a sender that died mid-call leaves, once its claims are settled (bot/outbox.py)
+    # what a sender that died mid-call leaves, once its claims are settled (bot/sending/outbox.py)
     Outbox.update(status="in_doubt", last_error="attempted, outcome unknown").execute()
     assert campaigns.drive(campaign.id, {"web": "web"}, max_backlog=0) == "done"
     return Campaign.get_by_id(campaign.id)

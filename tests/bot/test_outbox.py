@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from bot import outbox, send_window
+from bot.sending import outbox, send_window
 from bot.core import clock
 from bot.core.models import Agent, Customer, Message, Outbox
-from bot.outbox import SendResult
+from bot.sending.outbox import SendResult
 
 
 class Scripted:
@@ -103,7 +103,7 @@ def test_a_dead_senders_claim_expires_and_a_release_is_immediate(database, fake_
     assert [r.key for r in outbox.claim(10, ("mp",))] == ["a", "b"]
 
 
-# --- the platforms' send limits, checked before sending (bot/send_window.py) -------------------
+# --- the platforms' send limits, checked before sending (bot/sending/send_window.py) -------------------
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 TEXT = {"kind": "text", "text": "您好"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import outbox
+from bot.sending import outbox
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Faq, Outbox
-from bot.outbox import SendResult
+from bot.sending.outbox import SendResult
 from bot.relay import Command, parse_command
 from tests.bot.test_scenarios import Shop, conversation_of, joined
 from tests.factories import SHIPPING, make_agent, shop_faqs

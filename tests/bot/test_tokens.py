@@ -16,7 +16,7 @@ import pytest
 
 from bot.core import clock
 from bot.core.models import AccessToken, Lease
-from bot.tokens import REFRESH_EARLY_SECONDS, TokenStore
+from bot.sending.tokens import REFRESH_EARLY_SECONDS, TokenStore
 
 
 class Issuer:
@@ -109,7 +109,7 @@ CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from bot.core import db
-    from bot.tokens import TokenStore
+    from bot.sending.tokens import TokenStore
 
     url, counter, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     db.connect(url)

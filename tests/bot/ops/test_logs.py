@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from adapters.server import BRIDGE
-from bot import outbox
+from bot.sending import outbox
 from bot.core.config import Config, LogConfig, MetricsConfig, OrdersConfig
 from bot.ops.redact import configured_secrets
 from bot.core.runtime import setup_logging

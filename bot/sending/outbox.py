@@ -81,7 +81,7 @@ class SendResult:
 
 class Sender(Protocol):
     """A channel's sender. Optionally also `channel_kind` (whose platform send limits
-    apply, see bot/send_window.py) and `plan(content)` (what a send makes, worked out
+    apply, see bot/sending/send_window.py) and `plan(content)` (what a send makes, worked out
     once): a sender with `plan` is called as `send(recipient, content, planned)`.
 
     A sender with `polled = True` and `text_of(content)` serves a channel whose people read
@@ -332,7 +332,7 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
     """Claim due rows and deliver them one by one in this thread; returns how many were
     attempted. The synchronous twin of adapters/delivery.py (for senders whose `send` is a
     plain function): the same claim, the same plan and platform send limits checked before
-    calling (`bot.send_window.prepare`), the same attempt mark before the call and the
+    calling (`bot.sending.send_window.prepare`), the same attempt mark before the call and the
     same bookkeeping (`record`). One call at a time, so each call's mark is its own batch;
     the lease is renewed between rows."""
     rows = claim(limit, tuple(senders), lease_seconds)
@@ -351,7 +351,7 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
 def _deliver_one(sender: Sender | None, row: Outbox, max_attempts: int, lease_seconds: float) -> str:
     """One claimed row through a synchronous sender; its new status ("" when the claim was
     taken over and nothing was sent here)."""
-    from bot import send_window  # it imports SendResult from here: a top-level import would be circular
+    from bot.sending import send_window  # it imports SendResult from here: a top-level import would be circular
 
     if sender is None:
         return record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)

@@ -3,7 +3,7 @@
 Why: a send the platform is sure to refuse costs an API call, a slot of the channel's rate
 limit and a token round trip, and otherwise is only learnt from the errcode (45015, 45047).
 So every outbox delivery path asks `refusal` first (the async one in adapters/delivery.py
-in a worker thread, the synchronous `bot.outbox.deliver_due` directly), and a send that
+in a worker thread, the synchronous `bot.sending.outbox.deliver_due` directly), and a send that
 cannot pass is recorded as `window_closed` / `limit_reached` without any call, exactly
 like the errcode outcome (same statuses, same admin view, never retried). The errcode
 classification (`adapters.api_client.classify`) stays as the backstop.
@@ -88,7 +88,7 @@ from typing import Any, Callable, Mapping, Protocol
 from bot.core import clock
 from bot.core.db import execute
 from bot.core.models import Message, Outbox
-from bot.outbox import SendResult
+from bot.sending.outbox import SendResult
 
 log = logging.getLogger("kefu.send_window")
 
