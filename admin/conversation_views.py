@@ -2,7 +2,7 @@
 
 Why the thread is read-only: what the customer and the agents said is a record; the panel
 changes who handles a conversation and whether it is open, through the same functions the
-bot and the agents' commands use (`bot.assignment`, `bot.conversations`), so the rules (one
+bot and the agents' commands use (`bot.assignment`, `bot.crm.conversations`), so the rules (one
 open conversation per customer, capacity, the assignment lock) hold here too. Every text a
 customer wrote is rendered through Jinja's autoescape, never marked safe.
 """
@@ -18,7 +18,8 @@ from flask_babel import gettext, lazy_gettext as _l
 from admin.auth import ReadOnlyView
 from admin.messages import flash
 from admin.faq_views import short
-from bot import assignment, conversations, kpi
+from bot import assignment, kpi
+from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.events import Reply
 from bot.sending.outgoing import Outgoing
@@ -28,7 +29,7 @@ from bot.core.db import advisory_xact_lock, transaction
 from bot.core.models import Agent, Conversation, Message
 
 STATUS_LABELS = {"bot": _l("机器人接待"), "queued": _l("排队中"), "assigned": _l("人工接待中"), "resolved": _l("已结束")}
-# Conversation.handoff_reason and .resolved_by are stored as keys (bot.routing, bot.conversations).
+# Conversation.handoff_reason and .resolved_by are stored as keys (bot.routing, bot.crm.conversations).
 HANDOFF_REASONS = {"requested": _l("顾客要求转人工"), "human_first": _l("人工优先"), "unsure": _l("机器人没有把握"),
                    "unanswered": _l("机器人多次未能回答"), "agent_offline": _l("原客服已下线"),
                    "transfer": _l("客服转接"), "revisit": _l("回访低分")}

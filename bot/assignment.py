@@ -29,7 +29,7 @@ from typing import Callable
 
 import peewee
 
-from bot import conversations
+from bot.crm import conversations
 from bot.core.db import advisory_xact_lock, is_postgres, transaction
 from bot.core.models import Agent, Conversation
 

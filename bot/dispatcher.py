@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot import conversations
+from bot.crm import conversations
 from bot.sending import outbox
 from bot.core import clock
 from bot.core.config import Config

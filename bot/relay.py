@@ -28,7 +28,8 @@ from typing import Callable
 
 import peewee
 
-from bot import assignment, conversations
+from bot import assignment
+from bot.crm import conversations
 from bot.sending import outbox
 from bot.core import clock, settings
 from bot.crm import pools

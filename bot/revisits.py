@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import conversations
+from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.db import transaction
 from bot.core.models import Conversation, Customer, Order

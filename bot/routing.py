@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable
 
-from bot import assignment, business_hours, conversations
+from bot import assignment, business_hours
+from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.db import execute
 from bot.core.events import Card, Inbound, Reply

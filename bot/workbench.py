@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import assignment, conversations
+from bot import assignment
+from bot.crm import conversations
 from bot.sending import send_window
 from bot.core import clock
 from bot.crm import pools

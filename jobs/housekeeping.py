@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import conversations, fanout
+from bot import fanout
+from bot.crm import conversations
 from bot.core import clock, settings
 from bot.dispatcher import recover_pending
 from bot.core.models import Conversation, Delivery, Message, Outbox

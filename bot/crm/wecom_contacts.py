@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from bot import conversations
+from bot.crm import conversations
 from bot.core import clock
 from bot.crm import channel_codes
 from bot.crm.channel_codes import CodeError, CodeSpec

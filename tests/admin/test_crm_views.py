@@ -3,7 +3,7 @@ coupons edited through the panel."""
 
 from __future__ import annotations
 
-from bot.conversations import upsert_customer
+from bot.crm.conversations import upsert_customer
 from bot.core.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, Tag
 from tests.admin.conftest import Panel
 from tests.factories import make_agent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin import dashboard
-from bot import conversations
+from bot.crm import conversations
 from bot.core import clock
 from bot.dispatcher import Dispatcher
 from bot.core.models import Conversation

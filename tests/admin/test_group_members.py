@@ -12,7 +12,7 @@ import re
 import pytest
 
 from bot.core import clock
-from bot.conversations import upsert_customer
+from bot.crm.conversations import upsert_customer
 from bot.crm import groups
 from bot.core.models import Customer, CustomerGroup, GroupMember, Segment
 from tests.admin.conftest import Panel

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversations import upsert_customer
+from bot.crm.conversations import upsert_customer
 from bot.dispatcher import Dispatcher
 from bot.core.models import Conversation, Customer, Message, UnansweredQuestion
 from tests.admin.conftest import Panel

@@ -162,6 +162,6 @@ def test_a_digit_that_picks_one_of_the_bots_cards_is_not_a_rating(shop: Shop) ->
 
 
 def conversations_cards(user: str) -> list[dict[str, str]]:
-    from bot import conversations
+    from bot.crm import conversations
 
     return conversations.last_bot_cards(conversation_of(user))

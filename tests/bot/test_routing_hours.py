@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from bot import business_hours, conversations
+from bot import business_hours
+from bot.crm import conversations
 from bot.core import settings
 from bot.core.models import Outbox
 from bot.routing import QUEUE_UPDATE_TOP, closed_text, queue_position_updates, queue_snapshot

@@ -108,7 +108,7 @@ def login_first_time(page: Any, admin: str) -> None:
 def seed_history(database_url: str) -> None:
     """Thirty days of traffic, so the dashboard's charts have something to show."""
     from bot.core import clock, db
-    from bot.conversations import upsert_customer
+    from bot.crm.conversations import upsert_customer
     from bot.core.db import transaction
     from bot.core.models import Agent, AssignmentLog, Conversation, Faq, Message, UnansweredQuestion
 

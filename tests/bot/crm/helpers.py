@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.conversations import upsert_customer
+from bot.crm.conversations import upsert_customer
 from bot.crm.orders import Applied, apply, parse_event
 from bot.core.models import Customer
 
