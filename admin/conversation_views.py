@@ -2,7 +2,7 @@
 
 Why the thread is read-only: what the customer and the agents said is a record; the panel
 changes who handles a conversation and whether it is open, through the same functions the
-bot and the agents' commands use (`bot.assignment`, `bot.crm.conversations`), so the rules (one
+bot and the agents' commands use (`bot.agents.assignment`, `bot.crm.conversations`), so the rules (one
 open conversation per customer, capacity, the assignment lock) hold here too. Every text a
 customer wrote is rendered through Jinja's autoescape, never marked safe.
 """
@@ -18,7 +18,7 @@ from flask_babel import gettext, lazy_gettext as _l
 from admin.auth import ReadOnlyView
 from admin.messages import flash
 from admin.faq_views import short
-from bot import assignment, kpi
+from bot.agents import assignment, kpi
 from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.events import Reply
@@ -115,7 +115,7 @@ class ConversationView(ReadOnlyView):
 
 
 def waiting_text(conversation: Conversation) -> str:
-    """How long the customer has waited for a person (bot.kpi.waiting_since), "" when nobody
+    """How long the customer has waited for a person (bot.agents.kpi.waiting_since), "" when nobody
     waits; past the response limit it starts with ⚠ so the operator sees who to take first."""
     since = kpi.waiting_since(conversation) if conversation.status in ("queued", "assigned") else None
     if since is None:

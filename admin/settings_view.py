@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 from admin.auth import SecureView
 from admin.messages import flash, text
 from bot.core import settings
-from bot.business_hours import is_open
+from bot.agents.business_hours import is_open
 from bot.core import clock
 from bot.routing import keyword_overlaps
 

@@ -23,7 +23,8 @@ from flask_login import current_user
 
 from admin.auth import SecureView
 from admin.faq_views import shared_store
-from bot import assignment, workbench
+from bot import workbench
+from bot.agents import assignment
 from bot.faq.learning import LearningError
 from bot.core.models import AdminUser, Agent
 from bot.relay import emit, say, take_offline

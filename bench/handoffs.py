@@ -1,7 +1,7 @@
 """Concurrent handoffs: P worker processes (each its own connection, like `kefu serve`
 processes) send "转人工" from N new customers at K online agents, through the dispatcher.
 
-Why: assignment serializes on one database lock (see bot/assignment.py), so its cost bounds
+Why: assignment serializes on one database lock (see bot/agents/assignment.py), so its cost bounds
 how many handoffs per second a deployment can take; the bench prints that figure and checks
 the fairness invariants on the result.
 

@@ -599,7 +599,7 @@ def agent() -> None:
 @click.option("--display-name", default="", help="Name shown to customers (default: NAME).")
 def agent_add(config: Config, name: str, channel_name: str, user_id: str, max_open: int, display_name: str) -> None:
     """Add an agent NAME linked to an IM account."""
-    from bot.agents import AgentError, add_agent
+    from bot.agents.presence import AgentError, add_agent
 
     _open(config)
     try:
@@ -654,7 +654,7 @@ def web_chat_link(config: Config, channel_name: str, user_id: str) -> str | None
 @config_option
 def agent_list(config: Config) -> None:
     """List agents with their status and load."""
-    from bot.assignment import loads
+    from bot.agents.assignment import loads
     from bot.core.models import Agent
 
     _open(config)
@@ -675,7 +675,7 @@ def agent_list(config: Config) -> None:
 def agent_status(config: Config, name: str, status: str) -> None:
     """Set agent NAME online, away or offline, as the agent's own command would (offline:
     conversations waiting for their reply go back to the queue; online: the queue is served)."""
-    from bot import assignment
+    from bot.agents import assignment
     from bot.core import clock
     from bot.core.db import transaction
     from bot.relay import emit, find_agent, say, take_offline
@@ -711,7 +711,7 @@ def agent_status(config: Config, name: str, status: str) -> None:
 def agent_capacity(config: Config, name: str, max_open: int) -> None:
     """Set how many conversations agent NAME holds at most (1-200). Conversations they hold
     beyond a lowered capacity stay with them; a raised one serves the queue at once."""
-    from bot import assignment
+    from bot.agents import assignment
     from bot.core.db import transaction
     from bot.core.models import Agent
     from bot.relay import find_agent
@@ -738,7 +738,7 @@ def agent_kpi(config: Config, days: int) -> None:
     from dataclasses import asdict
     from datetime import datetime, timedelta
 
-    from bot import kpi
+    from bot.agents import kpi
     from bot.core import clock
 
     _open(config)

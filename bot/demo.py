@@ -10,7 +10,7 @@ from decimal import Decimal
 from importlib import resources
 
 from bot.core import settings
-from bot.agents import add_agent
+from bot.agents.presence import add_agent
 from bot.core.config import Config
 from bot.faq import io as faq_io
 from bot.core.models import Agent, Coupon, CustomerGroup, Faq, Setting, Synonym, Tag

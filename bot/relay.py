@@ -28,7 +28,7 @@ from typing import Callable
 
 import peewee
 
-from bot import assignment
+from bot.agents import assignment
 from bot.crm import conversations
 from bot.sending import outbox
 from bot.core import clock, settings

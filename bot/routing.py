@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable
 
-from bot import assignment, business_hours
+from bot.agents import assignment, business_hours
 from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.db import execute

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import assignment
+from bot.agents import assignment
 from bot.crm import conversations
 from bot.sending import send_window
 from bot.core import clock

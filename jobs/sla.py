@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot import assignment
+from bot.agents import assignment
 from bot.core import clock, settings
 from bot.core.db import transaction
 from bot.core.models import Agent, AssignmentLog, Conversation

@@ -67,7 +67,7 @@ def _must(row: RowT | None) -> RowT:
 
 
 def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer") -> None:
-    """Give the conversation to `agent` (callers hold the assignment lock, `bot.assignment`).
+    """Give the conversation to `agent` (callers hold the assignment lock, `bot.agents.assignment`).
 
     A stint of another agent still open in the log ends with `previous_ended`.
     """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import assignment
+from bot.agents import assignment
 from bot.crm import conversations
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 from tests.factories import make_agent

@@ -2,7 +2,7 @@
 
 Why processes and not threads: several `kefu serve` processes share nothing but the
 database, so the guarantees (no conversation given twice, no capacity exceeded, loads
-within one of each other) must come from the database lock in `bot.assignment`, which is
+within one of each other) must come from the database lock in `bot.agents.assignment`, which is
 what this exercises. The full-size runs need PostgreSQL (skipped without
 KEFU_TEST_DATABASE_URL); a small run also checks SQLite's IMMEDIATE transactions.
 """

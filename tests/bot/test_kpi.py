@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from bot import assignment, kpi
+from bot.agents import assignment, kpi
 from bot.crm import conversations
 from bot.core.models import Conversation, Customer
 from tests.factories import make_agent

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from bot import assignment
+from bot.agents import assignment
 from bot.crm import conversations
 from bot.core import db
 from bot.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from bot import business_hours
+from bot.agents import business_hours
 from bot.crm import conversations
 from bot.core import settings
 from bot.core.models import Outbox

@@ -3,7 +3,7 @@ follow-up reminds its agent, once per waiting message."""
 
 from __future__ import annotations
 
-from bot import assignment
+from bot.agents import assignment
 from bot.crm import conversations
 from bot.core import settings
 from bot.core.models import AssignmentLog, Conversation, Message, Outbox

@@ -36,7 +36,7 @@ from datetime import date, datetime, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from bot import assignment
+from bot.agents import assignment
 from bot.crm import conversations
 from bot.core import settings
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer
