@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from bot.dispatcher import Dispatcher, ReplySlot, Result
+from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
 from bot.core.events import Inbound
 from bot.ops.metrics import LATE
 

@@ -19,10 +19,10 @@ from adapters.bridge import CoreBridge
 from adapters.orders import OrderApi
 from adapters.tasks import TaskSet
 from adapters.web import WebChannel, asset_routes
-from bot import dispatcher as dispatcher_mod
+from bot.conversation import dispatcher as dispatcher_mod
 from bot.sending import outbox
 from bot.core.config import ChannelConfig, Config
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.ops import metrics
 from bot.core.logs import REQUEST_ID, new_request_id
 from bot.core.secrets import ensure_secret

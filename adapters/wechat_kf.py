@@ -45,7 +45,7 @@ from adapters.wechat_mp import SendPlan, send_text_parts, text_plan
 from adapters.wecom import WeComCrypto, wecom_secret
 from bot.core import clock
 from bot.core.config import ChannelConfig
-from bot.dispatcher import ReplySlot
+from bot.conversation.dispatcher import ReplySlot
 from bot.core.events import Inbound
 from bot.core.models import ChannelCursor, Conversation, Customer, Message, Outbox
 from bot.sending.outbox import SendResult

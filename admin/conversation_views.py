@@ -23,18 +23,18 @@ from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.events import Reply
 from bot.sending.outgoing import Outgoing
-from bot.relay import drain_queue_messages, emit
-from bot.routing import handoff_messages
+from bot.conversation.relay import drain_queue_messages, emit
+from bot.conversation.routing import handoff_messages
 from bot.core.db import advisory_xact_lock, transaction
 from bot.core.models import Agent, Conversation, Message
 
 STATUS_LABELS = {"bot": _l("机器人接待"), "queued": _l("排队中"), "assigned": _l("人工接待中"), "resolved": _l("已结束")}
-# Conversation.handoff_reason and .resolved_by are stored as keys (bot.routing, bot.crm.conversations).
+# Conversation.handoff_reason and .resolved_by are stored as keys (bot.conversation.routing, bot.crm.conversations).
 HANDOFF_REASONS = {"requested": _l("顾客要求转人工"), "human_first": _l("人工优先"), "unsure": _l("机器人没有把握"),
                    "unanswered": _l("机器人多次未能回答"), "agent_offline": _l("原客服已下线"),
                    "transfer": _l("客服转接"), "revisit": _l("回访低分")}
 RESOLVED_BY = {"agent": _l("客服结束"), "admin": _l("后台结束"), "idle": _l("超时自动结束"), "customer": _l("顾客结束")}
-# Message.direction and .author are stored as keys (bot.dispatcher, bot.relay, bot.sending.outbox).
+# Message.direction and .author are stored as keys (bot.conversation.dispatcher, bot.conversation.relay, bot.sending.outbox).
 DIRECTIONS = {"in": _l("收到"), "out": _l("发出")}
 AUTHORS = {"customer": _l("顾客"), "agent": _l("客服"), "bot": _l("机器人"), "system": _l("系统")}
 TRANSFER_ERRORS = {"same": _l("已经是这位客服"), "inactive": _l("该客服已停用"), "offline": _l("该客服已下线"),

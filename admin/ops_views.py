@@ -30,7 +30,7 @@ UNANSWERED_REASONS = {"abstained": _l("未命中"), "handoff": _l("回答后顾�
 OUTBOX_STATUSES = {"pending": _l("待发送"), "sending": _l("正在发送"), "sent": _l("已发送"), "failed": _l("失败"),
                    "window_closed": _l("超出48小时客服窗口"), "limit_reached": _l("超出回复条数限制"),
                    "cancelled": _l("已取消")}
-# What a failed status means for the operator (the wording bot.relay tells the agent).
+# What a failed status means for the operator (the wording bot.conversation.relay tells the agent).
 OUTBOX_REASONS = {"failed": _l("平台拒绝了这条消息，或多次重试仍未成功"),
                   "window_closed": _l("顾客超过48小时未发消息，平台不允许主动发送"),
                   "limit_reached": _l("已达到平台对本次互动的回复条数上限")}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bot import demo  # noqa: E402
 from bot.core import db, migrations
 from bot.core.config import Config, DatabaseConfig  # noqa: E402
-from bot.dispatcher import Dispatcher  # noqa: E402
+from bot.conversation.dispatcher import Dispatcher  # noqa: E402
 from bot.core.events import Inbound  # noqa: E402
 from bot.faq.store import FaqStore  # noqa: E402
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 def worker(url: str, index: int, count: int, start: Any, results: Any) -> None:
     from bot.core import db
     from bot.core.config import ChannelConfig, Config, DatabaseConfig
-    from bot.dispatcher import Dispatcher
+    from bot.conversation.dispatcher import Dispatcher
     from bot.core.events import Inbound
 
     db.connect(url)

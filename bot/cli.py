@@ -483,7 +483,7 @@ def admin_user() -> None:
 def admin_user_add(config: Config, username: str, role: str, agent_name: str | None, password_stdin: bool) -> None:
     """Add a panel user USERNAME (the password is prompted, or read with --password-stdin)."""
     from admin.users import UserError, create_user
-    from bot.relay import find_agent
+    from bot.conversation.relay import find_agent
 
     password = _read_password(password_stdin, "Password")
     _open(config)
@@ -678,7 +678,7 @@ def agent_status(config: Config, name: str, status: str) -> None:
     from bot.agents import assignment
     from bot.core import clock
     from bot.core.db import transaction
-    from bot.relay import emit, find_agent, say, take_offline
+    from bot.conversation.relay import emit, find_agent, say, take_offline
     from jobs.sla import drain
 
     _open(config)
@@ -714,7 +714,7 @@ def agent_capacity(config: Config, name: str, max_open: int) -> None:
     from bot.agents import assignment
     from bot.core.db import transaction
     from bot.core.models import Agent
-    from bot.relay import find_agent
+    from bot.conversation.relay import find_agent
     from jobs.sla import drain
 
     _open(config)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from bot import fanout
 from bot.crm import conversations
 from bot.core import clock, settings
-from bot.dispatcher import recover_pending
+from bot.conversation.dispatcher import recover_pending
 from bot.core.models import Conversation, Delivery, Message, Outbox
 
 

@@ -2,7 +2,7 @@
 
 Why per-order and per-dormancy keys: `revisit:{order id}` reaches each delivered order once;
 `dormant:{customer id}:{last order date}` reaches a customer once per quiet stretch (a new
-order starts a new stretch). Answers are recorded by `bot.revisits`.
+order starts a new stretch). Answers are recorded by `bot.conversation.revisits`.
 Settings: `revisit` = {"enabled", "days", "low_score", "text", "template"} ({order});
 `dormant_revisit` = {"enabled", "days", "coupon_id", "text", "template"} ({coupon}).
 """

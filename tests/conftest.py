@@ -18,7 +18,7 @@ import pytest
 
 from bot.core import clock, db, migrations, settings
 from bot.core.config import ChannelConfig, Config, DatabaseConfig, FaqConfig
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq.store import FaqStore
 from bot.core.models import ALL_MODELS
 

@@ -68,7 +68,7 @@ class Group:
 def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
     """Record, once, each question the bot answered right before the customer asked for a human."""
     from bot.core import settings
-    from bot.routing import asks_for_human  # the handoff rule lives with the routing
+    from bot.conversation.routing import asks_for_human  # the handoff rule lives with the routing
 
     keywords = settings.get("handoff_keywords")
     added = 0

@@ -48,7 +48,7 @@ HANDED_OVER = frozenset({"handoff", "queued"})
 
 def reply_stage(action: str, metas: Sequence[Mapping[str, Any]]) -> str | None:
     """How the bot answered a customer message, from the dispatcher's action and the replies'
-    meta (bot.routing writes the matcher's stage and `abstained`); None when it did not
+    meta (bot.conversation.routing writes the matcher's stage and `abstained`); None when it did not
     answer (an agent's message, a relay to the agent, a rating)."""
     if action in HANDED_OVER:
         return "handed_over"

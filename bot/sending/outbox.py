@@ -252,7 +252,7 @@ def backoff_seconds(attempts: int) -> float:
 
 
 GAVE_UP = ("failed", "window_closed", "limit_reached")
-# Called as listener(row, status) when a row ends undelivered; `bot.relay` registers the one
+# Called as listener(row, status) when a row ends undelivered; `bot.conversation.relay` registers the one
 # that reports an agent's undeliverable relay back to the agent.
 give_up_listeners: list[Callable[[Outbox, str], None]] = []
 

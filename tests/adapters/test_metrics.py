@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.server import BRIDGE
 from bot.sending import outbox
 from bot.core.config import ChannelConfig, Config, MetricsConfig
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq.store import FaqStore
 from bot.core.models import Outbox
 from tests.adapters.wechat_kit import APP_ID, Stand, eventually, kefu_client, mp_channel, post, stand, wechat  # noqa: F401

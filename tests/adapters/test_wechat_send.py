@@ -263,7 +263,7 @@ async def test_a_content_that_cannot_be_planned_fails_with_the_reason_and_no_cal
 def agent_says(dispatcher: Any, text: str, user: str = "o_mei") -> None:
     """A message reaching kefu through the 公众号 whose replies all go through the outbox
     (as when the passive reply's deadline has passed)."""
-    from bot.dispatcher import ReplySlot
+    from bot.conversation.dispatcher import ReplySlot
     from tests.factories import text as inbound_text
 
     slot = ReplySlot()

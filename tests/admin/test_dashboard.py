@@ -7,7 +7,7 @@ from typing import Any
 from admin import dashboard
 from bot.crm import conversations
 from bot.core import clock
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Conversation
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, shop_faqs, text

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Campaign, Conversation, Coupon, UnansweredQuestion
 from tests.admin.conftest import PASSWORD, Panel, csrf_token, login
 from tests.factories import make_agent, text

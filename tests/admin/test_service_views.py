@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core import settings
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Campaign, Conversation, Customer, CustomerGroup, Faq, FaqQuestion, GroupMember, Outbox, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, shop_faqs, text

@@ -249,7 +249,7 @@ def test_quick_phrases_for_the_shop_and_per_agent(app: Flask, shop: Shop, admin_
 def test_the_send_window_beside_an_im_thread(database: Any, fake_clock: Any) -> None:
     from datetime import timedelta
 
-    from bot import workbench
+    from bot.conversation import workbench
     from bot.core import clock
     from bot.core.models import Customer
 

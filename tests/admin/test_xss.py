@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.crm.conversations import upsert_customer
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Conversation, Customer, Message, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, text

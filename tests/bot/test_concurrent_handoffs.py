@@ -31,7 +31,7 @@ def _worker(url: str, worker: int, count: int, start: Any, results: Any,
     try:
         from bot.core import db
         from bot.core.config import ChannelConfig, Config, DatabaseConfig
-        from bot.dispatcher import Dispatcher
+        from bot.conversation.dispatcher import Dispatcher
         from bot.core.events import Inbound
 
         db.connect(url)

@@ -1,7 +1,7 @@
 import threading
 
 from bot.core import settings
-from bot.dispatcher import Dispatcher, ReplySlot, recover_pending
+from bot.conversation.dispatcher import Dispatcher, ReplySlot, recover_pending
 from bot.core.events import Inbound
 from bot.core.models import Conversation, Customer, Message, Outbox, UnansweredQuestion
 from tests.factories import RETURNS, SHIPPING, make_agent, shop_faqs, text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core import settings
-from bot.routing import ACK_NOTICE
+from bot.conversation.routing import ACK_NOTICE
 from bot.core.models import Message
 from tests.bot.test_scenarios import Shop, conversation_of
 from tests.factories import make_agent, shop_faqs

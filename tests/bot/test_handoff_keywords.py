@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Conversation, FaqQuestion
-from bot.routing import explicit_request, keyword_overlaps
+from bot.conversation.routing import explicit_request, keyword_overlaps
 from bot.core.settings import DEFAULTS
 from tests.factories import make_agent, make_faq, text
 

@@ -7,7 +7,7 @@ import pytest
 from bot.sending import outbox
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Faq, Outbox
 from bot.sending.outbox import SendResult
-from bot.relay import Command, parse_command
+from bot.conversation.relay import Command, parse_command
 from tests.bot.test_scenarios import Shop, conversation_of, joined
 from tests.factories import SHIPPING, make_agent, shop_faqs
 
@@ -195,7 +195,7 @@ def test_an_undeliverable_relay_is_reported_back_to_the_agent(shop: Shop) -> Non
     report = shop.inbox("mei")[-1]
     assert "未送达" in report and "48小时" in report and "亲，您的快递明天到" in report
     # a second report for the same row is not sent twice
-    from bot.relay import report_undeliverable
+    from bot.conversation.relay import report_undeliverable
 
     report_undeliverable(Outbox.get_by_id(row.id), "window_closed")
     assert shop.inbox("mei") == []

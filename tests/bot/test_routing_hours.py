@@ -9,7 +9,7 @@ from bot.agents import business_hours
 from bot.crm import conversations
 from bot.core import settings
 from bot.core.models import Outbox
-from bot.routing import QUEUE_UPDATE_TOP, closed_text, queue_position_updates, queue_snapshot
+from bot.conversation.routing import QUEUE_UPDATE_TOP, closed_text, queue_position_updates, queue_snapshot
 from tests.factories import make_agent, text
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.runtime import JsonFormatter, LogFields
 from tests.factories import shop_faqs, text
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bot.core import settings
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Outbox
 from jobs.sla import run_sla
 from tests.factories import RETURNS, SHIPPING, make_agent, shop_faqs, text

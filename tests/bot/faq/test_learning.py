@@ -1,7 +1,7 @@
 import pytest
 
 from bot.core import settings
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq import learning
 from bot.faq.store import FaqStore
 from bot.core.models import AnswerRating, Faq, FaqQuestion, Message, UnansweredQuestion

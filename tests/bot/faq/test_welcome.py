@@ -1,7 +1,7 @@
 import pytest
 
 from bot.core import settings
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.core.events import Inbound
 from bot.faq.store import FaqStore
 from tests.factories import RETURNS, SIZES, shop_faqs, text

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from bot.core import db
 from bot.cli import main
 from bot.core.config import Config
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq.store import FaqStore
 from bot.core.models import Message
 from tests.bot.ops.conftest import write_config

@@ -35,8 +35,8 @@ from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Message
 from bot.sending.outgoing import Outgoing
-from bot.relay import Relay
-from bot.routing import ACK_NOTICE, Router, Turn
+from bot.conversation.relay import Relay
+from bot.conversation.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics
 from bot.core.runtime import LogFields
 
@@ -195,7 +195,7 @@ class Dispatcher:
     @staticmethod
     def _revisit_answer(inbound: Inbound, customer) -> list[Outgoing] | None:  # type: ignore[no-untyped-def]
         """A 1-5 after a revisit question (回访, jobs/revisits.py) scores the order."""
-        from bot import revisits
+        from bot.conversation import revisits
 
         text = revisits.reply_to(customer, inbound.text)
         if text is None:

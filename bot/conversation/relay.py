@@ -37,8 +37,7 @@ from bot.core.db import insert_new, transaction
 from bot.core.events import Inbound, Reply
 from bot.core.models import Agent, Conversation, Customer, Faq, Message, Outbox
 from bot.sending.outgoing import Outgoing
-from bot.routing import (customer_header, handoff_messages, queue_position_updates, queue_snapshot, requeued_text,
-                         serve_queue)
+from bot.conversation.routing import customer_header, handoff_messages, queue_position_updates, queue_snapshot, requeued_text, serve_queue
 
 HELP = """可用命令（中文可直接发送，英文需加 /）：
 /list 或 列表 — 我的会话
