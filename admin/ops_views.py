@@ -26,7 +26,7 @@ from bot.core.models import AdminUser, Faq, Outbox
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
 # Why an unanswered question was recorded (UnansweredQuestion.reason, stored as the key).
 UNANSWERED_REASONS = {"abstained": _l("未命中"), "handoff": _l("回答后顾客转人工"), "disliked": _l("顾客点踩")}
-# Outbox.status is stored as the key (bot.sending.outbox, bot.fanout.withdraw, the channel adapters).
+# Outbox.status is stored as the key (bot.sending.outbox, bot.campaigns.fanout.withdraw, the channel adapters).
 OUTBOX_STATUSES = {"pending": _l("待发送"), "sending": _l("正在发送"), "sent": _l("已发送"), "failed": _l("失败"),
                    "window_closed": _l("超出48小时客服窗口"), "limit_reached": _l("超出回复条数限制"),
                    "cancelled": _l("已取消")}

@@ -200,11 +200,11 @@ def run(customers: int, kill_at: float | None, database: str, timeout: float) ->
             procs.append(standby)
             time.sleep(2.0)  # let it start and stand by
 
-        from bot import campaigns
+        from bot.campaigns import runs
         from bot.core.models import Campaign
 
         t_start = time.monotonic()
-        campaigns.schedule(Campaign.get_by_id(campaign_id))
+        runs.schedule(Campaign.get_by_id(campaign_id))
         t_first = t_kill = t_resume = None
         at_kill = 0
         peak_leader = peak_standby = cpu_leader = cpu_standby = float("nan")
@@ -287,7 +287,7 @@ def heap(customers: int) -> dict[str, Any]:
     planning and handing over a campaign (no sender; the outbox just fills up)."""
     import tracemalloc
 
-    from bot import campaigns
+    from bot.campaigns import runs
     from bot.core import db, migrations
     from bot.core.models import Campaign
 
@@ -296,11 +296,11 @@ def heap(customers: int) -> dict[str, Any]:
     db.connect(db_url)
     migrations.upgrade()
     campaign_id = seed(db_url, customers)
-    campaigns.schedule(Campaign.get_by_id(campaign_id))
-    campaigns.start_run(campaign_id)
+    runs.schedule(Campaign.get_by_id(campaign_id))
+    runs.start_run(campaign_id)
     tracemalloc.start()
     started = time.perf_counter()
-    outcome = campaigns.drive(campaign_id, {"mp": "wechat_mp"}, max_backlog=0)
+    outcome = runs.drive(campaign_id, {"mp": "wechat_mp"}, max_backlog=0)
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -863,7 +863,7 @@ def campaign() -> None:
 @config_option
 def campaign_list(config: Config) -> None:
     """List campaigns with their state and the current run's progress."""
-    from bot import campaigns
+    from bot.campaigns import runs, targets as campaign_targets
     from bot.core.models import Campaign
 
     _open(config)
@@ -876,11 +876,11 @@ def campaign_list(config: Config) -> None:
     for c in rows:
         shown: dict[str, object] = {"id": c.id, "name": c.name, "status": c.status,
                                     "target": f"{c.target_kind}:{c.target_value}", "cron": c.cron, "run": c.run_key,
-                                    "progress": campaigns.progress(c)}
+                                    "progress": runs.progress(c)}
         if c.status in ("draft", "scheduled"):  # before sending: who each path would reach
             try:
-                shown["paths"] = campaigns.paths(c, kinds)
-            except campaigns.CampaignError as exc:
+                shown["paths"] = runs.paths(c, kinds)
+            except campaign_targets.CampaignError as exc:
                 shown["paths"] = str(exc)
         click.echo(json.dumps(shown, ensure_ascii=False))
 
@@ -893,7 +893,7 @@ def campaign_list(config: Config) -> None:
 def campaign_change(config: Config, action: str, campaign_id: int, yes: bool) -> None:
     """ACTION on CAMPAIGN_ID: test (send to the agents), schedule, pause, resume, cancel, or
     resend-in-doubt (send again the sends whose outcome a crash left unknown)."""
-    from bot import campaigns
+    from bot.campaigns import runs, targets as campaign_targets
     from bot.core.models import Campaign
 
     _open(config)
@@ -902,19 +902,19 @@ def campaign_change(config: Config, action: str, campaign_id: int, yes: bool) ->
         raise click.ClickException(f"no campaign #{campaign_id}")
     try:
         if action == "test":
-            click.echo(f"test send queued for {campaigns.send_test(row)} agents")
+            click.echo(f"test send queued for {runs.send_test(row)} agents")
             return
         if action == "resend-in-doubt":
             if not yes:
                 click.confirm("the platform may have delivered some of these already: those customers would get "
                               "the campaign twice. Resend?", abort=True)
-            click.echo(f"{campaigns.resend_in_doubt(campaign_id)} sends in doubt queued again")
+            click.echo(f"{runs.resend_in_doubt(campaign_id)} sends in doubt queued again")
             return
         if action == "schedule":
-            campaigns.schedule(row)
+            runs.schedule(row)
         else:
-            getattr(campaigns, action)(campaign_id)
-    except campaigns.CampaignError as exc:
+            getattr(runs, action)(campaign_id)
+    except campaign_targets.CampaignError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"campaign #{campaign_id}: {Campaign.get_by_id(campaign_id).status}")
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.core import clock, settings
-from bot.campaigns import placeholder_values
+from bot.campaigns.content import placeholder_values
 from bot.core.models import Coupon, Customer, IssuedCoupon
 from jobs.common import batches, deliver_item
 

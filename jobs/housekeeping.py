@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import fanout
+from bot.campaigns import fanout
 from bot.crm import conversations
 from bot.core import clock, settings
 from bot.conversation.dispatcher import recover_pending

@@ -13,9 +13,10 @@ from datetime import timedelta
 
 import peewee
 
-from bot import fanout
+from bot.campaigns import fanout
 from bot.core import clock, settings
-from bot.campaigns import issue_coupon, placeholder_values
+from bot.campaigns.content import placeholder_values
+from bot.crm.coupons import issue_coupon
 from bot.core.models import Customer, Order
 from jobs.common import batches, deliver_item, rendered
 

@@ -12,7 +12,7 @@ anyone twice or skipping anyone, with memory flat in the number of recipients. S
 Per-item jobs (a reminder per coupon) use `deliver_one`, the same rule for a single row.
 
 The platform's rate limit applies at send (adapters/delivery.py, per channel); the fan-out
-only keeps the outbox backlog bounded (`bot.campaigns.drive`), so pause and cancel act on
+only keeps the outbox backlog bounded (`bot.campaigns.runs.drive`), so pause and cancel act on
 what is still ahead rather than on a queue of everything.
 
 The 48-hour customer-service window: on channels that have one, a customer whose last
@@ -27,7 +27,7 @@ row fills across hand-overs while `held` (no sender takes it), goes out once ful
 the run is handed over completely (`release_mass`), and carries a `clientmsgid` derived
 from its key, so a retry after a crash is deduplicated by the platform. Its deliveries
 share its outcome; the platform's MASSSENDJOBFINISH report gives the job's figures
-(`bot.campaigns.mass_figures`). A row left with a single follower cannot go (the
+(`bot.campaigns.runs.mass_figures`). A row left with a single follower cannot go (the
 platform needs two): that delivery is skipped with the reason.
 """
 

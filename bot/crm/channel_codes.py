@@ -27,7 +27,7 @@ import peewee
 import segno
 
 from bot.core import clock, settings
-from bot.campaigns import issue_coupon
+from bot.crm.coupons import issue_coupon
 from bot.crm.groups import add_ids
 from bot.core.db import insert_row
 from bot.core.events import Inbound, Reply

@@ -144,7 +144,7 @@ def test_a_campaign_can_carry_a_coupon_and_keeps_its_kind_when_edited(admin_pane
     assert campaign.content == {"text": "送您 {coupon}", "coupon_id": coupon.id}
     edit = admin_panel.get(f"/admin/campaign/edit/?id={campaign.id}").get_data(as_text=True)
     assert f'<option selected value="{coupon.id}">' in edit or f'value="{coupon.id}" selected' in edit
-    # an image campaign's content as bot.campaigns.as_message reads it (a media_id of its own;
+    # an image campaign's content as bot.campaigns.content.as_message reads it (a media_id of its own;
     # {"image": {...}} had nothing to send, which the composer now refuses)
     Campaign.update(content_kind="image", content={"media_id": "m1", "coupon_id": coupon.id}).where(
         Campaign.id == campaign.id).execute()
