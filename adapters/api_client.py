@@ -32,7 +32,7 @@ import aiohttp
 
 from bot.core import clock
 from bot.ops.metrics import PLATFORM_ERRORS
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 from bot.sending.tokens import REFRESH_EARLY_SECONDS, Token, TokenStore
 
 log = logging.getLogger("kefu.wechat.api")

@@ -43,7 +43,7 @@ from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 from bot.sending import outbox, send_window
 from bot.core.models import Outbox
 from bot.core.logs import request_scope
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 log = logging.getLogger("kefu.delivery")
 

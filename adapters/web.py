@@ -43,7 +43,7 @@ from bot.core import settings
 from bot.core.config import ChannelConfig
 from bot.core.events import Inbound, Reply
 from bot.core.models import Agent, Message
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")

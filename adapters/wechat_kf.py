@@ -48,7 +48,7 @@ from bot.core.config import ChannelConfig
 from bot.conversation.dispatcher import ReplySlot
 from bot.core.events import Inbound
 from bot.core.models import ChannelCursor, Conversation, Customer, Message, Outbox
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 log = logging.getLogger("kefu.wechat_kf")
 

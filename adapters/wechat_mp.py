@@ -23,7 +23,7 @@ from adapters.wechat_common import (BadRequest, check_xml, content_text, decrypt
                                     parse_message, parse_xml, split_text, to_inbound, verify_signature)
 from bot.core.config import ChannelConfig
 from bot.core.events import Inbound
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 
 class OfficialAccountChannel(CallbackChannel):

@@ -22,7 +22,7 @@ from adapters.wechat_common import (check_xml, decrypt, envelope_encrypt, new_no
 from adapters.wechat_mp import send_text_parts
 from bot.core.config import ChannelConfig
 from bot.core.events import Inbound
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 
 SEND_WELCOME = "/cgi-bin/externalcontact/send_welcome_msg"

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
@@ -47,6 +46,8 @@ from bot.core.db import insert_new, is_postgres, transaction
 from bot.core.models import Message, Outbox
 from bot.core.logs import REQUEST_ID, request_scope
 from bot.core.runtime import LogFields
+from bot.sending import send_window
+from bot.sending.results import SendResult
 
 log = logging.getLogger("kefu.outbox")
 
@@ -54,29 +55,6 @@ LEASE_SECONDS = 5.0  # the default of `[outbox] lease_seconds`
 IN_DOUBT = "in_doubt"
 IN_DOUBT_REASON = "attempted at {at}, outcome unknown: the sending process stopped before the platform's answer was stored"
 RESENT_REASON = "resent: the attempt at {at} was cut short before its outcome was stored ({why})"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """What a channel said about one send.
-
-    outcome: sent | retry (transient: back off and try again) | window_closed (the 48-hour
-    window is shut) | limit_reached (per-turn reply limit) | failed (permanent).
-    """
-
-    outcome: str
-    error: str = ""
-    retry_after: float | None = None
-    # A send split into parts (long text): how many parts the platform has accepted so
-    # far, kept in the row's content so a retry resumes after them instead of resending.
-    parts_sent: int | None = None
-    # the platform's id for what it accepted (a mass send's msg_id), kept in the row's
-    # content as `msg_id`: its MASSSENDJOBFINISH report names the job by it
-    platform_id: str = ""
-
-    @classmethod
-    def ok(cls) -> "SendResult":
-        return cls("sent")
 
 
 class Sender(Protocol):
@@ -351,8 +329,6 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
 def _deliver_one(sender: Sender | None, row: Outbox, max_attempts: int, lease_seconds: float) -> str:
     """One claimed row through a synchronous sender; its new status ("" when the claim was
     taken over and nothing was sent here)."""
-    from bot.sending import send_window  # it imports SendResult from here: a top-level import would be circular
-
     if sender is None:
         return record(row, SendResult("failed", f"no sender for channel {row.channel!r}"), max_attempts)
     content = row.content or {}

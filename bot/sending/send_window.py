@@ -88,7 +88,7 @@ from typing import Any, Callable, Mapping, Protocol
 from bot.core import clock
 from bot.core.db import execute
 from bot.core.models import Message, Outbox
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 log = logging.getLogger("kefu.send_window")
 

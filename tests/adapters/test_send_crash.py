@@ -23,6 +23,7 @@ from bot.campaigns import fanout
 from bot.sending import outbox
 from bot.core import clock
 from bot.core.models import Campaign, Customer, Delivery, Message, Outbox
+from bot.sending.results import SendResult
 from jobs import campaigns as campaign_jobs
 from tests.adapters.wechat_kit import APP_ID, stand
 
@@ -169,7 +170,7 @@ async def test_a_late_answer_settles_the_doubt(api, stand, fake_clock) -> None:
     assert outbox.mark_attempts(rows) == {r.id for r in rows}
     fake_clock.advance(seconds=outbox.LEASE_SECONDS + 1)
     assert outbox.claim(10, ("mp",)) == []  # settled in doubt, not taken
-    assert outbox.record_many([(r, outbox.SendResult.ok()) for r in rows], 5) == ["sent"] * PEOPLE
+    assert outbox.record_many([(r, SendResult.ok()) for r in rows], 5) == ["sent"] * PEOPLE
     assert {r.status for r in Outbox.select()} == {"sent"}
     fanout.sync_outcomes(Delivery.job_key.is_null(False))
     assert {d.status for d in Delivery.select()} == {"sent"}
@@ -182,10 +183,10 @@ def test_a_sender_whose_claim_was_taken_over_neither_sends_nor_records(database,
     second = outbox.claim(10, ("mp",))  # never attempted: another sender may take it
     assert [r.key for r in second] == ["k"]
     assert outbox.mark_attempts(first) == set()  # the first must not call the platform now
-    assert outbox.record(first[0], outbox.SendResult("retry", "busy"), 5) == "pending"
+    assert outbox.record(first[0], SendResult("retry", "busy"), 5) == "pending"
     assert Outbox.get().status == "sending"  # ... nor store over the second's claim
     assert outbox.mark_attempts(second) == {second[0].id}
-    assert outbox.record(second[0], outbox.SendResult.ok(), 5) == "sent"
+    assert outbox.record(second[0], SendResult.ok(), 5) == "sent"
     assert Outbox.get().status == "sent"
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from bot.sending import outbox, send_window
 from bot.core import clock
 from bot.core.models import Agent, Customer, Message, Outbox
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 
 class Scripted:

@@ -6,7 +6,7 @@ import pytest
 
 from bot.sending import outbox
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Faq, Outbox
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 from bot.conversation.relay import Command, parse_command
 from tests.bot.test_scenarios import Shop, conversation_of, joined
 from tests.factories import SHIPPING, make_agent, shop_faqs

@@ -12,7 +12,7 @@ from bot.sending import outbox
 from bot.core import clock
 from bot.core.config import ChannelConfig, Config
 from bot.core.models import Customer
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 KINDS = {"web": "web", "mp": "wechat_mp"}
 

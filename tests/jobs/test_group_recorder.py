@@ -12,7 +12,7 @@ from adapters.delivery import AsyncDelivery
 from bot.sending import outbox
 from bot.core import clock
 from bot.core.models import Outbox
-from bot.sending.outbox import SendResult
+from bot.sending.results import SendResult
 
 pytestmark = pytest.mark.usefixtures("database", "fake_clock")
 
