@@ -24,7 +24,7 @@ from admin.messages import flash, text
 from bot.core import settings
 from bot.agents.business_hours import is_open
 from bot.core import clock
-from bot.conversation.routing import keyword_overlaps
+from bot.faq.handoff_intent import keyword_overlaps
 
 MODES = (("bot_first", _l("机器人优先")), ("human_first", _l("人工优先")), ("mixed", _l("混合（机器人没把握时转人工）")))
 DAYS = (("mon", _l("周一")), ("tue", _l("周二")), ("wed", _l("周三")), ("thu", _l("周四")), ("fri", _l("周五")), ("sat", _l("周六")),

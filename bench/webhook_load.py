@@ -253,7 +253,7 @@ def stop(proc: subprocess.Popen) -> None:
 def faq_questions() -> list[str]:
     """The demo FAQs' first phrasings, minus the ones the router takes as a request for a
     person (怎么联系客服): those conversations go to an agent and the bot falls silent."""
-    from bot.conversation.routing import asks_for_human
+    from bot.faq.handoff_intent import asks_for_human
     from bot.core.settings import DEFAULTS
 
     lines = (ROOT / "bot/demo_data/faq_zh.jsonl").read_text(encoding="utf-8").splitlines()

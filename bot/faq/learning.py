@@ -21,8 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from bot.core import clock
+from bot.core import clock, settings
 from bot.core.db import insert_new, transaction
+from bot.faq.handoff_intent import asks_for_human
 from bot.faq.lexical import LexicalIndex
 from bot.faq.normalize import normalize
 from bot.faq.semantic import Embedder, embed_cached, load_embedder
@@ -67,9 +68,6 @@ class Group:
 
 def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
     """Record, once, each question the bot answered right before the customer asked for a human."""
-    from bot.core import settings
-    from bot.conversation.routing import asks_for_human  # the handoff rule lives with the routing
-
     keywords = settings.get("handoff_keywords")
     added = 0
     cutoff = clock.now() - since

@@ -7,7 +7,7 @@ import pytest
 
 from bot.conversation.dispatcher import Dispatcher
 from bot.core.models import Conversation, FaqQuestion
-from bot.conversation.routing import explicit_request, keyword_overlaps
+from bot.faq.handoff_intent import explicit_request, keyword_overlaps
 from bot.core.settings import DEFAULTS
 from tests.factories import make_agent, make_faq, text
 
