@@ -1,5 +1,10 @@
-"""The `kefu` command (kept as the console script's target, `bot.cli:main`)."""
+"""The `kefu` command: one module per command group, put together in app.py.
 
-from bot.cli.serve import callback_lines, main, record_server_url, served_url
+serve.py is the composition root (the only place that wires adapters, jobs and admin); the
+other command modules may import adapters inside a command (chat, sandbox, doctor's channel
+probes) but nothing outside bot.cli imports it. `bot.cli:main` stays the console script's target.
+"""
 
-__all__ = ["callback_lines", "main", "record_server_url", "served_url"]
+from bot.cli.app import main
+
+__all__ = ["main"]

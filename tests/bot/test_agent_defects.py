@@ -116,7 +116,7 @@ def test_cli_sets_capacity_and_a_raise_serves_the_queue(cli_env: dict[str, str],
 
 def test_agent_chat_links_use_the_port_the_server_runs_on(cli_env: dict[str, str], config: Config) -> None:
     """`kefu serve --port 9123` records where it listens; `kefu agent list` links there."""
-    from bot.cli import record_server_url, served_url
+    from bot.cli.server_url import record_server_url, served_url
 
     config = dataclasses.replace(config, data_dir=cli_env["KEFU_DATA_DIR"])
     started = dataclasses.replace(config, server=ServerConfig(host="0.0.0.0", port=9123))

@@ -100,7 +100,7 @@ def test_agent_add_and_its_errors(cli_env: dict[str, str]) -> None:
 def test_the_banner_names_each_wechat_channels_callback_url() -> None:
     import dataclasses
 
-    from bot.cli import callback_lines
+    from bot.cli.serve import callback_lines
     from bot.core.config import ChannelConfig, load_config
 
     config = load_config(None, env={})
