@@ -23,7 +23,7 @@ from bot.crm import conversations
 from bot.core import clock, settings
 from bot.core.events import Reply
 from bot.sending.outgoing import Outgoing
-from bot.conversation.relay import drain_queue_messages, emit
+from bot.conversation.relay_delivery import drain_queue_messages, emit
 from bot.conversation.routing import handoff_messages
 from bot.core.db import advisory_xact_lock, transaction
 from bot.core.models import Agent, Conversation, Message

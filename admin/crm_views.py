@@ -316,7 +316,7 @@ class AgentView(SecureModelView):
     def after_model_change(self, form: Any, model: Agent, is_created: bool) -> None:
         """Setting an agent offline here does what their own 下线 command does (waiting
         conversations back to the queue, everyone told); online serves the queue."""
-        from bot.conversation.relay import drain_queue_messages, emit, go_offline
+        from bot.conversation.relay_delivery import drain_queue_messages, emit, go_offline
 
         before = getattr(model, "_status_before", None)
         if model.status == before:

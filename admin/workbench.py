@@ -27,7 +27,7 @@ from bot.conversation import workbench
 from bot.agents import assignment
 from bot.faq.learning import LearningError
 from bot.core.models import AdminUser, Agent
-from bot.conversation.relay import emit, say, take_offline
+from bot.conversation.relay_delivery import emit, say, take_offline
 
 MAX_REPLY = 2000
 MAX_PHRASE = 500  # QuickPhrase.text

@@ -27,7 +27,7 @@ from bot.agents import assignment
 from bot.core import clock, settings
 from bot.core.db import transaction
 from bot.core.models import Agent, AssignmentLog, Conversation
-from bot.conversation.relay import emit, say
+from bot.conversation.relay_delivery import emit, say
 from bot.conversation.routing import handoff_messages, queue_position_updates, queue_snapshot
 
 

@@ -25,7 +25,7 @@ def admin_user() -> None:
 def admin_user_add(config: Config, username: str, role: str, agent_name: str | None, password_stdin: bool) -> None:
     """Add a panel user USERNAME (the password is prompted, or read with --password-stdin)."""
     from admin.users import UserError, create_user
-    from bot.conversation.relay import find_agent
+    from bot.conversation.relay_delivery import find_agent
 
     password = _read_password(password_stdin, "Password")
     open_db(config)

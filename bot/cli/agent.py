@@ -66,7 +66,7 @@ def agent_status(config: Config, name: str, status: str) -> None:
     from bot.agents import assignment
     from bot.core import clock
     from bot.core.db import transaction
-    from bot.conversation.relay import emit, find_agent, say, take_offline
+    from bot.conversation.relay_delivery import emit, find_agent, say, take_offline
     from jobs.sla import drain
 
     open_db(config)
@@ -102,7 +102,7 @@ def agent_capacity(config: Config, name: str, max_open: int) -> None:
     from bot.agents import assignment
     from bot.core.db import transaction
     from bot.core.models import Agent
-    from bot.conversation.relay import find_agent
+    from bot.conversation.relay_delivery import find_agent
     from jobs.sla import drain
 
     open_db(config)

@@ -2,7 +2,7 @@
 
 Why in the core: the panel and the IM relay must be one state. A reply typed in the
 workbench is stored and sent exactly as one relayed from the agent's IM account
-(`bot.conversation.relay.emit`, the same Message and outbox rows), and every read here goes through
+(`bot.conversation.relay_delivery.emit`, the same Message and outbox rows), and every read here goes through
 `visible` / `owned`, so an agent who guesses another conversation's id gets nothing: the
 rule lives once, beside the queries, not in each view.
 """
@@ -22,7 +22,7 @@ from bot.faq import learning
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Customer, CustomerTag, Faq, IssuedCoupon, Message, Order, QuickPhrase, Tag, UnansweredQuestion
 from bot.sending.outgoing import Outgoing
-from bot.conversation.relay import emit, say
+from bot.conversation.relay_delivery import emit, say
 from bot.conversation.routing import LEVEL_NAMES, handoff_messages
 
 THREAD_LIMIT = 500  # messages of one conversation shown (the latest)

@@ -195,7 +195,7 @@ def test_an_undeliverable_relay_is_reported_back_to_the_agent(shop: Shop) -> Non
     report = shop.inbox("mei")[-1]
     assert "未送达" in report and "48小时" in report and "亲，您的快递明天到" in report
     # a second report for the same row is not sent twice
-    from bot.conversation.relay import report_undeliverable
+    from bot.conversation.relay_delivery import report_undeliverable
 
     report_undeliverable(Outbox.get_by_id(row.id), "window_closed")
     assert shop.inbox("mei") == []
