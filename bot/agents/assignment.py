@@ -19,7 +19,7 @@ for a conversation row another transaction may hold while itself waiting for the
 (queue heads and rows it moves on someone else's behalf are taken `FOR UPDATE SKIP
 LOCKED`, and left for the next pass when busy), and agent commands, which change agent
 rows and then assign, take the lock before touching anything (`hold_lock`).
-tests/bot/test_concurrent_handoffs.py runs both sides at once from several processes.
+tests/bot/agents/test_concurrent_handoffs.py runs both sides at once from several processes.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from bot.core import db
 from bot.cli import main
 from bot.core.models import AdminUser, Conversation, Message, Outbox
 from tests.admin.conftest import PASSWORD, login
-from tests.bot.test_scenarios import Shop, conversation_of
+from tests.bot.conversation.test_scenarios import Shop, conversation_of
 from tests.factories import make_agent, shop_faqs
 
 _CSRF = re.compile(r'data-csrf="([^"]+)"')

@@ -15,8 +15,8 @@ from bot.core import db
 from bot.cli import main
 from bot.core.config import Config, ServerConfig
 from bot.core.models import Agent, Conversation
-from tests.bot.test_routing_cli import cli_env, invoke  # noqa: F401 (cli_env is a fixture)
-from tests.bot.test_scenarios import Shop, conversation_of, joined
+from tests.bot.conversation.test_routing_cli import cli_env, invoke  # noqa: F401 (cli_env is a fixture)
+from tests.bot.conversation.test_scenarios import Shop, conversation_of, joined
 from tests.factories import make_agent, shop_faqs
 
 

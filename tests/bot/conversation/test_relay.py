@@ -8,7 +8,7 @@ from bot.sending import outbox
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Faq, Outbox
 from bot.sending.results import SendResult
 from bot.conversation.relay import Command, parse_command
-from tests.bot.test_scenarios import Shop, conversation_of, joined
+from tests.bot.conversation.test_scenarios import Shop, conversation_of, joined
 from tests.factories import SHIPPING, make_agent, shop_faqs
 
 

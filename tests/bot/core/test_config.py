@@ -78,7 +78,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_example_config_loads(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    example = Path(__file__).resolve().parents[3] / "config.example.toml"
     env = {"KEFU_WEB_SECRET": "w", "KEFU_MP_TOKEN": "t", "KEFU_MP_APP_ID": "a", "KEFU_MP_APP_SECRET": "s",
            "KEFU_MP_AES_KEY": "k" * 43, "KEFU_ADMIN_SECRET": "x"}
     config = load_config(example, env=env)

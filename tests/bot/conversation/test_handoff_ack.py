@@ -8,7 +8,7 @@ import pytest
 from bot.core import settings
 from bot.conversation.routing import ACK_NOTICE
 from bot.core.models import Message
-from tests.bot.test_scenarios import Shop, conversation_of
+from tests.bot.conversation.test_scenarios import Shop, conversation_of
 from tests.factories import make_agent, shop_faqs
 
 ACK = settings.DEFAULTS["handoff_ack_message"]
