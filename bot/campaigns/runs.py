@@ -2,7 +2,7 @@
 
 Why in the core: the admin panel, the scheduler and the CLI all start, pause and inspect
 campaigns, and all must agree on the states and on "exactly once per recipient per run".
-Who a campaign reaches is bot/campaigns/targets/targets.py, what each customer reads content.py,
+Who a campaign reaches is bot/campaigns/targets.py, what each customer reads content.py,
 the checks before sending checks.py, repeats cron.py.
 
 Each run has a key (`campaign:{id}:{fire time}`) that is the
