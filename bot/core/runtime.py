@@ -1,7 +1,7 @@
 """Opening a kefu process: config, logging, database, schema check.
 
 Why: every command (`run`, `serve`, `admin`, `scheduler`, `init`, ...) starts the same way;
-the composition root (`bot.cli`) calls `open_runtime` and then wires what it needs.
+the composition root (`bot.cli.serve`) calls `open_runtime` and then wires what it needs.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ schema, channel credentials, clocks, callback URLs, FAQ engine, scheduler, outbo
 check that needs something already failed says it was not checked (·) instead of adding
 noise. The exit status is non-zero when any line is ✗.
 
-Transport stays outside `bot/`: the composition root (`bot.cli`) hands in one
+Transport stays outside `bot/`: the CLI (`bot.cli.maintenance`) hands in one
 `ChannelProbe` per WeChat-family channel (its shared token store, API base and callback URL,
 built from the adapters themselves) and the scheduler leadership probe (from `jobs`).
 
