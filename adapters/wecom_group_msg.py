@@ -1,5 +1,5 @@
 """A group campaign's send for one group owner: `externalcontact/add_msg_template` with
-chat_type "group" (bot/crm/group_messages.py writes the outbox row).
+chat_type "group" (bot/campaigns/group_messages.py writes the outbox row).
 
 Why its own sender step: WeCom does not post into customer groups for the shop; it hands
 the owner a task (群发助手) that the owner sends from WeCom. The platform's answer is the
@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from adapters.api_client import WeChatApi, classify
-from bot.crm.group_messages import ADD_MSG_TEMPLATE, platform_id
-from bot.outbox import SendResult
+from bot.campaigns.group_messages import ADD_MSG_TEMPLATE, platform_id
+from bot.sending.results import SendResult
 
 
 async def send_group_msg(api: WeChatApi, owner: str, content: Mapping[str, Any]) -> SendResult:

@@ -18,10 +18,10 @@ from admin import wecom_api
 from admin.auth import SecureView
 from admin.channel_code_views import _expiry, _int_or_none
 from admin.messages import flash, text
-from bot.config import Config
+from bot.core.config import Config
+from bot.core.models import ChannelCode, Coupon, CustomerGroup
 from bot.crm import channel_codes, wecom_contacts
 from bot.crm.channel_codes import CodeError, CodeSpec
-from bot.models import ChannelCode, Coupon, CustomerGroup
 
 
 def _wecom_channels() -> list[str]:
@@ -51,7 +51,7 @@ class ContactWayView(SecureView):
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
         from adapters.api_client import ApiError
-        from bot.tokens import TokenUnavailable
+        from bot.sending.tokens import TokenUnavailable
 
         error = ""
         channels = _wecom_channels()

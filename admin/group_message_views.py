@@ -3,7 +3,7 @@ a run — 已发送 / 等待群主确认 / 失败 — and a button that asks WeC
 
 Why a page of its own: a group campaign's recipients are groups, not customers (the
 campaign's 发送明细 lists customers), and its last step happens in the owners' WeCom, which
-kefu learns only by asking (bot/crm/group_message_tracking.py `track`, every 5 minutes by the
+kefu learns only by asking (bot/campaigns/group_message_tracking.py `track`, every 5 minutes by the
 scheduler). The campaign list's progress cell links here.
 """
 
@@ -19,10 +19,9 @@ from markupsafe import Markup, escape
 from admin import wecom_api
 from admin.auth import SecureView
 from admin.messages import flash, text
-from bot import campaigns
-from bot.config import Config
-from bot.crm import group_message_tracking, group_messages
-from bot.models import Campaign, WecomGroupChat, WecomGroupSend
+from bot.campaigns import group_message_tracking, group_messages, runs
+from bot.core.config import Config
+from bot.core.models import Campaign, WecomGroupChat, WecomGroupSend
 
 STATUS_LABELS = {"pending": _l("待发送"), "handed": _l("排队发送"), "waiting": _l("等待群主确认"),
                  "sent": _l("已发送"), "failed": _l("失败"), "skipped": _l("未发送"), "in_doubt": _l("结果未知")}
@@ -42,7 +41,7 @@ def audience_choices() -> list[tuple[str, str]]:
 
 def progress_cell(campaign: Campaign) -> Markup:
     """The campaign list's progress of a group campaign, linked to its groups' page."""
-    counts = campaigns.progress(campaign)
+    counts = runs.progress(campaign)
     if not counts.get("total"):
         return Markup('<span class="text-muted">—</span>')
     shown = text(_l("%(sent)s/%(total)s 个群已发送 · 等待群主确认 %(waiting)s · 失败 %(failed)s · 排队 %(queued)s · "
@@ -77,7 +76,7 @@ class GroupSendView(SecureView):
         rows: list[Any] = []
         counts: dict[str, int] = {}
         if campaign is not None and campaign.run_key:
-            counts = campaigns.progress(campaign)
+            counts = runs.progress(campaign)
             names = {c.chat_id: c.name for c in WecomGroupChat.select(WecomGroupChat.chat_id, WecomGroupChat.name)}
             rows = [(names.get(r.chat_id, ""), r) for r in WecomGroupSend.select().where(
                 WecomGroupSend.job_key == campaign.run_key).order_by(WecomGroupSend.id)]
@@ -89,7 +88,7 @@ class GroupSendView(SecureView):
         """Ask WeCom now which owners have sent their tasks."""
         from adapters.api_client import ApiError
         from bot.crm.wecom_contacts import SyncError
-        from bot.tokens import TokenUnavailable
+        from bot.sending.tokens import TokenUnavailable
 
         sent = failed = 0
         for channel in wecom_api.wecom_channels():

@@ -16,10 +16,10 @@ from flask_babel import lazy_gettext as _l
 from admin import wecom_api
 from admin.auth import SecureView
 from admin.messages import flash, text
-from bot.config import Config
+from bot.core.config import Config
+from bot.core.models import WecomGroupWelcome
 from bot.crm import group_welcome
 from bot.crm.group_welcome import WelcomeError
-from bot.models import WecomGroupWelcome
 
 FIELDS = ("name", "text", "image_url", "link_title", "link_url", "link_picurl", "link_desc")
 LIMITS = {"name": 64, "text": 4000, "image_url": 512, "link_title": 128, "link_url": 512, "link_picurl": 512,
@@ -53,7 +53,7 @@ class GroupWelcomeView(SecureView):
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
         from adapters.api_client import ApiError
-        from bot.tokens import TokenUnavailable
+        from bot.sending.tokens import TokenUnavailable
 
         editing = _template(request.args.get("id"))
         error = ""
@@ -76,7 +76,7 @@ class GroupWelcomeView(SecureView):
     @expose("/delete", methods=("POST",))
     def delete(self) -> Any:
         from adapters.api_client import ApiError
-        from bot.tokens import TokenUnavailable
+        from bot.sending.tokens import TokenUnavailable
 
         row = _template(request.form.get("id"))
         if row is None:

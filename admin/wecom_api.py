@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app
 
-from bot.config import ChannelConfig, Config
+from bot.core.config import ChannelConfig, Config
 
 
 def wecom_channels() -> list[ChannelConfig]:

@@ -1,4 +1,4 @@
-"""The owners' confirmations of group campaigns (bot/crm/group_message_tracking.py), read every few
+"""The owners' confirmations of group campaigns (bot/campaigns/group_message_tracking.py), read every few
 minutes: a WeCom group message reaches a customer group only when its owner sends the task
 from WeCom, and the platform calls nobody back when that happens."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from bot.config import ChannelConfig
-from bot.crm import group_message_tracking
+from bot.campaigns import group_message_tracking
+from bot.core.config import ChannelConfig
+from bot.core.models import WecomGroupSend
 from bot.crm.wecom_contacts import SyncError
-from bot.models import WecomGroupSend
 
 log = logging.getLogger("kefu.jobs.group_messages")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from bot.config import ChannelConfig
+from bot.core.config import ChannelConfig
 from bot.crm import mp_unionid
 
 log = logging.getLogger("kefu.jobs.mp_unionid")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot import clock
+from bot.core import clock
 from bot.crm import wecom_contacts
 from bot.crm.wecom_contacts import Fetch, SyncError
-from bot.models import WecomGroupWelcome
+from bot.core.models import WecomGroupWelcome
 
 ADD = "/cgi-bin/externalcontact/group_welcome_template/add"
 EDIT = "/cgi-bin/externalcontact/group_welcome_template/edit"

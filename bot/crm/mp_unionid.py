@@ -22,8 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import peewee
 
-from bot.db import insert_row, transaction
-from bot.models import Customer, CustomerTag, GroupMember, WecomContact
+from bot.core.db import insert_row, transaction
+from bot.core.models import Customer, CustomerTag, GroupMember, WecomContact
 
 BATCHGET = "/cgi-bin/user/info/batchget"
 BATCH = 100  # openids per call, the platform's maximum

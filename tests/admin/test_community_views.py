@@ -12,9 +12,8 @@ from flask import Flask
 from adapters.sandbox import wecom_groupmsg as stand_msg
 from adapters.sandbox import wecom_groups as stand_groups
 from admin.app import create_app
-from bot import campaigns
-from bot.crm import group_messages
-from bot.models import Campaign, ChannelCode, CustomerGroup, WecomGroupChat, WecomGroupSend, WecomGroupWelcome
+from bot.campaigns import group_messages, runs
+from bot.core.models import Campaign, ChannelCode, CustomerGroup, WecomGroupChat, WecomGroupSend, WecomGroupWelcome
 from tests.adapters.wechat_kit import wecom_channel
 from tests.admin.conftest import Panel
 from tests.bot.ops.conftest import sandbox_url
@@ -145,7 +144,7 @@ def test_a_group_campaign_is_saved_from_the_panel_and_personal_placeholders_refu
     assert Campaign.select().count() == 0
     assert panel.post("/admin/campaign/new/", {**form, "text": "今晚8点见"}).status_code == 302
     saved = Campaign.get()
-    assert (saved.target_kind, saved.target_value, campaigns.problems(saved)) == ("wecom_group", str(live.group_id), [])
+    assert (saved.target_kind, saved.target_value, runs.problems(saved)) == ("wecom_group", str(live.group_id), [])
 
 
 def test_the_confirm_page_names_the_groups_that_already_had_todays_message(panel: Panel) -> None:

@@ -11,8 +11,8 @@ from typing import Iterator
 
 import pytest
 
-from bot import db
-from bot.config import ChannelConfig, Config
+from bot.core import db
+from bot.core.config import ChannelConfig, Config
 from tests.conftest import PG_URL, _pg_url
 
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from bot.models import ChannelCode
+from bot.core.models import ChannelCode
 from tests.adapters.wechat_kit import mp_channel
 from tests.bot.ops.conftest import sandbox_url
 from tests.e2e.conftest import OPERATOR_PASSWORD, panel_serving

@@ -11,8 +11,8 @@ import pytest
 
 from adapters.sandbox import wecom_groupmsg as stand_msg
 from adapters.sandbox import wecom_groups as stand_groups
-from bot.crm import group_messages
-from bot.models import Campaign, ChannelCode, CustomerGroup, WecomGroupChat, WecomGroupSend, WecomGroupWelcome
+from bot.campaigns import group_messages
+from bot.core.models import Campaign, ChannelCode, CustomerGroup, WecomGroupChat, WecomGroupSend, WecomGroupWelcome
 from tests.adapters.wechat_kit import wecom_channel
 from tests.bot.ops.conftest import sandbox_url
 from tests.e2e.conftest import OPERATOR_PASSWORD, panel_serving

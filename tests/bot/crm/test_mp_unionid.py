@@ -15,7 +15,7 @@ from adapters.sandbox import wecom_groups as stand_groups
 from adapters.wechat_mp import blocking_post
 from adapters.wecom import blocking_fetch
 from bot.crm import mp_unionid, wecom_contacts, wecom_groups
-from bot.models import Customer, CustomerTag, GroupMember, Tag, WecomContact, WecomGroupChat
+from bot.core.models import Customer, CustomerTag, GroupMember, Tag, WecomContact, WecomGroupChat
 from jobs.mp_unionid import learn_all
 from tests.adapters.wechat_kit import kefu_client, mp_channel, post, stand, wechat, wecom_channel
 
