@@ -18,7 +18,9 @@ from adapters.base import ChannelAdapter
 from adapters.bridge import CoreBridge
 from adapters.orders import OrderApi
 from adapters.tasks import TaskSet
+from adapters import workbench_stream
 from adapters.web import WebChannel, asset_routes
+from adapters.workbench_stream import LiveHub
 from bot import dispatcher as dispatcher_mod
 from bot import outbox
 from bot.config import ChannelConfig, Config
@@ -26,12 +28,15 @@ from bot.dispatcher import Dispatcher
 from bot.ops import metrics
 from bot.ops.logs import REQUEST_ID, new_request_id
 from bot.secrets import ensure_secret
+from bot.workbench_token import panel_secret
 
 log = logging.getLogger("kefu.server")
 
 BRIDGE = web.AppKey("bridge", CoreBridge)
 ADAPTERS = web.AppKey("adapters", dict)
 TASKS = web.AppKey("tasks", TaskSet)
+# set when a new outbound row waits (the live stream sees it): the sender delivers now, not at its next poll
+SENDER_WAKE = web.AppKey("sender_wake", asyncio.Event)
 
 AdapterFactory = Callable[[ChannelConfig, Config, CoreBridge], ChannelAdapter]
 
@@ -165,6 +170,9 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     bridge = CoreBridge(dispatcher or Dispatcher(config), workers=config.server.workers)
     adapters = build_adapters(config, bridge)
     app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()
+    wake = app[SENDER_WAKE] = asyncio.Event()
+    hub = LiveHub(bridge, panel_secret(config), on_pending=lambda channels: wake.set())
+    workbench_stream.install(app, hub, app[TASKS].spawn)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/favicon.ico", favicon)
@@ -219,4 +227,9 @@ async def sender_loop(app: web.Application, config: Config) -> None:
             log.exception("outbox delivery round failed")
             done = 0
         if not done:
-            await asyncio.sleep(config.outbox.poll_seconds)
+            wake = app[SENDER_WAKE]
+            try:
+                await asyncio.wait_for(wake.wait(), config.outbox.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()

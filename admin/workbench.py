@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from admin.auth import SecureView
+from admin import workbench_live
 from admin.faq_views import shared_store
 from bot import assignment, workbench
 from bot.faq.learning import LearningError
@@ -92,6 +93,11 @@ class WorkbenchView(SecureView):
     @expose("/inbox.json")
     def inbox(self) -> Any:
         return jsonify(workbench.inbox(current_agent()))
+
+    @expose("/live", methods=("POST",))
+    def live(self) -> Any:
+        """The live stream's address and a one-minute token for it (admin/workbench_live.py)."""
+        return jsonify(workbench_live.ticket())
 
     @expose("/conversation.json")
     def conversation(self) -> Any:
@@ -203,3 +209,4 @@ def confine_agents() -> Any:
 def register(app: Flask, admin: Admin) -> None:
     admin.add_view(WorkbenchView(name=_l("工作台"), category=_l("客服"), endpoint="workbench", url="/admin/workbench"))
     app.before_request(confine_agents)
+    workbench_live.install(app)

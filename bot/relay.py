@@ -28,7 +28,7 @@ from typing import Callable
 
 import peewee
 
-from bot import assignment, clock, conversations, outbox, settings
+from bot import assignment, changes, clock, conversations, outbox, settings
 from bot.crm import pools
 from bot.db import insert_new, transaction
 from bot.events import Inbound, Reply
@@ -416,6 +416,8 @@ def emit(outgoing: list[Outgoing], key: str) -> int:
                 continue
             row = Message.get_by_id(row_id)
             queued += int(outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, payload, message=row))
+    if queued:
+        changes.changed()  # committed: a live workbench shows it now (bot/changes.py)
     return queued
 
 

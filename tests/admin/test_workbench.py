@@ -264,3 +264,25 @@ def test_the_send_window_beside_an_im_thread(database: Any, fake_clock: Any) -> 
     mp = workbench.window(conversation, "wechat_mp")  # 公众号: the window only, no count
     assert mp is not None and mp["sends_left"] is None
     assert workbench.window(conversation, "web") is None
+
+
+def test_the_live_ticket_names_the_agent_and_needs_the_csrf_token(two_desks: tuple[Desk, Desk], app: Flask) -> None:
+    from bot import workbench_token
+
+    mei, qiang = two_desks
+    assert mei.post("/live", csrf=False).status_code == 400
+    ticket = mei.post("/live").get_json()
+    config = app.config["KEFU_CONFIG"]
+    assert ticket["url"] == config.public_url + "/api/workbench/stream"
+    viewer = workbench_token.verify(app.config["SECRET_KEY"], ticket["token"])
+    mei_user = AdminUser.get(AdminUser.username == "u-mei")
+    assert (viewer.user_id, viewer.agent_id) == (mei_user.id, mei_user.agent_id)
+    assert workbench_token.verify(app.config["SECRET_KEY"], qiang.post("/live").get_json()["token"]).agent_id != viewer.agent_id
+
+
+def test_the_page_may_connect_to_the_stream_and_nowhere_else(two_desks: tuple[Desk, Desk], app: Flask) -> None:
+    mei, _ = two_desks
+    policy = dict(part.strip().split(" ", 1) for part in mei.get("/").headers["Content-Security-Policy"].split(";"))
+    origin = app.config["KEFU_CONFIG"].public_url
+    assert policy["connect-src"] == f"'self' {origin}"
+    assert "unsafe-inline" not in policy["script-src"]
