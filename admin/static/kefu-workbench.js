@@ -176,7 +176,13 @@
     document.getElementById("wb-claim").hidden = d.status !== "queued";
   }
 
-  function open(id) { current = id; refreshThread(true); refreshInbox(); }
+  function open(id) {
+    current = id;
+    root.querySelectorAll("#wb-mine li, #wb-queue li").forEach(function (li) {  // at once, not at the next inbox
+      li.classList.toggle("active", Number(li.getAttribute("data-id")) === id);
+    });
+    refreshThread(true); refreshInbox();
+  }
 
   document.getElementById("wb-reply").addEventListener("submit", async function (ev) {
     ev.preventDefault();
