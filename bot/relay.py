@@ -28,7 +28,7 @@ from typing import Callable
 
 import peewee
 
-from bot import assignment, changes, clock, conversations, outbox, settings
+from bot import assignment, changes, clock, conversations, outbox, relay_history, settings
 from bot.crm import pools
 from bot.db import insert_new, transaction
 from bot.events import Inbound, Reply
@@ -193,7 +193,8 @@ class Relay:
         for c in mine:
             mark = "▶ " if c.id == current else "  "
             waiting = "（待回复）" if conversations.awaiting_reply_since(c) is not None else ""
-            lines.append(f"{mark}#{c.id} {c.customer}{waiting}")
+            last = relay_history.last_line(c)  # a workbench reply shows here too (bot/relay_history.py)
+            lines.append(f"{mark}#{c.id} {c.customer}{waiting}" + (f" — {last}" if last else ""))
         return [self._say(agent, "\n".join(lines))]
 
     def _cmd_switch(self, agent: Agent, command: Command) -> list[Outgoing]:
@@ -203,7 +204,9 @@ class Relay:
         if conversation is None or conversation.agent_id != agent.id or conversation.status != "assigned":
             return [self._say(agent, f"会话 #{command.arg} 不在您的列表中。发送 /list 查看。")]
         Agent.update(current_conversation_id=conversation.id).where(Agent.id == agent.id).execute()
-        return [self._say(agent, f"已切换到 {customer_header(conversation, conversation.customer)}")]
+        recent = relay_history.recent(conversation)
+        return [self._say(agent, f"已切换到 {customer_header(conversation, conversation.customer)}"
+                          + (f"\n{recent}" if recent else ""))]
 
     def _cmd_resolve(self, agent: Agent, command: Command) -> list[Outgoing]:
         conversation = self._current_or_only(agent)
