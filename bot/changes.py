@@ -4,7 +4,8 @@ Why: the live workbench stream (adapters/workbench_stream.py) reads new message 
 short timer, which is what carries changes between processes; a change made in this very
 process (a customer's message just handled, a reply or resolve from the panel when `kefu
 run` hosts it) nudges it to look at once instead of at its next tick. A nudge carries no
-data and may be lost: the timer is the guarantee, this only makes it sooner.
+data and may be lost: the timer is the guarantee, this only makes it sooner. The same goes
+for `delivered`, which answers a web visitor's waiting poll as soon as a reply is theirs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,34 @@ def subscribe(listener: Callable[[], None]) -> Callable[[], None]:
                 _listeners.remove(listener)
 
     return unsubscribe
+
+
+_delivered: list[Callable[[str, str], None]] = []
+
+
+def subscribe_delivered(listener: Callable[[str, str], None]) -> Callable[[], None]:
+    """Call `listener(channel, recipient)` when a send to a polled channel's reader (the web
+    chat) became visible to them in this process; returns the function that unsubscribes it."""
+    with _lock:
+        _delivered.append(listener)
+
+    def unsubscribe() -> None:
+        with _lock:
+            if listener in _delivered:
+                _delivered.remove(listener)
+
+    return unsubscribe
+
+
+def delivered(channel: str, recipient: str) -> None:
+    """A polled reader has something new: their waiting poll (adapters/web.py) answers now."""
+    with _lock:
+        listeners = list(_delivered)
+    for listener in listeners:
+        try:
+            listener(channel, recipient)
+        except Exception:
+            log.exception("delivery listener failed")
 
 
 def changed() -> None:
