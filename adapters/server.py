@@ -22,7 +22,7 @@ from adapters import workbench_stream
 from adapters.web import WebChannel, asset_routes
 from adapters.workbench_stream import LiveHub
 from bot import dispatcher as dispatcher_mod
-from bot import outbox
+from bot import changes, outbox
 from bot.config import ChannelConfig, Config
 from bot.dispatcher import Dispatcher
 from bot.ops import metrics
@@ -173,6 +173,7 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     wake = app[SENDER_WAKE] = asyncio.Event()
     hub = LiveHub(bridge, panel_secret(config), on_pending=lambda channels: wake.set())
     workbench_stream.install(app, hub, app[TASKS].spawn)
+    unsubscribe: list[Callable[[], None]] = []
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/favicon.ico", favicon)
@@ -185,6 +186,14 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app.router.add_routes(OrderApi(config.orders, bridge, {c.name for c in config.channels}).routes())
 
     async def on_startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        # a reply queued from the panel or a job in this process is sent now, not at the sender's next poll
+
+        def send_soon(outbound: bool) -> None:
+            if outbound:
+                loop.call_soon_threadsafe(wake.set)
+
+        unsubscribe.append(changes.subscribe(send_soon))
         # build the FAQ index before the first customer asks, not during their request
         await bridge.call(bridge.dispatcher.store.refresh, True)
         recovered = await bridge.call(dispatcher_mod.recover_pending, 60.0)
@@ -194,6 +203,8 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
             app[TASKS].spawn(sender_loop(app, config), "outbox-sender")
 
     async def on_cleanup(app: web.Application) -> None:
+        for stop_listening in unsubscribe:
+            stop_listening()
         await app[TASKS].drain()
         for adapter in adapters.values():
             close = getattr(adapter, "close", None)

@@ -8,7 +8,9 @@ bot/workbench_token.py) answers `text/event-stream`:
 - `message` `{"conversation", "status", "message": {...}}`: a line of a conversation this
   agent may read (theirs, or in the queue), drawn as the thread's own lines;
 - `inbox` `{...}`: the agent's inbox as `/admin/workbench/inbox.json` has it, when one of
-  their conversations, the queue or their status changed;
+  their conversations changed hands or state, the queue changed, or they were told something;
+- `row` `{"row": {...}}`: one line of their inbox (unread count, last words), when only the
+  lines of that conversation changed;
 - `end` `{"reason"}` before the server closes it (the token's stream time is up, the user
   signed out or was changed, the reader fell behind, shutdown); a `: ping` comment every
   `HEARTBEAT_SECONDS` keeps proxies from closing an idle stream.
@@ -93,7 +95,7 @@ class LiveHub:
 
     # -- the feeding task ---------------------------------------------------------------------
 
-    def nudge(self) -> None:
+    def nudge(self, outbound: bool = False) -> None:
         """From any thread (bot.changes): look now rather than at the next tick."""
         loop = self._loop
         if loop is not None and not loop.is_closed():

@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger("kefu.changes")
 
-_listeners: list[Callable[[], None]] = []
+_listeners: list[Callable[[bool], None]] = []
 _lock = threading.Lock()
 
 
-def subscribe(listener: Callable[[], None]) -> Callable[[], None]:
-    """Call `listener` (from any thread, so it must be quick and thread-safe) on each nudge;
-    returns the function that unsubscribes it."""
+def subscribe(listener: Callable[[bool], None]) -> Callable[[], None]:
+    """Call `listener(outbound)` (from any thread, so it must be quick and thread-safe) on each
+    nudge; `outbound`: messages were queued to send. Returns the function that unsubscribes it."""
+    return _add(_listeners, listener)
+
+
+def _add(registry: list[Any], listener: Any) -> Callable[[], None]:
     with _lock:
-        _listeners.append(listener)
+        registry.append(listener)
 
     def unsubscribe() -> None:
         with _lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
+            if listener in registry:
+                registry.remove(listener)
 
     return unsubscribe
 
@@ -40,15 +44,7 @@ _delivered: list[Callable[[str, str], None]] = []
 def subscribe_delivered(listener: Callable[[str, str], None]) -> Callable[[], None]:
     """Call `listener(channel, recipient)` when a send to a polled channel's reader (the web
     chat) became visible to them in this process; returns the function that unsubscribes it."""
-    with _lock:
-        _delivered.append(listener)
-
-    def unsubscribe() -> None:
-        with _lock:
-            if listener in _delivered:
-                _delivered.remove(listener)
-
-    return unsubscribe
+    return _add(_delivered, listener)
 
 
 def delivered(channel: str, recipient: str) -> None:
@@ -62,12 +58,13 @@ def delivered(channel: str, recipient: str) -> None:
             log.exception("delivery listener failed")
 
 
-def changed() -> None:
-    """Something was committed that a watcher may want to see."""
+def changed(outbound: bool = False) -> None:
+    """Something was committed that a watcher may want to see (`outbound`: sends were queued
+    outside a customer's message: the outbox sender may start now)."""
     with _lock:
         listeners = list(_listeners)
     for listener in listeners:
         try:
-            listener()
+            listener(outbound)
         except Exception:  # a watcher's failure is not the writer's
             log.exception("change listener failed")

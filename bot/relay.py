@@ -420,7 +420,7 @@ def emit(outgoing: list[Outgoing], key: str) -> int:
             row = Message.get_by_id(row_id)
             queued += int(outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, payload, message=row))
     if queued:
-        changes.changed()  # committed: a live workbench shows it now (bot/changes.py)
+        changes.changed(outbound=True)  # committed: a live workbench shows it, the sender sends it (bot/changes.py)
     return queued
 
 

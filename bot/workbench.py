@@ -82,6 +82,11 @@ def _row(conversation: Conversation) -> dict[str, Any]:
             "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None}
 
 
+def inbox_row(conversation: Conversation) -> dict[str, Any]:
+    """One line of the inbox: the live stream sends it alone when only its messages changed."""
+    return _row(conversation)
+
+
 def inbox(agent: Agent | None) -> dict[str, Any]:
     """My conversations, longest waiting first (those waiting for nobody last), the queue,
     the public pool's size, and my status and capacity. An admin sees every assigned one."""

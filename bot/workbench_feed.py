@@ -30,6 +30,7 @@ GAP_SECONDS = 30.0  # a transaction holding an id longer than this is not waited
 MAX_GAPS = 200
 BATCH = 500
 MAX_KNOWN = 20000  # conversations whose last seen (status, agent) is remembered
+QUEUE_SHOWN = 50  # bot.workbench.shared_inbox shows as many
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Feed:
         self.cursor: int | None = None
         self.gaps: dict[int, float] = {}  # id skipped -> when first skipped
         self.known: dict[int, tuple[str, int | None]] = {}  # conversation -> (status, agent) last seen
+        self.queue: tuple[int, ...] | None = None  # the queue's first conversations, last seen
         self._monotonic = monotonic
 
     def start(self) -> int:
@@ -84,7 +86,10 @@ class Feed:
         return fresh
 
     def fan_out(self, rows: list[Message], watching: Iterable[int | None]) -> Fanout:
-        """The events each watching agent (None: an admin) is to be sent for `rows`."""
+        """The events each watching agent (None: an admin) is to be sent for `rows`: the lines
+        they may read; their whole inbox when a conversation of theirs changed hands or state,
+        the queue changed, or a message was addressed to them; else only the inbox line of a
+        conversation of theirs that has new lines (cheaper: one line, not the whole inbox)."""
         watching = set(watching)
         out = Fanout(rows=len(rows))
         out.pending_channels = {r.channel for r in rows if r.direction == "out" and r.state == "pending"}
@@ -96,25 +101,32 @@ class Feed:
                  .where(Conversation.id.in_(conversation_ids))} if conversation_ids else {}
         agents = {a.id: a for a in Agent.select().where(Agent.id.in_(
             {a for a in watching if a is not None} | {r.agent_id for r in rows if r.agent_id}))}
-        touched: set[int | None] = set()  # agents whose own inbox part changed
-        queue_changed = False
+        queue = tuple(c.id for c in Conversation.select(Conversation.id).where(Conversation.status == "queued")
+                      .order_by(Conversation.queued_at, Conversation.id).limit(QUEUE_SHOWN))
+        queue_changed = queue != self.queue or any(c.status == "queued" for c in found.values())
+        self.queue = queue
+        whole: set[int | None] = set()  # agents whose whole inbox is sent again
+        lines_of: set[int] = set()  # conversations whose inbox line alone is sent again
         for conversation in found.values():
             now = (conversation.status, conversation.agent_id)
             before = self.known.get(conversation.id)
-            if before is None or before[0] == "queued" or now[0] == "queued":
-                queue_changed = True
-            if before is not None:
-                touched.add(before[1])
-            touched.add(conversation.agent_id)
+            if before != now:
+                whole |= {now[1], before[1] if before else None}
+            elif conversation.status == "assigned":
+                lines_of.add(conversation.id)
             self.known[conversation.id] = now
-        addressed = {(r.channel, r.peer_id) for r in rows if r.direction == "out"}
-        touched |= {a.id for a in agents.values() if (a.channel, a.im_user_id) in addressed}
-        if touched - {None}:
-            touched.add(None)  # an admin's inbox holds every agent's conversations
+        # told something outside any conversation (a status change, a notice); a customer's line
+        # relayed to the agent's IM belongs to its conversation and changes only its inbox line
+        addressed = {(r.channel, r.peer_id) for r in rows if r.direction == "out" and r.conversation_id is None}
+        whole |= {a.id for a in agents.values() if (a.channel, a.im_user_id) in addressed}
+        if whole - {None}:
+            whole.add(None)  # an admin's inbox holds every agent's conversations
         for row in rows:
             if row.agent_id in agents:
                 row.agent = agents[row.agent_id]  # drawn by name without a query per row
-        shared = workbench.shared_inbox() if queue_changed or touched & watching else None
+        shared = workbench.shared_inbox() if queue_changed or whole & watching else None
+        line_rows = {cid: workbench.inbox_row(found[cid]) for cid in lines_of
+                     if watching & {None, found[cid].agent_id}}
         for viewer in watching:
             events: list[tuple[str, dict[str, Any]]] = []
             for row in rows:
@@ -123,10 +135,12 @@ class Feed:
                         and workbench.may_read(conversation, viewer)):
                     events.append(("message", {"conversation": conversation.id, "status": conversation.status,
                                                "message": workbench.message_row(row)}))
-            if shared is not None and (queue_changed or viewer in touched):
-                agent = agents.get(viewer) if viewer is not None else None
-                if viewer is None or agent is not None:
-                    events.append(("inbox", {**workbench.mine(agent), **shared}))
+            agent = agents.get(viewer) if viewer is not None else None
+            if shared is not None and (queue_changed or viewer in whole) and (viewer is None or agent is not None):
+                events.append(("inbox", {**workbench.mine(agent), **shared}))
+            else:
+                events += [("row", {"row": line}) for cid, line in line_rows.items()
+                           if workbench.may_read(found[cid], viewer)]
             if events:
                 out.events[viewer] = events
         self._forget_if_full()
@@ -143,4 +157,4 @@ class Feed:
 
     def _forget_if_full(self) -> None:
         if len(self.known) > MAX_KNOWN:
-            self.known.clear()  # unknown again means "the queue may have changed": a refresh, not a miss
+            self.known.clear()  # unknown again means a whole inbox sent: a refresh, not a miss

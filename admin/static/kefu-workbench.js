@@ -47,7 +47,18 @@
     showInbox(await r.json());
   }
 
+  var inboxState = null;
+  function showRow(row) {  // the stream's one changed line of my inbox: replace it, keep the order
+    if (!inboxState) return;
+    var mine = inboxState.mine.filter(function (r) { return r.id !== row.id; });
+    mine.push(row);
+    mine.sort(function (a, b) { var x = a.waiting_since || "9999", y = b.waiting_since || "9999"; return x < y ? -1 : x > y ? 1 : a.id - b.id; });
+    inboxState.mine = mine;
+    showInbox(inboxState);
+  }
+
   function showInbox(d) {
+    inboxState = d;
     var mine = document.getElementById("wb-mine"), queue = document.getElementById("wb-queue");
     mine.textContent = ""; queue.textContent = "";
     d.mine.forEach(function (row) { item(row, mine); });
@@ -253,6 +264,7 @@
     });
     live.addEventListener("message", onMessage);
     live.addEventListener("inbox", function (ev) { showInbox(JSON.parse(ev.data)); });
+    live.addEventListener("row", function (ev) { showRow(JSON.parse(ev.data).row); });
     live.addEventListener("end", function () { liveRetry = 100; dropLive(); });  // renewed with a fresh token
     live.onerror = dropLive;  // a dropped or refused stream: poll, and try again later
   }

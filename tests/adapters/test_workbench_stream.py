@@ -90,6 +90,7 @@ async def visitor(client: TestClient) -> dict[str, str]:
 def conversation_ids(events: list[tuple[str, dict[str, Any]]]) -> set[int]:
     """Every conversation an agent was told anything about (lines, or their own inbox)."""
     found = {d["conversation"] for e, d in events if e == "message"}
+    found |= {d["row"]["id"] for e, d in events if e == "row"}
     return found | {row["id"] for e, d in events if e == "inbox" for row in d["mine"]}
 
 
@@ -112,6 +113,8 @@ async def test_each_agent_is_pushed_only_their_own_conversation(client: TestClie
     await qiang_stream.until(lambda e, d: e == "inbox" and [r["id"] for r in d["mine"]] == [theirs.id])
     await say(client, second, "你好", "b2")
     await qiang_stream.until(lambda e, d: e == "message" and d["message"]["text"] == "你好")
+    _, line = await qiang_stream.until(lambda e, d: e == "row")  # only that inbox line, its unread count
+    assert line["row"]["id"] == theirs.id and line["row"]["last"] == "你好" and line["row"]["unread"] >= 1
 
     assert conversation_ids(mei_stream.seen) == {mine.id}
     assert conversation_ids(qiang_stream.seen) == {theirs.id}
