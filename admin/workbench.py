@@ -1,9 +1,10 @@
 """The agents' workbench in the panel: a live inbox, the thread, the customer beside it.
 
-Why polling JSON from the panel rather than a socket from the webhook server: the panel
-already authenticates the agent (session cookie, CSRF) and runs under a WSGI server, where
-a held-open connection would pin a thread per agent; a poll every two seconds of a few
-indexed queries costs little and needs no second authentication scheme. Every read and
+The page reads and acts through the JSON endpoints here (session cookie, CSRF on every
+POST). It is kept live by the webhook server's event stream (adapters/workbench_stream.py),
+not by this panel: under a WSGI server a held-open connection would pin a thread per agent.
+The panel only issues the stream's short-lived token (`live`, admin/workbench_live.py); while
+the stream is not open the page polls these endpoints every two seconds. Every read and
 action goes through `bot.workbench.visible` / `owned`, so a guessed id gets a 404.
 
 Who: a panel user with the role "agent" works as their linked Agent and sees only this
