@@ -108,6 +108,7 @@ class LiveHub:
         try:
             while True:
                 if not self.watchers:
+                    self.feed = workbench_feed.Feed()  # the next watcher starts from then, not from here
                     self._someone.clear()
                     await self._someone.wait()
                     last_check = self._loop.time()
