@@ -4,7 +4,7 @@ screen within moments, not at the page's next 2-second poll).
 Why a waiting poll rather than a socket: the chat API stays the one JSON endpoint it is (the
 page, `kefu chat` and any shop's own widget poll it), and a poll asked to wait
 (`&wait=25`) is answered as soon as something is theirs. In this process that is when the
-outbox makes a send visible to them (`bot.changes.delivered`); a send another process
+outbox makes a send visible to them (`bot.core.changes.delivered`); a send another process
 delivered is found by re-reading every `RECHECK_SECONDS`, so it is never later than the old
 poll was.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable
 
-from bot import changes
+from bot.core import changes
 
 RECHECK_SECONDS = 2.0
 MAX_WAIT_SECONDS = 30

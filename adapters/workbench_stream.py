@@ -1,7 +1,7 @@
 """The workbench's live stream: Server-Sent Events from the webhook server (issue 22).
 
 `GET /api/workbench/stream?token=…` with a token the panel issued (admin/workbench_live.py,
-bot/workbench_token.py) answers `text/event-stream`:
+bot/conversation/workbench_token.py) answers `text/event-stream`:
 
 - `hello` `{"agent": id or null}` once open: the page reloads its inbox and thread, so
   nothing between its last poll and the stream is lost;
@@ -19,8 +19,8 @@ Why SSE and not WebSocket: one direction is all it needs (the agent acts through
 CSRF-checked POSTs), EventSource is in every browser, and it is plain HTTP for proxies.
 Why here: the panel runs under WSGI, where a held-open connection pins a thread; aiohttp
 holds thousands. One `LiveHub` per process reads the message table for all its streams
-(`bot.workbench_feed`): one query per `LOOK_SECONDS` whatever the number of agents, none
-while nobody watches; a change made in this process looks at once (`bot.changes`).
+(`bot.conversation.workbench_feed`): one query per `LOOK_SECONDS` whatever the number of agents, none
+while nobody watches; a change made in this process looks at once (`bot.core.changes`).
 Errors are JSON (403 for a forged, expired or revoked token), before any stream opens.
 """
 
@@ -37,8 +37,9 @@ from aiohttp import web
 
 from adapters.bridge import CoreBridge
 from adapters.json_body import json_error
-from bot import changes, workbench_feed, workbench_token
-from bot.workbench_token import TokenRefused, Viewer
+from bot.conversation import workbench_feed, workbench_token
+from bot.core import changes
+from bot.conversation.workbench_token import TokenRefused, Viewer
 
 log = logging.getLogger("kefu.workbench_stream")
 
@@ -96,7 +97,7 @@ class LiveHub:
     # -- the feeding task ---------------------------------------------------------------------
 
     def nudge(self, outbound: bool = False) -> None:
-        """From any thread (bot.changes): look now rather than at the next tick."""
+        """From any thread (bot.core.changes): look now rather than at the next tick."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)

@@ -5,7 +5,7 @@ POST). It is kept live by the webhook server's event stream (adapters/workbench_
 not by this panel: under a WSGI server a held-open connection would pin a thread per agent.
 The panel only issues the stream's short-lived token (`live`, admin/workbench_live.py); while
 the stream is not open the page polls these endpoints every two seconds. Every read and
-action goes through `bot.workbench.visible` / `owned`, so a guessed id gets a 404.
+action goes through `bot.conversation.workbench.visible` / `owned`, so a guessed id gets a 404.
 
 Who: a panel user with the role "agent" works as their linked Agent and sees only this
 (`confine_agents` keeps them out of every other panel page); an admin or operator sees
@@ -25,10 +25,11 @@ from flask_login import current_user
 from admin.auth import SecureView
 from admin import workbench_live
 from admin.faq_views import shared_store
-from bot import assignment, workbench
+from bot.conversation import workbench
+from bot.agents import assignment
 from bot.faq.learning import LearningError
-from bot.models import AdminUser, Agent
-from bot.relay import emit, say, take_offline
+from bot.core.models import AdminUser, Agent
+from bot.conversation.relay_delivery import emit, say, take_offline
 
 MAX_REPLY = 2000
 MAX_PHRASE = 500  # QuickPhrase.text

@@ -2,7 +2,7 @@
 
 Why a ticket: the stream is served by the aiohttp server (adapters/workbench_stream.py), on
 the webhook port, which cannot read the panel's session. The signed-in user asks the panel
-(session + CSRF) for a short-lived token (bot.workbench_token) and the stream's address;
+(session + CSRF) for a short-lived token (bot.conversation.workbench_token) and the stream's address;
 the page's Content-Security-Policy allows that address's origin in connect-src
 (`KEFU_LIVE_ORIGIN`, read by admin/csp.py).
 """
@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app
 from flask_login import current_user
 
-from bot import workbench_token
-from bot.config import Config
+from bot.conversation import workbench_token
+from bot.core.config import Config
 
 STREAM_PATH = "/api/workbench/stream"  # adapters/workbench_stream.py serves it
 

@@ -17,10 +17,10 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from adapters import workbench_stream
 from adapters.server import create_app
 from admin import users
-from bot import workbench, workbench_token
-from bot.config import Config
-from bot.models import AdminUser, Agent, Conversation, Customer
-from bot.workbench_token import SALT, panel_secret
+from bot.conversation import workbench, workbench_token
+from bot.core.config import Config
+from bot.core.models import AdminUser, Agent, Conversation, Customer
+from bot.conversation.workbench_token import SALT, panel_secret
 from tests.factories import make_agent, shop_faqs
 
 PASSWORD = "stream-pass-1234"
