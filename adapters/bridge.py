@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
+from bot.core import changes
 from bot.core.events import Inbound
 from bot.ops.metrics import LATE
 
@@ -40,6 +41,7 @@ class CoreBridge:
         slot = ReplySlot()
         handle = functools.partial(contextvars.copy_context().run, self.dispatcher.handle, inbound, slot)
         future = asyncio.get_running_loop().run_in_executor(self.executor, handle)
+        future.add_done_callback(_nudge_watchers)
         try:
             return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
         except asyncio.TimeoutError:
@@ -51,6 +53,11 @@ class CoreBridge:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+def _nudge_watchers(future: "asyncio.Future[Result]") -> None:
+    """A handled message is committed: a live workbench in this process looks now (bot.core.changes)."""
+    changes.changed()
 
 
 def _log_failure(future: "asyncio.Future[Result]") -> None:

@@ -18,9 +18,13 @@ from adapters.base import ChannelAdapter
 from adapters.bridge import CoreBridge
 from adapters.orders import OrderApi
 from adapters.tasks import TaskSet
+from adapters import workbench_stream
 from adapters.web import WebChannel, asset_routes
+from adapters.workbench_stream import LiveHub
 from bot.conversation import dispatcher as dispatcher_mod
+from bot.conversation.workbench_token import panel_secret
 from bot.sending import outbox
+from bot.core import changes
 from bot.core.config import ChannelConfig, Config
 from bot.conversation.dispatcher import Dispatcher
 from bot.ops import metrics
@@ -32,6 +36,8 @@ log = logging.getLogger("kefu.server")
 BRIDGE = web.AppKey("bridge", CoreBridge)
 ADAPTERS = web.AppKey("adapters", dict)
 TASKS = web.AppKey("tasks", TaskSet)
+# set when a new outbound row waits (the live stream sees it): the sender delivers now, not at its next poll
+SENDER_WAKE = web.AppKey("sender_wake", asyncio.Event)
 
 AdapterFactory = Callable[[ChannelConfig, Config, CoreBridge], ChannelAdapter]
 
@@ -165,6 +171,10 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     bridge = CoreBridge(dispatcher or Dispatcher(config), workers=config.server.workers)
     adapters = build_adapters(config, bridge)
     app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()
+    wake = app[SENDER_WAKE] = asyncio.Event()
+    hub = LiveHub(bridge, panel_secret(config), on_pending=lambda channels: wake.set())
+    workbench_stream.install(app, hub, app[TASKS].spawn)
+    unsubscribe: list[Callable[[], None]] = []
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/favicon.ico", favicon)
@@ -177,6 +187,14 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
     app.router.add_routes(OrderApi(config.orders, bridge, {c.name for c in config.channels}).routes())
 
     async def on_startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        # a reply queued from the panel or a job in this process is sent now, not at the sender's next poll
+
+        def send_soon(outbound: bool) -> None:
+            if outbound:
+                loop.call_soon_threadsafe(wake.set)
+
+        unsubscribe.append(changes.subscribe(send_soon))
         # build the FAQ index before the first customer asks, not during their request
         await bridge.call(bridge.dispatcher.store.refresh, True)
         recovered = await bridge.call(dispatcher_mod.recover_pending, 60.0)
@@ -186,6 +204,8 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
             app[TASKS].spawn(sender_loop(app, config), "outbox-sender")
 
     async def on_cleanup(app: web.Application) -> None:
+        for stop_listening in unsubscribe:
+            stop_listening()
         await app[TASKS].drain()
         for adapter in adapters.values():
             close = getattr(adapter, "close", None)
@@ -219,4 +239,9 @@ async def sender_loop(app: web.Application, config: Config) -> None:
             log.exception("outbox delivery round failed")
             done = 0
         if not done:
-            await asyncio.sleep(config.outbox.poll_seconds)
+            wake = app[SENDER_WAKE]
+            try:
+                await asyncio.wait_for(wake.wait(), config.outbox.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()

@@ -8,8 +8,9 @@ API (documented in the README):
   -> `{"replies": [{"id", "text", "cards": [{"title"}]}], "duplicate": bool}`. `msg_id` is the
   client's unique id for the message: sending it again returns the first reply and does
   nothing else. Late replies (and agent messages) arrive by polling:
-- `GET /api/web/{channel}/messages?user_id=&token=&after=ID` -> `{"messages": [...], "last_id", "role"}`:
-  both directions, so a reload shows the whole conversation so far. Each message has `id`,
+- `GET /api/web/{channel}/messages?user_id=&token=&after=ID[&wait=S]` -> `{"messages": [...], "last_id", "role"}`:
+  both directions, so a reload shows the whole conversation so far. With `wait` (1-30 s) and
+  nothing new yet, the answer waits until something is (adapters/web_waiters.py) or S pass. Each message has `id`,
   `direction` ("in": written by this user, with the client's `msg_id`; "out": to them),
   `author` (customer, agent, bot, system), `text`, `cards`, `created_at`. `role` is "agent"
   when the identity is an agent's linked web account (the page then is not the customer's).
@@ -38,6 +39,7 @@ from aiohttp import web
 
 from adapters.bridge import CoreBridge
 from adapters.json_body import json_error, read_object
+from adapters.web_waiters import MAX_WAIT_SECONDS, Waiters
 from adapters.wechat_common import content_text
 from bot.core import settings
 from bot.core.config import ChannelConfig
@@ -92,6 +94,10 @@ class WebChannel:
         self.config = channel
         self.bridge = bridge
         self._key = secret.encode()
+        self.waiters = Waiters(channel.name)
+
+    async def close(self) -> None:
+        self.waiters.close()
 
     # -- identity -----------------------------------------------------------------------
 
@@ -163,7 +169,18 @@ class WebChannel:
         if not _AFTER.fullmatch(after_text) or int(after_text) > MAX_ID:
             raise json_error(400, f"after must be a message id: an integer from 0 to {MAX_ID}")
         after = int(after_text)
+        wait_text = request.query.get("wait", "0")
+        if not wait_text.isdigit() or len(wait_text) > 2 or int(wait_text) > MAX_WAIT_SECONDS:
+            raise json_error(400, f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
         rows, role = await self.bridge.call(_history_since, self.name, user_id, after)
+        if not rows and int(wait_text):  # a waiting poll: answered as soon as something is theirs
+
+            async def read() -> list[dict[str, Any]]:
+                nonlocal role
+                found, role = await self.bridge.call(_history_since, self.name, user_id, after)
+                return found
+
+            rows = await self.waiters.until_new(user_id, int(wait_text), read)
         return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows]),
                                                      "role": role})
 

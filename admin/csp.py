@@ -21,10 +21,10 @@ import re
 import secrets
 from typing import Any, Callable
 
-from flask import g
+from flask import current_app, g
 from jinja2 import BaseLoader, Environment
 
-POLICY = ("default-src 'self'; script-src 'self'{nonce}; style-src 'self' 'unsafe-inline'; "
+POLICY = ("default-src 'self'; script-src 'self'{nonce}; connect-src 'self'{live}; style-src 'self' 'unsafe-inline'; "
           "img-src 'self' data:; font-src 'self' data:; object-src 'none'; base-uri 'self'; "
           "form-action 'self'; frame-ancestors 'none'")
 
@@ -71,7 +71,8 @@ def nonce() -> str:
 def policy() -> str:
     """The Content-Security-Policy header for this response."""
     used = g.get("csp_nonce")
-    return POLICY.format(nonce=f" 'nonce-{used}'" if used else "")
+    live = current_app.config.get("KEFU_LIVE_ORIGIN", "")  # the workbench's live stream (admin/workbench_live.py)
+    return POLICY.format(nonce=f" 'nonce-{used}'" if used else "", live=f" {live}" if live else "")
 
 
 def install(app: Any) -> None:

@@ -1,9 +1,10 @@
 """The agents' workbench in the panel: a live inbox, the thread, the customer beside it.
 
-Why polling JSON from the panel rather than a socket from the webhook server: the panel
-already authenticates the agent (session cookie, CSRF) and runs under a WSGI server, where
-a held-open connection would pin a thread per agent; a poll every two seconds of a few
-indexed queries costs little and needs no second authentication scheme. Every read and
+The page reads and acts through the JSON endpoints here (session cookie, CSRF on every
+POST). It is kept live by the webhook server's event stream (adapters/workbench_stream.py),
+not by this panel: under a WSGI server a held-open connection would pin a thread per agent.
+The panel only issues the stream's short-lived token (`live`, admin/workbench_live.py); while
+the stream is not open the page polls these endpoints every two seconds. Every read and
 action goes through `bot.conversation.workbench.visible` / `owned`, so a guessed id gets a 404.
 
 Who: a panel user with the role "agent" works as their linked Agent and sees only this
@@ -22,6 +23,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from admin.auth import SecureView
+from admin import workbench_live
 from admin.faq_views import shared_store
 from bot.conversation import workbench
 from bot.agents import assignment
@@ -93,6 +95,11 @@ class WorkbenchView(SecureView):
     @expose("/inbox.json")
     def inbox(self) -> Any:
         return jsonify(workbench.inbox(current_agent()))
+
+    @expose("/live", methods=("POST",))
+    def live(self) -> Any:
+        """The live stream's address and a one-minute token for it (admin/workbench_live.py)."""
+        return jsonify(workbench_live.ticket())
 
     @expose("/conversation.json")
     def conversation(self) -> Any:
@@ -204,3 +211,4 @@ def confine_agents() -> Any:
 def register(app: Flask, admin: Admin) -> None:
     admin.add_view(WorkbenchView(name=_l("工作台"), category=_l("客服"), endpoint="workbench", url="/admin/workbench"))
     app.before_request(confine_agents)
+    workbench_live.install(app)

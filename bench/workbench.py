@@ -1,21 +1,22 @@
 """The agents' workbench under load (issue 22): A agents signed in to the workbench, C customers
 writing through the web chat API, against `kefu run` as a real process on 127.0.0.1.
 
-Why this shape: what an agent feels is the time from a customer's message to it showing in
-their inbox, and what a customer feels is the time from the agent's reply to their chat page;
-both ride on polls (the workbench and the chat page each poll every 2 s), so the bench polls
-exactly as the pages do and measures end to end, poll wait included. It also prints the
-requests' own times (what the server costs per poll) and the server's resident memory per
-signed-in agent.
+Why this shape: what an agent feels is the time from a customer's message to it showing on
+their screen, and what a customer feels is the time from the agent's reply to their chat
+page. By default (`--mode live`) both ride on what the pages now use: each agent holds the
+workbench's event stream open (a ticket from `POST /admin/workbench/live`, then
+`GET /api/workbench/stream`) and each customer a waiting poll (`&wait=5` here, 25 on the page: the run ends sooner); `--mode poll` plays
+the pages' old 2-second polls instead, for comparison. It prints p50/p95 of both, the
+requests' own times, and the server's resident memory per connected agent.
 
-    .venv/bin/python bench/workbench.py                          # 20 agents, 200 customers, 30 s, SQLite
-    .venv/bin/python bench/workbench.py --seconds 60 --poll 0.5  # a faster poll than the pages'
+    .venv/bin/python bench/workbench.py                          # 20 agents, 200 customers, 30 s, SQLite, live
+    .venv/bin/python bench/workbench.py --mode poll              # the 2 s polls the pages had before
     .venv/bin/python bench/workbench.py --database postgresql://postgres@127.0.0.1:5432/test
 
 Each customer asks for a person (转人工), then writes a question, waits for the agent's answer
-(at most 15 s), thinks 1-4 s and writes again until the run ends. Each agent polls
-`/admin/workbench/inbox.json` and answers every new customer line through
-`/admin/workbench/conversation/reply` (session cookie, CSRF token, a client id per reply).
+(at most 15 s), thinks 1-4 s and writes again until the run ends. Each agent answers every new
+customer line it is shown through `/admin/workbench/conversation/reply` (session cookie, CSRF
+token, a client id per reply).
 """
 
 from __future__ import annotations
@@ -95,13 +96,15 @@ def rss_mb(pid: int) -> float:
 class Run:
     """The shared record: when each line was sent and when the other side first saw it."""
 
-    def __init__(self, base: str, admin: str, poll: float, stop_at: float) -> None:
-        self.base, self.admin, self.poll, self.stop_at = base, admin, poll, stop_at
+    def __init__(self, base: str, admin: str, poll: float, stop_at: float, live: bool) -> None:
+        self.base, self.admin, self.poll, self.stop_at, self.live = base, admin, poll, stop_at, live
         self.asked: dict[str, float] = {}  # question text -> sent at
         self.to_agent: list[float] = []
         self.replied: dict[str, float] = {}  # reply text -> reply posted at
         self.to_customer: list[float] = []
         self.inbox_ms: list[float] = []
+        self.send_ms: list[float] = []  # a customer's message answered (the bot's reply or its ack)
+        self.reply_ms: list[float] = []  # an agent's reply posted to the panel
         self.customer_poll_ms: list[float] = []
         self.errors: dict[str, int] = {}
 
@@ -118,31 +121,36 @@ async def customer(run: Run, http: aiohttp.ClientSession, index: int) -> None:
     seen: set[str] = set()
 
     async def send(text: str) -> None:
+        began = time.monotonic()
         async with http.post(api + "/messages", json={**who, "msg_id": uuid.uuid4().hex, "text": text}) as resp:
             if resp.status != 200:
                 run.error(f"customer send {resp.status}")
             await resp.read()
+        run.send_ms.append((time.monotonic() - began) * 1000)
 
     async def poll() -> None:
         nonlocal last_id
+        waiting = {"wait": "5"} if run.live else {}
         while time.monotonic() < run.stop_at + 5:
             began = time.monotonic()
             try:
-                async with http.get(api + "/messages", params={**who, "after": str(last_id)}) as resp:
+                async with http.get(api + "/messages", params={**who, "after": str(last_id), **waiting}) as resp:
                     body = await resp.json()
             except aiohttp.ClientError:
                 run.error("customer poll")
                 await asyncio.sleep(run.poll)
                 continue
             now = time.monotonic()
-            run.customer_poll_ms.append((now - began) * 1000)
+            if not run.live:  # a waiting poll's time is mostly its wait
+                run.customer_poll_ms.append((now - began) * 1000)
             last_id = max(last_id, int(body.get("last_id", 0)))
             for m in body.get("messages", []):
                 text = m.get("text", "")
                 if text in run.replied and text not in seen:
                     seen.add(text)
                     run.to_customer.append((now - run.replied[text]) * 1000)
-            await asyncio.sleep(run.poll)
+            if not run.live:
+                await asyncio.sleep(run.poll)
 
     await send("转人工")
     poller = asyncio.create_task(poll())
@@ -172,9 +180,26 @@ async def agent(run: Run, index: int, signed_in: asyncio.Event) -> None:
         if found is None:
             raise SystemExit(f"desk{index} did not reach the workbench after signing in")
         csrf = found.group(1)
-        signed_in.set()
-        answered: set[str] = set()
         desk = run.admin + "/admin/workbench"
+        answered: set[str] = set()
+
+        async def answer(conversation_id: int, last: str, seen_at: float) -> None:
+            answered.add(last)
+            run.to_agent.append((seen_at - run.asked[last]) * 1000)
+            reply = "答复" + last[2:]
+            run.replied[reply] = time.monotonic()
+            async with http.post(desk + "/conversation/reply",
+                                 data={"id": str(conversation_id), "text": reply, "csrf_token": csrf,
+                                       "client_id": uuid.uuid4().hex}, headers={"X-CSRFToken": csrf}) as r:
+                if r.status != 200:
+                    run.error(f"agent reply {r.status}")
+                await r.read()
+            run.reply_ms.append((time.monotonic() - run.replied[reply]) * 1000)
+
+        if run.live:
+            await live_desk(run, http, desk, csrf, signed_in, answered, answer)
+            return
+        signed_in.set()
         while time.monotonic() < run.stop_at + 5:
             began = time.monotonic()
             async with http.get(desk + "/inbox.json") as resp:
@@ -184,17 +209,46 @@ async def agent(run: Run, index: int, signed_in: asyncio.Event) -> None:
             for row in inbox["mine"]:
                 last = row["last"]
                 if last in run.asked and last not in answered:
-                    answered.add(last)
-                    run.to_agent.append((now - run.asked[last]) * 1000)
-                    reply = "答复" + last[2:]
-                    run.replied[reply] = time.monotonic()
-                    async with http.post(desk + "/conversation/reply",
-                                         data={"id": str(row["id"]), "text": reply, "csrf_token": csrf,
-                                               "client_id": uuid.uuid4().hex}, headers={"X-CSRFToken": csrf}) as r:
-                        if r.status != 200:
-                            run.error(f"agent reply {r.status}")
-                        await r.read()
+                    await answer(row["id"], last, now)
             await asyncio.sleep(max(0.0, run.poll - (time.monotonic() - began)))
+
+
+async def live_desk(run: Run, http: aiohttp.ClientSession, desk: str, csrf: str, signed_in: asyncio.Event,
+                    answered: set[str], answer: Any) -> None:
+    """An agent on the event stream, as the page: a ticket from the panel, then the stream;
+    each customer line it is sent is answered (a new ticket when the stream ends)."""
+    replies: set[asyncio.Task[None]] = set()
+    while time.monotonic() < run.stop_at + 5:
+        async with http.post(desk + "/live", data={"csrf_token": csrf}, headers={"X-CSRFToken": csrf}) as resp:
+            ticket = await resp.json()
+        async with http.get(ticket["url"], params={"token": ticket["token"]},
+                            timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as stream:
+            if stream.status != 200:
+                run.error(f"stream {stream.status}")
+                await asyncio.sleep(1)
+                continue
+            event = ""
+            while time.monotonic() < run.stop_at + 5:
+                try:
+                    raw = await asyncio.wait_for(stream.content.readline(), max(0.1, run.stop_at + 5 - time.monotonic()))
+                except asyncio.TimeoutError:
+                    break
+                if not raw:
+                    break
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                    if event == "hello":
+                        signed_in.set()
+                elif line.startswith("data: ") and event == "message":
+                    data = json.loads(line[6:])
+                    text = data["message"]["text"]
+                    if data["message"]["author"] == "customer" and text in run.asked and text not in answered:
+                        task = asyncio.create_task(answer(data["conversation"], text, time.monotonic()))
+                        replies.add(task)
+                        task.add_done_callback(replies.discard)
+    if replies:
+        await asyncio.gather(*replies)
 
 
 def figures(values: list[float]) -> dict[str, Any]:
@@ -202,8 +256,8 @@ def figures(values: list[float]) -> dict[str, Any]:
 
 
 async def drive(base: str, admin: str, pid: int, agents: int, customers: int, seconds: float,
-                poll: float) -> dict[str, Any]:
-    run = Run(base, admin, poll, stop_at=float("inf"))
+                poll: float, live: bool) -> dict[str, Any]:
+    run = Run(base, admin, poll, stop_at=float("inf"), live=live)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         rss_before = rss_mb(pid)
@@ -218,12 +272,15 @@ async def drive(base: str, admin: str, pid: int, agents: int, customers: int, se
         await asyncio.gather(*people, *desks)
         rss_end, load = rss_mb(pid), os.getloadavg()[0]
     return {
-        "agents": agents, "customers": customers, "seconds": seconds, "poll_seconds": poll,
+        "mode": "live" if live else "poll", "agents": agents, "customers": customers, "seconds": seconds,
+        "poll_seconds": None if live else poll,
         "questions_sent": len(run.asked),
-        "message_to_agent_inbox": figures(run.to_agent),
+        "message_to_agent_screen": figures(run.to_agent),
         "reply_to_customer_poll": figures(run.to_customer),
-        "inbox_request": figures(run.inbox_ms),
-        "customer_poll_request": figures(run.customer_poll_ms),
+        "customer_send_request": figures(run.send_ms),
+        "agent_reply_request": figures(run.reply_ms),
+        "inbox_request": figures(run.inbox_ms) if not live else None,
+        "customer_poll_request": figures(run.customer_poll_ms) if not live else None,
         "server_rss_mb_before_agents": round(rss_before, 1),
         "server_rss_mb_agents_signed_in": round(rss_agents, 1),
         "server_rss_mb_end": round(rss_end, 1),
@@ -246,7 +303,7 @@ def play(args: argparse.Namespace) -> dict[str, Any]:
             wait_http(f"http://127.0.0.1:{port}/healthz", 60)
             wait_http(f"http://127.0.0.1:{admin_port}/admin/login/", 60)
             result = asyncio.run(drive(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", procs[0].pid,
-                                       args.agents, args.customers, args.seconds, args.poll))
+                                       args.agents, args.customers, args.seconds, args.poll, args.mode == "live"))
         except BaseException:
             print(f"kept {tmp} (kefu.log) for a look", file=sys.stderr)
             raise
@@ -262,7 +319,9 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long customers keep writing")
-    parser.add_argument("--poll", type=float, default=2.0, help="poll interval of desks and chat pages (the pages': 2)")
+    parser.add_argument("--mode", choices=("live", "poll"), default="live",
+                        help="live: the event stream and waiting polls the pages use; poll: 2 s polls")
+    parser.add_argument("--poll", type=float, default=2.0, help="--mode poll: interval of desks and chat pages")
     parser.add_argument("--database", default="sqlite", help="sqlite (a temporary file) or postgresql://...")
     args = parser.parse_args()
     print(json.dumps(play(args), ensure_ascii=False))

@@ -106,15 +106,17 @@
     show("系统", "网络异常，请稍后再试", [], false);
   }
 
-  async function poll() {
+  async function poll() {  // a waiting poll: the server answers as soon as something is new (or after 25 s)
+    var again = 2000;
     try {
-      var r = await fetch(pollUrl(lastId));
+      var r = await fetch(pollUrl(lastId) + "&wait=25");
       if (r.ok) {
         var data = await r.json();
         data.messages.forEach(showStored);
+        again = 100;
       }
     } catch (e) { /* offline: try again */ }
-    setTimeout(poll, 2000);
+    setTimeout(poll, again);
   }
 
   document.getElementById("form").addEventListener("submit", function (ev) {

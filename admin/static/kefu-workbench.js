@@ -1,6 +1,8 @@
-/* The agents' workbench (admin/workbench.py): polls the inbox and the open thread every two
-   seconds; every text from customers, agents or the server is set with textContent, never
-   as HTML. Every POST carries the session's CSRF token. */
+/* The agents' workbench (admin/workbench.py): live through the webhook server's event stream
+   (adapters/workbench_stream.py, opened with a one-minute token from POST live), and polling
+   the inbox and the open thread every two seconds whenever the stream is not open (before it
+   opens, after it drops, in a browser without EventSource). Every text from customers, agents
+   or the server is set with textContent, never as HTML. Every POST carries the CSRF token. */
 (function () {
   "use strict";
   var root = document.getElementById("workbench");
@@ -42,7 +44,21 @@
   async function refreshInbox() {
     var r = await fetch(base + "/inbox.json", { credentials: "same-origin" });
     if (!r.ok) return;
-    var d = await r.json();
+    showInbox(await r.json());
+  }
+
+  var inboxState = null;
+  function showRow(row) {  // the stream's one changed line of my inbox: replace it, keep the order
+    if (!inboxState) return;
+    var mine = inboxState.mine.filter(function (r) { return r.id !== row.id; });
+    mine.push(row);
+    mine.sort(function (a, b) { var x = a.waiting_since || "9999", y = b.waiting_since || "9999"; return x < y ? -1 : x > y ? 1 : a.id - b.id; });
+    inboxState.mine = mine;
+    showInbox(inboxState);
+  }
+
+  function showInbox(d) {
+    inboxState = d;
     var mine = document.getElementById("wb-mine"), queue = document.getElementById("wb-queue");
     mine.textContent = ""; queue.textContent = "";
     d.mine.forEach(function (row) { item(row, mine); });
@@ -171,7 +187,13 @@
     document.getElementById("wb-claim").hidden = d.status !== "queued";
   }
 
-  function open(id) { current = id; refreshThread(true); refreshInbox(); }
+  function open(id) {
+    current = id;
+    root.querySelectorAll("#wb-mine li, #wb-queue li").forEach(function (li) {  // at once, not at the next inbox
+      li.classList.toggle("active", Number(li.getAttribute("data-id")) === id);
+    });
+    refreshThread(true); refreshInbox();
+  }
 
   document.getElementById("wb-reply").addEventListener("submit", async function (ev) {
     ev.preventDefault();
@@ -202,8 +224,50 @@
   var status = document.getElementById("wb-status");
   if (status) status.addEventListener("change", function () { post("/status", { status: status.value, client_id: clientId() }).then(refreshInbox); });
 
-  function tick() {
-    Promise.all([refreshInbox(), refreshThread(false)]).catch(function () {}).then(function () { setTimeout(tick, 2000); });
+  // -- live: the event stream; polling only while it is not open --------------------------------
+  var live = null, liveRetry = 1000, liveTimer = null, polling = null;
+  function setLive(on) {
+    var badge = document.getElementById("wb-live");
+    root.setAttribute("data-live", on ? "stream" : "poll");
+    if (badge) { badge.textContent = badge.getAttribute(on ? "data-stream" : "data-poll"); badge.className = "badge ml-2 " + (on ? "badge-success" : "badge-secondary"); }
+    if (on && polling !== null) { clearTimeout(polling); polling = null; }
+    if (!on && polling === null) tick();
   }
-  tick();
+  function tick() {
+    polling = -1;
+    Promise.all([refreshInbox(), refreshThread(false)]).catch(function () {})
+      .then(function () { if (polling !== null) polling = setTimeout(tick, 2000); });
+  }
+  function onMessage(ev) {
+    var d = JSON.parse(ev.data);
+    if (d.conversation === current && d.message.id > lastId) {
+      showMessage(d.message); lastId = d.message.id;
+      var t = document.getElementById("wb-thread"); t.scrollTop = t.scrollHeight;
+      if (d.message.author === "customer") refreshThread(false);  // new suggestions for the new question
+    }
+  }
+  function dropLive() {
+    if (live) { live.close(); live = null; }
+    setLive(false);
+    if (liveTimer !== null) return;  // one retry at a time ("end" and the error that follows it)
+    liveTimer = setTimeout(function () { liveTimer = null; openLive(); }, liveRetry);
+    liveRetry = Math.min(liveRetry * 2, 30000);
+  }
+  async function openLive() {
+    if (!window.EventSource || root.getAttribute("data-live-off") !== null) return;
+    var ticket = await post("/live", {}).catch(function () { return null; });
+    if (!ticket) { dropLive(); return; }
+    live = new EventSource(ticket.url + "?token=" + encodeURIComponent(ticket.token));
+    live.addEventListener("hello", function () {
+      liveRetry = 1000; setLive(true);
+      refreshInbox(); refreshThread(false);  // what changed before the stream opened
+    });
+    live.addEventListener("message", onMessage);
+    live.addEventListener("inbox", function (ev) { showInbox(JSON.parse(ev.data)); });
+    live.addEventListener("row", function (ev) { showRow(JSON.parse(ev.data).row); });
+    live.addEventListener("end", function () { liveRetry = 100; dropLive(); });  // renewed with a fresh token
+    live.onerror = dropLive;  // a dropped or refused stream: poll, and try again later
+  }
+  setLive(false);
+  openLive();
 })();

@@ -392,7 +392,8 @@ EN.update({  # the agents' workbench (issue 22)
     "接入": "Take",
     "转接给": "Transfer to",
     "转接备注": "Transfer note",
-    "搜索快捷短语": "Search quick phrases",
+    "搜索快捷短语": "Search quick phrases", "轮询": "Polling", "实时": "Live", "实时：事件流推送；轮询：每 2 秒刷新":
+    "Live: pushed by the event stream; Polling: refreshed every 2 s",
     "存为快捷短语": "Save as quick phrase",
     "至少填写一个问法（每行一个）": "Enter at least one phrasing (one per line)",
     "问法太长（最多 %(n)s 字）：%(text)s": "Phrasing too long (at most %(n)s characters): %(text)s",

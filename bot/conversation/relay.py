@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bot.agents import assignment
+from bot.conversation import relay_history
 from bot.conversation.relay_delivery import drain_queue_messages, find_agent, go_offline, missed_while_away, say
 from bot.conversation.routing import customer_header, handoff_messages, queue_position_updates, queue_snapshot
 from bot.core import clock, settings
@@ -190,7 +191,8 @@ class Relay:
         for c in mine:
             mark = "▶ " if c.id == current else "  "
             waiting = "（待回复）" if conversations.awaiting_reply_since(c) is not None else ""
-            lines.append(f"{mark}#{c.id} {c.customer}{waiting}")
+            last = relay_history.last_line(c)  # a workbench reply shows here too (bot/conversation/relay_history.py)
+            lines.append(f"{mark}#{c.id} {c.customer}{waiting}" + (f" — {last}" if last else ""))
         return [self._say(agent, "\n".join(lines))]
 
     def _cmd_switch(self, agent: Agent, command: Command) -> list[Outgoing]:
@@ -200,7 +202,9 @@ class Relay:
         if conversation is None or conversation.agent_id != agent.id or conversation.status != "assigned":
             return [self._say(agent, f"会话 #{command.arg} 不在您的列表中。发送 /list 查看。")]
         Agent.update(current_conversation_id=conversation.id).where(Agent.id == agent.id).execute()
-        return [self._say(agent, f"已切换到 {customer_header(conversation, conversation.customer)}")]
+        recent = relay_history.recent(conversation)
+        return [self._say(agent, f"已切换到 {customer_header(conversation, conversation.customer)}"
+                          + (f"\n{recent}" if recent else ""))]
 
     def _cmd_resolve(self, agent: Agent, command: Command) -> list[Outgoing]:
         conversation = self._current_or_only(agent)

@@ -25,7 +25,7 @@ import peewee
 
 from bot.agents import assignment
 from bot.conversation.routing import handoff_messages, queue_position_updates, queue_snapshot, requeued_text, serve_queue
-from bot.core import clock
+from bot.core import changes, clock
 from bot.core.db import insert_new, transaction
 from bot.core.events import Inbound, Reply
 from bot.core.models import Agent, Conversation, Customer, Message, Outbox
@@ -120,6 +120,8 @@ def emit(outgoing: list[Outgoing], key: str) -> int:
                 continue
             row = Message.get_by_id(row_id)
             queued += int(outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, payload, message=row))
+    if queued:
+        changes.changed(outbound=True)  # committed: a live workbench shows it, the sender sends it (bot/core/changes.py)
     return queued
 
 

@@ -38,9 +38,16 @@ def visible(conversation_id: int, agent: Agent | None) -> Conversation:
     found = Conversation.get_or_none(Conversation.id == conversation_id)
     if found is None:
         raise Refused(conversation_id)
-    if agent is None or found.status == "queued" or (found.status == "assigned" and found.agent_id == agent.id):
+    if may_read(found, agent.id if agent is not None else None):
         return found
     raise Refused(conversation_id)
+
+
+def may_read(conversation: Conversation, agent_id: int | None) -> bool:
+    """The one rule of `visible`, for a conversation already loaded (the live stream asks it
+    for every change it would send): queued, or assigned to this agent; anything for an admin."""
+    return agent_id is None or conversation.status == "queued" or (
+        conversation.status == "assigned" and conversation.agent_id == agent_id)
 
 
 def owned(conversation_id: int, agent: Agent) -> Conversation:
@@ -77,21 +84,37 @@ def _row(conversation: Conversation) -> dict[str, Any]:
             "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None}
 
 
+def inbox_row(conversation: Conversation) -> dict[str, Any]:
+    """One line of the inbox: the live stream sends it alone when only its messages changed."""
+    return _row(conversation)
+
+
 def inbox(agent: Agent | None) -> dict[str, Any]:
     """My conversations, longest waiting first (those waiting for nobody last), the queue,
     the public pool's size, and my status and capacity. An admin sees every assigned one."""
+    return {**mine(agent), **shared_inbox()}
+
+
+def mine(agent: Agent | None) -> dict[str, Any]:
+    """The agent's own part of `inbox`: their conversations and their status."""
     query = Conversation.select().where(Conversation.status == "assigned")
     if agent is not None:
         query = query.where(Conversation.agent == agent.id)
-    mine = [_row(c) for c in query]
+    rows = [_row(c) for c in query]
     far = "9999"
-    mine.sort(key=lambda r: (r["waiting_since"] or far, r["id"]))
+    rows.sort(key=lambda r: (r["waiting_since"] or far, r["id"]))
     me = None
     if agent is not None:
         fresh = Agent.get_by_id(agent.id)
         me = {"id": fresh.id, "name": str(fresh), "status": fresh.status, "max_open": fresh.max_open,
               "open": assignment.load_of(fresh)}
-    return {"me": me, "mine": mine, "queue": [_row(c) for c in conversations.queued()[:50]],
+    return {"me": me, "mine": rows}
+
+
+def shared_inbox() -> dict[str, Any]:
+    """The part of `inbox` every agent sees alike (the queue, the pool's size): the live
+    stream computes it once for all its agents."""
+    return {"queue": [_row(c) for c in conversations.queued()[:50]],
             "pool": pools.public_pool().count(), "now": clock.now().isoformat()}
 
 
@@ -105,10 +128,20 @@ def thread(conversation: Conversation, after: int = 0) -> list[dict[str, Any]]:
                    & (((Message.direction == "in") & (Message.author == "customer"))
                       | ((Message.direction == "out") & (Message.peer_id == customer.external_id))))
             .order_by(Message.id.desc()).limit(THREAD_LIMIT))
-    return [{"id": m.id, "author": "customer" if m.direction == "in" else m.author, "kind": m.kind, "text": m.text,
-             "cards": [str(c.get("title", "")) for c in (m.payload or {}).get("cards") or ()],
-             "agent": str(m.agent) if m.agent_id else None, "at": m.created_at.isoformat()}
-            for m in reversed(list(rows))]
+    return [message_row(m) for m in reversed(list(rows))]
+
+
+def in_thread(message: Message, customer_external_id: str) -> bool:
+    """`thread`'s rule for one message: the customer's own words, or sent to the customer."""
+    return (message.direction == "in" and message.author == "customer") or (
+        message.direction == "out" and message.peer_id == customer_external_id)
+
+
+def message_row(m: Message) -> dict[str, Any]:
+    """One line of the thread as the page draws it (the poll and the live stream alike)."""
+    return {"id": m.id, "author": "customer" if m.direction == "in" else m.author, "kind": m.kind, "text": m.text,
+            "cards": [str(c.get("title", "")) for c in (m.payload or {}).get("cards") or ()],
+            "agent": str(m.agent) if m.agent_id else None, "at": m.created_at.isoformat()}
 
 
 def brief(conversation: Conversation, agent: Agent | None) -> str:

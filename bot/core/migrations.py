@@ -177,6 +177,13 @@ def _wecom_group_messages(db: peewee.Database, migrator: SchemaMigrator) -> None
     db.create_tables([WecomGroupSend, WecomGroupWelcome], safe=True)
 
 
+def _message_reader_index(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # a web visitor's poll (and the IM relay's, the send window's) reads the messages of one
+    # peer after an id: without this index each poll scanned the channel's every message
+    # (issue 22: 200 waiting polls against a growing table); the name is the model's own
+    db.execute_sql("CREATE INDEX IF NOT EXISTS message_channel_peer_id_id ON message (channel, peer_id, id)")
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -195,6 +202,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (18, "FAQ categories managed in the panel", _faq_categories),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
     (20, "WeCom customer groups: chat_id linked to a kefu group", _wecom_groups),
+    (23, "messages: index by channel, peer and id for polls", _message_reader_index),
     (24, "WeCom group campaigns' sends per group; group welcome templates", _wecom_group_messages),
 ]
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import peewee
 
-from bot.core import clock
+from bot.core import changes, clock
 from bot.core.db import insert_new, is_postgres, transaction
 from bot.core.models import Message, Outbox
 from bot.core.logs import REQUEST_ID, request_scope
@@ -336,7 +336,9 @@ def _deliver_one(sender: Sender | None, row: Outbox, max_attempts: int, lease_se
         with transaction():  # the message row and the outcome, both or neither
             if not row.message_id:
                 post_for_polling(row, sender.text_of(content))  # type: ignore[attr-defined]
-            return record(row, SendResult.ok(), max_attempts)
+            status = record(row, SendResult.ok(), max_attempts)
+        changes.delivered(row.channel, row.recipient)  # committed: the reader's waiting poll answers now
+        return status
     prepared = send_window.prepare(row.channel, row.recipient, content, sender)
     if prepared.refusal is not None:
         return record(row, prepared.refusal, max_attempts)

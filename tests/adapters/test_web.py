@@ -289,3 +289,28 @@ async def test_an_agents_web_identity_is_told_it_is_an_agent(client: TestClient)
     assert body["role"] == "agent"
     script = await (await client.get("/static/chat.js")).text()
     assert 'role !== "agent"' in script and ".quick" in script
+
+
+async def test_a_waiting_poll_is_answered_by_the_agents_reply(client: TestClient) -> None:
+    """`&wait=S` (adapters/web_waiters.py): the poll returns when the reply is the customer's,
+    not at the end of its wait; nothing new within the wait is an empty answer."""
+    agent = make_agent("xiaomei", user_id="agent-xm")
+    s = await session(client)
+    handoff = await say(client, s, "转人工", "w1")
+    after = handoff["replies"][-1]["id"]
+    quiet = await client.get("/api/web/web/messages", params={**s, "after": after, "wait": "1"})
+    assert (await quiet.json())["messages"] == []
+    waiting = asyncio.ensure_future(client.get("/api/web/web/messages", params={**s, "after": after, "wait": "30"}))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    web = client.app[ADAPTERS]["web"]
+    await say(client, {"user_id": agent.im_user_id, "token": web.token_for(agent.im_user_id)}, "我来了", "ag1")
+    answered = await asyncio.wait_for(waiting, 25)  # well before the 30 s it would wait
+    assert [m["text"] for m in (await answered.json())["messages"]] == ["我来了"]
+
+
+@pytest.mark.parametrize("wait", ["31", "-1", "1.5", "abc", "999"])
+async def test_a_bad_wait_is_a_400(client: TestClient, wait: str) -> None:
+    s = await session(client)
+    resp = await client.get("/api/web/web/messages", params={**s, "after": "0", "wait": wait})
+    assert resp.status == 400 and "wait" in (await resp.json())["error"]

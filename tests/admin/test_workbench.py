@@ -265,3 +265,42 @@ def test_the_send_window_beside_an_im_thread(database: Any, fake_clock: Any) -> 
     mp = workbench.window(conversation, "wechat_mp")  # 公众号: the window only, no count
     assert mp is not None and mp["sends_left"] is None
     assert workbench.window(conversation, "web") is None
+
+
+def test_the_live_ticket_names_the_agent_and_needs_the_csrf_token(two_desks: tuple[Desk, Desk], app: Flask) -> None:
+    from bot.conversation import workbench_token
+
+    mei, qiang = two_desks
+    assert mei.post("/live", csrf=False).status_code == 400
+    ticket = mei.post("/live").get_json()
+    config = app.config["KEFU_CONFIG"]
+    assert ticket["url"] == config.public_url + "/api/workbench/stream"
+    viewer = workbench_token.verify(app.config["SECRET_KEY"], ticket["token"])
+    mei_user = AdminUser.get(AdminUser.username == "u-mei")
+    assert (viewer.user_id, viewer.agent_id) == (mei_user.id, mei_user.agent_id)
+    assert workbench_token.verify(app.config["SECRET_KEY"], qiang.post("/live").get_json()["token"]).agent_id != viewer.agent_id
+
+
+def test_the_page_may_connect_to_the_stream_and_nowhere_else(two_desks: tuple[Desk, Desk], app: Flask) -> None:
+    mei, _ = two_desks
+    policy = dict(part.strip().split(" ", 1) for part in mei.get("/").headers["Content-Security-Policy"].split(";"))
+    origin = app.config["KEFU_CONFIG"].public_url
+    assert policy["connect-src"] == f"'self' {origin}"
+    assert "unsafe-inline" not in policy["script-src"]
+
+
+def test_a_workbench_reply_shows_in_the_relays_list_and_switch(two_desks: tuple[Desk, Desk], shop: Shop) -> None:
+    """One state (bot/conversation/relay_history.py): not pushed to the agent's IM as sent, but shown there
+    on /list and /switch, marked as typed in the workbench."""
+    mei, _ = two_desks
+    mine = conversation_of("c1")
+    shop.inbox("agent-mei")
+    assert mei.post("/conversation/reply", id=str(mine.id), text="您好，<b>工作台</b>这边为您处理", client_id="reply-0002").get_json()["ok"]
+    assert shop.inbox("agent-mei") == []  # nothing spent of the agent's own send window
+    listed = shop.says("agent-mei", "/list")[0]
+    assert f"#{mine.id}" in listed and "客服「mei」（工作台）：您好，<b>工作台</b>这边为您处理" in listed
+    switched = shop.says("agent-mei", f"/switch {mine.id}")[0]
+    assert "最近消息：" in switched and "顾客：转人工" in switched
+    assert "客服「mei」（工作台）：您好，<b>工作台</b>这边为您处理" in switched
+    shop.says("agent-mei", "手机上也回一句")
+    assert "客服「mei」：手机上也回一句" in shop.says("agent-mei", f"/switch {mine.id}")[0]

@@ -2,7 +2,9 @@
 database: the demo's two web agents (小美, 阿力) sign in to the workbench in two browser
 contexts while two customers write at once, one in the chat page and one through the web API.
 
-- a handoff appears live (no reload) in the inbox of the agent it was assigned to, not the other's;
+- a handoff appears live in the inbox of the agent it was assigned to, not the other's, carried
+  by the event stream: the page's inbox poll is cut off (its requests aborted) once the stream
+  is open, and the page must still say it is live at the end;
 - a reply typed in the workbench reaches the customer's chat page;
 - a reply typed through the IM relay (the agent's own web chat link from `kefu agent list`)
   appears in the workbench thread;
@@ -100,6 +102,9 @@ def _open(desk: Any, conversation_id: int) -> None:
 def test_two_agents_two_customers_at_once(kefu: dict[str, Any], browser: Any, desks: dict[str, Any],  # noqa: F811
                                           tmp_path: Path) -> None:
     base, database_url = kefu["base"], kefu["db"]
+    for desk in desks.values():  # the stream is open; from now on the inbox poll gets nothing
+        desk.wait_for_selector("#workbench[data-live='stream']")
+        desk.route("**/admin/workbench/inbox.json", lambda route: route.abort())
     shopper_context = browser.new_context(locale="zh-CN")
     shopper = shopper_context.new_page()
     shopper.set_default_timeout(20000)
@@ -183,3 +188,5 @@ def test_two_agents_two_customers_at_once(kefu: dict[str, Any], browser: Any, de
         assert words in log, words
     assert shopper.evaluate("window.__xss") is None
     shopper_context.close()
+    for desk in desks.values():  # every change above came through the stream, which never dropped
+        assert desk.get_attribute("#workbench", "data-live") == "stream"

@@ -108,7 +108,8 @@ class Message(BaseModel):
     created_at = UTCDateTimeField(default=clock.now, index=True)
 
     class Meta:
-        indexes = ((("channel", "external_id"), True),)
+        indexes = ((("channel", "external_id"), True),
+                   (("channel", "peer_id", "id"), False))  # one peer's messages after an id (schema 23)
 
 
 class UnansweredQuestion(BaseModel):

@@ -37,3 +37,15 @@ def test_outdated_schema_is_refused_with_a_clear_message(database, config) -> No
     SchemaVersion.delete().where(SchemaVersion.version == migrations.LATEST).execute()
     with pytest.raises(SchemaOutdated, match="kefu init"):
         open_database(config)
+
+
+def test_step_23_indexes_a_peers_messages_on_a_database_that_lacks_it(database) -> None:
+    """A database made before schema 23 polls without the index; the step adds it once."""
+    from bot.core.migrations import SchemaVersion
+
+    database.execute_sql("DROP INDEX message_channel_peer_id_id")
+    SchemaVersion.delete().where(SchemaVersion.version == 23).execute()
+    assert "message_channel_peer_id_id" not in {i.name for i in database.get_indexes("message")}
+    assert migrations.upgrade() == ["23: messages: index by channel, peer and id for polls"]
+    index = next(i for i in database.get_indexes("message") if i.name == "message_channel_peer_id_id")
+    assert list(index.columns) == ["channel", "peer_id", "id"]
