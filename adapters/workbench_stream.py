@@ -30,6 +30,7 @@ import asyncio
 import functools
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -88,6 +89,7 @@ class LiveHub:
                  look_seconds: float = LOOK_SECONDS) -> None:
         self.bridge, self.secret, self.on_pending, self.look_seconds = bridge, secret, on_pending, look_seconds
         self.watchers: set[Watcher] = set()
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-live")
         self.feed = workbench_feed.Feed()
         self._wake = asyncio.Event()
         self._someone = asyncio.Event()
@@ -131,11 +133,13 @@ class LiveHub:
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
+            self.reader.shutdown(wait=False, cancel_futures=True)
 
     async def look(self) -> None:
         """Read what changed once, and queue each watcher's share of it."""
         watching = {w.viewer.agent_id for w in self.watchers}
-        fan = await self.bridge.call(self._read, watching)
+        # on the hub's own thread: a look never waits in line behind customers' messages and polls
+        fan = await asyncio.get_running_loop().run_in_executor(self.reader, self._read, watching)
         if fan.pending_channels and self.on_pending is not None:
             self.on_pending(fan.pending_channels)
         for watcher in list(self.watchers):

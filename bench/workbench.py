@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ class Run:
         self.replied: dict[str, float] = {}  # reply text -> reply posted at
         self.to_customer: list[float] = []
         self.inbox_ms: list[float] = []
+        self.stored_to_screen: list[float] = []  # the message row's created_at -> the agent's stream
         self.send_ms: list[float] = []  # a customer's message answered (the bot's reply or its ack)
         self.reply_ms: list[float] = []  # an agent's reply posted to the panel
         self.customer_poll_ms: list[float] = []
@@ -244,6 +246,8 @@ async def live_desk(run: Run, http: aiohttp.ClientSession, desk: str, csrf: str,
                     data = json.loads(line[6:])
                     text = data["message"]["text"]
                     if data["message"]["author"] == "customer" and text in run.asked and text not in answered:
+                        stored = datetime.fromisoformat(data["message"]["at"]).timestamp()
+                        run.stored_to_screen.append((time.time() - stored) * 1000)
                         task = asyncio.create_task(answer(data["conversation"], text, time.monotonic()))
                         replies.add(task)
                         task.add_done_callback(replies.discard)
@@ -277,6 +281,7 @@ async def drive(base: str, admin: str, pid: int, agents: int, customers: int, se
         "questions_sent": len(run.asked),
         "message_to_agent_screen": figures(run.to_agent),
         "reply_to_customer_poll": figures(run.to_customer),
+        "stored_message_to_agent_screen": figures(run.stored_to_screen) if live else None,
         "customer_send_request": figures(run.send_ms),
         "agent_reply_request": figures(run.reply_ms),
         "inbox_request": figures(run.inbox_ms) if not live else None,

@@ -156,10 +156,13 @@ def test_two_agents_two_customers_at_once(kefu: dict[str, Any], browser: Any, de
 
     # customer B asks an FAQ question; agent B sends the matcher's best answer in one click
     other.send("发货要多久")
-    desk_b.wait_for_selector("#wb-suggestions .wb-suggestion-send")
-    answer = desk_b.get_attribute("#wb-suggestions .wb-suggestion-send", "title")
+    desk_b.wait_for_selector("#wb-thread .wb-text:has-text('发货要多久')")  # by the stream
+    # the suggestions follow the new question (the demo FAQ 发货要多久), not the earlier line's
+    shipping = "#wb-suggestions .wb-suggestion-send[title*='48小时内发货']"
+    desk_b.wait_for_selector(shipping)
+    answer = desk_b.get_attribute(shipping, "title")
     assert answer
-    desk_b.click("#wb-suggestions .wb-suggestion-send")
+    desk_b.click(shipping)
     deadline = time.time() + 20
     while not any(m["text"] == answer and m.get("author") == "agent" for m in other.poll()):
         assert time.time() < deadline, "the suggested answer did not reach customer B"
