@@ -33,6 +33,14 @@ from bot.db import execute, is_postgres
 MAX_DAYS = 366  # a range longer than a year is refused: the hour chart groups by UTC hour
 
 
+class RangeError(ValueError):
+    """A range the figures are not computed for; `reason` is "backwards" or "too_long"."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ShopFigures:
     customers: int
@@ -52,9 +60,9 @@ class ShopFigures:
 def local_range(first_day: date, last_day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """[start of first_day, end of last_day) in the shop's zone, as aware datetimes."""
     if last_day < first_day:
-        raise ValueError("the range ends before it starts")
+        raise RangeError("backwards", "the range ends before it starts")
     if (last_day - first_day).days + 1 > MAX_DAYS:
-        raise ValueError(f"a range is at most {MAX_DAYS} days")
+        raise RangeError("too_long", f"a range is at most {MAX_DAYS} days")
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone)
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=zone) + timedelta(days=1)
     return start, end
