@@ -20,7 +20,7 @@ from peewee import SQL
 
 from bot import clock, kpi, settings
 from bot.db import is_postgres
-from bot.models import Conversation, Message, UnansweredQuestion
+from bot.models import Agent, Conversation, Message, UnansweredQuestion
 
 DAYS = 30
 
@@ -147,8 +147,13 @@ def learning_series(days: int = DAYS) -> dict[str, Any]:
 
 
 def per_agent(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per-agent figures for [start, end) (bot.kpi's definitions)."""
-    return [asdict(row) for row in kpi.per_agent(start, end)]
+    """Per-agent figures for [start, end) (bot.kpi's definitions), with presence: last seen
+    in words and the load against capacity (admin/presence_view.py)."""
+    from admin.presence_view import last_seen_text, load_text
+
+    agents = {a.id: a for a in Agent.select()}
+    return [{**asdict(row), "last_seen": last_seen_text(agents[row.agent_id]),
+             "load": load_text(agents[row.agent_id], row.open_now)} for row in kpi.per_agent(start, end)]
 
 
 def summary() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from flask_login import current_user
 
 from admin.auth import SecureView
 from admin.faq_views import shared_store
-from bot import assignment, workbench
+from bot import assignment, presence, workbench
 from bot.faq.learning import LearningError
 from bot.models import AdminUser, Agent
 from bot.relay import emit, say, take_offline
@@ -43,6 +43,7 @@ def current_agent() -> Agent | None:
     agent = Agent.get_or_none((Agent.id == row.agent_id) & (Agent.active == True))  # noqa: E712
     if agent is None:
         abort(403)
+    presence.seen(agent.id)  # every workbench request (the inbox poll every few seconds) is a sign of life
     return agent
 
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot import clock, conversations, outbox
+from bot import clock, conversations, outbox, presence
 from bot.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
 from bot.db import fetch_one, insert_row, transaction
@@ -124,6 +124,7 @@ class Dispatcher:
             return self._persist(inbound, stored, [], slot)
         agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
+            presence.seen(agent.id)
             stored = self._store_inbound(inbound, author="agent", agent=agent.id)
             result.action = "agent"
             return self._persist(inbound, stored, self.relay.handle(agent, inbound), slot)

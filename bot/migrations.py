@@ -128,6 +128,14 @@ def _admin_user_agent(db: peewee.Database, migrator: SchemaMigrator) -> None:
     add_column_if_missing(db, migrator, AdminUser._meta.table_name, "agent_id", AdminUser.agent_id)
 
 
+def _agent_last_seen(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    from bot.models import Agent
+
+    # presence from real activity (issue 25: agents showed 在线 with nobody connected);
+    # None until an agent is next seen (bot/presence.py)
+    add_column_if_missing(db, migrator, Agent._meta.table_name, "last_seen_at", Agent.last_seen_at)
+
+
 def _quick_phrases(db: peewee.Database, migrator: SchemaMigrator) -> None:
     from bot.models import QuickPhrase
 
@@ -188,6 +196,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (18, "FAQ categories managed in the panel", _faq_categories),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
     (20, "WeCom customer groups: chat_id linked to a kefu group", _wecom_groups),
+    (21, "agents: last seen, for presence from real activity", _agent_last_seen),
 ]
 
 LATEST = STEPS[-1][0]

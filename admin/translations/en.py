@@ -381,7 +381,14 @@ EN.update({  # the agents' workbench (issue 22)
     "首次响应（中位数）": "First response (median)", "咨询时段分布": "Hour of day",
     "顾客消息数，按店铺时间的小时": "Customer messages per shop-local hour",
     "日期格式应为 年-月-日，例如 2026-12-01": "Dates are year-month-day, e.g. 2026-12-01",
-    "结束日期早于开始日期": "The end date is before the start date", "日期范围最长 %(n)s 天": "A range is at most %(n)s days",
+    "结束日期早于开始日期": "The end date is before the start date",
+    # agent presence (admin/presence_view.py)
+    "刚刚": "just now", "%(n)s 分钟前": "%(n)s min ago", "%(n)s 小时前": "%(n)s h ago", "%(n)s 天前": "%(n)s days ago",
+    "从未活动": "never seen", "在线但无活动": "online but quiet", "最近活动": "Last seen", "接待中/上限": "Load",
+    "客服最近一次发消息、用命令或打开工作台的时间；在线但超过设定分钟数无活动时标 ⚠":
+        "When the agent last sent a message, used a command or had the workbench open; ⚠ when marked online "
+        "but quiet longer than the setting",
+    "在线客服多久无活动标为无活动（分钟，0 = 不标）": "Mark an online agent quiet after (minutes, 0 = never)", "日期范围最长 %(n)s 天": "A range is at most %(n)s days",
 })
 
 def extract() -> list[str]:
