@@ -382,6 +382,7 @@ EN.update({  # the agents' workbench (issue 22)
     "顾客消息数，按店铺时间的小时": "Customer messages per shop-local hour",
     "日期格式应为 年-月-日，例如 2026-12-01": "Dates are year-month-day, e.g. 2026-12-01",
     "结束日期早于开始日期": "The end date is before the start date",
+    "有顾客等待超过响应时限": "Customers have waited past the response limit", "查看全部": "See all",
     # agent presence (admin/presence_view.py)
     "刚刚": "just now", "%(n)s 分钟前": "%(n)s min ago", "%(n)s 小时前": "%(n)s h ago", "%(n)s 天前": "%(n)s days ago",
     "从未活动": "never seen", "在线但无活动": "online but quiet", "最近活动": "Last seen", "接待中/上限": "Load",
