@@ -16,8 +16,7 @@ SH = ZoneInfo("Asia/Shanghai")
 _ids = count(1)
 
 
-def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=SH)
+YEAR = 2026  # seed_counted_history(year) moves the whole history (the browser test: a year clear of the demo's)
 
 
 def customer(name: str, spam: bool = False) -> Customer:
@@ -43,8 +42,17 @@ def conversation(who: Customer, opened: datetime, status: str, queued: float | N
 
 @pytest.fixture
 def history(database) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
-    a, b, c, d, e = (customer(n) for n in "abcde")
-    spam = customer("spam", spam=True)
+    return seed_counted_history()
+
+
+def seed_counted_history(year: int = YEAR) -> tuple[datetime, datetime]:
+    """The history whose figures are counted by hand in the tests below; returns the range
+    (23 and 24 November of `year`, shop time) they are counted over."""
+    def local(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(year, 11, day, hour, minute, tzinfo=SH)
+
+    a, b, c, d, e = (customer(f"{n}{year}") for n in "abcde")
+    spam = customer(f"spam{year}", spam=True)
     # who wrote, and when (shop time): a three times at 10:05, b at 10:40 and 14:00, c at 23:30
     # on the 24th (15:30 UTC: the hour chart is local), spam at 10:10, d the evening before the
     # range, e only an event (subscribe)
@@ -66,7 +74,7 @@ def history(database) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-d
     conversation(spam, t, "resolved", assigned=0, replied=900, reason="requested", rating=1)  # spam: left out
     conversation(d, local(22, 23, 59), "resolved", assigned=0, replied=5, rating=1)  # before the range
     conversation(d, local(25, 0, 0), "resolved", rating=1)  # after the range
-    return kpi_shop.local_range(date(2026, 11, 23), date(2026, 11, 24), SH)
+    return kpi_shop.local_range(date(year, 11, 23), date(year, 11, 24), SH)
 
 
 def test_every_figure_against_the_hand_count(history: tuple[datetime, datetime]) -> None:
