@@ -22,7 +22,6 @@ Definitions, for the range [start, end) (`local_range` turns shop-local days int
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -120,23 +119,21 @@ def _conversation_counts(start: datetime, end: datetime) -> tuple[int, int, int,
 
 
 def _first_response(start: datetime, end: datetime) -> tuple[int, float | None, float | None]:
-    """(answered, median, p90) of the wait from handoff to the first agent reply: the count
-    in one aggregate, each percentile as the one row at its nearest rank."""
+    """(answered, median, p90) of the wait from handoff to the first agent reply, in one
+    sorted pass: each wait's rank and the count by window functions, and only the two rows
+    at the nearest ranks (ceil(n * pct / 100), in integers) come back."""
     wait = _seconds_between('v."first_response_at"', 'COALESCE(v."queued_at", v."assigned_at")')
     where = (f'{IN_RANGE} AND v."first_response_at" IS NOT NULL '
              'AND COALESCE(v."queued_at", v."assigned_at") IS NOT NULL')
-    params = (_stamp(start), _stamp(end))
-    answered = int(execute(f'SELECT COUNT(*) {FROM} WHERE {where}', params).fetchone()[0] or 0)
-
-    def at_rank(pct: int) -> float | None:
-        if not answered:
-            return None
-        rank = max(math.ceil(pct / 100 * answered), 1)
-        row = execute(f'SELECT {wait} AS w {FROM} WHERE {where} ORDER BY w LIMIT 1 OFFSET {rank - 1}',
-                      params).fetchone()
-        return round(max(float(row[0]), 0.0), 1)
-
-    return answered, at_rank(50), at_rank(90)
+    rows = execute(
+        f'SELECT n, r, w FROM (SELECT {wait} AS w, ROW_NUMBER() OVER (ORDER BY {wait}) AS r, COUNT(*) OVER () AS n '
+        f'{FROM} WHERE {where}) ranked WHERE r = (n * 50 + 99) / 100 OR r = (n * 90 + 99) / 100',
+        (_stamp(start), _stamp(end))).fetchall()
+    if not rows:
+        return 0, None, None
+    answered = int(rows[0][0])
+    at_rank = {int(r): round(max(float(w), 0.0), 1) for _, r, w in rows}
+    return answered, at_rank[(answered * 50 + 99) // 100], at_rank[(answered * 90 + 99) // 100]
 
 
 def figures(start: datetime, end: datetime) -> ShopFigures:
