@@ -201,7 +201,8 @@ STEPS: list[tuple[int, str, Step]] = [
     (18, "FAQ categories managed in the panel", _faq_categories),
     (19, "workbench: quick phrases (快捷短语), the shop's and per agent", _quick_phrases),
     (20, "WeCom customer groups: chat_id linked to a kefu group", _wecom_groups),
-    (21, "agents: last seen, for presence from real activity; customers' messages by time", _agent_last_seen_and_message_index),
+    (21, "agents: last seen, for presence from real activity; customers' messages by time",
+     _agent_last_seen_and_message_index),
 ]
 
 LATEST = STEPS[-1][0]
