@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import clock, settings
-from bot.db import execute
 from bot.models import Agent
 
 SEEN_EVERY = timedelta(seconds=30)
