@@ -2,7 +2,7 @@
 
 Why computed here from the rows: the figures a shop manager reads at a glance (messages in,
 bot answer rate, handoffs, queue now, first response time, reply rate, satisfaction) are all
-derivable from Message and UnansweredQuestion (the bot's side) and from `bot.kpi` (the
+derivable from Message and UnansweredQuestion (the bot's side) and from `bot.agents.kpi` (the
 agents' side: first response, reply rate, satisfaction, per agent, from the assignment log,
 so a conversation that passed through two agents counts for both). Days are the shop's
 local days (the business-hours timezone).
@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 import peewee
 from peewee import SQL
 
-from bot import clock, kpi, settings
-from bot.db import is_postgres
-from bot.models import Agent, Conversation, Customer, Message, UnansweredQuestion
+from bot.agents import kpi
+from bot.core import clock, settings
+from bot.core.db import is_postgres
+from bot.core.models import Agent, Conversation, Customer, Message, UnansweredQuestion
 
 DAYS = 30
 
@@ -147,7 +148,7 @@ def learning_series(days: int = DAYS) -> dict[str, Any]:
 
 
 def per_agent(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per-agent figures for [start, end) (bot.kpi's definitions), with presence: last seen
+    """Per-agent figures for [start, end) (bot.agents.kpi's definitions), with presence: last seen
     in words and the load against capacity (admin/presence_view.py)."""
     from admin.presence_view import last_seen_text, load_text
 
@@ -163,7 +164,7 @@ def overdue(now: datetime, limit_seconds: int) -> list[dict[str, Any]]:
     """The customers waiting for a person past the response limit, longest first (at most
     OVERDUE_SHOWN): the dashboard's alert names them, with a link each. The open
     conversations are few (agents' capacity and the queue), so their waits are read per row
-    as `bot.kpi.waiting_now` does."""
+    as `bot.agents.kpi.waiting_now` does."""
     if not limit_seconds:
         return []
     open_ones = (Conversation.select().join(Customer)

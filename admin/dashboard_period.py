@@ -2,7 +2,7 @@
 
 Why apart from admin/dashboard.py: that module draws the fixed today / 30-day cards and the
 charts from the JSON; this one reads the range the operator typed (bad input gets a clear
-message and the default range, never a 500), and asks `bot.kpi_shop` for the figures in
+message and the default range, never a 500), and asks `bot.agents.kpi_shop` for the figures in
 shop terms (咨询人数, 自助解决率, 转人工率, first response, CSAT) and the hour-of-day bars.
 """
 
@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from flask_babel import gettext
 
-from bot import clock, kpi_shop, settings
+from bot.agents import kpi_shop
+from bot.core import clock, settings
 
 DEFAULT_DAYS = 7
 

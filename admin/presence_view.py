@@ -1,18 +1,18 @@
 """Agent presence as the panel shows it: last seen in words and the load against capacity.
 
 Why one place: the agent list and the dashboard's agent table show the same two cells; the
-figures come from `bot.presence` (last seen, quiet) and `bot.assignment.loads`.
+figures come from `bot.agents.last_seen` (last seen, quiet) and `bot.agents.assignment.loads`.
 """
 
 from __future__ import annotations
 
 from flask_babel import gettext
 
-from bot import presence
-from bot.models import Agent
+from bot.agents import last_seen
+from bot.core.models import Agent
 
 def _ago(idle_seconds: float | None) -> str:
-    unit, n = presence.ago_text(idle_seconds)
+    unit, n = last_seen.ago_text(idle_seconds)
     if unit == "never":
         return gettext("从未活动")
     if unit == "now":
@@ -26,7 +26,7 @@ def _ago(idle_seconds: float | None) -> str:
 
 def last_seen_text(agent: Agent) -> str:
     """"3 分钟前", and for an agent marked 在线 who has gone quiet, a ⚠ saying so."""
-    state = presence.of(agent)
+    state = last_seen.of(agent)
     text = _ago(state.idle_seconds)
     if not state.quiet:
         return text

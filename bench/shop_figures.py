@@ -1,4 +1,4 @@
-"""The dashboard's shop figures (bot.kpi_shop) over 100,000 conversations.
+"""The dashboard's shop figures (bot.agents.kpi_shop) over 100,000 conversations.
 
 Why: issue 25 asks for 咨询人数, 自助解决率, 转人工率, first response and CSAT over any date
 range, computed in SQL so they stay fast however busy the shop. This seeds a scratch database
@@ -34,8 +34,8 @@ BATCH = 2000
 
 
 def seed(conversations: int, now: datetime) -> dict[str, int]:
-    from bot.db import transaction
-    from bot.models import Conversation, Customer, Message
+    from bot.core.db import transaction
+    from bot.core.models import Conversation, Customer, Message
 
     rng = random.Random(25)
     customers = max(conversations // 2, 1)
@@ -77,8 +77,9 @@ def slowest(call: Callable[[], Any], repeat: int) -> float:
 
 
 def run(conversations: int, database: str, repeat: int) -> dict[str, Any]:
-    from bot import db, kpi_shop, migrations, settings
-    from bot.config import Config, DatabaseConfig
+    from bot.agents import kpi_shop
+    from bot.core import db, migrations, settings
+    from bot.core.config import Config, DatabaseConfig
 
     with tempfile.TemporaryDirectory() as tmp, scratch_database(database, Path(tmp)) as url:
         bound = db.connect(url)

@@ -186,8 +186,8 @@ async def retry_storm(url: str, server: WeChatServer, questions: list[str], coun
 def storm_rows(database_url: str, msg_ids: list[str]) -> dict[str, int]:
     """Rows the storm left: inbound per MsgId, replies per MsgId, replies that also went
     through the outbox (late, so not inline)."""
-    from bot import db
-    from bot.models import Message, Outbox
+    from bot.core import db
+    from bot.core.models import Message, Outbox
 
     db.connect(database_url)
     inbound = list(Message.select().where((Message.channel == "mp") & Message.external_id.in_(msg_ids)))
@@ -253,8 +253,8 @@ def stop(proc: subprocess.Popen) -> None:
 def faq_questions() -> list[str]:
     """The demo FAQs' first phrasings, minus the ones the router takes as a request for a
     person (怎么联系客服): those conversations go to an agent and the bot falls silent."""
-    from bot.routing import asks_for_human
-    from bot.settings import DEFAULTS
+    from bot.faq.handoff_intent import asks_for_human
+    from bot.core.settings import DEFAULTS
 
     lines = (ROOT / "bot/demo_data/faq_zh.jsonl").read_text(encoding="utf-8").splitlines()
     items = [json.loads(line) for line in lines if line.strip()]
@@ -289,7 +289,7 @@ deadline_seconds = 4.0
 
 
 def pg_schema_url(base: str) -> tuple[str, str]:
-    from bot import db
+    from bot.core import db
 
     schema = f"kefu_bench_{uuid.uuid4().hex[:8]}"
     admin = db.open_database(base)
@@ -301,7 +301,7 @@ def pg_schema_url(base: str) -> tuple[str, str]:
 
 
 def drop_schema(base: str, schema: str) -> None:
-    from bot import db
+    from bot.core import db
 
     admin = db.open_database(base)
     admin.connect()

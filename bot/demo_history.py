@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot import clock, settings
-from bot.db import transaction
-from bot.models import (Agent, AssignmentLog, Conversation, Customer, CustomerGroup, Faq, FaqQuestion, GroupMember,
+from bot.core import clock, settings
+from bot.core.db import transaction
+from bot.core.models import (Agent, AssignmentLog, Conversation, Customer, CustomerGroup, Faq, FaqQuestion, GroupMember,
                         Message, Order)
 
 DAYS = 28

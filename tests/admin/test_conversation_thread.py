@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from bot import settings
-from bot.dispatcher import Dispatcher
-from bot.models import Conversation, Message
+from bot.conversation.dispatcher import Dispatcher
+from bot.core import settings
+from bot.core.models import Conversation, Message
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, text
 

@@ -1,5 +1,5 @@
 """The dashboard's shop figures for a chosen range (admin/dashboard_period.py): the page
-shows what the hand-counted history in tests/bot/test_kpi_shop.py says, and a bad range is
+shows what the hand-counted history in tests/bot/agents/test_kpi_shop.py says, and a bad range is
 refused with a clear message instead of a 500."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.admin.conftest import Panel
-from tests.bot.test_kpi_shop import history  # noqa: F401 (the seeded history, a fixture)
+from tests.bot.agents.test_kpi_shop import history  # noqa: F401 (the seeded history, a fixture)
 
 
 def kpi(page: str, name: str) -> str:

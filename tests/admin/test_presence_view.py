@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Flask
 
-from bot import assignment, conversations
-from bot.models import Agent
+from bot.agents import assignment
+from bot.core.models import Agent
+from bot.crm import conversations
 from tests.admin.conftest import Panel
 from tests.admin.test_workbench import desk_for
 from tests.factories import make_agent

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import demo, kpi_shop, settings
-from bot.models import AssignmentLog, Conversation, Customer, CustomerGroup, GroupMember, Message, Order
+from bot import demo
+from bot.agents import kpi_shop
+from bot.core import settings
+from bot.core.models import AssignmentLog, Conversation, Customer, CustomerGroup, GroupMember, Message, Order
 
 
 def counts() -> tuple[int, ...]:

@@ -29,7 +29,7 @@ SUBMIT = "input[type=submit][value]:not([name])"
 @pytest.fixture
 def shop_db(kefu: dict[str, Any]) -> Iterator[None]:  # noqa: F811
     """This process bound to the running kefu's database (to seed and to check)."""
-    from bot import db
+    from bot.core import db
 
     database = db.connect(kefu["db"])
     yield
@@ -39,7 +39,7 @@ def shop_db(kefu: dict[str, Any]) -> Iterator[None]:  # noqa: F811
 def always_open() -> None:
     """Business hours open whatever the clock says: a handoff reaches the online demo agent
     (closed, it only queues; the walk must not depend on the time of day)."""
-    from bot import settings
+    from bot.core import settings
 
     settings.put("business_hours", {**settings.get("business_hours"), "always_open": True})
 
@@ -86,7 +86,7 @@ def test_an_unsure_group_has_nothing_preselected_and_one_click_resolves_it(
 
 
 def test_settings_saved_through_their_form(kefu: dict[str, Any], page: Any, shop_db: None) -> None:  # noqa: F811
-    from bot import settings
+    from bot.core import settings
 
     login_first_time(page, kefu["admin"])
     page.goto(kefu["admin"] + "/admin/settings/")
@@ -107,8 +107,8 @@ def test_settings_saved_through_their_form(kefu: dict[str, Any], page: Any, shop
 
 
 def test_dashboard_figures_match_a_hand_counted_history(kefu: dict[str, Any], page: Any, shop_db: None) -> None:  # noqa: F811
-    from bot.db import transaction
-    from tests.bot.test_kpi_shop import seed_counted_history
+    from bot.core.db import transaction
+    from tests.bot.agents.test_kpi_shop import seed_counted_history
 
     with transaction():
         seed_counted_history(2025)  # a year before the demo's four weeks
@@ -149,7 +149,7 @@ def test_a_waiting_customer_is_acknowledged_and_shown_waiting(
     assert re.search(r"\d+ 秒|\d+ 分钟", row.inner_text()), row.inner_text()  # the 等待 column
     page.goto(kefu["admin"] + "/admin/")
     assert int(page.inner_text("[data-kpi=waiting]")) >= 1
-    from bot.models import Message
+    from bot.core.models import Message
 
     acks = Message.select().where((Message.peer_id == customer.user_id) & Message.text.contains("客服马上回复您"))
     assert acks.count() == 1
