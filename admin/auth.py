@@ -116,8 +116,9 @@ class LoginIndexView(AdminIndexView):
         if current_user.must_change_password:
             return redirect(url_for("admin.password_view"))
         from admin.dashboard import summary
+        from admin.dashboard_period import period
 
-        return self.render("admin/kefu_index.html", summary=summary())
+        return self.render("admin/kefu_index.html", summary=summary(), shop=period(request.args))
 
     @expose("/dashboard.json")
     def dashboard_data(self) -> Any:

@@ -80,7 +80,7 @@ class ConversationView(ReadOnlyView):
     def render(self, template: str, **kwargs: Any) -> Any:
         if template == self.details_template and kwargs.get("model") is not None:
             model = kwargs["model"]
-            kwargs["thread"] = list(Message.select().where(Message.conversation == model).order_by(Message.id))
+            kwargs["thread"] = customer_thread(model)
             kwargs["agents"] = list(Agent.select().where(Agent.active == True).order_by(Agent.id))  # noqa: E712
         return super().render(template, **kwargs)
 
@@ -112,6 +112,17 @@ class ConversationView(ReadOnlyView):
             _notify_resolved(conversation)
             flash(_l("会话已结束"), "success")
         return redirect(url_for(".details_view", id=conversation.id))
+
+
+def customer_thread(conversation: Conversation) -> list[Message]:
+    """The conversation as the customer had it, each message once: what they wrote and what
+    the bot and the agents sent them. Lines the system sent to an agent are left out — the
+    relayed copy of every customer message (issue 25: each appeared twice, once from the
+    customer and once as 【#id 顾客】 text to the agent) and the handoff brief, which quotes
+    the thread again; the message list (/admin/message/) still has them all."""
+    to_agent = ((Message.direction == "out") & (Message.author == "system")
+                & (Message.peer_id != conversation.customer.external_id))
+    return list(Message.select().where((Message.conversation == conversation) & ~to_agent).order_by(Message.id))
 
 
 def waiting_text(conversation: Conversation) -> str:

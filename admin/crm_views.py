@@ -24,6 +24,8 @@ from wtforms.validators import Optional, ValidationError
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.messages import flash, text
 from admin.faq_views import short
+from admin.presence_view import last_seen_text, load_text
+from bot.agents import assignment
 from bot.core import clock
 from bot.crm import groups, segments
 from bot.core.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Order, Segment, Tag
@@ -298,14 +300,18 @@ class GroupMemberView(SecureModelView):
 
 
 class AgentView(SecureModelView):
-    column_list = ("id", "name", "display_name", "status", "channel", "im_user_id", "active", "max_open",
-                   "last_assigned_at")
+    column_list = ("id", "name", "display_name", "status", "last_seen_at", "load", "channel", "im_user_id", "active",
+                   "max_open", "last_assigned_at")
     column_labels = {"name": _l("账号"), "display_name": _l("显示名"), "status": _l("在线状态"), "channel": _l("渠道"),
                      "im_user_id": _l("绑定的 IM 账号"), "active": _l("启用"), "max_open": _l("接待上限"),
                      "max_private": _l("私海上限"), "last_assigned_at": _l("最近分配"),
-                     "current_conversation_id": _l("当前会话"), "created_at": _l("创建时间")}
+                     "current_conversation_id": _l("当前会话"), "created_at": _l("创建时间"),
+                     "last_seen_at": _l("最近活动"), "load": _l("接待中/上限")}
     column_filters = ("status", "channel", "active")
-    column_formatters = {"status": lambda v, c, m, n: dict(AGENT_STATUSES).get(m.status, m.status)}
+    column_formatters = {"status": lambda v, c, m, n: dict(AGENT_STATUSES).get(m.status, m.status),
+                         "last_seen_at": lambda v, c, m, n: last_seen_text(m),
+                         "load": lambda v, c, m, n: load_text(m, assignment.load_of(m))}
+    column_descriptions = {"last_seen_at": _l("客服最近一次发消息、用命令或打开工作台的时间；在线但超过设定分钟数无活动时标 ⚠")}
     form_columns = ("name", "display_name", "channel", "im_user_id", "status", "active", "max_open", "max_private")
     form_choices = {"status": AGENT_STATUSES}
 

@@ -21,7 +21,7 @@ from peewee import SQL
 from bot.agents import kpi
 from bot.core import clock, settings
 from bot.core.db import is_postgres
-from bot.core.models import Conversation, Message, UnansweredQuestion
+from bot.core.models import Agent, Conversation, Customer, Message, UnansweredQuestion
 
 DAYS = 30
 
@@ -148,8 +148,35 @@ def learning_series(days: int = DAYS) -> dict[str, Any]:
 
 
 def per_agent(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per-agent figures for [start, end) (bot.agents.kpi's definitions)."""
-    return [asdict(row) for row in kpi.per_agent(start, end)]
+    """Per-agent figures for [start, end) (bot.agents.kpi's definitions), with presence: last seen
+    in words and the load against capacity (admin/presence_view.py)."""
+    from admin.presence_view import last_seen_text, load_text
+
+    agents = {a.id: a for a in Agent.select()}
+    return [{**asdict(row), "last_seen": last_seen_text(agents[row.agent_id]),
+             "load": load_text(agents[row.agent_id], row.open_now)} for row in kpi.per_agent(start, end)]
+
+
+OVERDUE_SHOWN = 5
+
+
+def overdue(now: datetime, limit_seconds: int) -> list[dict[str, Any]]:
+    """The customers waiting for a person past the response limit, longest first (at most
+    OVERDUE_SHOWN): the dashboard's alert names them, with a link each. The open
+    conversations are few (agents' capacity and the queue), so their waits are read per row
+    as `bot.agents.kpi.waiting_now` does."""
+    if not limit_seconds:
+        return []
+    open_ones = (Conversation.select().join(Customer)
+                 .where(Conversation.status.in_(("queued", "assigned")) & (Customer.is_spam == False)))  # noqa: E712
+    late = []
+    for conversation in open_ones:
+        since = kpi.waiting_since(conversation)
+        if since is not None and (now - since).total_seconds() > limit_seconds:
+            late.append({"id": conversation.id, "customer": str(conversation.customer),
+                         "agent": str(conversation.agent) if conversation.agent_id else "",
+                         "minutes": int((now - since).total_seconds() // 60)})
+    return sorted(late, key=lambda row: -row["minutes"])[:OVERDUE_SHOWN]
 
 
 def summary() -> dict[str, Any]:
@@ -165,6 +192,7 @@ def summary() -> dict[str, Any]:
         "open_now": Conversation.select().where(Conversation.status == "assigned").count(),
         "waiting": asdict(kpi.waiting_now(now)),  # 待回复: the customers waiting for a person
         "response_limit_seconds": int(settings.get("agent_sla_seconds") or 0),
+        "overdue": overdue(now, int(settings.get("agent_sla_seconds") or 0)),
         "today": asdict(figures(today, now + timedelta(seconds=1))),
         "last_30_days": asdict(figures(month, now + timedelta(seconds=1))),
         "agents": per_agent(month, now + timedelta(seconds=1)),

@@ -35,6 +35,7 @@ LABELS = {
     "reception_mode": _l("接待模式"), "welcome_message": _l("欢迎语"), "card_questions": _l("欢迎卡片问题（每行一个）"),
     "handoff_keywords": _l("转人工关键词（每行一个）"), "handoff_after_unanswered": _l("连续几次答不上来后转人工（0 = 不自动转）"),
     "faq_threshold": _l("FAQ 置信阈值（0–1，留空 = 配置文件的值）"), "agent_sla_seconds": _l("客服响应时限（秒）"),
+    "agent_idle_minutes": _l("在线客服多久无活动标为无活动（分钟，0 = 不标）"),
     "idle_resolve_minutes": _l("无消息多久自动结束会话（分钟）"), "abstain_message": _l("答不上来时的回复"),
     "handoff_message": _l("转人工提示（{agent} = 客服名）"), "queue_message": _l("排队提示（{position} = 排队位置）"),
     "offline_message": _l("非服务时间提示（{hours} = 服务时间）"), "resolved_message": _l("会话结束语"),

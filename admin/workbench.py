@@ -26,7 +26,7 @@ from admin.auth import SecureView
 from admin import workbench_live
 from admin.faq_views import shared_store
 from bot.conversation import workbench
-from bot.agents import assignment
+from bot.agents import assignment, last_seen
 from bot.faq.learning import LearningError
 from bot.core.models import AdminUser, Agent
 from bot.conversation.relay_delivery import emit, say, take_offline
@@ -46,6 +46,7 @@ def current_agent() -> Agent | None:
     agent = Agent.get_or_none((Agent.id == row.agent_id) & (Agent.active == True))  # noqa: E712
     if agent is None:
         abort(403)
+    last_seen.seen(agent.id)  # every workbench request (the inbox poll every few seconds) is a sign of life
     return agent
 
 

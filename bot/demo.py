@@ -37,8 +37,10 @@ def demo_business_hours() -> dict[str, object]:
     return hours
 
 
-def seed(config: Config) -> dict[str, int]:
-    """Seed what is missing; returns counts of what was created."""
+def seed(config: Config, history: bool = False) -> dict[str, int]:
+    """Seed what is missing; returns counts of what was created. `history`: also four weeks
+    of customers, conversations, orders and group members (bot.demo_history), for a new
+    operator's first look; tests seed the shop without it."""
     created = {"faqs": 0, "agents": 0, "groups": 0}
     if not Faq.select().exists():
         report = faq_io.apply(faq_io.parse_jsonl(faq_pack_lines(), "demo_data/faq_zh.jsonl"))
@@ -59,4 +61,8 @@ def seed(config: Config) -> dict[str, int]:
         Tag.get_or_create(name=tag)
     Coupon.get_or_create(name="新人满100减10", defaults={"kind": "amount", "value": Decimal("10"),
                                                         "min_spend": Decimal("100"), "valid_days": 30})
+    if history:
+        from bot.demo_history import seed_history
+
+        created.update({f"history_{k}": v for k, v in seed_history().items()})
     return created

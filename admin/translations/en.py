@@ -414,6 +414,25 @@ EN.update({  # the agents' workbench (issue 22)
         "%(n)s FAQs reach the answering threshold: a customer wording it differently may get another's answer; "
         "merge them or reword the phrasings.",
     "管理分类": "Manage categories",
+    # the dashboard's date range in shop terms (admin/dashboard_period.py)
+    "店铺概览": "Shop overview", "从": "From", "到": "To", "查看": "Show",
+    "按店铺时区的自然日，含首尾两天": "Shop-local days, both ends included",
+    "范围内发过消息的顾客（去重）": "Distinct customers who wrote in the range", "咨询人数": "Customers",
+    "个会话": "conversations", "已结束的会话中，没有转人工就结束的比例": "Closed conversations that ended without a human",
+    "自助解决率": "Self-service rate", "会话中进入排队或人工接待的比例": "Conversations that reached the queue or an agent",
+    "转人工率": "Handoff rate", "从转人工到客服第一次回复": "From the handoff to the agent's first reply",
+    "首次响应（中位数）": "First response (median)", "咨询时段分布": "Hour of day",
+    "顾客消息数，按店铺时间的小时": "Customer messages per shop-local hour",
+    "日期格式应为 年-月-日，例如 2026-12-01": "Dates are year-month-day, e.g. 2026-12-01",
+    "结束日期早于开始日期": "The end date is before the start date",
+    "有顾客等待超过响应时限": "Customers have waited past the response limit", "查看全部": "See all",
+    # agent presence (admin/presence_view.py)
+    "刚刚": "just now", "%(n)s 分钟前": "%(n)s min ago", "%(n)s 小时前": "%(n)s h ago", "%(n)s 天前": "%(n)s days ago",
+    "从未活动": "never seen", "在线但无活动": "online but quiet", "最近活动": "Last seen", "接待中/上限": "Load",
+    "客服最近一次发消息、用命令或打开工作台的时间；在线但超过设定分钟数无活动时标 ⚠":
+        "When the agent last sent a message, used a command or had the workbench open; ⚠ when marked online "
+        "but quiet longer than the setting",
+    "在线客服多久无活动标为无活动（分钟，0 = 不标）": "Mark an online agent quiet after (minutes, 0 = never)", "日期范围最长 %(n)s 天": "A range is at most %(n)s days",
 })
 
 def extract() -> list[str]:

@@ -29,9 +29,11 @@ def init(config: Config, demo: bool) -> None:
     open_db(config, upgrade=True)
     click.echo(f"schema at version {migrations.current_version()} in {redacted_url(config.database_url)}")
     if demo:
-        created = demo_mod.seed(config)
+        created = demo_mod.seed(config, history=True)
         _ensure_demo_admin(config)
         click.echo(f"demo data: {created['faqs']} FAQs, {created['agents']} agents, {created['groups']} groups created")
+        click.echo(f"demo history: {created['history_customers']} customers, {created['history_conversations']} "
+                   f"conversations, {created['history_orders']} orders created")
 
 
 def _ensure_demo_admin(config: Config) -> str | None:
@@ -56,7 +58,7 @@ def _first_start(config: Config) -> bool:
     except Exception as exc:
         raise click.ClickException(f"cannot open the database {redacted_url(config.database_url)}: {exc}") from None
     if fresh:
-        demo_mod.seed(config)
+        demo_mod.seed(config, history=True)
         _ensure_demo_admin(config)
     return fresh
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.agents import last_seen
 from bot.crm import conversations
 from bot.sending import outbox
 from bot.core import clock
@@ -126,6 +127,7 @@ class Dispatcher:
             return self._persist(inbound, stored, [], slot)
         agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
+            last_seen.seen(agent.id)
             stored = self._store_inbound(inbound, author="agent", agent=agent.id)
             result.action = "agent"
             return self._persist(inbound, stored, self.relay.handle(agent, inbound), slot)

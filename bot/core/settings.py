@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "handoff_after_unanswered": 2,
     "faq_threshold": None,  # None: the config's faq.threshold
     "agent_sla_seconds": 180,
+    "agent_idle_minutes": 10,  # an agent 在线 but not seen this long is shown as not seen (bot/agents/last_seen.py)
     "business_hours": {
         "timezone": "Asia/Shanghai",
         "weekly": {"mon": ["09:00", "22:00"], "tue": ["09:00", "22:00"], "wed": ["09:00", "22:00"],

@@ -53,3 +53,18 @@ def test_conversation_list_shows_the_wait(
     assert "等待" in html and "⚠ 3 分钟" in html
     english = admin_panel.get("/admin/conversation/?lang=en").get_data(as_text=True)
     assert "⚠ 3 min" in english
+
+
+def test_the_dashboard_names_who_waits_past_the_limit(
+        admin_panel: Panel, dispatcher: Dispatcher, fake_clock: clock.FakeClock) -> None:
+    """The alert past the response limit (issue 25): each late customer, linked, with their
+    agent and wait; none once the agent answers."""
+    _two_waiting(dispatcher, fake_clock)
+    b = Conversation.select().where(Conversation.status == "assigned").order_by(Conversation.id.desc()).get()
+    html = admin_panel.get("/admin/").get_data(as_text=True)
+    alert = html.split('id="overdue-alert"', 1)[1].split("</div>", 1)[0]
+    assert f"/admin/conversation/details/?id={b.id}" in alert and "xiaomei" in alert and "3 分钟" in alert
+    assert alert.count("/admin/conversation/details/") == 1  # a, answered, is not late
+    dispatcher.handle(text("agent-xiaomei", "/switch %d" % b.id))
+    dispatcher.handle(text("agent-xiaomei", "您好"))
+    assert 'id="overdue-alert"' not in admin_panel.get("/admin/").get_data(as_text=True)

@@ -45,7 +45,9 @@ def kefu(tmp_path: Path, fresh_database_url: str) -> Iterator[dict[str, Any]]:
                              str(admin_port), "--no-scheduler"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
+    # a fresh data directory converts the embedding model first: ~20 s alone, over 30 s beside
+    # other test runs on a shared 2-core machine
+    deadline = time.time() + 90
     while True:
         try:
             urllib.request.urlopen(base + "/healthz", timeout=1).read()
@@ -56,7 +58,7 @@ def kefu(tmp_path: Path, fresh_database_url: str) -> Iterator[dict[str, Any]]:
                 pytest.fail(f"kefu run exited: {proc.stdout.read() if proc.stdout else ''}")
             if time.time() > deadline:
                 proc.kill()
-                pytest.fail("kefu run did not come up in 30 s")
+                pytest.fail("kefu run did not come up in 90 s")
             time.sleep(0.2)
     yield {"base": base, "admin": f"http://127.0.0.1:{admin_port}", "db": fresh_database_url}
     proc.terminate()
@@ -158,10 +160,6 @@ def say(customer: WebChatClient, words: str) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.xfail(reason="quarantined at the end of stop 13: since about 23:40 UTC 2026-12-06 the FAQ added in the "
-                          "panel is not answered on the chat page within 180 s, though the same FAQ imported by "
-                          "`kefu faq import` is answered at once and the tree did not change (only tests did) "
-                          "between a passing and a failing run; first thing to fix in the next stop", strict=False)
 def test_operator_adds_faq_and_the_bot_answers_it(kefu: dict[str, Any], page: Any) -> None:
     admin = kefu["admin"]
     login_first_time(page, admin)
@@ -182,10 +180,15 @@ def test_operator_adds_faq_and_the_bot_answers_it(kefu: dict[str, Any], page: An
     page.press("#text", "Enter")
     page.wait_for_selector("text=我还不太确定", timeout=60000)
     assert page.inner_text("body").count("欢迎光临") == 1
-    # Every process picks the new FAQ up within seconds (it checks the FAQ tables every 2 s),
-    # so a question asked at once may still meet the old index, and the bot then says it is
-    # unsure: the customer asks again, as one would. A reply later than the webhook deadline
-    # arrives through the page's polling; allow for a slow (shared CI) machine.
+    # The bot's process picks the new FAQ up within seconds (it checks the FAQ tables every 2 s
+    # and embeds the new phrasings; longer on a loaded machine), so the first asker may still
+    # meet the old index and hear that the bot is unsure. Each retry is a new visitor, as
+    # another customer would be: one customer told "unsure" twice is handed to a person
+    # (setting handoff_after_unanswered = 2), and in the demo's business hours (09:00-23:00
+    # Shanghai, 01:00-15:00 UTC) the demo agent 小美 takes the conversation, after which the
+    # bot rightly answers nothing more; outside them the handoff only queues the customer and
+    # the bot keeps answering. Re-asking as the same customer made this test pass or fail by
+    # the time of day whenever the first try met the old index.
     deadline = time.time() + 180
     while True:
         page.fill("#text", "可以刻字吗")
@@ -195,9 +198,17 @@ def test_operator_adds_faq_and_the_bot_answers_it(kefu: dict[str, Any], page: An
             break
         except sync_api.TimeoutError:
             assert time.time() < deadline, "the new FAQ was not answered within 180 s"
+            new_visitor(page, kefu["base"])
 
     page.goto(admin + "/admin/faq-tools/?q=杯子上能刻名字吗")
     assert "激光刻字" in page.inner_text("#try-answer")
+
+
+def new_visitor(page: Any, base: str) -> None:
+    """The chat page as another customer: the page keeps its visitor in localStorage."""
+    page.evaluate("localStorage.clear()")
+    page.goto(base + "/chat/web")
+    page.wait_for_selector("text=欢迎光临")
 
 
 def test_customer_xss_payload_renders_as_text(kefu: dict[str, Any], page: Any) -> None:

@@ -59,6 +59,7 @@ class Agent(BaseModel):
     last_assigned_at = UTCDateTimeField(null=True)
     current_conversation_id = peewee.IntegerField(null=True)  # what the agent's text relays to
     created_at = UTCDateTimeField(default=clock.now)
+    last_seen_at = UTCDateTimeField(null=True)  # their latest message, command or workbench request (version 21)
 
     class Meta:
         indexes = ((("channel", "im_user_id"), True),)
