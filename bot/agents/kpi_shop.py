@@ -4,9 +4,9 @@ Why a module of its own: `bot.agents.kpi` judges agents on their stints; a shop 
 period the other way round (issue 25) — how many people asked (咨询人数), how many
 conversations the bot closed without a human (自助解决率), how many went to a human (转人工率),
 how long a handed-off customer waited for the first human word, how satisfied they were, and
-at which hours people write. Every figure is an SQL aggregate (COUNT, SUM, AVG, one row at a
-percentile's rank), so a range over 100,000 conversations costs a few indexed queries, never a
-loop over rows in Python. Spam customers (`Customer.is_spam`) are left out of every figure.
+at which hours people write. Every figure is an SQL aggregate (COUNT, SUM, AVG, the rows at
+the percentiles' ranks by window functions), so a range over 100,000 conversations costs a
+few indexed queries, never a loop over rows in Python. Spam customers (`Customer.is_spam`) are left out of every figure.
 
 Definitions, for the range [start, end) (`local_range` turns shop-local days into one):
 - customers (咨询人数): distinct customers who sent a message (not an event) in the range;

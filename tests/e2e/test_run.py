@@ -27,7 +27,9 @@ def running_kefu(tmp_path: Path, fresh_database_url: str):
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--port", str(port), "--admin-port",
                              str(admin_port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
+    # a fresh start converts the embedding model and seeds the demo shop with its history:
+    # seconds alone, over 30 s beside other test runs on a shared 2-core machine
+    deadline = time.time() + 90
     while time.time() < deadline:
         try:
             urllib.request.urlopen(base + "/healthz", timeout=1).read()
@@ -38,7 +40,7 @@ def running_kefu(tmp_path: Path, fresh_database_url: str):
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("kefu run did not come up in 30 s")
+        pytest.fail("kefu run did not come up in 90 s")
     yield base, admin_port, proc
     proc.terminate()
     try:
