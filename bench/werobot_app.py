@@ -37,7 +37,8 @@ def answers() -> dict[str, str]:
 
 ANSWERS = answers()
 robot = WeRoBot(token=os.environ.get("BENCH_TOKEN", "bench_token"), app_id=os.environ.get("BENCH_APP_ID", ""),
-                encoding_aes_key=os.environ.get("BENCH_AES_KEY", ""), session_storage=False)
+                encoding_aes_key=os.environ.get("BENCH_AES_KEY", ""))
+robot.config["SESSION_STORAGE"] = False  # no session: its default is a SQLite file, committed per message
 
 
 @robot.text
