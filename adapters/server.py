@@ -187,6 +187,7 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
 
     async def on_cleanup(app: web.Application) -> None:
         await app[TASKS].drain()
+        await bridge.group_commit.drain()
         for adapter in adapters.values():
             close = getattr(adapter, "close", None)
             if close is not None:
