@@ -14,7 +14,7 @@ import peewee
 
 from bot import clock
 from bot.crm.orders import link_orders_for
-from bot.db import fetch_one, insert_row, update_one
+from bot.db import execute, fetch_one, insert_row, update_one
 from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -95,23 +95,20 @@ def enqueue(conversation: Conversation, reason: str, queued_at: datetime | None 
     when = queued_at or now
     _end_stint(conversation, previous_ended, now)
     if conversation.agent_id:
-        Agent.update(current_conversation_id=None).where(
-            (Agent.id == conversation.agent_id) & (Agent.current_conversation_id == conversation.id)
-        ).execute()
-    Conversation.update(status="queued", queued_at=when, agent=None, handoff_reason=reason).where(
-        Conversation.id == conversation.id
-    ).execute()
+        execute('UPDATE "agent" SET "current_conversation_id" = NULL WHERE "id" = ? AND "current_conversation_id" = ?',
+                (conversation.agent_id, conversation.id))
+    execute('UPDATE "conversation" SET "status" = \'queued\', "queued_at" = ?, "agent_id" = NULL, "handoff_reason" = ? '
+            'WHERE "id" = ?', (Conversation.queued_at.db_value(when), reason, conversation.id))
     conversation.status, conversation.queued_at, conversation.agent = "queued", when, None
 
 
 def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
-    AssignmentLog.update(ended_at=now, end_reason=reason).where(
-        (AssignmentLog.conversation == conversation.id) & AssignmentLog.ended_at.is_null()
-    ).execute()
+    execute('UPDATE "assignment_log" SET "ended_at" = ?, "end_reason" = ? WHERE "conversation_id" = ? '
+            'AND "ended_at" IS NULL', (AssignmentLog.ended_at.db_value(now), reason, conversation.id))
 
 
 def queue_length() -> int:
-    return Conversation.select().where(Conversation.status == "queued").count()
+    return int(execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\'').fetchone()[0])
 
 
 def queued() -> list[Conversation]:
@@ -122,18 +119,10 @@ def queued() -> list[Conversation]:
 
 def queue_position(conversation: Conversation) -> int:
     """1 for the longest-waiting conversation in the queue."""
-    ahead = (
-        Conversation.select()
-        .where(
-            (Conversation.status == "queued")
-            & (
-                (Conversation.queued_at < conversation.queued_at)
-                | ((Conversation.queued_at == conversation.queued_at) & (Conversation.id < conversation.id))
-            )
-        )
-        .count()
-    )
-    return ahead + 1
+    when = Conversation.queued_at.db_value(conversation.queued_at)
+    ahead = execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\' AND '
+                    '("queued_at" < ? OR ("queued_at" = ? AND "id" < ?))', (when, when, conversation.id)).fetchone()[0]
+    return int(ahead) + 1
 
 
 def resolve(conversation: Conversation, by: str) -> None:
