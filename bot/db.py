@@ -126,7 +126,9 @@ class UTCDateTimeField(peewee.DateTimeField):
             raise TypeError(f"{self.name}: expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime(self._FMT)
+        # `_FMT`'s text (years 1000-9999); isoformat is ~4x cheaper than strftime, and every
+        # message stamps a handful of rows
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def python_value(self, value: Any) -> datetime | None:
         if value is None:
