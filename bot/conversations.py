@@ -14,7 +14,7 @@ import peewee
 
 from bot import clock
 from bot.crm.orders import link_orders_for
-from bot.db import execute, fetch_one, insert_row, update_one
+from bot.db import execute, fetch_one, insert_row, update_one, upsert_row
 from bot.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -25,17 +25,11 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
     """The CRM record for an IM user, created on first contact (source = channel)."""
     now = clock.now()
     stamp = Customer.last_contact_at.db_value(now)
-
-    def touched() -> Customer | None:
-        return update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
-                          '"channel" = ? AND "external_id" = ?', (channel, external_id))
-
-    customer = touched()
-    if customer is None:  # first contact; a concurrent first message may win the insert
-        customer = Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
-                            first_contact_at=now, last_contact_at=now, last_inbound_at=now)
-        if not insert_row(customer, ignore_conflict=True):
-            customer = _must(touched())  # the concurrent first message won
+    # one statement for a first contact and a returning customer; a concurrent first message
+    # waits on the key and then touches the row the other one inserted
+    customer = upsert_row(Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
+                                   first_contact_at=now, last_contact_at=now, last_inbound_at=now),
+                          ("channel", "external_id"), '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp))
     if nickname and not customer.nickname:
         Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
         customer.nickname = nickname[:128]
