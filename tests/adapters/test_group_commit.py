@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +52,27 @@ async def test_concurrent_retries_in_one_batch_are_stored_once_and_all_get_the_f
         aiohttp_client: Any, config: Any, database: Any, stand: Any, dispatcher: Dispatcher,
         monkeypatch: pytest.MonkeyPatch) -> None:
     shop_faqs()
+    questions = {f"m{n}": ("发货要多久" if n % 2 else "怎么退货") for n in range(8)}
     batches: list[list[str]] = []
-    blocking = threading.Event()
-    real_decide_batch = decide_batch
+    blocking, all_queued = threading.Event(), threading.Event()
+    real_decide_batch, real_submit = decide_batch, group_commit.GroupCommit.submit
+    submitted: list[str] = []
 
     def recording(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | BaseException]:
         batches.append([p.inbound.msg_id for p in batch])
         if any(p.inbound.msg_id == "blocker" for p in batch):
             blocking.set()
-            time.sleep(0.5)  # meanwhile every copy below is queued: they make the next batch together
+            all_queued.wait(60)  # meanwhile every copy below is queued: they make the next batch together
         return real_decide_batch(dispatcher, batch)
 
+    def counting(self: Any, inbound: Inbound, slot: Any) -> Any:
+        submitted.append(inbound.msg_id)
+        if len(submitted) == 1 + 3 * len(questions):
+            all_queued.set()
+        return real_submit(self, inbound, slot)
+
     monkeypatch.setattr(group_commit, "decide_batch", recording)
+    monkeypatch.setattr(group_commit.GroupCommit, "submit", counting)
     client = await kefu_client(aiohttp_client, config, mp_channel(stand.base), dispatcher=dispatcher)
     server = wechat("safe")
 
@@ -78,13 +86,13 @@ async def test_concurrent_retries_in_one_batch_are_stored_once_and_all_get_the_f
     blocker = asyncio.create_task(ask("o_blocker", "发货要多久", "blocker"))
     while not blocking.is_set():
         await asyncio.sleep(0.01)
-    questions = {f"m{n}": ("发货要多久" if n % 2 else "怎么退货") for n in range(8)}
     copies = [ask(f"o_{msg_id}", text, msg_id) for msg_id, text in questions.items() for _ in range(3)]
     answers = await asyncio.gather(*copies)
     assert await blocker == SHIPPING
 
+    assert all_queued.is_set()
     together = [b for b in batches if "blocker" not in b]
-    assert any(len(b) > len(set(b)) for b in together), f"no retry shared a batch with its first delivery: {batches}"
+    assert sorted(together[0]) == sorted(m for m in questions for _ in range(3)), batches  # every copy, one batch
     for n, (msg_id, text) in enumerate(questions.items()):
         expected = SHIPPING if text == "发货要多久" else RETURNS
         assert answers[3 * n: 3 * n + 3] == [expected] * 3, msg_id
