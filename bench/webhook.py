@@ -21,7 +21,8 @@ answers must be the same.
 
 Then (unless --no-profile) kefu on SQLite once more under cProfile (bench/profiled_serve.py)
 on the mixed load: its cost per message by stage, SQL statements and transactions per
-message. Profiled times are inflated by the profiler; read them as shares.
+message (profiled from after the warm-up to the end of the load, CPU time of every thread).
+Profiled times are inflated by the profiler; read them as shares.
 
     .venv/bin/python bench/webhook.py [--requests 3000] [--concurrency 32] [--postgres URL]
 """
@@ -207,9 +208,10 @@ def pinned(cmd: list[str], core: int) -> list[str]:
     return ["taskset", "-c", str(core), *cmd] if which("taskset") else cmd
 
 
-def start(cmd: list[str], core: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(cmd: list[str], core: int, log: Path, env: dict[str, str] | None = None,
+          cwd: Path = ROOT) -> subprocess.Popen:
     return subprocess.Popen(pinned(cmd, core), stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=lambda: pin(core), start_new_session=True, cwd=ROOT)
+                            preexec_fn=lambda: pin(core), start_new_session=True, cwd=cwd)
 
 
 def wait_healthy(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
@@ -327,18 +329,20 @@ def run_scenarios(url: str, args: argparse.Namespace, tag: str) -> dict[str, Any
 
 
 def run_kefu(label: str, database_url: str, args: argparse.Namespace, tmp: Path, sandbox_port: int,
-             profile_to: Path | None = None) -> dict[str, Any]:
+             profile_to: Path | None = None, root: Path = ROOT) -> dict[str, Any]:
+    """kefu from the source tree `root` (this one, or another version's for --compare)."""
     kefu = [sys.executable, "-m", "bot.cli"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
     data_dir = tmp / label
     data_dir.mkdir()
     cfg = data_dir / "kefu.toml"
     cfg.write_text(config_text(data_dir, database_url, f"http://127.0.0.1:{sandbox_port}"), encoding="utf-8")
-    subprocess.run([*kefu, "init", "--demo", "--config", str(cfg)], check=True, cwd=ROOT, capture_output=True)
+    subprocess.run([*kefu, "init", "--demo", "--config", str(cfg)], check=True, cwd=root, capture_output=True, env=env)
     port = free_port()
     serve_args = ["serve", "--config", str(cfg), "--port", str(port)]
     cmd = ([sys.executable, str(ROOT / "bench" / "profiled_serve.py"), str(profile_to), *serve_args]
            if profile_to else [*kefu, *serve_args])
-    proc = start(cmd, SERVER_CORE, data_dir / "serve.log")
+    proc = start(cmd, SERVER_CORE, data_dir / "serve.log", env=env, cwd=root)
     try:
         wait_healthy(port, proc)
         wait_faq_ready(port)
@@ -347,9 +351,11 @@ def run_kefu(label: str, database_url: str, args: argparse.Namespace, tmp: Path,
             server = WeChatServer(TOKEN, APP_ID, AES_KEY, mode="safe")
             faqs = faq_questions()
             asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, 300, "wprof"), args.concurrency))
+            proc.send_signal(signal.SIGUSR1)  # profile from here: the measured load only
+            time.sleep(0.5)
             return asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, args.profile_requests,
                                                                        "prof"), args.concurrency))
-        tag = label[:2]
+        tag = "".join(c for c in label if c.isalnum())[:6]
         results = run_scenarios(url, args, tag)
     finally:
         stop(proc, 120 if profile_to else 30)
@@ -394,15 +400,23 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "decision": (("bot/routing.py", "route"),),
     "FAQ match": (("bot/faq/store.py", "match"),),
     "store replies": (("bot/dispatcher.py", "_persist"),),
-    "commit": (("peewee.py", "commit"),),
     "encrypt + render": (("adapters/wechat_mp.py", "_encrypt"), ("adapters/wechat_common.py", "render_passive")),
 }
+
+
+def calls_of(stats: dict[Any, Any], function: Any, field: int = 1) -> Any:
+    """How often the profile saw `function` (field 1), or its cumulative time (field 3)."""
+    code = function.__code__
+    return sum(v[field] for (f, line, name), v in stats.items()
+               if f == code.co_filename and line == code.co_firstlineno and name == code.co_name)
 
 
 def profile_figures(path: Path, messages: int) -> dict[str, Any]:
     """Per message: each stage's share of the profiled CPU time, the statements and
     transactions the database ran."""
     import pstats
+
+    import peewee
 
     stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
 
@@ -419,11 +433,14 @@ def profile_figures(path: Path, messages: int) -> dict[str, Any]:
     everything = sum(tt for (_, _, tt, _, _) in stats.values())
     stages = {stage: cumulative(keys)[0] for stage, keys in STAGES.items()}
     stages["decision"] -= stages["FAQ match"]
+    stages["commit"] = calls_of(stats, peewee.Database.commit, 3)  # the transaction's COMMIT
     statements = cumulative((("peewee.py", "execute_sql"),))[1]
-    transactions = cumulative((("peewee.py", "commit"),))[1]
+    transactions = calls_of(stats, peewee.Database.commit)  # COMMIT itself, not a savepoint's RELEASE
+    savepoints = calls_of(stats, peewee._savepoint._begin)
     return {"total_ms": everything * 1000 / messages,
             "stages_ms": {s: t * 1000 / messages for s, t in stages.items()},
-            "statements": statements / messages, "commits": transactions / messages}
+            "statements": statements / messages, "commits": transactions / messages,
+            "savepoints": savepoints / messages}
 
 
 def run_profile(args: argparse.Namespace, tmp: Path, sandbox_port: int) -> dict[str, Any]:
@@ -433,7 +450,7 @@ def run_profile(args: argparse.Namespace, tmp: Path, sandbox_port: int) -> dict[
     saved = Path(args.profile_out) if args.profile_out else None
     if saved:
         saved.write_bytes(out.read_bytes())
-    return {"load": load, **profile_figures(out, load["messages"] + 300)}
+    return {"load": load, **profile_figures(out, load["messages"])}
 
 
 def main() -> None:
@@ -444,6 +461,9 @@ def main() -> None:
                         help="also run kefu on this PostgreSQL (a scratch schema)")
     parser.add_argument("--only", default="bare,werobot,sqlite,postgresql",
                         help="targets to run, comma-separated (default: all)")
+    parser.add_argument("--compare", default=None, metavar="DIR",
+                        help="also run the kefu of this source tree (another version, e.g. "
+                             "`git archive REV | tar -x -C DIR`), on the same databases")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     parser.add_argument("--profile-requests", type=int, default=2000)
     parser.add_argument("--profile-out", default=None, help="keep the merged pstats file here")
@@ -465,15 +485,17 @@ def main() -> None:
                 results["bare crypto handler"] = run_bare(args, tmp)
             if "werobot" in only:
                 results["WeRoBot, gunicorn sync"] = run_werobot(args, tmp)
-            if "sqlite" in only:
-                results["kefu, SQLite"] = run_kefu("sqlite", f"sqlite:///{tmp / 'sqlite' / 'kefu.db'}", args, tmp,
-                                                   sandbox_port)
-            if args.postgres and "postgresql" in only:
-                url, schema = pg_schema_url(args.postgres)
-                try:
-                    results["kefu, PostgreSQL"] = run_kefu("postgresql", url, args, tmp, sandbox_port)
-                finally:
-                    drop_schema(args.postgres, schema)
+            roots = [("kefu", ROOT)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
+            for name, root in roots:
+                if "sqlite" in only:
+                    results[f"{name}, SQLite"] = run_kefu(f"{name}sqlite", f"sqlite:///{tmp / (name + 'sqlite') / 'kefu.db'}",
+                                                          args, tmp, sandbox_port, root=root)
+                if args.postgres and "postgresql" in only:
+                    url, schema = pg_schema_url(args.postgres)
+                    try:
+                        results[f"{name}, PostgreSQL"] = run_kefu(f"{name}pg", url, args, tmp, sandbox_port, root=root)
+                    finally:
+                        drop_schema(args.postgres, schema)
             results["load_after"] = os.getloadavg()
             if not args.no_profile:
                 results["profile"] = run_profile(args, tmp, sandbox_port)
@@ -507,8 +529,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     if profile:
         load = profile["load"]
         print(f"\nkefu, SQLite, mixed, under cProfile (every thread; profiled times inflated, read shares): "
-              f"{load['mps']:.0f} msg/s profiled; per message {profile['total_ms']:.2f} ms CPU in the profile, "
-              f"{profile['statements']:.1f} SQL statements, {profile['commits']:.2f} commits")
+              f"{load['mps']:.0f} msg/s profiled; per message {profile['total_ms']:.2f} ms CPU (all threads), "
+              f"{profile['statements']:.1f} SQL statements (of them {profile['savepoints']:.1f} savepoints, "
+              f"each SAVEPOINT + RELEASE), {profile['commits']:.2f} commits "
+              f"({1 / max(profile['commits'], 1e-9):.1f} messages a transaction)")
         for stage, ms in profile["stages_ms"].items():
             print(f"  {stage:<22}{ms:>7.3f} ms  {ms / profile['total_ms']:>5.0%}")
 
