@@ -2,7 +2,7 @@
 
 Why not wechatpy's client: it is synchronous (`requests`); outbound sends at campaign scale
 want aiohttp on the event loop. The access_token is shared with every other process through
-`bot.tokens.TokenStore` (database + lease); this client keeps a copy in memory and goes to
+`bot.sending.tokens.TokenStore` (database + lease); this client keeps a copy in memory and goes to
 the store (in a worker thread: it blocks) only when the copy is missing or near expiry.
 
 Errors are handled by meaning (`classify`):
@@ -11,7 +11,7 @@ Errors are handled by meaning (`classify`):
 - -1 (system busy), 45009 / 45011 (rate limits): retry with back-off;
 - 45015 (outside the 48-hour customer-service window): `window_closed`;
 - 45047 (too many replies to one customer turn): `limit_reached` (45015 and 45047 are
-  normally foreseen before the call by bot/send_window.py; the errcodes are the backstop
+  normally foreseen before the call by bot/sending/send_window.py; the errcodes are the backstop
   for what that check cannot see, e.g. two processes sending to one customer at once);
 - anything else: `failed` with the platform's message.
 """
@@ -30,10 +30,10 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import aiohttp
 
-from bot import clock
+from bot.core import clock
 from bot.ops.metrics import PLATFORM_ERRORS
-from bot.outbox import SendResult
-from bot.tokens import REFRESH_EARLY_SECONDS, Token, TokenStore
+from bot.sending.results import SendResult
+from bot.sending.tokens import REFRESH_EARLY_SECONDS, Token, TokenStore
 
 log = logging.getLogger("kefu.wechat.api")
 

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.outbox import Sender
+from bot.sending.outbox import Sender
 
 
 class ChannelAdapter(Protocol):

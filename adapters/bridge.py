@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from adapters.group_commit import GroupCommit
-from bot.dispatcher import Dispatcher, ReplySlot, Result
-from bot.events import Inbound
+from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
+from bot.core.events import Inbound
 from bot.ops.metrics import LATE
 
 T = TypeVar("T")
@@ -34,7 +34,7 @@ class CoreBridge:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking core function off the event loop."""
-        # in a copy of the caller's context: the request id (bot.ops.logs) follows into the core
+        # in a copy of the caller's context: the request id (bot.core.logs) follows into the core
         run = functools.partial(contextvars.copy_context().run, fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self.executor, run)
 

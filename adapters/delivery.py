@@ -1,16 +1,16 @@
 """Async outbox delivery for channels whose sender speaks aiohttp (the WeChat family).
 
-Why not `bot.outbox.deliver_due` in a worker thread: a WeChat send is a network round
+Why not `bot.sending.outbox.deliver_due` in a worker thread: a WeChat send is a network round
 trip; at campaign scale the sends want to overlap on the event loop, not occupy one thread
-each. The bookkeeping stays in the core: rows are claimed with `bot.outbox.claim` and every
-outcome is stored with `bot.outbox.record` (both in a worker thread; outcomes that finish
+each. The bookkeeping stays in the core: rows are claimed with `bot.sending.outbox.claim` and every
+outcome is stored with `bot.sending.outbox.record` (both in a worker thread; outcomes that finish
 together are stored in one transaction by `GroupRecorder`), so retries, back-off
 and the window/limit states are decided in one place for every channel.
 
 Rules:
 - messages to one recipient go out in order (one at a time); recipients run concurrently;
 - the platform's customer-service limits are checked before the API is called, by
-  `bot.send_window.prepare`, the same function the synchronous `bot.outbox.deliver_due`
+  `bot.sending.send_window.prepare`, the same function the synchronous `bot.sending.outbox.deliver_due`
   uses: a sender with a `channel_kind` (公众号 `wechat_mp`, 微信客服 `wechat_kf`) has each
   row checked in a worker thread (the 48-hour window since the recipient's last message;
   on 微信客服 also 5 messages per customer message, parts counted). A send that cannot pass
@@ -21,13 +21,13 @@ Rules:
 - a sender with `plan(content)` gets the plan the check counted as the third argument of
   `send`: a split text is cut once per attempt, and what is counted is what is sent;
 - each channel is held to `rate_per_second` (a token bucket; 0 = unlimited);
-- the attempt is recorded before the platform is called (`bot.outbox.mark_attempts`), for
+- the attempt is recorded before the platform is called (`bot.sending.outbox.mark_attempts`), for
   the sends about to go out together in one UPDATE (`GroupCommit`: whoever finds it idle
   writes every mark waiting), after the send's check and rate-limit token, so a crash
   leaves at most the sends in flight in doubt; a row whose claim another sender took over
   is not sent;
 - the claim is a short lease renewed every third of it while the batch is being sent
-  (`bot.outbox.renew`), so a dead sender's rows are picked up within seconds;
+  (`bot.sending.outbox.renew`), so a dead sender's rows are picked up within seconds;
 - stopping (`kefu serve` shutting down) lets in-flight sends finish and be recorded, and
   hands the rows not yet tried back to `pending`: nothing lost, nothing sent twice.
 """
@@ -40,10 +40,10 @@ import logging
 from collections import defaultdict
 from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 
-from bot import outbox, send_window
-from bot.models import Outbox
-from bot.ops.logs import request_scope
-from bot.outbox import SendResult
+from bot.sending import outbox, send_window
+from bot.core.models import Outbox
+from bot.core.logs import request_scope
+from bot.sending.results import SendResult
 
 log = logging.getLogger("kefu.delivery")
 
@@ -51,7 +51,7 @@ RunBlocking = Callable[..., Awaitable[Any]]
 
 
 class AsyncSender(Protocol):
-    """Optionally also `channel_kind` and `plan` (see `bot.outbox.Sender`)."""
+    """Optionally also `channel_kind` and `plan` (see `bot.sending.outbox.Sender`)."""
 
     rate_per_second: float
 
@@ -128,7 +128,7 @@ class GroupCommit(Generic[T, R]):
 
 
 class GroupRecorder(GroupCommit[tuple[Outbox, SendResult], str]):
-    """Send outcomes stored in groups (`bot.outbox.record_many`, one transaction)."""
+    """Send outcomes stored in groups (`bot.sending.outbox.record_many`, one transaction)."""
 
     def __init__(self, run_blocking: RunBlocking, max_attempts: int) -> None:
         super().__init__(run_blocking, lambda outcomes: outbox.record_many(outcomes, max_attempts))
@@ -138,7 +138,7 @@ class GroupRecorder(GroupCommit[tuple[Outbox, SendResult], str]):
 
 
 class AttemptMarker(GroupCommit[Outbox, bool]):
-    """Attempts recorded before their calls, in groups (`bot.outbox.mark_attempts`, one
+    """Attempts recorded before their calls, in groups (`bot.sending.outbox.mark_attempts`, one
     UPDATE): True when the row is ours to send."""
 
     def __init__(self, run_blocking: RunBlocking, lease_seconds: float) -> None:
@@ -239,7 +239,7 @@ class AsyncDelivery:
                 log.warning("renewing the outbox claim failed: %s: %s", type(exc).__name__, exc)
 
     async def _prepare(self, row: Outbox, sender: AsyncSender, content: Mapping[str, Any]) -> send_window.Prepared:
-        """The plan and the platform's send limits (`bot.send_window.prepare`): in a worker
+        """The plan and the platform's send limits (`bot.sending.send_window.prepare`): in a worker
         thread when it reads the database, inline when there is nothing to check."""
         if not send_window.applies(sender, content):
             return send_window.prepare(row.channel, row.recipient, content, sender)

@@ -4,7 +4,7 @@ Why: one transaction per message pays a commit (PostgreSQL: a WAL flush and a ro
 SQLite: a WAL append) and a thread-pool hop per message, and eight worker threads on one
 core only fight for the GIL and the SQLite writer lock. Here the event loop queues every
 dispatched message; one runner at a time hands the queue, up to `max_batch` messages, to
-one worker thread, which decides them in one transaction (`bot.dispatcher.Dispatcher.decide`,
+one worker thread, which decides them in one transaction (`bot.conversation.dispatcher.Dispatcher.decide`,
 each message in a savepoint of its own, so a duplicate or a failure costs only itself) and
 commits once. Messages arriving meanwhile form the next batch, so the batch grows with the
 load and a lone message waits for nobody.
@@ -24,9 +24,9 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from bot.dispatcher import Dispatcher, ReplySlot, Result
-from bot.db import transaction
-from bot.events import Inbound
+from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
+from bot.core.db import transaction
+from bot.core.events import Inbound
 
 log = logging.getLogger("kefu.group_commit")
 

@@ -27,8 +27,8 @@ from aiohttp import web
 
 from adapters.bridge import CoreBridge
 from adapters.json_body import BadJson, parse_object, read_body
-from bot import clock
-from bot.config import OrdersConfig
+from bot.core import clock
+from bot.core.config import OrdersConfig
 from bot.crm.order_intake import receive
 from bot.crm.orders import OrderError
 

@@ -19,13 +19,13 @@ from adapters.bridge import CoreBridge
 from adapters.orders import OrderApi
 from adapters.tasks import TaskSet
 from adapters.web import WebChannel, asset_routes
-from bot import dispatcher as dispatcher_mod
-from bot import outbox
-from bot.config import ChannelConfig, Config
-from bot.dispatcher import Dispatcher
+from bot.conversation import dispatcher as dispatcher_mod
+from bot.sending import outbox
+from bot.core.config import ChannelConfig, Config
+from bot.conversation.dispatcher import Dispatcher
 from bot.ops import metrics
-from bot.ops.logs import REQUEST_ID, new_request_id
-from bot.secrets import ensure_secret
+from bot.core.logs import REQUEST_ID, new_request_id
+from bot.core.secrets import ensure_secret
 
 log = logging.getLogger("kefu.server")
 
@@ -107,7 +107,7 @@ def metrics_handler(config: Config) -> Callable[[web.Request], "asyncio.Future[w
 
 
 def _db_ping() -> None:
-    from bot.db import database
+    from bot.core.db import database
 
     database.execute_sql("SELECT 1")
 
@@ -127,7 +127,7 @@ DEFAULT_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-an
 
 @web.middleware
 async def request_id(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-    """One id per request on every log line it causes (bot.ops.logs), echoed as X-Request-Id;
+    """One id per request on every log line it causes (bot.core.logs), echoed as X-Request-Id;
     a proxy's own id (nginx: proxy_set_header X-Request-Id $request_id) is kept."""
     token = REQUEST_ID.set(new_request_id(request.headers.get("X-Request-Id")))
     try:

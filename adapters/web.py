@@ -39,11 +39,11 @@ from aiohttp import web
 from adapters.bridge import CoreBridge
 from adapters.json_body import json_error, read_object
 from adapters.wechat_common import content_text
-from bot import settings
-from bot.config import ChannelConfig
-from bot.events import Inbound, Reply
-from bot.models import Agent, Message
-from bot.outbox import SendResult
+from bot.core import settings
+from bot.core.config import ChannelConfig
+from bot.core.events import Inbound, Reply
+from bot.core.models import Agent, Message
+from bot.sending.results import SendResult
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -61,7 +61,7 @@ ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
 
 class WebSender:
     """Web visitors poll the message table for their messages: a send is delivered by being
-    there (`bot.outbox.deliver_due` writes the row of a send that has none, e.g. a campaign)."""
+    there (`bot.sending.outbox.deliver_due` writes the row of a send that has none, e.g. a campaign)."""
 
     polled = True
 

@@ -23,11 +23,12 @@ from aiohttp import web
 from adapters.bridge import CoreBridge
 from adapters.wechat_common import (MAX_XML_BYTES, BadRequest, BadSignature, fits_passive, is_report,
                                     render_passive)
-from bot import clock, outbox
-from bot.config import ChannelConfig
-from bot.db import insert_new, transaction
-from bot.events import Inbound, Reply
-from bot.models import Message
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.config import ChannelConfig
+from bot.core.db import insert_new, transaction
+from bot.core.events import Inbound, Reply
+from bot.core.models import Message
 
 log = logging.getLogger("kefu.wechat")
 

@@ -1,7 +1,7 @@
 """What the WeChat-family callbacks (公众号, 企业微信, 微信客服) have in common.
 
 Why one module: the three channels verify the same SHA1 signatures, refuse the same hostile
-XML, turn the same XML shapes into a `bot.events.Inbound`, and render the same passive
+XML, turn the same XML shapes into a `bot.core.events.Inbound`, and render the same passive
 replies. Each channel module keeps only what differs (URL, crypto id, send API).
 
 Rules kept here:
@@ -28,7 +28,7 @@ import wechatpy.enterprise
 from wechatpy.crypto.base import BasePrpCrypto
 from wechatpy.replies import TextReply
 
-from bot.events import Card, Inbound, Reply
+from bot.core.events import Card, Inbound, Reply
 
 log = logging.getLogger("kefu.wechat")
 

@@ -13,7 +13,7 @@ Why this shape:
   customer per account and the check below counts per channel and customer;
 - `kf/send_msg` is allowed only within 48 hours of the customer's last message and for at
   most 5 messages after it (each part of a split text is one): the delivery checks both
-  before calling (bot/send_window.py, from the stored messages and the sends since) and
+  before calling (bot/sending/send_window.py, from the stored messages and the sends since) and
   records a send that cannot pass as `window_closed` / `limit_reached` with no API call;
   the errcodes 45015 / 45047 stay as the backstop for what the check cannot see (another
   process sending to the same customer at the same moment). Entering the session is not a
@@ -43,12 +43,12 @@ from adapters.tasks import TaskSet
 from adapters.wechat_common import BadRequest, BadSignature, content_text, parse_xml, split_text
 from adapters.wechat_mp import SendPlan, send_text_parts, text_plan
 from adapters.wecom import WeComCrypto, wecom_secret
-from bot import clock
-from bot.config import ChannelConfig
-from bot.dispatcher import ReplySlot
-from bot.events import Inbound
-from bot.models import ChannelCursor, Conversation, Customer, Message, Outbox
-from bot.outbox import SendResult
+from bot.core import clock
+from bot.core.config import ChannelConfig
+from bot.conversation.dispatcher import ReplySlot
+from bot.core.events import Inbound
+from bot.core.models import ChannelCursor, Conversation, Customer, Message, Outbox
+from bot.sending.results import SendResult
 
 log = logging.getLogger("kefu.wechat_kf")
 
@@ -307,12 +307,12 @@ class WeChatKfSender:
 
     Every send goes out as the channel's own account, whatever the content says: the
     platform's limits are kept per customer *per account*, and the pre-send check counts
-    per channel and recipient (bot/send_window.py), which is the same thing only because
+    per channel and recipient (bot/sending/send_window.py), which is the same thing only because
     a wechat_kf channel is exactly one account (`open_kfid` is required, and the pull
     keeps only that account's messages). `channel_kind` and `plan` let the delivery check
     the 48-hour window and the 5 messages per customer message before `send`."""
 
-    channel_kind = "wechat_kf"  # which platform rules bot/send_window.py applies
+    channel_kind = "wechat_kf"  # which platform rules bot/sending/send_window.py applies
 
     def __init__(self, api: WeChatApi, open_kfid: str, rate_per_second: float = 0.0) -> None:
         if not open_kfid:

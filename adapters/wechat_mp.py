@@ -21,9 +21,9 @@ from adapters.bridge import CoreBridge
 from adapters.wechat_callback import CallbackChannel
 from adapters.wechat_common import (BadRequest, check_xml, content_text, decrypt, envelope_encrypt, new_nonce,
                                     parse_message, parse_xml, split_text, to_inbound, verify_signature)
-from bot.config import ChannelConfig
-from bot.events import Inbound
-from bot.outbox import SendResult
+from bot.core.config import ChannelConfig
+from bot.core.events import Inbound
+from bot.sending.results import SendResult
 
 
 class OfficialAccountChannel(CallbackChannel):
@@ -73,7 +73,7 @@ class OfficialAccountChannel(CallbackChannel):
 def blocking_post(channel: ChannelConfig) -> Callable[[str, Mapping[str, Any]], dict[str, Any]]:
     """A synchronous `post(path, body) -> answer` on the 公众号 API, for callers outside the
     event loop (the panel creating a 渠道活码, bot/crm/channel_codes.py). It shares the
-    access_token with the running kefu through the database (bot.tokens), so it never
+    access_token with the running kefu through the database (bot.sending.tokens), so it never
     invalidates the server's token. Raises ApiError when the platform cannot be reached."""
 
     def post(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ UNSPLIT_KINDS = frozenset({"image", "news", "template", "mass"})
 class SendPlan:
     """What one attempt at an outbox content puts on the platform, worked out once.
 
-    Why: the pre-send check (bot/send_window.py) needs to know how many platform messages a
+    Why: the pre-send check (bot/sending/send_window.py) needs to know how many platform messages a
     send makes (微信客服 counts each part of a split text), and the sender needs the parts
     themselves; cutting the text once and handing the same plan to both keeps them from
     disagreeing and saves the second split. `messages` is what the check counts;
@@ -125,7 +125,7 @@ def text_plan(content: Mapping[str, Any]) -> SendPlan:
 
 
 def _parts_sent(content: Mapping[str, Any]) -> int:
-    """The parts an earlier attempt got accepted (written by `bot.outbox.record`)."""
+    """The parts an earlier attempt got accepted (written by `bot.sending.outbox.record`)."""
     value = content.get("parts_sent") or 0
     try:
         start = int(value)
@@ -145,11 +145,11 @@ class OfficialAccountSender:
 
     text, image and news are customer-service messages (`message/custom/send`), allowed
     only within 48 hours of the recipient's last interaction: the delivery checks that
-    before calling `send` (`channel_kind`, `plan`; see bot/send_window.py). Template and
+    before calling `send` (`channel_kind`, `plan`; see bot/sending/send_window.py). Template and
     mass sends are not limited.
     """
 
-    channel_kind = "wechat_mp"  # which platform rules bot/send_window.py applies
+    channel_kind = "wechat_mp"  # which platform rules bot/sending/send_window.py applies
 
     def __init__(self, api: WeChatApi, rate_per_second: float = 0.0) -> None:
         self.api = api

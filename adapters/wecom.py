@@ -20,9 +20,9 @@ from adapters.wechat_callback import CallbackChannel
 from adapters.wechat_common import (check_xml, decrypt, envelope_encrypt, new_nonce, parse_message, parse_xml,
                                     to_inbound, verify_signature)
 from adapters.wechat_mp import send_text_parts
-from bot.config import ChannelConfig
-from bot.events import Inbound
-from bot.outbox import SendResult
+from bot.core.config import ChannelConfig
+from bot.core.events import Inbound
+from bot.sending.results import SendResult
 
 
 SEND_WELCOME = "/cgi-bin/externalcontact/send_welcome_msg"
@@ -152,7 +152,7 @@ def blocking_fetch(channel: ChannelConfig) -> Callable[[str, Mapping[str, Any] |
     """A synchronous `fetch(path, body, params) -> answer` on the WeCom API (POST with a body,
     GET without), for callers outside the event loop: `kefu wecom sync` and contact-way
     codes (bot/crm/wecom_contacts.py). The access_token is shared through the database
-    (bot.tokens), never invalidating the server's. Raises ApiError when unreachable."""
+    (bot.sending.tokens), never invalidating the server's. Raises ApiError when unreachable."""
 
     def fetch(path: str, body: Mapping[str, Any] | None, params: Mapping[str, str] | None) -> dict[str, Any]:
         async def call() -> dict[str, Any]:

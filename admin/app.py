@@ -1,7 +1,7 @@
 """The admin panel application.
 
 Why Flask-Admin over peewee: CRUD for every model comes from the model definitions, and
-the panel shares `bot.models` with the bot, so what an operator saves is what the bot reads
+the panel shares `bot.core.models` with the bot, so what an operator saves is what the bot reads
 (the FAQ store picks edits up within seconds). Every view requires login (admin/auth.py);
 `CSRFProtect` checks a token on every POST, and the model forms carry that same token;
 customer-written text is escaped by Jinja's autoescape. Chinese by default with Flask-Admin's
@@ -27,8 +27,8 @@ from admin.auth import LoginIndexView, SessionUser
 from admin.filters import local_time
 from admin.messages import flashed_messages
 from admin.views import register_views
-from bot.config import Config
-from bot.secrets import ensure_secret
+from bot.core.config import Config
+from bot.core.secrets import ensure_secret
 
 LANGUAGES = ("zh_Hans_CN", "en")
 # What operators type or links carry for Chinese: the locale Flask-Admin's catalog is named by

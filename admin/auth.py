@@ -28,7 +28,7 @@ from admin.filters import (
     FreshFilterOptions, KefuFilterConverter, KefuModelConverter, LabelledChoiceFilters, local_time, readable_float,
     readable_float_detail,
 )
-from bot.models import AdminUser
+from bot.core.models import AdminUser
 
 
 class CsrfForm(BaseForm):

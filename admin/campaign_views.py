@@ -22,15 +22,15 @@ from wtforms.validators import NumberRange, Optional
 
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.messages import flash, text as message_text
-from bot import campaigns
+from bot.campaigns import checks as campaign_checks, cron as campaign_cron, runs, targets as campaign_targets
 from bot.crm import segments
-from bot.models import Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
+from bot.core.models import Agent, Campaign, Coupon, Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
 
 STATUS_LABELS = {"draft": _l("草稿"), "scheduled": _l("已排期"), "running": _l("发送中"), "paused": _l("已暂停"),
                  "done": _l("已完成"), "cancelled": _l("已取消")}
 TARGETS = [("group", _l("群")), ("tag", _l("标签")), ("level", _l("会员等级")), ("segment", _l("人群")),
            ("all", _l("全部顾客"))]
-# Delivery.status and .reason are stored as keys: bot.fanout writes the statuses and the skip
+# Delivery.status and .reason are stored as keys: bot.campaigns.fanout writes the statuses and the skip
 # reasons (`refusal`, `choose`, `sync_outcomes`, `withdraw`), the jobs the "nothing to send" ones.
 DELIVERY_STATUSES = {"pending": _l("待发送"), "claimed": _l("已排队发送"), "sent": _l("已发送"), "skipped": _l("跳过"),
                      "failed": _l("失败"), "in_doubt": _l("结果未知")}
@@ -54,24 +54,24 @@ CHANGES: dict[str, tuple[str, ...]] = {
 
 def progress(campaign: Campaign) -> dict[str, int]:
     """Recipient counts by status of the current (or last) run."""
-    return campaigns.progress(campaign) if campaign.run_key else {}
+    return runs.progress(campaign) if campaign.run_key else {}
 
 
 def send_paths(campaign: Campaign) -> dict[str, int] | None:
     """Who each path would reach if the campaign were sent now (None: a wrong target)."""
     kinds = {c.name: c.kind for c in current_app.config["KEFU_CONFIG"].channels}
     try:
-        return campaigns.paths(campaign, kinds)
-    except campaigns.CampaignError:
+        return runs.paths(campaign, kinds)
+    except campaign_targets.CampaignError:
         return None
 
 
 def change_status(campaign: Campaign, change: str) -> None:
-    """Apply a change through bot.campaigns; raises campaigns.CampaignError when refused."""
+    """Apply a change through bot.campaigns; raises campaign_targets.CampaignError when refused."""
     if change == "schedule":
-        campaigns.schedule(campaign)
+        runs.schedule(campaign)
     else:
-        getattr(campaigns, change)(campaign.id)
+        getattr(runs, change)(campaign.id)
 
 
 def _progress(view: Any, context: Any, model: Campaign, name: str) -> Markup:
@@ -124,7 +124,7 @@ def audience_choices() -> dict[str, list[tuple[str, str]]]:
         str(_l("客户群")): [(f"group:{g.id}", counted(f"{g.name} · {g.kind}", members.get(g.id, 0)))
                            for g in CustomerGroup.select().order_by(CustomerGroup.name)],
         str(_l("标签")): [(f"tag:{t.id}", counted(t.name, tagged.get(t.id, 0))) for t in Tag.select().order_by(Tag.name)],
-        str(_l("会员等级")): [(f"level:{n}", counted(name, levels.get(n, 0))) for n, name in campaigns.LEVEL_NAMES.items()],
+        str(_l("会员等级")): [(f"level:{n}", counted(name, levels.get(n, 0))) for n, name in campaign_targets.LEVEL_NAMES.items()],
         str(_l("客户筛选")): [(f"segment:{s.id}", counted(s.name, _segment_size(s)))
                              for s in Segment.select().order_by(Segment.name)],
     }
@@ -147,8 +147,8 @@ def audience_value(campaign: Campaign) -> str:
         value = str(row.id) if row else value
     if kind == "level":
         try:
-            value = str(campaigns._level(value))
-        except campaigns.CampaignError:
+            value = str(campaign_targets._level(value))
+        except campaign_targets.CampaignError:
             pass
     return f"{kind}:{value if kind != 'all' else ''}"
 
@@ -171,12 +171,12 @@ def form_cron(form: Any) -> str:
     advanced = (form.cron.data or "").strip()
     if advanced:
         return advanced
-    return campaigns.repeat_cron(form.repeat.data or "", form.repeat_at.data or "", form.repeat_weekday.data or "mon",
+    return campaign_cron.repeat_cron(form.repeat.data or "", form.repeat_at.data or "", form.repeat_weekday.data or "mon",
                                  form.repeat_day.data or 1)
 
 
 def _repeat_words(view: Any, context: Any, model: Campaign, name: str) -> str:
-    return campaigns.describe_cron(model.cron) or message_text(_l("不重复"))
+    return campaign_cron.describe_cron(model.cron) or message_text(_l("不重复"))
 
 
 def _audience(view: Any, context: Any, model: Campaign, name: str) -> str:
@@ -187,7 +187,7 @@ def _audience(view: Any, context: Any, model: Campaign, name: str) -> str:
         row = names[kind].get_or_none(names[kind].id == int(value))
         return row.name if row else model.target_value
     if kind == "level" and value.isdigit():
-        return campaigns.LEVEL_NAMES.get(int(value), value)
+        return campaign_targets.LEVEL_NAMES.get(int(value), value)
     return model.target_value
 
 
@@ -246,7 +246,7 @@ class CampaignView(SecureModelView):
         form.text.data = content.get("text", "")
         form.coupon.data = str(content.get("coupon_id") or "")
         form.audience.data = audience_value(campaign)
-        repeat = campaigns.parse_repeat(campaign.cron)
+        repeat = campaign_cron.parse_repeat(campaign.cron)
         if repeat is not None:  # said in words; the advanced field stays empty
             form.repeat.data, form.repeat_at.data = repeat["every"], repeat["at"]
             form.repeat_weekday.data, form.repeat_day.data = repeat["weekday"], repeat["day"]
@@ -262,12 +262,12 @@ class CampaignView(SecureModelView):
         stored = Campaign.get_or_none(Campaign.id == request.args.get("id", type=int)) if request.args.get("id") else None
         try:
             draft = draft_from(form, stored)
-        except campaigns.CampaignError as exc:
+        except campaign_targets.CampaignError as exc:
             form.repeat_at.errors = [*form.repeat_at.errors, str(exc)]
             return False
-        found = [(form.audience, campaigns.target_problems(draft)), (form.text, campaigns.content_problems(draft)),
+        found = [(form.audience, campaign_checks.target_problems(draft)), (form.text, campaign_checks.content_problems(draft)),
                  (form.cron if draft.cron and (form.cron.data or "").strip() else form.run_at,
-                  campaigns.timing_problems(draft))]
+                  campaign_checks.timing_problems(draft))]
         for field, problems in found:
             field.errors = [*field.errors, *problems]
         return not any(problems for _, problems in found)
@@ -288,7 +288,7 @@ class CampaignView(SecureModelView):
             model.status = "draft"
 
     def after_model_change(self, form: Any, model: Campaign, is_created: bool) -> None:
-        if not campaigns.target_problems(model) and campaigns.audience_size(model) == 0:
+        if not campaign_checks.target_problems(model) and campaign_targets.audience_size(model) == 0:
             flash(_l("注意：发送对象现在没有顾客（0 人），这个活动还不能发送"), "warning")
 
     def render(self, template: str, **kwargs: Any) -> Any:
@@ -310,7 +310,7 @@ class CampaignView(SecureModelView):
             return self._schedule_confirmed(campaign)
         try:
             change_status(campaign, change)
-        except campaigns.CampaignError as exc:
+        except campaign_targets.CampaignError as exc:
             flash(str(exc), "error")
         else:
             flash(_l("已更新活动状态"), "success")
@@ -324,8 +324,8 @@ class CampaignView(SecureModelView):
             flash(_l("请先在确认页核对人数和预览，再勾选确认"), "error")
             return redirect(url_for(".confirm_view", id=campaign.id))
         try:
-            count = campaigns.schedule(campaign, confirmed_count=confirmed)
-        except campaigns.CampaignError as exc:
+            count = runs.schedule(campaign, confirmed_count=confirmed)
+        except campaign_targets.CampaignError as exc:
             flash(str(exc), "error")
             return redirect(url_for(".confirm_view", id=campaign.id))
         flash(_l("已安排发送给 %(n)s 位顾客"), "success", n=count)
@@ -339,13 +339,13 @@ class CampaignView(SecureModelView):
         if campaign is None:
             flash(_l("活动不存在"), "error")
             return redirect(url_for(".index_view"))
-        problems = campaigns.problems(campaign)
-        count = campaigns.audience_size(campaign) if not campaigns.target_problems(campaign) else 0
+        problems = campaign_checks.problems(campaign)
+        count = campaign_targets.audience_size(campaign) if not campaign_checks.target_problems(campaign) else 0
         if not problems and count == 0:
             problems = [message_text(_l("发送对象里没有顾客（0 人），不能发送"))]
         return self.render("admin/kefu_campaign_confirm.html", model=campaign, problems=problems, count=count,
-                           paths=send_paths(campaign), shown=campaigns.preview(campaign),
-                           repeat=campaigns.describe_cron(campaign.cron), agents=_agents(),
+                           paths=send_paths(campaign), shown=campaign_checks.preview(campaign),
+                           repeat=campaign_cron.describe_cron(campaign.cron), agents=_agents(),
                            when=_when(campaign))
 
     @expose("/audience/")
@@ -355,14 +355,14 @@ class CampaignView(SecureModelView):
         kind, _, value = (request.args.get("audience") or "all:").partition(":")
         draft = Campaign(target_kind=kind, target_value=value, content_kind="text",
                          content={"text": request.args.get("text") or ""})
-        problems = campaigns.target_problems(draft)
+        problems = campaign_checks.target_problems(draft)
         if problems:
             return jsonify({"error": problems[0]}), 400
         paths = send_paths(draft) or {}
-        return jsonify({"count": campaigns.audience_size(draft), "paths": paths,
+        return jsonify({"count": campaign_targets.audience_size(draft), "paths": paths,
                         "text": message_text(_l("现在 %(n)s 人：客服消息可达 %(cs)s，模板消息 %(tpl)s，公众号群发 %(mass)s，"
                                                 "无法送达 %(none)s，不发送 %(refused)s"),
-                                             n=campaigns.audience_size(draft), cs=paths.get("customer_service", 0),
+                                             n=campaign_targets.audience_size(draft), cs=paths.get("customer_service", 0),
                                              tpl=paths.get("template", 0), mass=paths.get("mass", 0),
                                              none=paths.get("unreachable", 0), refused=paths.get("refused", 0))})
 
@@ -378,8 +378,8 @@ class CampaignView(SecureModelView):
             flash(_l("请先勾选确认：结果未知的消息可能已经送达，重发会让这些顾客收到两次"), "error")
             return redirect(url_for(".details_view", id=campaign.id))
         try:
-            resent = campaigns.resend_in_doubt(campaign.id)
-        except campaigns.CampaignError as exc:
+            resent = runs.resend_in_doubt(campaign.id)
+        except campaign_targets.CampaignError as exc:
             flash(str(exc), "error")
         else:
             flash(_l("已重新排队 %(n)s 条结果未知的消息"), "success", n=resent)
@@ -403,14 +403,14 @@ class CampaignView(SecureModelView):
                 if customer is None:
                     flash(_l("没有编号为 %(n)s 的顾客"), "error", n=customer_no)
                     return back
-                queued = campaigns.send_test(campaign, customer=customer)
+                queued = runs.send_test(campaign, customer=customer)
                 flash(_l("已发送测试消息给顾客 %(name)s"), "success", name=str(customer))
                 return back
             agents = None
             if to.startswith("a:") and to[2:].isdigit():
                 agents = list(Agent.select().where(Agent.id == int(to[2:])))
-            queued = campaigns.send_test(campaign, agents)
-        except campaigns.CampaignError as exc:
+            queued = runs.send_test(campaign, agents)
+        except campaign_targets.CampaignError as exc:
             flash(str(exc), "error")
         else:
             flash(_l("已发送测试消息给 %(n)s 位客服"), "success", n=queued)
@@ -426,7 +426,7 @@ def _when(campaign: Campaign) -> str:
     from admin.filters import local_time
 
     if campaign.cron:
-        return campaigns.describe_cron(campaign.cron)
+        return campaign_cron.describe_cron(campaign.cron)
     if campaign.run_at is not None:
         return local_time(None, campaign.run_at, "run_at")[:16]
     return message_text(_l("确认后立即发送"))

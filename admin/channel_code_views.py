@@ -18,10 +18,10 @@ from flask_babel import lazy_gettext as _l
 from admin.auth import SecureView
 from admin.filters import shop_zone
 from admin.messages import flash, text
-from bot.config import Config
+from bot.core.config import Config
 from bot.crm import channel_codes
 from bot.crm.channel_codes import CodeError, CodeSpec
-from bot.models import ChannelCode, Coupon, CustomerGroup
+from bot.core.models import ChannelCode, Coupon, CustomerGroup
 
 
 def _mp_channels() -> list[str]:
@@ -87,7 +87,7 @@ class ChannelCodeView(SecureView):
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
         from adapters.api_client import ApiError
-        from bot.tokens import TokenUnavailable
+        from bot.sending.tokens import TokenUnavailable
 
         error = ""
         if request.method == "POST":

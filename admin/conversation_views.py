@@ -2,7 +2,7 @@
 
 Why the thread is read-only: what the customer and the agents said is a record; the panel
 changes who handles a conversation and whether it is open, through the same functions the
-bot and the agents' commands use (`bot.assignment`, `bot.conversations`), so the rules (one
+bot and the agents' commands use (`bot.agents.assignment`, `bot.crm.conversations`), so the rules (one
 open conversation per customer, capacity, the assignment lock) hold here too. Every text a
 customer wrote is rendered through Jinja's autoescape, never marked safe.
 """
@@ -18,21 +18,23 @@ from flask_babel import gettext, lazy_gettext as _l
 from admin.auth import ReadOnlyView
 from admin.messages import flash
 from admin.faq_views import short
-from bot import assignment, clock, conversations, kpi, settings
-from bot.events import Reply
-from bot.outgoing import Outgoing
-from bot.relay import drain_queue_messages, emit
-from bot.routing import handoff_messages
-from bot.db import advisory_xact_lock, transaction
-from bot.models import Agent, Conversation, Message
+from bot.agents import assignment, kpi
+from bot.crm import conversations
+from bot.core import clock, settings
+from bot.core.events import Reply
+from bot.sending.outgoing import Outgoing
+from bot.conversation.relay_delivery import drain_queue_messages, emit
+from bot.conversation.routing import handoff_messages
+from bot.core.db import advisory_xact_lock, transaction
+from bot.core.models import Agent, Conversation, Message
 
 STATUS_LABELS = {"bot": _l("机器人接待"), "queued": _l("排队中"), "assigned": _l("人工接待中"), "resolved": _l("已结束")}
-# Conversation.handoff_reason and .resolved_by are stored as keys (bot.routing, bot.conversations).
+# Conversation.handoff_reason and .resolved_by are stored as keys (bot.conversation.routing, bot.crm.conversations).
 HANDOFF_REASONS = {"requested": _l("顾客要求转人工"), "human_first": _l("人工优先"), "unsure": _l("机器人没有把握"),
                    "unanswered": _l("机器人多次未能回答"), "agent_offline": _l("原客服已下线"),
                    "transfer": _l("客服转接"), "revisit": _l("回访低分")}
 RESOLVED_BY = {"agent": _l("客服结束"), "admin": _l("后台结束"), "idle": _l("超时自动结束"), "customer": _l("顾客结束")}
-# Message.direction and .author are stored as keys (bot.dispatcher, bot.relay, bot.outbox).
+# Message.direction and .author are stored as keys (bot.conversation.dispatcher, bot.conversation.relay, bot.sending.outbox).
 DIRECTIONS = {"in": _l("收到"), "out": _l("发出")}
 AUTHORS = {"customer": _l("顾客"), "agent": _l("客服"), "bot": _l("机器人"), "system": _l("系统")}
 TRANSFER_ERRORS = {"same": _l("已经是这位客服"), "inactive": _l("该客服已停用"), "offline": _l("该客服已下线"),
@@ -113,7 +115,7 @@ class ConversationView(ReadOnlyView):
 
 
 def waiting_text(conversation: Conversation) -> str:
-    """How long the customer has waited for a person (bot.kpi.waiting_since), "" when nobody
+    """How long the customer has waited for a person (bot.agents.kpi.waiting_since), "" when nobody
     waits; past the response limit it starts with ⚠ so the operator sees who to take first."""
     since = kpi.waiting_since(conversation) if conversation.status in ("queued", "assigned") else None
     if since is None:

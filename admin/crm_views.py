@@ -24,9 +24,9 @@ from wtforms.validators import Optional, ValidationError
 from admin.auth import ReadOnlyView, SecureModelView
 from admin.messages import flash, text
 from admin.faq_views import short
-from bot import clock
+from bot.core import clock
 from bot.crm import groups, segments
-from bot.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Order, Segment, Tag
+from bot.core.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Order, Segment, Tag
 
 LEVELS = [(0, "普通"), (1, "VIP1"), (2, "VIP2"), (3, "VIP3"), (4, "VIP4")]
 AGENT_STATUSES = [("online", _l("在线")), ("away", _l("离开")), ("offline", _l("下线"))]
@@ -316,7 +316,7 @@ class AgentView(SecureModelView):
     def after_model_change(self, form: Any, model: Agent, is_created: bool) -> None:
         """Setting an agent offline here does what their own 下线 command does (waiting
         conversations back to the queue, everyone told); online serves the queue."""
-        from bot.relay import drain_queue_messages, emit, go_offline
+        from bot.conversation.relay_delivery import drain_queue_messages, emit, go_offline
 
         before = getattr(model, "_status_before", None)
         if model.status == before:

@@ -2,7 +2,7 @@
 
 Why computed here from the rows: the figures a shop manager reads at a glance (messages in,
 bot answer rate, handoffs, queue now, first response time, reply rate, satisfaction) are all
-derivable from Message and UnansweredQuestion (the bot's side) and from `bot.kpi` (the
+derivable from Message and UnansweredQuestion (the bot's side) and from `bot.agents.kpi` (the
 agents' side: first response, reply rate, satisfaction, per agent, from the assignment log,
 so a conversation that passed through two agents counts for both). Days are the shop's
 local days (the business-hours timezone).
@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 import peewee
 from peewee import SQL
 
-from bot import clock, kpi, settings
-from bot.db import is_postgres
-from bot.models import Conversation, Message, UnansweredQuestion
+from bot.agents import kpi
+from bot.core import clock, settings
+from bot.core.db import is_postgres
+from bot.core.models import Conversation, Message, UnansweredQuestion
 
 DAYS = 30
 
@@ -147,7 +148,7 @@ def learning_series(days: int = DAYS) -> dict[str, Any]:
 
 
 def per_agent(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per-agent figures for [start, end) (bot.kpi's definitions)."""
+    """Per-agent figures for [start, end) (bot.agents.kpi's definitions)."""
     return [asdict(row) for row in kpi.per_agent(start, end)]
 
 

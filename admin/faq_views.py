@@ -23,13 +23,13 @@ from wtforms.validators import ValidationError
 from admin.auth import SecureModelView, SecureView
 from admin.faq_csv import parse_csv, to_csv
 from admin.messages import flash, text
-from bot import clock, settings
+from bot.core import clock, settings
 from bot.faq import conflicts
 from bot.faq import io as faq_io
 from bot.faq import learning
 from bot.faq.store import FaqStore, touch
-from bot.migrations import FAQ_CATEGORIES
-from bot.models import Faq, FaqCategory, FaqQuestion
+from bot.core.migrations import FAQ_CATEGORIES
+from bot.core.models import Faq, FaqCategory, FaqQuestion
 
 MAX_PHRASING = 512  # FaqQuestion.text
 

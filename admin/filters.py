@@ -23,8 +23,8 @@ from flask_admin.form import DateTimePickerWidget
 from flask_admin.model.filters import convert
 from wtforms import DateTimeField, TextAreaField
 
-from bot.db import UTCDateTimeField
-from bot.models import JSONField
+from bot.core.db import UTCDateTimeField
+from bot.core.models import JSONField
 
 OPTIONS_LIMIT = 500
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from bot.config import Config
+from bot.core.config import Config
 from bot.ops import metrics
 
 

@@ -21,16 +21,16 @@ from admin.auth import ReadOnlyView, SecureModelView, SessionUser
 from admin.faq_views import category_names, short, threshold
 from admin.messages import flash, text
 from bot.faq import learning
-from bot.models import AdminUser, Faq, Outbox
+from bot.core.models import AdminUser, Faq, Outbox
 
 FAILED_STATUSES = ("failed", "window_closed", "limit_reached")
 # Why an unanswered question was recorded (UnansweredQuestion.reason, stored as the key).
 UNANSWERED_REASONS = {"abstained": _l("未命中"), "handoff": _l("回答后顾客转人工"), "disliked": _l("顾客点踩")}
-# Outbox.status is stored as the key (bot.outbox, bot.fanout.withdraw, the channel adapters).
+# Outbox.status is stored as the key (bot.sending.outbox, bot.campaigns.fanout.withdraw, the channel adapters).
 OUTBOX_STATUSES = {"pending": _l("待发送"), "sending": _l("正在发送"), "sent": _l("已发送"), "failed": _l("失败"),
                    "window_closed": _l("超出48小时客服窗口"), "limit_reached": _l("超出回复条数限制"),
                    "cancelled": _l("已取消")}
-# What a failed status means for the operator (the wording bot.relay tells the agent).
+# What a failed status means for the operator (the wording bot.conversation.relay tells the agent).
 OUTBOX_REASONS = {"failed": _l("平台拒绝了这条消息，或多次重试仍未成功"),
                   "window_closed": _l("顾客超过48小时未发消息，平台不允许主动发送"),
                   "limit_reached": _l("已达到平台对本次互动的回复条数上限")}

@@ -5,7 +5,7 @@ is greeted and routed, so each field is parsed and checked before anything is sa
 or nothing), and the page says which field is wrong. Every setting has a labelled field
 (issue 25: raw JSON with English keys is no use to a shop operator): member levels as a
 VIP1–VIP4 table, retention as day counts, the scheduled messages as switches, numbers,
-a coupon picker and textareas. A setting added later to `bot.settings.DEFAULTS` without a
+a coupon picker and textareas. A setting added later to `bot.core.settings.DEFAULTS` without a
 field here still gets one from its default's type (text, number, switch); only a nested
 value falls back to JSON until it is given its own fields.
 """
@@ -21,10 +21,10 @@ from flask_babel import lazy_gettext as _l
 
 from admin.auth import SecureView
 from admin.messages import flash, text
-from bot import settings
-from bot.business_hours import is_open
-from bot import clock
-from bot.routing import keyword_overlaps
+from bot.core import settings
+from bot.agents.business_hours import is_open
+from bot.core import clock
+from bot.faq.handoff_intent import keyword_overlaps
 
 MODES = (("bot_first", _l("机器人优先")), ("human_first", _l("人工优先")), ("mixed", _l("混合（机器人没把握时转人工）")))
 DAYS = (("mon", _l("周一")), ("tue", _l("周二")), ("wed", _l("周三")), ("thu", _l("周四")), ("fri", _l("周五")), ("sat", _l("周六")),
@@ -250,7 +250,7 @@ def _job(key: str, form: Any) -> dict[str, Any]:
 
 
 def _coupon(key: str, raw: str) -> int | None:
-    from bot.models import Coupon
+    from bot.core.models import Coupon
 
     if not raw.strip():
         return None
@@ -287,7 +287,7 @@ class SettingsView(SecureView):
         extra = {key: current[key] if isinstance(settings.DEFAULTS[key], (bool, int, str))
                  else json.dumps(current[key], ensure_ascii=False, indent=2)
                  for key in sorted(set(settings.DEFAULTS) - DEDICATED)}
-        from bot.models import Coupon
+        from bot.core.models import Coupon
 
         coupons = [(c.id, c.name) for c in Coupon.select(Coupon.id, Coupon.name).order_by(Coupon.id)]
         config = current_app.config["KEFU_CONFIG"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import clock
-from bot.db import update_one
-from bot.models import LoginThrottle
+from bot.core import clock
+from bot.core.db import update_one
+from bot.core.models import LoginThrottle
 
 MAX_FAILURES = 20
 WINDOW = timedelta(minutes=15)

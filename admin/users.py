@@ -13,9 +13,9 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from admin.messages import text
-from bot import clock
-from bot.db import update_one
-from bot.models import AdminUser
+from bot.core import clock
+from bot.core.db import update_one
+from bot.core.models import AdminUser
 
 ROLES = ("admin", "operator", "agent")  # agent: only the workbench, as its linked Agent (issue 22)
 MAX_FAILED = 5

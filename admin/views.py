@@ -19,11 +19,8 @@ from admin.crm_views import (
 from admin.faq_views import FaqCategoryView, FaqToolsView, FaqView, SynonymView
 from admin.ops_views import AdminUserView, OutboxFailureView, UnansweredView
 from admin.settings_view import ChannelsView, SettingsView
-from bot.config import Config
-from bot.models import (
-    AdminUser, Agent, Campaign, Conversation, Coupon, Customer, CustomerGroup, Delivery, Faq, FaqCategory, GroupMember,
-    IssuedCoupon, Message, Order, Outbox, Segment, Synonym, Tag, UnansweredQuestion,
-)
+from bot.core.config import Config
+from bot.core.models import AdminUser, Agent, Campaign, Conversation, Coupon, Customer, CustomerGroup, Delivery, Faq, FaqCategory, GroupMember, IssuedCoupon, Message, Order, Outbox, Segment, Synonym, Tag, UnansweredQuestion
 
 
 def register_views(admin: Admin, config: Config) -> None:

@@ -4,7 +4,7 @@ Why polling JSON from the panel rather than a socket from the webhook server: th
 already authenticates the agent (session cookie, CSRF) and runs under a WSGI server, where
 a held-open connection would pin a thread per agent; a poll every two seconds of a few
 indexed queries costs little and needs no second authentication scheme. Every read and
-action goes through `bot.workbench.visible` / `owned`, so a guessed id gets a 404.
+action goes through `bot.conversation.workbench.visible` / `owned`, so a guessed id gets a 404.
 
 Who: a panel user with the role "agent" works as their linked Agent and sees only this
 (`confine_agents` keeps them out of every other panel page); an admin or operator sees
@@ -23,10 +23,11 @@ from flask_login import current_user
 
 from admin.auth import SecureView
 from admin.faq_views import shared_store
-from bot import assignment, workbench
+from bot.conversation import workbench
+from bot.agents import assignment
 from bot.faq.learning import LearningError
-from bot.models import AdminUser, Agent
-from bot.relay import emit, say, take_offline
+from bot.core.models import AdminUser, Agent
+from bot.conversation.relay_delivery import emit, say, take_offline
 
 MAX_REPLY = 2000
 MAX_PHRASE = 500  # QuickPhrase.text

@@ -8,8 +8,8 @@ refuses to start on an outdated schema (run `kefu init` first). See docs/deploy.
 from __future__ import annotations
 
 from admin.app import create_app
-from bot.config import load_config
-from bot.runtime import open_database, setup_logging
+from bot.core.config import load_config
+from bot.core.runtime import open_database, setup_logging
 
 config = load_config()
 setup_logging(config)

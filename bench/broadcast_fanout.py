@@ -103,8 +103,8 @@ api_base = "{sandbox}"
 
 
 def seed(db_url: str, customers: int) -> int:
-    from bot import clock, db
-    from bot.models import Campaign, Customer
+    from bot.core import clock, db
+    from bot.core.models import Campaign, Customer
 
     db.connect(db_url)
     now = clock.now()
@@ -124,7 +124,7 @@ def seed(db_url: str, customers: int) -> int:
 
 class Counts:
     def __init__(self, db_url: str, campaign_id: int) -> None:
-        from bot import db
+        from bot.core import db
 
         self.database = db.connect(db_url)
         self.campaign_id = campaign_id
@@ -143,7 +143,7 @@ class Counts:
                    .fetchone()[0])
 
     def leading(self) -> bool:
-        from bot.db import is_postgres
+        from bot.core.db import is_postgres
 
         if is_postgres():
             return bool(self.database.execute_sql(
@@ -162,7 +162,7 @@ def run(customers: int, kill_at: float | None, database: str, timeout: float) ->
     if database == "sqlite":
         db_url = f"sqlite:///{tmp / 'kefu.db'}"
     else:
-        from bot.db import open_database
+        from bot.core.db import open_database
 
         schema = f"kefu_bench_{uuid.uuid4().hex[:8]}"
         admin = open_database(database)
@@ -200,11 +200,11 @@ def run(customers: int, kill_at: float | None, database: str, timeout: float) ->
             procs.append(standby)
             time.sleep(2.0)  # let it start and stand by
 
-        from bot import campaigns
-        from bot.models import Campaign
+        from bot.campaigns import runs
+        from bot.core.models import Campaign
 
         t_start = time.monotonic()
-        campaigns.schedule(Campaign.get_by_id(campaign_id))
+        runs.schedule(Campaign.get_by_id(campaign_id))
         t_first = t_kill = t_resume = None
         at_kill = 0
         peak_leader = peak_standby = cpu_leader = cpu_standby = float("nan")
@@ -274,7 +274,7 @@ def run(customers: int, kill_at: float | None, database: str, timeout: float) ->
         if finished:  # a failed run keeps its directory (processes.log) for a look
             shutil.rmtree(tmp, ignore_errors=True)
         if schema:
-            from bot.db import open_database
+            from bot.core.db import open_database
 
             admin = open_database(database)
             admin.connect()
@@ -287,19 +287,20 @@ def heap(customers: int) -> dict[str, Any]:
     planning and handing over a campaign (no sender; the outbox just fills up)."""
     import tracemalloc
 
-    from bot import campaigns, db, migrations
-    from bot.models import Campaign
+    from bot.campaigns import runs
+    from bot.core import db, migrations
+    from bot.core.models import Campaign
 
     tmp = Path(tempfile.mkdtemp(prefix="kefu-fanout-heap-"))
     db_url = f"sqlite:///{tmp / 'kefu.db'}"
     db.connect(db_url)
     migrations.upgrade()
     campaign_id = seed(db_url, customers)
-    campaigns.schedule(Campaign.get_by_id(campaign_id))
-    campaigns.start_run(campaign_id)
+    runs.schedule(Campaign.get_by_id(campaign_id))
+    runs.start_run(campaign_id)
     tracemalloc.start()
     started = time.perf_counter()
-    outcome = campaigns.drive(campaign_id, {"mp": "wechat_mp"}, max_backlog=0)
+    outcome = runs.drive(campaign_id, {"mp": "wechat_mp"}, max_backlog=0)
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -60,7 +60,7 @@ def scratch_database(database: str, tmp: Path) -> Iterator[str]:
     if database == "sqlite":
         yield f"sqlite:///{tmp / 'kefu.db'}"
         return
-    from bot.db import open_database
+    from bot.core.db import open_database
 
     schema = f"kefu_crash_{uuid.uuid4().hex[:8]}"
     server = open_database(database)
@@ -83,8 +83,8 @@ def config_file(tmp: Path, db_url: str, stand_in: str, port: int) -> Path:
 def seed(db_url: str, followers: int) -> int:
     """N followers who wrote in the last hour (inside the 48-hour window), one group of all
     of them, and a draft text campaign to the group."""
-    from bot import clock, db
-    from bot.models import Campaign, Customer, CustomerGroup, GroupMember
+    from bot.core import clock, db
+    from bot.core.models import Campaign, Customer, CustomerGroup, GroupMember
 
     db.connect(db_url)
     now = clock.now()
@@ -218,8 +218,8 @@ def play(kill: str, followers: int, latency: float, kill_at: float, database: st
 
 def tally(db_url: str, campaign_id: int, received: Counter[str]) -> dict[str, Any]:
     """Every recipient's fate, by the stand-in (what arrived) and kefu (what it reports)."""
-    from bot import db
-    from bot.models import Campaign, Customer, Delivery
+    from bot.core import db
+    from bot.core.models import Campaign, Customer, Delivery
 
     db.connect(db_url)
     run_key = Campaign.get_by_id(campaign_id).run_key

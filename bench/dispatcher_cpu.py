@@ -21,10 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot import db, demo, migrations  # noqa: E402
-from bot.config import Config, DatabaseConfig  # noqa: E402
-from bot.dispatcher import Dispatcher  # noqa: E402
-from bot.events import Inbound  # noqa: E402
+from bot import demo  # noqa: E402
+from bot.core import db, migrations
+from bot.core.config import Config, DatabaseConfig  # noqa: E402
+from bot.conversation.dispatcher import Dispatcher  # noqa: E402
+from bot.core.events import Inbound  # noqa: E402
 from bot.faq.store import FaqStore  # noqa: E402
 
 QUESTIONS = ("发货要多久", "怎么退货", "尺码怎么选", "有什么优惠券", "可以开发票吗")

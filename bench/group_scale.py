@@ -5,7 +5,7 @@ Why this shape: the issue's figures are the operator's (issue 24: the old group 
 the square of its members, 200 members was 1.8 MB and 1.75 s), so the bench drives the panel
 itself (Flask's test client in this process, logged in, CSRF tokens and all: the time is the
 server's, without a network) on a database of its own, and plans through the campaigns' own
-`bot.fanout.plan` under tracemalloc, at the full size and at a tenth of it, so a Python heap
+`bot.campaigns.fanout.plan` under tracemalloc, at the full size and at a tenth of it, so a Python heap
 that grows with the audience would show.
 
     .venv/bin/python bench/group_scale.py                       # SQLite (a temporary file)
@@ -41,9 +41,9 @@ SEED_BATCH = 2000
 
 def seed(members: int, others: int) -> None:
     """`members` VIP2 customers (the filter's match) and `others` at level 0, on a 公众号 channel."""
-    from bot import clock
-    from bot.db import transaction
-    from bot.models import Customer
+    from bot.core import clock
+    from bot.core.db import transaction
+    from bot.core.models import Customer
 
     now = clock.now()
     total = members + others
@@ -75,17 +75,18 @@ def page(panel: Any, url: str, repeat: int = 3) -> dict[str, Any]:
 
 
 def plan(group_id: int, label: str, heap: bool) -> dict[str, Any]:
-    """Plan a text campaign to the group through bot.fanout; with `heap`, under tracemalloc
+    """Plan a text campaign to the group through bot.campaigns.fanout; with `heap`, under tracemalloc
     (which slows Python down several times: its seconds are not the plan's speed)."""
-    from bot import campaigns, fanout
-    from bot.models import Campaign, Delivery
+    from bot.campaigns import targets as campaign_targets
+    from bot.campaigns import fanout
+    from bot.core.models import Campaign, Delivery
 
     campaign = Campaign.create(name=f"群发 {label}", target_kind="group", target_value=str(group_id),
                                content_kind="text", content={"text": "{nickname}您好"}, status="draft")
     key = f"bench:{campaign.id}"
     if heap:
         tracemalloc.start()
-    seconds, (planned, complete) = timed(lambda: fanout.plan(key, campaigns.targets(campaign), campaign.id))
+    seconds, (planned, complete) = timed(lambda: fanout.plan(key, campaign_targets.targets(campaign), campaign.id))
     figures = {"recipients": planned, "seconds": round(seconds, 2)}
     if heap:
         figures["python_heap_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 1e6, 2)
@@ -97,10 +98,10 @@ def plan(group_id: int, label: str, heap: bool) -> dict[str, Any]:
 def run(members: int, database_url: str, data_dir: Path) -> dict[str, Any]:
     from admin import users
     from admin.app import create_app
-    from bot import db, migrations
-    from bot.config import Config, DatabaseConfig
+    from bot.core import db, migrations
+    from bot.core.config import Config, DatabaseConfig
     from bot.crm import groups
-    from bot.models import CustomerGroup
+    from bot.core.models import CustomerGroup
     from tests.admin.conftest import PASSWORD, Panel, login
     from tests.admin.test_group_members import filter_arg
 
@@ -178,7 +179,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if schema:
-            from bot.db import database
+            from bot.core.db import database
 
             database.close()
             drop_schema(args.database, schema)

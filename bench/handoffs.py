@@ -1,7 +1,7 @@
 """Concurrent handoffs: P worker processes (each its own connection, like `kefu serve`
 processes) send "转人工" from N new customers at K online agents, through the dispatcher.
 
-Why: assignment serializes on one database lock (see bot/assignment.py), so its cost bounds
+Why: assignment serializes on one database lock (see bot/agents/assignment.py), so its cost bounds
 how many handoffs per second a deployment can take; the bench prints that figure and checks
 the fairness invariants on the result.
 
@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def worker(url: str, index: int, count: int, start: Any, results: Any) -> None:
-    from bot import db
-    from bot.config import ChannelConfig, Config, DatabaseConfig
-    from bot.dispatcher import Dispatcher
-    from bot.events import Inbound
+    from bot.core import db
+    from bot.core.config import ChannelConfig, Config, DatabaseConfig
+    from bot.conversation.dispatcher import Dispatcher
+    from bot.core.events import Inbound
 
     db.connect(url)
     dispatcher = Dispatcher(Config(database=DatabaseConfig(url=url), channels=(ChannelConfig(name="web", kind="web"),)))
@@ -59,8 +59,8 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=80)
     args = parser.parse_args()
 
-    from bot import db, migrations
-    from bot.models import Agent, AssignmentLog, Conversation
+    from bot.core import db, migrations
+    from bot.core.models import Agent, AssignmentLog, Conversation
 
     schema = ""
     if args.database.startswith("postgres"):

@@ -96,8 +96,8 @@ def main() -> None:
         env = {**os.environ, "KEFU_DATABASE_URL": url, "KEFU_DATA_DIR": tmp, "KEFU_ORDERS_SECRET": SECRET,
                "KEFU_LOG_LEVEL": "WARNING", "KEFU_SCHEDULER_ENABLED": "false"}
         subprocess.run([KEFU, "init"], env=env, check=True, capture_output=True)
-        from bot import db
-        from bot.models import Customer, Order
+        from bot.core import db
+        from bot.core.models import Customer, Order
 
         db.connect(url)
         Customer.insert_many([{"channel": "web", "external_id": f"v_{run}_{n}", "source": "web"}

@@ -104,7 +104,7 @@ rate_per_second = {campaign_rate}
 
 def seed_agents() -> None:
     """Agents linked to the shop's 公众号, online, room for 20 conversations each."""
-    from bot.models import Agent
+    from bot.core.models import Agent
 
     for k in range(AGENTS):
         Agent.create(name=f"坐席{k}", channel="shop", im_user_id=f"o_agent_{k}", status="online", max_open=20)
@@ -241,7 +241,7 @@ def wait_until(check: Any, seconds: float, what: str, logs: Path) -> None:
 
 def backlog() -> int:
     """Outbox rows still to be decided (pending, or claimed by a sender)."""
-    from bot.models import Outbox
+    from bot.core.models import Outbox
 
     return Outbox.select().where(Outbox.status.in_(("pending", "sending"))).count()
 
@@ -249,7 +249,7 @@ def backlog() -> int:
 def sends_doubled(stand: StandIn) -> dict[str, int]:
     """Each (recipient, text) the stand-in accepted on the shop's account, against the sent
     outbox rows of that recipient and text: more at the stand-in is a doubled send."""
-    from bot.models import Outbox
+    from bot.core.models import Outbox
 
     rows = Counter((r.recipient, str((r.content or {}).get("text", ""))) for r in
                    Outbox.select(Outbox.recipient, Outbox.content).where(
@@ -266,7 +266,7 @@ def sends_doubled(stand: StandIn) -> dict[str, int]:
 def conversations_check() -> dict[str, int]:
     """No conversation with two assignment stints open at once; no customer with two open
     conversations."""
-    from bot.models import AssignmentLog, Conversation
+    from bot.core.models import AssignmentLog, Conversation
 
     stints = list(AssignmentLog.select(AssignmentLog.conversation, AssignmentLog.assigned_at, AssignmentLog.ended_at))
     by_conversation: dict[int, list[Any]] = {}
@@ -284,7 +284,7 @@ def conversations_check() -> dict[str, int]:
 
 
 def stored_once(load: Load) -> dict[str, int]:
-    from bot.models import Message
+    from bot.core.models import Message
 
     rows = Counter(m for (m,) in Message.select(Message.external_id).where(
         (Message.channel == "shop") & (Message.direction == "in")).tuples())
@@ -352,8 +352,8 @@ def play(args: argparse.Namespace) -> dict[str, Any]:
             load = Load(Balancer([urls["A"]]), time.monotonic() + args.seconds)
             events = asyncio.run(drive(load, servers, urls, schedulers, args.seconds, args.concurrency))
             load_end = round(os.getloadavg()[0], 2)
-            from bot import db
-            from bot.config import SchedulerConfig
+            from bot.core import db
+            from bot.core.config import SchedulerConfig
 
             db.connect(db_url)
             wait_until(lambda: campaign_status(configs["serveA"], campaign_id)["status"] == "done" and not backlog(),

@@ -181,7 +181,7 @@ async def post_one(http: aiohttp.ClientSession, url: str, server: WeChatServer, 
 
 def storm_rows(database_url: str, tag: str) -> dict[str, int]:
     """Rows the storm left: inbound rows per MsgId and replies per inbound row."""
-    from bot import db
+    from bot.core import db
 
     database = db.open_database(database_url)
     database.connect()
@@ -258,8 +258,8 @@ def stop(proc: subprocess.Popen, seconds: float = 30) -> None:
 def faq_questions() -> list[str]:
     """The demo FAQs' first phrasings, minus the ones the router takes as a request for a
     person (怎么联系客服): those conversations go to an agent and the bot falls silent."""
-    from bot.routing import asks_for_human
-    from bot.settings import DEFAULTS
+    from bot.faq.handoff_intent import asks_for_human
+    from bot.core.settings import DEFAULTS
 
     lines = (ROOT / "bot/demo_data/faq_zh.jsonl").read_text(encoding="utf-8").splitlines()
     items = [json.loads(line) for line in lines if line.strip()]
@@ -294,7 +294,7 @@ deadline_seconds = 4.0
 
 
 def pg_schema_url(base: str) -> tuple[str, str]:
-    from bot import db
+    from bot.core import db
 
     schema = f"kefu_bench_{uuid.uuid4().hex[:8]}"
     admin = db.open_database(base)
@@ -306,7 +306,7 @@ def pg_schema_url(base: str) -> tuple[str, str]:
 
 
 def drop_schema(base: str, schema: str) -> None:
-    from bot import db
+    from bot.core import db
 
     admin = db.open_database(base)
     admin.connect()
@@ -395,11 +395,11 @@ def run_werobot(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 # a stage's own sub-stages are subtracted ("decision" is routing without the FAQ match)
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "decrypt + parse": (("adapters/wechat_mp.py", "_open"),),
-    "dedup and customer": (("bot/dispatcher.py", "_store_inbound"), ("bot/conversations.py", "upsert_customer"),
-                           ("bot/conversations.py", "open_conversation"), ("bot/db.py", "fetch_one")),
-    "decision": (("bot/routing.py", "route"),),
+    "dedup and customer": (("bot/conversation/dispatcher.py", "_store_inbound"), ("bot/crm/conversations.py", "upsert_customer"),
+                           ("bot/crm/conversations.py", "open_conversation"), ("bot/core/db.py", "fetch_one")),
+    "decision": (("bot/conversation/routing.py", "route"),),
     "FAQ match": (("bot/faq/store.py", "match"),),
-    "store replies": (("bot/dispatcher.py", "_persist"),),
+    "store replies": (("bot/conversation/dispatcher.py", "_persist"),),
     "encrypt + render": (("adapters/wechat_mp.py", "_encrypt"), ("adapters/wechat_common.py", "render_passive")),
 }
 

@@ -62,8 +62,8 @@ def write_config(tmp: Path, db_url: str, port: int, admin_port: int) -> Path:
 def seed_agents(db_url: str, agents: int, capacity: int) -> None:
     """Online web agents, each with a panel user of the role agent (as `kefu admin-user add`)."""
     from admin.users import create_user
-    from bot import db
-    from bot.models import Agent
+    from bot.core import db
+    from bot.core.models import Agent
 
     database = db.connect(db_url)
     for k in range(agents):

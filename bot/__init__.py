@@ -1,4 +1,9 @@
-"""kefu core: domain, decisions, storage. Imports no aiohttp, wechatpy or flask."""
+"""kefu core: domain, decisions, storage. Imports no aiohttp, wechatpy or flask.
+
+One package per concept, each importing only those below it (docs/architecture.md, the
+import-linter contracts in pyproject.toml): cli > demo > conversation > agents | campaigns
+> crm > sending > ops > faq > core.
+"""
 
 import os
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from importlib import resources
 
-from bot import settings
-from bot.agents import add_agent
-from bot.config import Config
+from bot.core import settings
+from bot.agents.presence import add_agent
+from bot.core.config import Config
 from bot.faq import io as faq_io
-from bot.models import Agent, Coupon, CustomerGroup, Faq, Setting, Synonym, Tag
+from bot.core.models import Agent, Coupon, CustomerGroup, Faq, Setting, Synonym, Tag
 
 DEMO_AGENTS = (
     ("xiaomei", "小美", "agent-xiaomei"),

@@ -12,10 +12,13 @@ import calendar
 
 import peewee
 
-from bot import fanout, settings
-from bot.campaigns import issue_coupon, placeholder_values, today_in
-from bot.db import is_postgres
-from bot.models import Customer
+from bot.campaigns import fanout
+from bot.core import settings
+from bot.campaigns.content import placeholder_values
+from bot.campaigns.runs import today_in
+from bot.crm.coupons import issue_coupon
+from bot.core.db import is_postgres
+from bot.core.models import Customer
 from jobs.common import batches, rendered
 
 

@@ -17,8 +17,9 @@ from typing import Any, Callable
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from bot import campaigns, clock
-from bot.models import Campaign
+from bot.campaigns import cron as campaign_cron, runs
+from bot.core import clock
+from bot.core.models import Campaign
 
 log = logging.getLogger("kefu.jobs.campaigns")
 
@@ -30,7 +31,7 @@ def job_id(campaign_id: int) -> str:
 
 
 def cron_trigger(cron: str, tz: str) -> CronTrigger:
-    return campaigns.crontab_trigger(cron, tz)
+    return campaign_cron.crontab_trigger(cron, tz)
 
 
 def fire_time(cron: str, tz: str, now: datetime | None = None) -> datetime:
@@ -49,7 +50,7 @@ def start(campaign_id: int, tz: str = "Asia/Shanghai") -> str | None:
     if campaign is None:
         return None
     when = fire_time(campaign.cron, tz) if campaign.cron else (campaign.run_at or clock.now())
-    return campaigns.start_run(campaign_id, when)
+    return runs.start_run(campaign_id, when)
 
 
 def wanted(tz: str) -> dict[str, tuple[int, Any]]:
@@ -66,7 +67,7 @@ def wanted(tz: str) -> dict[str, tuple[int, Any]]:
             except ValueError as exc:
                 log.warning("campaign %s: bad cron %r: %s", c.id, c.cron, exc)
         elif c.run_at is None or c.run_at <= now:
-            campaigns.start_run(c.id, c.run_at or now)
+            runs.start_run(c.id, c.run_at or now)
         else:
             jobs[job_id(c.id)] = (c.id, DateTrigger(run_date=c.run_at))
     return jobs
@@ -97,5 +98,5 @@ def drive_all(channel_kinds: dict[str, str], stop: Callable[[], bool] = lambda: 
     for (cid,) in running:  # read first: drive writes (see `wanted`)
         if stop():
             break
-        outcome[cid] = campaigns.drive(cid, channel_kinds, stop=stop)
+        outcome[cid] = runs.drive(cid, channel_kinds, stop=stop)
     return outcome

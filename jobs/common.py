@@ -10,9 +10,9 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import peewee
 
-from bot import fanout
-from bot.campaigns import as_message, fill, fill_all
-from bot.config import Config
+from bot.campaigns import fanout
+from bot.campaigns.content import as_message, fill, fill_all
+from bot.core.config import Config
 
 M = TypeVar("M", bound=peewee.Model)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from bot import clock, settings
-from bot.campaigns import placeholder_values
-from bot.models import Coupon, Customer, IssuedCoupon
+from bot.core import clock, settings
+from bot.campaigns.content import placeholder_values
+from bot.core.models import Coupon, Customer, IssuedCoupon
 from jobs.common import batches, deliver_item
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import clock, conversations, fanout, settings
-from bot.dispatcher import recover_pending
-from bot.models import Conversation, Delivery, Message, Outbox
+from bot.campaigns import fanout
+from bot.crm import conversations
+from bot.core import clock, settings
+from bot.conversation.dispatcher import recover_pending
+from bot.core.models import Conversation, Delivery, Message, Outbox
 
 
 def resolve_idle_conversations() -> int:

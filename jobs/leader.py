@@ -21,9 +21,9 @@ import uuid
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot import clock
-from bot.db import transaction
-from bot.models import Lease
+from bot.core import clock
+from bot.core.db import transaction
+from bot.core.models import Lease
 
 log = logging.getLogger("kefu.leader")
 
@@ -85,7 +85,7 @@ class AdvisoryLeadership:
         self._held = False
 
     def _connect(self) -> Any:
-        from bot.db import open_database
+        from bot.core.db import open_database
 
         conn = open_database(self.url.replace("+pool://", "://", 1))._connect()
         conn.autocommit = True

@@ -2,7 +2,7 @@
 
 Why per-order and per-dormancy keys: `revisit:{order id}` reaches each delivered order once;
 `dormant:{customer id}:{last order date}` reaches a customer once per quiet stretch (a new
-order starts a new stretch). Answers are recorded by `bot.revisits`.
+order starts a new stretch). Answers are recorded by `bot.conversation.revisits`.
 Settings: `revisit` = {"enabled", "days", "low_score", "text", "template"} ({order});
 `dormant_revisit` = {"enabled", "days", "coupon_id", "text", "template"} ({coupon}).
 """
@@ -13,9 +13,11 @@ from datetime import timedelta
 
 import peewee
 
-from bot import clock, fanout, settings
-from bot.campaigns import issue_coupon, placeholder_values
-from bot.models import Customer, Order
+from bot.campaigns import fanout
+from bot.core import clock, settings
+from bot.campaigns.content import placeholder_values
+from bot.crm.coupons import issue_coupon
+from bot.core.models import Customer, Order
 from jobs.common import batches, deliver_item, rendered
 
 

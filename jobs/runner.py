@@ -6,7 +6,7 @@ PostgreSQL advisory lock, or a lease row on SQLite); while it leads, the APSched
 (AsyncIOScheduler) runs the jobs, each in a worker thread (the core blocks); when it loses
 leadership it pauses, and a standby takes over within seconds.
 Jobs take plain ids, have fixed ids and `replace_existing`, so scheduling twice replaces.
-Every job body takes its time from `bot.clock.now()`, so tests drive them with a fake clock.
+Every job body takes its time from `bot.core.clock.now()`, so tests drive them with a fake clock.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.config import Config
+from bot.core.config import Config
 from bot.ops.metrics import JOB_RUNS, LEADER
 from jobs import leader
 
@@ -95,7 +95,7 @@ class SchedulerService:
         """Whether the job hours' zone (`[scheduler] timezone`) is the shop's (系统 → 营业时间,
         in which the panel shows times); a warning says so when not: birthdays, reminders and
         cron campaigns would then fire by another clock than the one the operator reads."""
-        from bot import settings
+        from bot.core import settings
 
         shop = str(settings.shop_zone())
         if shop == str(self.tz):

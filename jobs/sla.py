@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot import assignment, clock, settings
-from bot.db import transaction
-from bot.models import Agent, AssignmentLog, Conversation
-from bot.relay import emit, say
-from bot.routing import handoff_messages, queue_position_updates, queue_snapshot
+from bot.agents import assignment
+from bot.core import clock, settings
+from bot.core.db import transaction
+from bot.core.models import Agent, AssignmentLog, Conversation
+from bot.conversation.relay_delivery import emit, say
+from bot.conversation.routing import handoff_messages, queue_position_updates, queue_snapshot
 
 
 def overdue(sla_seconds: int) -> list[Conversation]:

@@ -16,11 +16,11 @@ from typing import Iterator
 import peewee
 import pytest
 
-from bot import clock, db, migrations, settings
-from bot.config import ChannelConfig, Config, DatabaseConfig, FaqConfig
-from bot.dispatcher import Dispatcher
+from bot.core import clock, db, migrations, settings
+from bot.core.config import ChannelConfig, Config, DatabaseConfig, FaqConfig
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq.store import FaqStore
-from bot.models import ALL_MODELS
+from bot.core.models import ALL_MODELS
 
 PG_URL = os.environ.get("KEFU_TEST_DATABASE_URL", "")
 

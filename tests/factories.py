@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from bot.events import Inbound
-from bot.models import Agent, Faq, FaqQuestion
+from bot.core.events import Inbound
+from bot.core.models import Agent, Faq, FaqQuestion
 
 _ids = itertools.count(1)
 

@@ -15,7 +15,7 @@ import urllib.request
 
 from adapters.sandbox.client import WeChatServer
 from adapters.terminal import typed_lines
-from bot.config import ChannelConfig
+from bot.core.config import ChannelConfig
 
 
 def _print(who: str, text: str) -> None:

@@ -26,14 +26,13 @@ from typing import Any, Callable, Iterable, Mapping
 import peewee
 import segno
 
-from bot import clock, settings
-from bot.campaigns import issue_coupon
+from bot.core import clock, settings
+from bot.crm.coupons import issue_coupon
 from bot.crm.groups import add_ids
-from bot.db import insert_row
-from bot.events import Inbound, Reply
-from bot.models import (ChannelCode, ChannelCodeScan, Conversation, Coupon, Customer, CustomerGroup, CustomerTag,
-                        IssuedCoupon, Order, Tag)
-from bot.outgoing import Outgoing
+from bot.core.db import insert_row
+from bot.core.events import Inbound, Reply
+from bot.core.models import ChannelCode, ChannelCodeScan, Conversation, Coupon, Customer, CustomerGroup, CustomerTag, IssuedCoupon, Order, Tag
+from bot.sending.outgoing import Outgoing
 
 # (API path, JSON body) -> the platform's JSON answer (errcode 0 or absent: success)
 PlatformPost = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]

@@ -19,11 +19,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from bot import clock
+from bot.core import clock
 from bot.crm.orders import normalize_phone
-from bot.db import transaction
-from bot.models import (Conversation, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Message,
-                        Order, Outbox, Tag, UnansweredQuestion)
+from bot.core.db import transaction
+from bot.core.models import Conversation, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Message, Order, Outbox, Tag, UnansweredQuestion
 
 ERASED_TEXT = "[已删除]"
 PROFILE_FIELDS = ("nickname", "name", "phone", "birthday", "address", "preferences", "notes")

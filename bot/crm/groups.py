@@ -28,10 +28,10 @@ from typing import IO, Iterable, Iterator, Mapping
 
 import peewee
 
-from bot import clock
+from bot.core import clock
 from bot.crm import segments
-from bot.db import is_postgres, transaction
-from bot.models import Customer, CustomerGroup, GroupMember, Segment
+from bot.core.db import is_postgres, transaction
+from bot.core.models import Customer, CustomerGroup, GroupMember, Segment
 
 CHUNK = 1000
 MAX_ID = 2**31 - 1  # a customer number fits PostgreSQL's integer

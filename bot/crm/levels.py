@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot import clock, outbox, settings
-from bot.db import insert_new, transaction
-from bot.models import Customer, Message
+from bot.sending import outbox
+from bot.core import clock, settings
+from bot.core.db import insert_new, transaction
+from bot.core.models import Customer, Message
 
 log = logging.getLogger("kefu.crm.levels")
 

@@ -13,10 +13,10 @@ import time
 from datetime import timedelta
 from typing import Any, Collection
 
-from bot import clock
+from bot.core import clock
 from bot.crm.orders import Applied, apply, parse_event
-from bot.db import insert_new, transaction
-from bot.models import SeenRequest
+from bot.core.db import insert_new, transaction
+from bot.core.models import SeenRequest
 
 PRUNE_EVERY_SECONDS = 60.0
 _pruned_at = 0.0

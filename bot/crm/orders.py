@@ -24,8 +24,8 @@ from typing import Any, Collection, Mapping
 import peewee
 
 from bot.crm import levels
-from bot.db import advisory_xact_lock, execute, transaction
-from bot.models import Customer, Order
+from bot.core.db import advisory_xact_lock, execute, transaction
+from bot.core.models import Customer, Order
 
 STATUS_RANK: dict[str, int] = {"created": 0, "paid": 1, "shipped": 2, "delivered": 3, "refunded": 4, "cancelled": 4}
 COUNTED_STATUSES = ("paid", "shipped", "delivered")  # orders that count towards spend and order count

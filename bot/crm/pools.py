@@ -13,9 +13,9 @@ from datetime import timedelta
 
 import peewee
 
-from bot import clock, settings
-from bot.db import advisory_xact_lock, transaction
-from bot.models import Agent, Customer
+from bot.core import clock, settings
+from bot.core.db import advisory_xact_lock, transaction
+from bot.core.models import Agent, Customer
 
 
 class PoolError(Exception):

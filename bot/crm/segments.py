@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 
 import peewee
 
-from bot import clock, settings
-from bot.models import Customer, CustomerTag, GroupMember, Order, Segment, Tag
+from bot.core import clock, settings
+from bot.core.models import Customer, CustomerTag, GroupMember, Order, Segment, Tag
 
 KEYS = ("levels", "tags", "tags_match", "spend_min", "spend_max", "last_order_after", "last_order_before",
         "last_order_within_days", "no_order_for_days", "groups", "birthday_month", "channels",

@@ -24,13 +24,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from bot import clock, conversations
+from bot.crm import conversations
+from bot.core import clock
 from bot.crm import channel_codes
 from bot.crm.channel_codes import CodeError, CodeSpec
-from bot.db import insert_row
-from bot.events import Inbound, Reply
-from bot.models import ChannelCode, Customer, WecomContact
-from bot.outgoing import Outgoing
+from bot.core.db import insert_row
+from bot.core.events import Inbound, Reply
+from bot.core.models import ChannelCode, Customer, WecomContact
+from bot.sending.outgoing import Outgoing
 
 # (API path, JSON body or None for a GET, query parameters) -> the platform's JSON answer
 Fetch = Callable[[str, "Mapping[str, Any] | None", "Mapping[str, str] | None"], Mapping[str, Any]]

@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from bot import clock
+from bot.core import clock
 from bot.crm import wecom_contacts
 from bot.crm.wecom_contacts import Fetch
-from bot.db import insert_row
-from bot.events import Inbound
-from bot.models import CustomerGroup, GroupMember, WecomContact, WecomGroupChat
+from bot.core.db import insert_row
+from bot.core.events import Inbound
+from bot.core.models import CustomerGroup, GroupMember, WecomContact, WecomGroupChat
 
 LIST = "/cgi-bin/externalcontact/groupchat/list"
 GET = "/cgi-bin/externalcontact/groupchat/get"

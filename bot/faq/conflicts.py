@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from bot import settings
+from bot.core import settings
 from bot.faq.matcher import Match
 from bot.faq.store import FaqStore
-from bot.models import Faq
+from bot.core.models import Faq
 
 MAX_REPORTED = 20  # an import of a thousand near-duplicates names the first ones only
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from bot import clock
-from bot.db import transaction
-from bot.models import Faq, FaqQuestion
+from bot.core import clock
+from bot.core.db import transaction
+from bot.core.models import Faq, FaqQuestion
 
 DEFAULT_CATEGORY = "更多问题"
 

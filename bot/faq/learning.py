@@ -21,13 +21,14 @@ from typing import Sequence
 
 import numpy as np
 
-from bot import clock
-from bot.db import insert_new, transaction
+from bot.core import clock, settings
+from bot.core.db import insert_new, transaction
+from bot.faq.handoff_intent import asks_for_human
 from bot.faq.lexical import LexicalIndex
 from bot.faq.normalize import normalize
 from bot.faq.semantic import Embedder, embed_cached, load_embedder
 from bot.faq.store import DbVectorCache, touch
-from bot.models import AnswerRating, Conversation, Customer, Faq, FaqQuestion, Message, UnansweredQuestion
+from bot.core.models import AnswerRating, Conversation, Customer, Faq, FaqQuestion, Message, UnansweredQuestion
 
 GROUP_SIMILARITY = 0.5  # mean of char unigram and bigram Dice to the group's newest question
 # with the model: the mean of that and the embedding cosine. Measured by `kefu faq learn-eval`
@@ -67,9 +68,6 @@ class Group:
 
 def collect_handoffs(since: timedelta = timedelta(days=7)) -> int:
     """Record, once, each question the bot answered right before the customer asked for a human."""
-    from bot import settings
-    from bot.routing import asks_for_human  # the handoff rule lives with the routing
-
     keywords = settings.get("handoff_keywords")
     added = 0
     cutoff = clock.now() - since

@@ -19,12 +19,12 @@ from typing import Any, Sequence
 import numpy as np
 import peewee
 
-from bot import clock
-from bot.db import database, insert_new
+from bot.core import clock
+from bot.core.db import database, insert_new
 from bot.faq.matcher import Entry, FaqIndex, Match
 from bot.faq.normalize import apply_synonyms, normalize
 from bot.faq.semantic import Embedder, embed_cached, load_embedder, vector_key
-from bot.models import Faq, FaqEmbedding, FaqQuestion, Synonym
+from bot.core.models import Faq, FaqEmbedding, FaqQuestion, Synonym
 
 _DEFAULT: Any = object()
 INLINE_EMBEDDINGS = 64  # more new phrasings than this are embedded in the background

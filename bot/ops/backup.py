@@ -96,7 +96,7 @@ def _backup_sqlite(path: str, target: Path) -> Outcome:
 
 def current_schema(database_url: str) -> str:
     """The schema kefu's tables live in (`search_path` may name another than public)."""
-    from bot.db import open_database
+    from bot.core.db import open_database
 
     database = open_database(database_url)
     try:
@@ -129,8 +129,8 @@ def _first_line(text: str) -> str:
 
 def rows_held(database_url: str) -> int:
     """Rows in kefu's tables (schema_version aside): 0 for a new or freshly initialised database."""
-    from bot.db import open_database
-    from bot.models import ALL_MODELS
+    from bot.core.db import open_database
+    from bot.core.models import ALL_MODELS
 
     database = open_database(database_url)
     try:

@@ -6,12 +6,12 @@ schema, channel credentials, clocks, callback URLs, FAQ engine, scheduler, outbo
 check that needs something already failed says it was not checked (·) instead of adding
 noise. The exit status is non-zero when any line is ✗.
 
-Transport stays outside `bot/`: the composition root (`bot.cli`) hands in one
+Transport stays outside `bot/`: the CLI (`bot.cli.maintenance`) hands in one
 `ChannelProbe` per WeChat-family channel (its shared token store, API base and callback URL,
 built from the adapters themselves) and the scheduler leadership probe (from `jobs`).
 
 A credentials check fetches a fresh access_token through the channel's shared token store
-(`bot.tokens`): the new token is stored for every process, exactly as a refresh after an
+(`bot.sending.tokens`): the new token is stored for every process, exactly as a refresh after an
 invalid-token answer would be, so the running senders keep working (one refresh on their
 next call at worst). A token already stored proves only that the secret was right once.
 """
@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 from urllib.parse import urlparse
 
-from bot import clock
-from bot.config import ChannelConfig, Config
+from bot.core import clock
+from bot.core.config import ChannelConfig, Config
 
 OK, BAD, SKIPPED = "✓", "✗", "·"
 STUCK_AFTER = timedelta(minutes=5)  # a due send not delivered for this long is stuck
@@ -135,7 +135,7 @@ def config_checks(config: Config) -> list[Check]:
 # --- database -------------------------------------------------------------------------------
 
 def database_check(config: Config) -> Check:
-    from bot import db
+    from bot.core import db
     from bot.ops.redact import safe_url
 
     url = config.database_url
@@ -151,7 +151,7 @@ def database_check(config: Config) -> Check:
 
 
 def schema_check() -> Check:
-    from bot import migrations
+    from bot.core import migrations
 
     try:
         missing = migrations.pending_steps()
@@ -260,7 +260,7 @@ def leader_check(leader: Callable[[], str | None]) -> Check:
 
 
 def outbox_check() -> Check:
-    from bot.models import Outbox
+    from bot.core.models import Outbox
 
     now = clock.now()
     limit = now - STUCK_AFTER

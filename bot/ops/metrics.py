@@ -48,7 +48,7 @@ HANDED_OVER = frozenset({"handoff", "queued"})
 
 def reply_stage(action: str, metas: Sequence[Mapping[str, Any]]) -> str | None:
     """How the bot answered a customer message, from the dispatcher's action and the replies'
-    meta (bot.routing writes the matcher's stage and `abstained`); None when it did not
+    meta (bot.conversation.routing writes the matcher's stage and `abstained`); None when it did not
     answer (an agent's message, a relay to the agent, a rating)."""
     if action in HANDED_OVER:
         return "handed_over"
@@ -74,7 +74,7 @@ def observe_message(channel: str, kind: str, duplicate: bool, stage: str | None,
 # --- state read from the database at scrape time --------------------------------------------------
 
 def _when(value: Any) -> datetime | None:
-    from bot.db import UTCDateTimeField
+    from bot.core.db import UTCDateTimeField
 
     if value is None or isinstance(value, datetime):
         return value
@@ -92,8 +92,8 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from peewee import fn
 
-        from bot import clock
-        from bot.models import Agent, Conversation, Delivery, Outbox
+        from bot.core import clock
+        from bot.core.models import Agent, Conversation, Delivery, Outbox
 
         now = clock.now()
         backlog = GaugeMetricFamily("kefu_outbox_backlog", "Outbox rows not sent, by channel and status",

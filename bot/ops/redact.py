@@ -6,7 +6,7 @@ database URLs and may meet configured secrets; each must hide them the same way.
 
 from __future__ import annotations
 
-from bot.config import Config
+from bot.core.config import Config
 
 MASK = "***"
 

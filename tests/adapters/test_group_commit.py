@@ -20,9 +20,9 @@ import pytest
 
 from adapters import group_commit
 from adapters.group_commit import Pending, decide_batch
-from bot.dispatcher import Dispatcher, Result
-from bot.events import Inbound
-from bot.models import Message
+from bot.conversation.dispatcher import Dispatcher, Result
+from bot.core.events import Inbound
+from bot.core.models import Message
 from tests.adapters.wechat_kit import kefu_client, mp_channel, stand, wechat
 from tests.factories import RETURNS, SHIPPING, shop_faqs
 
@@ -134,10 +134,10 @@ def test_a_failing_message_costs_only_itself_and_its_retry_is_decided_afresh(
 CRASHING_BATCH = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, sys.argv[1])
-    from bot import db
-    from bot.config import Config, DatabaseConfig, FaqConfig
-    from bot.dispatcher import Dispatcher
-    from bot.events import Inbound
+    from bot.core import db
+    from bot.core.config import Config, DatabaseConfig, FaqConfig
+    from bot.conversation.dispatcher import Dispatcher
+    from bot.core.events import Inbound
     from bot.faq.store import FaqStore
     from adapters.group_commit import decide_batch
     from tests.adapters.test_group_commit import _pending

@@ -13,8 +13,9 @@ from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery
 from adapters.server import ADAPTERS
 from adapters.wechat_kf import WeChatKfSender, kf_inbound, load_cursor
-from bot import clock, outbox
-from bot.models import ChannelCursor, Customer, Message, Outbox
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.models import ChannelCursor, Customer, Message, Outbox
 from tests.adapters.wechat_kit import CORP_ID, eventually, kefu_client, stand, wecom_channel, wecom_server
 from tests.factories import RETURNS, SHIPPING, shop_faqs
 

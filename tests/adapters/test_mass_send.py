@@ -17,8 +17,11 @@ from adapters.delivery import AsyncDelivery
 from adapters.wechat_callback import store_report
 from adapters.wechat_common import parse_message, to_inbound
 from adapters.wechat_mp import OfficialAccountSender
-from bot import campaigns, clock, fanout, outbox
-from bot.models import Campaign, Customer, CustomerGroup, Delivery, GroupMember, Outbox
+from bot.campaigns import runs
+from bot.campaigns import fanout
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.models import Campaign, Customer, CustomerGroup, Delivery, GroupMember, Outbox
 from jobs import campaigns as campaign_jobs
 from tests.adapters.wechat_kit import APP_ID, stand, wechat
 
@@ -57,9 +60,9 @@ def campaign_to(group: CustomerGroup, text: str = "双十二预售今晚开始")
 
 
 def start(campaign: Campaign, batch: int = fanout.HAND_OVER_BATCH) -> str:
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     campaign_jobs.wanted("Asia/Shanghai")
-    return campaigns.drive(campaign.id, KINDS, batch=batch, max_backlog=0)
+    return runs.drive(campaign.id, KINDS, batch=batch, max_backlog=0)
 
 
 async def deliver(delivery: AsyncDelivery) -> None:
@@ -74,19 +77,19 @@ def mass_calls(stand: Any) -> list[dict[str, Any]]:
 async def test_followers_outside_the_window_get_one_mass_send_and_the_report_fills_the_figures(
         delivery, stand, fake_clock) -> None:
     campaign = campaign_to(followers(inside=3, outside=25))
-    assert campaigns.paths(campaign, KINDS) == {
+    assert runs.paths(campaign, KINDS) == {
         "audience": 28, "customer_service": 3, "template": 0, "mass": 25, "unreachable": 0, "refused": 0,
         "mass_jobs_this_month": 0, "mass_per_follower_per_month": 4}
     assert start(campaign) == "sending"
     await deliver(delivery)
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
     custom = Counter(c.body["touser"] for c in stand.sandbox.sends("/custom/send"))
     assert sorted(custom) == ["o_in_0", "o_in_1", "o_in_2"]  # inside the window: one each, personal
     [mass] = mass_calls(stand)
     assert sorted(mass["touser"]) == [f"o_out_{i:03d}" for i in range(25)]
     assert mass["msgtype"] == "text" and mass["text"]["content"] == "双十二预售今晚开始"
     assert len(mass["clientmsgid"]) <= 64
-    progress = campaigns.progress(Campaign.get_by_id(campaign.id))
+    progress = runs.progress(Campaign.get_by_id(campaign.id))
     assert progress["sent"] == 28 and progress["mass_jobs"] == progress["mass_accepted"] == 1
     assert progress["mass_reported"] == 0
     # the platform's report arrives as a signed callback: the campaign's figures take it
@@ -94,10 +97,10 @@ async def test_followers_outside_the_window_get_one_mass_send_and_the_report_fil
     xml = wechat("plain").event_xml("gh_shop", "MASSSENDJOBFINISH", extra=stand.sandbox.mass_report(msg_id))
     message, fields = parse_message(xml)
     assert store_report(to_inbound("mp", message, fields))
-    progress = campaigns.progress(Campaign.get_by_id(campaign.id))
+    progress = runs.progress(Campaign.get_by_id(campaign.id))
     assert (progress["mass_reported"], progress["mass_total"], progress["mass_sent"], progress["mass_errors"]) == \
         (1, 25, 25, 0)
-    assert campaigns.paths(campaign, KINDS)["mass_jobs_this_month"] == 1
+    assert runs.paths(campaign, KINDS)["mass_jobs_this_month"] == 1
 
 
 async def test_mass_batches_stay_within_the_platforms_limit(delivery, stand, monkeypatch) -> None:
@@ -105,7 +108,7 @@ async def test_mass_batches_stay_within_the_platforms_limit(delivery, stand, mon
     campaign = campaign_to(followers(inside=0, outside=25))
     assert start(campaign, batch=7) == "sending"  # rows fill across hand-overs of 7
     await deliver(delivery)
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
     sizes = sorted(len(body["touser"]) for body in mass_calls(stand))
     assert sizes == [5, 10, 10]
     everyone = [openid for body in mass_calls(stand) for openid in body["touser"]]
@@ -117,7 +120,7 @@ async def test_a_lone_follower_outside_the_window_is_skipped_with_the_reason(del
     campaign = campaign_to(followers(inside=2, outside=1))
     assert start(campaign) == "sending"
     await deliver(delivery)
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
     assert mass_calls(stand) == []
     skipped = Delivery.get(Delivery.status == "skipped")
     assert skipped.customer.external_id == "o_out_000" and skipped.reason == fanout.MASS_TOO_FEW
@@ -125,7 +128,7 @@ async def test_a_lone_follower_outside_the_window_is_skipped_with_the_reason(del
 
 async def test_personal_text_cannot_go_as_a_mass_send(database) -> None:
     campaign = campaign_to(followers(inside=1, outside=4), text="{nickname}，双十二预售今晚开始")
-    paths = campaigns.paths(campaign, KINDS)
+    paths = runs.paths(campaign, KINDS)
     assert (paths["mass"], paths["unreachable"], paths["customer_service"]) == (0, 4, 1)
 
 
@@ -155,5 +158,5 @@ async def test_a_mass_send_cut_short_is_repeated_and_the_platform_keeps_it_singl
     assert row.status == "sent" and row.attempts == 3 and row.content["msg_id"]
     assert len(mass_calls(stand)) == 3 and len(stand.sandbox.mass_jobs) == 1  # called thrice, sent once
     assert set(stand.sandbox.mass_received.values()) == {1}
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
-    assert campaigns.progress(Campaign.get_by_id(campaign.id))["sent"] == 5
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.progress(Campaign.get_by_id(campaign.id))["sent"] == 5

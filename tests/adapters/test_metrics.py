@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.server import BRIDGE
-from bot import outbox
-from bot.config import ChannelConfig, Config, MetricsConfig
-from bot.dispatcher import Dispatcher
+from bot.sending import outbox
+from bot.core.config import ChannelConfig, Config, MetricsConfig
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq.store import FaqStore
-from bot.models import Outbox
+from bot.core.models import Outbox
 from tests.adapters.wechat_kit import APP_ID, Stand, eventually, kefu_client, mp_channel, post, stand, wechat  # noqa: F401
 from tests.factories import make_agent, shop_faqs
 

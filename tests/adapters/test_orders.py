@@ -6,8 +6,8 @@ from aiohttp.test_utils import TestClient
 
 from adapters.orders import sign
 from adapters.server import create_app
-from bot.config import OrdersConfig
-from bot.models import Customer, Order, SeenRequest
+from bot.core.config import OrdersConfig
+from bot.core.models import Customer, Order, SeenRequest
 from tests.bot.crm.helpers import customer, order_event
 
 SECRET = "shop-secret-测试"

@@ -18,8 +18,12 @@ import pytest
 from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery
 from adapters.wechat_mp import OfficialAccountSender
-from bot import campaigns, clock, fanout, outbox
-from bot.models import Campaign, Customer, Delivery, Message, Outbox
+from bot.campaigns import runs
+from bot.campaigns import fanout
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.models import Campaign, Customer, Delivery, Message, Outbox
+from bot.sending.results import SendResult
 from jobs import campaigns as campaign_jobs
 from tests.adapters.wechat_kit import APP_ID, stand
 
@@ -57,9 +61,9 @@ def campaign_handed_over() -> Campaign:
                           for i in range(PEOPLE)]).execute()
     campaign = Campaign.create(name="双十二", target_kind="all", content_kind="text",
                                content={"text": "{nickname}您好，双十二预售开始啦"}, status="draft")
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     campaign_jobs.wanted("Asia/Shanghai")
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "sending"
     return Campaign.get_by_id(campaign.id)
 
 
@@ -111,7 +115,7 @@ async def test_a_campaign_send_cut_short_is_never_sent_twice(api, stand, fake_cl
     got = arrivals(stand)
     assert all(n == 1 for n in got.values())  # nobody twice, whatever the stage
     statuses = Counter(r.status for r in Outbox.select())
-    progress = campaigns.progress(campaign)
+    progress = runs.progress(campaign)
     if stage == "before the attempt mark":  # claimed, never attempted: safe to send, sent once
         assert len(got) == PEOPLE and statuses == {"sent": PEOPLE}
         assert progress["sent"] == PEOPLE and progress["in_doubt"] == 0
@@ -121,7 +125,7 @@ async def test_a_campaign_send_cut_short_is_never_sent_twice(api, stand, fake_cl
         assert progress["in_doubt"] == PEOPLE and progress["sent"] == 0
         assert all("outcome unknown" in r.last_error for r in Outbox.select())
     # every recipient has an outcome: the run is done, counting those in doubt
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
     assert Campaign.get_by_id(campaign.id).status == "done"
     assert progress["queued"] == progress["sending"] == 0 and progress["total"] == PEOPLE
 
@@ -144,18 +148,18 @@ async def test_a_reply_cut_short_is_resent_the_customer_is_waiting(api, stand, f
 async def test_the_operator_resends_those_in_doubt_once(api, stand, fake_clock, monkeypatch) -> None:
     campaign = campaign_handed_over()
     await crash_then_restart(api, "between the mark and the call", monkeypatch, fake_clock)
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
-    assert campaigns.resend_in_doubt(campaign.id) == PEOPLE
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.resend_in_doubt(campaign.id) == PEOPLE
     campaign = Campaign.get_by_id(campaign.id)
     assert campaign.status == "running"  # not done while the resends are queued
-    assert campaigns.progress(campaign)["queued"] == PEOPLE
+    assert runs.progress(campaign)["queued"] == PEOPLE
     delivery = sender_process(api)
     while await delivery.deliver_due():
         pass
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
-    assert campaigns.progress(Campaign.get_by_id(campaign.id))["sent"] == PEOPLE
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.progress(Campaign.get_by_id(campaign.id))["sent"] == PEOPLE
     assert set(arrivals(stand).values()) == {1} and len(arrivals(stand)) == PEOPLE
-    assert campaigns.resend_in_doubt(campaign.id) == 0  # nothing left in doubt
+    assert runs.resend_in_doubt(campaign.id) == 0  # nothing left in doubt
 
 
 async def test_a_late_answer_settles_the_doubt(api, stand, fake_clock) -> None:
@@ -166,7 +170,7 @@ async def test_a_late_answer_settles_the_doubt(api, stand, fake_clock) -> None:
     assert outbox.mark_attempts(rows) == {r.id for r in rows}
     fake_clock.advance(seconds=outbox.LEASE_SECONDS + 1)
     assert outbox.claim(10, ("mp",)) == []  # settled in doubt, not taken
-    assert outbox.record_many([(r, outbox.SendResult.ok()) for r in rows], 5) == ["sent"] * PEOPLE
+    assert outbox.record_many([(r, SendResult.ok()) for r in rows], 5) == ["sent"] * PEOPLE
     assert {r.status for r in Outbox.select()} == {"sent"}
     fanout.sync_outcomes(Delivery.job_key.is_null(False))
     assert {d.status for d in Delivery.select()} == {"sent"}
@@ -179,10 +183,10 @@ def test_a_sender_whose_claim_was_taken_over_neither_sends_nor_records(database,
     second = outbox.claim(10, ("mp",))  # never attempted: another sender may take it
     assert [r.key for r in second] == ["k"]
     assert outbox.mark_attempts(first) == set()  # the first must not call the platform now
-    assert outbox.record(first[0], outbox.SendResult("retry", "busy"), 5) == "pending"
+    assert outbox.record(first[0], SendResult("retry", "busy"), 5) == "pending"
     assert Outbox.get().status == "sending"  # ... nor store over the second's claim
     assert outbox.mark_attempts(second) == {second[0].id}
-    assert outbox.record(second[0], outbox.SendResult.ok(), 5) == "sent"
+    assert outbox.record(second[0], SendResult.ok(), 5) == "sent"
     assert Outbox.get().status == "sent"
 
 

@@ -6,7 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.server import ADAPTERS, create_app
-from bot.models import Conversation, Customer, Message
+from bot.core.models import Conversation, Customer, Message
 from tests.factories import SHIPPING, make_agent, shop_faqs
 
 
@@ -112,8 +112,8 @@ async def test_chat_page_and_welcome(client: TestClient) -> None:
 async def test_a_campaign_send_to_a_visitor_arrives_by_polling(client: TestClient) -> None:
     """Campaigns, reminders and revisits are outbox rows with no message of their own: the
     web channel delivers them by writing one, which the visitor's poll then returns."""
-    from bot import outbox
-    from bot.db import transaction
+    from bot.sending import outbox
+    from bot.core.db import transaction
 
     s = await session(client)
     await say(client, s, "发货要多久", "c1")  # the visitor is now a customer

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from adapters.sandbox.client import WeChatServer
-from bot.models import Conversation, Customer, Message, Outbox
+from bot.core.models import Conversation, Customer, Message, Outbox
 from tests.adapters.wechat_kit import (AES_KEY, APP_ID, MP_TOKEN, eventually, kefu_client, mp_channel, post,
                                        stand, wechat)
 from tests.factories import SHIPPING, shop_faqs

@@ -13,8 +13,9 @@ import pytest
 from adapters.api_client import WeChatApi
 from adapters.delivery import AsyncDelivery, RateLimiter
 from adapters.wechat_mp import OfficialAccountSender
-from bot import clock, outbox
-from bot.models import Customer, Message, Outbox
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.models import Customer, Message, Outbox
 from tests.adapters.wechat_kit import APP_ID, stand
 
 __all__ = ["stand"]
@@ -262,7 +263,7 @@ async def test_a_content_that_cannot_be_planned_fails_with_the_reason_and_no_cal
 def agent_says(dispatcher: Any, text: str, user: str = "o_mei") -> None:
     """A message reaching kefu through the 公众号 whose replies all go through the outbox
     (as when the passive reply's deadline has passed)."""
-    from bot.dispatcher import ReplySlot
+    from bot.conversation.dispatcher import ReplySlot
     from tests.factories import text as inbound_text
 
     slot = ReplySlot()

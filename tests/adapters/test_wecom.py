@@ -8,7 +8,7 @@ import time
 import pytest
 
 from adapters.sandbox.client import WeChatServer
-from bot.models import Message, Outbox
+from bot.core.models import Message, Outbox
 from tests.adapters.wechat_kit import (AES_KEY, CORP_ID, MP_TOKEN, eventually, kefu_client, post, stand,
                                        wecom_channel, wecom_server)
 from tests.factories import SHIPPING, shop_faqs

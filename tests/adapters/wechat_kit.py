@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.sandbox.app import Sandbox
 from adapters.sandbox.client import WeChatServer
 from adapters.server import create_app
-from bot.config import ChannelConfig, Config
+from bot.core.config import ChannelConfig, Config
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # the 43-character key from WeChat's docs
 MP_TOKEN = "kefu_token"

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from admin import users
 from admin.app import create_app
-from bot.config import Config
+from bot.core.config import Config
 
 PASSWORD = "correct-horse-9"
 _TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')

@@ -11,8 +11,8 @@ from flask import Flask
 
 from admin import throttle, users
 from bot import demo
-from bot.dispatcher import Dispatcher
-from bot.models import AdminUser, Faq, LoginThrottle, Setting
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import AdminUser, Faq, LoginThrottle, Setting
 from tests.admin.conftest import PASSWORD, Panel, csrf_token, login
 from tests.factories import text
 

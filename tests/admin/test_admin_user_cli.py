@@ -9,9 +9,9 @@ from typing import Any
 from click.testing import CliRunner
 from werkzeug.security import check_password_hash
 
-from bot import db
+from bot.core import db
 from bot.cli import main
-from bot.models import AdminUser
+from bot.core.models import AdminUser
 
 
 def _env(tmp_path: Path, database_url: str) -> dict[str, str]:
@@ -49,7 +49,7 @@ def test_prompted_password_and_refusals(tmp_path: Path, database_url: str, datab
 def test_reset_password_unlocks_and_asks_for_a_new_one_at_login(tmp_path: Path, database_url: str,
                                                                 database: Any) -> None:
     from admin import users
-    from bot import clock
+    from bot.core import clock
 
     env = _env(tmp_path, database_url)
     assert _run(env, ["admin-user", "add", "laoli", "--password-stdin"], "forgotten-pass\n").exit_code == 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot import clock
-from bot.models import Campaign, Coupon, Customer, CustomerGroup, GroupMember, Outbox
+from bot.core import clock
+from bot.core.models import Campaign, Coupon, Customer, CustomerGroup, GroupMember, Outbox
 from tests.admin.conftest import Panel
 from tests.factories import make_agent
 
@@ -105,9 +105,9 @@ def test_test_send_to_one_chosen_agent_or_customer(admin_panel: Panel) -> None:
 
 
 def test_the_batch_key_is_in_shop_time(admin_panel: Panel) -> None:
-    from bot import campaigns
+    from bot.campaigns import runs
 
-    assert campaigns.run_key(1, datetime(2026, 12, 6, 21, 20, tzinfo=timezone.utc)) == "campaign:1:2026-12-07T05:20+0800"
+    assert runs.run_key(1, datetime(2026, 12, 6, 21, 20, tzinfo=timezone.utc)) == "campaign:1:2026-12-07T05:20+0800"
 
 
 def test_the_faq_export_is_named_by_the_shop_day(admin_panel: Panel, fake_clock) -> None:  # type: ignore[no-untyped-def]

@@ -4,8 +4,9 @@ who each path would reach."""
 
 from __future__ import annotations
 
-from bot import campaigns, clock
-from bot.models import Campaign, Customer, Delivery, Outbox
+from bot.campaigns import runs
+from bot.core import clock
+from bot.core.models import Campaign, Customer, Delivery, Outbox
 from jobs import campaigns as campaign_jobs
 from tests.admin.conftest import Panel
 
@@ -14,12 +15,12 @@ def _campaign_with_sends_in_doubt(n: int = 4) -> Campaign:
     now = clock.now()
     Customer.insert_many([dict(channel="web", external_id=f"v{i}", last_inbound_at=now) for i in range(n)]).execute()
     campaign = Campaign.create(name="双十二", target_kind="all", content_kind="text", content={"text": "预售开始"})
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     campaign_jobs.wanted("Asia/Shanghai")
-    assert campaigns.drive(campaign.id, {"web": "web"}, max_backlog=0) == "sending"
-    # what a sender that died mid-call leaves, once its claims are settled (bot/outbox.py)
+    assert runs.drive(campaign.id, {"web": "web"}, max_backlog=0) == "sending"
+    # what a sender that died mid-call leaves, once its claims are settled (bot/sending/outbox.py)
     Outbox.update(status="in_doubt", last_error="attempted, outcome unknown").execute()
-    assert campaigns.drive(campaign.id, {"web": "web"}, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, {"web": "web"}, max_backlog=0) == "done"
     return Campaign.get_by_id(campaign.id)
 
 

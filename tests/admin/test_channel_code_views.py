@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from admin.app import create_app
-from bot.models import ChannelCode, ChannelCodeScan, Coupon, Customer, CustomerGroup
+from bot.core.models import ChannelCode, ChannelCodeScan, Coupon, Customer, CustomerGroup
 from tests.adapters.wechat_kit import mp_channel
 from tests.admin.conftest import Panel, login
 from tests.bot.ops.conftest import sandbox_url

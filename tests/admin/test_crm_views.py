@@ -3,8 +3,8 @@ coupons edited through the panel."""
 
 from __future__ import annotations
 
-from bot.conversations import upsert_customer
-from bot.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, Tag
+from bot.crm.conversations import upsert_customer
+from bot.core.models import Agent, Customer, CustomerGroup, CustomerTag, GroupMember, Tag
 from tests.admin.conftest import Panel
 from tests.factories import make_agent
 
@@ -60,7 +60,7 @@ def test_invalid_choice_is_refused(admin_panel: Panel) -> None:
 
 
 def test_segment_filter_is_edited_as_json(admin_panel: Panel) -> None:
-    from bot.models import Segment
+    from bot.core.models import Segment
 
     response = admin_panel.post("/admin/segment/new/", {"name": "高消费", "filter": '{"min_spend": 1000}'})
     assert response.status_code == 302

@@ -68,7 +68,7 @@ def test_flask_admins_clicks_become_data_attributes(admin_panel: Panel) -> None:
     make_faq("两天", ["发货要多久"])
     listing = admin_panel.get("/admin/faq/").get_data(as_text=True)
     assert 'data-kefu-action="disable"' in listing and "data-kefu-confirm=" in listing
-    from bot.models import Customer
+    from bot.core.models import Customer
 
     customer = Customer.create(channel="web", external_id="csp-1", nickname="小王")
     editor = admin_panel.get(f"/admin/customer/edit/?id={customer.id}").get_data(as_text=True)

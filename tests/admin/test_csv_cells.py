@@ -13,7 +13,7 @@ from flask import Flask
 
 from admin.faq_csv import parse_csv, to_csv
 from admin.spreadsheet import RISKY, neutralise, restore
-from bot.models import Faq, Synonym
+from bot.core.models import Faq, Synonym
 from tests.admin.conftest import Panel
 from tests.factories import make_faq
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from admin import dashboard
-from bot import clock, conversations
-from bot.dispatcher import Dispatcher
-from bot.models import Conversation
+from bot.crm import conversations
+from bot.core import clock
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Conversation
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, shop_faqs, text
 

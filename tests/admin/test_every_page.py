@@ -16,8 +16,8 @@ from typing import Any
 import peewee
 from flask import Flask
 
-from bot import settings
-from bot.models import ALL_MODELS
+from bot.core import settings
+from bot.core.models import ALL_MODELS
 from tests.admin.conftest import Panel
 from tests.admin.test_access import SAMPLE_ARGS, shop  # noqa: F401 (the demo shop, a fixture)
 

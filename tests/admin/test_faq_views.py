@@ -9,7 +9,7 @@ import json
 from admin.faq_csv import parse_csv, to_csv
 from bot.faq.io import export_records
 from bot.faq.store import FaqStore
-from bot.models import Faq, FaqQuestion
+from bot.core.models import Faq, FaqQuestion
 from tests.admin.conftest import Panel
 from tests.factories import SHIPPING, make_faq, shop_faqs
 
@@ -156,7 +156,7 @@ def test_import_warns_about_conflicting_phrasings(admin_panel: Panel) -> None:
 
 
 def test_categories_are_managed_in_the_panel(admin_panel: Panel) -> None:
-    from bot.models import FaqCategory
+    from bot.core.models import FaqCategory
 
     faq = make_faq("满300减50", ["双11有什么活动"], "活动优惠")
     assert admin_panel.post("/admin/faqcategory/new/", {"name": "双11活动", "position": "0"}).status_code == 302

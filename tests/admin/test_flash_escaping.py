@@ -21,8 +21,8 @@ import pytest
 from flask import Flask, flash, render_template_string
 from flask_babel import lazy_gettext as _l
 
-from bot.dispatcher import Dispatcher
-from bot.models import Campaign, Conversation, CustomerGroup, Tag, UnansweredQuestion
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Campaign, Conversation, CustomerGroup, Tag, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.admin.test_service_views import _settings_form
 from tests.factories import make_agent, text

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from bot import clock
-from bot.conversations import upsert_customer
+from bot.core import clock
+from bot.crm.conversations import upsert_customer
 from bot.crm import groups
-from bot.models import Customer, CustomerGroup, GroupMember, Segment
+from bot.core.models import Customer, CustomerGroup, GroupMember, Segment
 from tests.admin.conftest import Panel
 
 XSS = "<img src=x onerror=alert(1)>"

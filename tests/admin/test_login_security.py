@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from admin import throttle, users
-from bot.models import AdminUser, LoginThrottle
+from bot.core.models import AdminUser, LoginThrottle
 from tests.admin.conftest import PASSWORD, csrf_token, login
 
 
@@ -42,7 +42,7 @@ def test_login_follows_a_safe_next(app: Flask, admin_user: Any) -> None:
 def in_parallel(count: int, attempt: Callable[[int], Any]) -> list[Any]:
     """Run `attempt(i)` in `count` threads released together; each thread's own database
     connection is closed when it is done."""
-    from bot.db import database
+    from bot.core.db import database
 
     barrier = threading.Barrier(count)
     results: list[Any] = [None] * count
@@ -215,8 +215,8 @@ def test_secure_cookies_marks_the_session_cookie_secure(config: Any, database: A
 
 
 def test_upgrade_adds_the_session_version_to_existing_users(database: Any, admin_user: Any) -> None:
-    from bot import migrations
-    from bot.migrations import SchemaVersion
+    from bot.core import migrations
+    from bot.core.migrations import SchemaVersion
 
     table = AdminUser._meta.table_name
     database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "session_version"')
@@ -226,7 +226,7 @@ def test_upgrade_adds_the_session_version_to_existing_users(database: Any, admin
 
 
 def test_secure_cookies_is_read_from_the_config_file_and_the_environment(tmp_path: Any) -> None:
-    from bot.config import load_config
+    from bot.core.config import load_config
 
     assert load_config(None, env={}).admin.secure_cookies is False
     assert load_config(None, env={"KEFU_ADMIN_SECURE_COOKIES": "true"}).admin.secure_cookies is True
@@ -260,7 +260,7 @@ def test_behind_a_proxy_failures_count_per_client_and_without_one_the_header_is_
 
 
 def test_proxies_is_checked(tmp_path: Any) -> None:
-    from bot.config import ConfigError, load_config
+    from bot.core.config import ConfigError, load_config
 
     path = tmp_path / "kefu.toml"
     path.write_text("[admin]\nproxies = 9\n", encoding="utf-8")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bot.dispatcher import Dispatcher
-from bot.models import Campaign, Conversation, Coupon, UnansweredQuestion
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Campaign, Conversation, Coupon, UnansweredQuestion
 from tests.admin.conftest import PASSWORD, Panel, csrf_token, login
 from tests.factories import make_agent, text
 
@@ -118,7 +118,7 @@ def test_agent_filter_offers_an_agent_added_while_the_panel_runs(admin_panel: Pa
 
 
 def test_a_coupon_issued_by_hand_gets_a_code_and_an_expiry_when_left_empty(admin_panel: Panel) -> None:
-    from bot.models import Customer, IssuedCoupon
+    from bot.core.models import Customer, IssuedCoupon
 
     coupon = Coupon.create(name="新人券", kind="amount", value=10, valid_days=7)
     customer = Customer.create(channel="web", external_id="v_1")
@@ -144,7 +144,7 @@ def test_a_campaign_can_carry_a_coupon_and_keeps_its_kind_when_edited(admin_pane
     assert campaign.content == {"text": "送您 {coupon}", "coupon_id": coupon.id}
     edit = admin_panel.get(f"/admin/campaign/edit/?id={campaign.id}").get_data(as_text=True)
     assert f'<option selected value="{coupon.id}">' in edit or f'value="{coupon.id}" selected' in edit
-    # an image campaign's content as bot.campaigns.as_message reads it (a media_id of its own;
+    # an image campaign's content as bot.campaigns.content.as_message reads it (a media_id of its own;
     # {"image": {...}} had nothing to send, which the composer now refuses)
     Campaign.update(content_kind="image", content={"media_id": "m1", "coupon_id": coupon.id}).where(
         Campaign.id == campaign.id).execute()
@@ -156,7 +156,7 @@ def test_a_campaign_can_carry_a_coupon_and_keeps_its_kind_when_edited(admin_pane
 
 
 def test_a_segment_that_cannot_be_counted_or_a_duplicate_tag_is_refused_with_the_reason(admin_panel: Panel) -> None:
-    from bot.models import Segment, Tag
+    from bot.core.models import Segment, Tag
 
     Tag.create(name="老客户")
     for spec, reason in (('{"foo": 1, "level_min": 2}', "筛选条件有误：foo: unknown filter key"),

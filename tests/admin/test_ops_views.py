@@ -6,7 +6,7 @@ from typing import Any
 
 from werkzeug.security import check_password_hash
 
-from bot.models import AdminUser, Outbox
+from bot.core.models import AdminUser, Outbox
 from tests.admin.conftest import Panel, login
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import settings
-from bot.dispatcher import Dispatcher
-from bot.models import (
-    Campaign, Conversation, Customer, CustomerGroup, Faq, FaqQuestion, GroupMember, Outbox, UnansweredQuestion,
-)
+from bot.core import settings
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Campaign, Conversation, Customer, CustomerGroup, Faq, FaqQuestion, GroupMember, Outbox, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, shop_faqs, text
 
@@ -169,7 +167,7 @@ def test_times_show_and_filter_in_shop_time(admin_panel: Panel, dispatcher: Disp
 def test_panel_transfer_and_resolve_tell_people_over_im(admin_panel, dispatcher) -> None:  # type: ignore[no-untyped-def]
     """A reassignment in the panel briefs the new agent and tells the customer; a resolve
     sends the closing rating card and serves the queue."""
-    from bot.models import Conversation, Outbox
+    from bot.core.models import Conversation, Outbox
     from tests.factories import make_agent, text
 
     first, second = make_agent("first", max_open=1), make_agent("second", max_open=1)
@@ -192,7 +190,7 @@ def test_panel_transfer_and_resolve_tell_people_over_im(admin_panel, dispatcher)
 
 
 def test_setting_an_agent_offline_in_the_panel_returns_waiting_customers(admin_panel, dispatcher) -> None:  # type: ignore[no-untyped-def]
-    from bot.models import Agent, Conversation
+    from bot.core.models import Agent, Conversation
     from tests.factories import make_agent, text
 
     agent = make_agent("ali")

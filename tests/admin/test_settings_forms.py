@@ -9,9 +9,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from bot import settings
+from bot.core import settings
 from bot.crm import levels
-from bot.models import Coupon, Setting
+from bot.core.models import Coupon, Setting
 from tests.admin.conftest import Panel
 
 _INPUT = re.compile(r'<(select|textarea)\b([^>]*)>(.*?)</(?:select|textarea)>|<(input)\b([^>]*)>()', re.S)

@@ -8,8 +8,8 @@ import json
 import re
 from typing import Any
 
-from bot.dispatcher import Dispatcher
-from bot.models import AdminUser, Campaign, Conversation, Customer, Delivery, Message, Order, Outbox
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import AdminUser, Campaign, Conversation, Customer, Delivery, Message, Order, Outbox
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, text
 

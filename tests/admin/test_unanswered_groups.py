@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from bot.dispatcher import Dispatcher
-from bot.models import Faq, UnansweredQuestion
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Faq, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.factories import shop_faqs, text
 

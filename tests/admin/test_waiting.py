@@ -3,9 +3,9 @@ wait on the conversation list; a customer the agent answered no longer counts.""
 
 from __future__ import annotations
 
-from bot import clock
-from bot.dispatcher import Dispatcher
-from bot.models import Conversation
+from bot.core import clock
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Conversation
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, shop_faqs, text
 

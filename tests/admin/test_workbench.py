@@ -14,11 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from admin import users
-from bot import db
+from bot.core import db
 from bot.cli import main
-from bot.models import AdminUser, Conversation, Message, Outbox
+from bot.core.models import AdminUser, Conversation, Message, Outbox
 from tests.admin.conftest import PASSWORD, login
-from tests.bot.test_scenarios import Shop, conversation_of
+from tests.bot.conversation.test_scenarios import Shop, conversation_of
 from tests.factories import make_agent, shop_faqs
 
 _CSRF = re.compile(r'data-csrf="([^"]+)"')
@@ -127,7 +127,7 @@ def test_resolve_and_transfer_with_a_note(two_desks: tuple[Desk, Desk], shop: Sh
 def test_an_agent_claims_from_the_queue(app: Flask, shop: Shop) -> None:
     mei = desk_for(app, "mei")
     make_agent("full", "agent-full", status="offline")
-    from bot.models import Agent
+    from bot.core.models import Agent
 
     Agent.update(status="away").where(Agent.name == "mei").execute()
     shop.says("c9", "转人工")
@@ -187,7 +187,7 @@ def test_cli_adds_an_agent_panel_user(tmp_path: Path, database_url: str, databas
 
 
 def test_one_click_teaches_the_bot_what_the_agent_answered(app: Flask, shop: Shop) -> None:
-    from bot.models import Faq, FaqQuestion, UnansweredQuestion
+    from bot.core.models import Faq, FaqQuestion, UnansweredQuestion
 
     mei, qiang = desk_for(app, "mei"), desk_for(app, "qiang")
     shop.says("c5", "你们老板是谁呀")  # the bot cannot answer: an unanswered question
@@ -212,7 +212,7 @@ def test_one_click_teaches_the_bot_what_the_agent_answered(app: Flask, shop: Sho
 
 
 def test_one_click_adds_the_question_as_a_phrasing_of_the_faq_sent(app: Flask, shop: Shop) -> None:
-    from bot.models import Faq, FaqQuestion
+    from bot.core.models import Faq, FaqQuestion
 
     mei = desk_for(app, "mei")
     shop.says("c6", "你们老板是谁呀")
@@ -249,8 +249,9 @@ def test_quick_phrases_for_the_shop_and_per_agent(app: Flask, shop: Shop, admin_
 def test_the_send_window_beside_an_im_thread(database: Any, fake_clock: Any) -> None:
     from datetime import timedelta
 
-    from bot import clock, workbench
-    from bot.models import Customer
+    from bot.conversation import workbench
+    from bot.core import clock
+    from bot.core.models import Customer
 
     now = clock.now()
     customer = Customer.create(channel="kf", external_id="kf-1", last_inbound_at=now - timedelta(hours=47))

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.conversations import upsert_customer
-from bot.dispatcher import Dispatcher
-from bot.models import Conversation, Customer, Message, UnansweredQuestion
+from bot.crm.conversations import upsert_customer
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.models import Conversation, Customer, Message, UnansweredQuestion
 from tests.admin.conftest import Panel
 from tests.factories import make_agent, text
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot import demo, settings
+from bot import demo
+from bot.core import settings
 from bot.faq.store import FaqStore
-from bot.routing import card_questions
+from bot.conversation.routing import card_questions
 
 
 def test_every_default_welcome_card_is_answered_by_a_demo_faq(config, database) -> None:

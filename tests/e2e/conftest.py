@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from bot import db
+from bot.core import db
 from tests.conftest import PG_URL, _pg_url
 
 

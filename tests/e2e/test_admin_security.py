@@ -44,7 +44,7 @@ def page(browser: Any) -> Iterator[Any]:  # noqa: F811
 
 
 def with_database(url: str) -> Any:
-    from bot import db
+    from bot.core import db
 
     return db.connect(url)
 
@@ -58,7 +58,7 @@ def test_an_agent_named_with_markup_shows_as_text_after_a_transfer(kefu: dict[st
     customer.start()
     say(customer, "你好")
     database = with_database(kefu["db"])
-    from bot.models import Agent
+    from bot.core.models import Agent
 
     evil = Agent.create(name="evil", display_name=AGENT_NAME, channel="web", im_user_id="agent-evil", max_open=5,
                         status="online")
@@ -108,7 +108,7 @@ def test_the_policy_refuses_inline_script_that_slipped_into_a_page(kefu: dict[st
 
 def test_the_panels_own_clicks_work_under_the_policy(kefu: dict[str, Any], page: Any) -> None:  # noqa: F811
     database = with_database(kefu["db"])
-    from bot.models import Faq
+    from bot.core.models import Faq
     from tests.factories import make_faq
 
     keep = make_faq("顺丰包邮", ["用什么快递"])

@@ -107,17 +107,17 @@ def login_first_time(page: Any, admin: str) -> None:
 
 def seed_history(database_url: str) -> None:
     """Thirty days of traffic, so the dashboard's charts have something to show."""
-    from bot import clock, db
-    from bot.conversations import upsert_customer
-    from bot.db import transaction
-    from bot.models import Agent, AssignmentLog, Conversation, Faq, Message, UnansweredQuestion
+    from bot.core import clock, db
+    from bot.crm.conversations import upsert_customer
+    from bot.core.db import transaction
+    from bot.core.models import Agent, AssignmentLog, Conversation, Faq, Message, UnansweredQuestion
 
     database = db.connect(database_url)
     rng = random.Random(7)
     now = clock.now()
     agents = list(Agent.select())
     faq = Faq.select().first()
-    # IMMEDIATE on SQLite (bot.db.transaction): the running kefu writes too, and a deferred
+    # IMMEDIATE on SQLite (bot.core.db.transaction): the running kefu writes too, and a deferred
     # transaction that reads first cannot upgrade to a write lock once it has moved on
     with transaction():
         for day in range(29, -1, -1):

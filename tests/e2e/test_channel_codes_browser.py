@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from admin import users
 from admin.app import create_app
-from bot.models import ChannelCode
+from bot.core.models import ChannelCode
 from tests.adapters.wechat_kit import mp_channel
 from tests.bot.ops.conftest import sandbox_url
 from tests.e2e.test_browser import browser, page  # noqa: F401  (fixtures)

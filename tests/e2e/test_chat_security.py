@@ -41,7 +41,7 @@ def chat(browser: Any) -> Iterator[dict[str, Any]]:  # noqa: F811
 
 def operator_writes_html(database_url: str) -> None:
     """An operator's welcome and card question holding markup (the panel stores what is typed)."""
-    from bot import db, settings
+    from bot.core import db, settings
 
     database = db.connect(database_url)
     settings.put("welcome_message", "欢迎光临 " + PAYLOAD.format("welcome"))

@@ -5,9 +5,9 @@ customer gets the answer."""
 
 import re
 
-from bot.dispatcher import Dispatcher
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq import learning
-from bot.models import Faq, Message, UnansweredQuestion
+from bot.core.models import Faq, Message, UnansweredQuestion
 from tests.admin.conftest import Panel, admin_panel, admin_user, app  # noqa: F401  (fixtures)
 from tests.factories import shop_faqs, text
 

@@ -18,9 +18,9 @@ SUBMIT = "input[type=submit][value]:not([name])"
 
 
 def _group_of(database_url: str, name: str, user_ids: list[str]) -> int:
-    from bot import db
-    from bot.db import transaction
-    from bot.models import Customer, CustomerGroup, GroupMember
+    from bot.core import db
+    from bot.core.db import transaction
+    from bot.core.models import Customer, CustomerGroup, GroupMember
 
     database = db.connect(database_url)
     with transaction():

@@ -41,8 +41,8 @@ def _cli(tmp_path: Path, database_url: str, *args: str, stdin: str = "") -> str:
 
 def _assigned(database_url: str, user_id: str) -> tuple[int, str]:
     """The customer's open conversation once a person has it: (id, agent's name)."""
-    from bot import db
-    from bot.models import Conversation, Customer
+    from bot.core import db
+    from bot.core.models import Conversation, Customer
 
     deadline = time.time() + 30
     while True:

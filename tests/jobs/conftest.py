@@ -8,10 +8,11 @@ from typing import Any, Mapping
 
 import pytest
 
-from bot import clock, outbox
-from bot.config import ChannelConfig, Config
-from bot.models import Customer
-from bot.outbox import SendResult
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.config import ChannelConfig, Config
+from bot.core.models import Customer
+from bot.sending.results import SendResult
 
 KINDS = {"web": "web", "mp": "wechat_mp"}
 

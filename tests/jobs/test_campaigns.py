@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import campaigns, clock, fanout
-from bot.models import (
-    Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox, Segment, Tag,
-)
+from bot.campaigns import content as campaign_content, runs, targets as campaign_targets
+from bot.campaigns import fanout
+from bot.core import clock
+from bot.core.models import Campaign, Coupon, Customer, CustomerGroup, CustomerTag, Delivery, GroupMember, IssuedCoupon, Outbox, Segment, Tag
 from jobs import campaigns as campaign_jobs
 from tests.factories import make_agent
 from tests.jobs.conftest import KINDS, RecordingSender, deliver_all, make_customers
@@ -26,16 +26,16 @@ def make_campaign(**fields) -> Campaign:  # type: ignore[no-untyped-def]
 
 
 def run_now(campaign: Campaign, **drive_args) -> str:  # type: ignore[no-untyped-def]
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     campaign_jobs.wanted("Asia/Shanghai")  # a due one-shot campaign starts here
-    return campaigns.drive(campaign.id, KINDS, max_backlog=0, **drive_args)
+    return runs.drive(campaign.id, KINDS, max_backlog=0, **drive_args)
 
 
 def run_to_done(campaign: Campaign, sender: RecordingSender | None = None) -> str:
     """Hand the whole run over, deliver it, and drive it to its end."""
     assert run_now(campaign) == "sending"  # handed over, not done: the sends are still queued
     deliver_all({"web": sender or RecordingSender()})
-    return campaigns.drive(campaign.id, KINDS, max_backlog=0)
+    return runs.drive(campaign.id, KINDS, max_backlog=0)
 
 
 def test_targets_group_tag_level_segment_all() -> None:
@@ -51,7 +51,7 @@ def test_targets_group_tag_level_segment_all() -> None:
 
     def ids(kind: str, value: str) -> list[int]:
         c = make_campaign(target_kind=kind, target_value=value)
-        return sorted(r[0] for r in campaigns.targets(c).tuples())
+        return sorted(r[0] for r in campaign_targets.targets(c).tuples())
 
     assert ids("group", "直播间粉丝") == [people[0].id, people[1].id]
     assert ids("group", str(group.id)) == [people[0].id, people[1].id]
@@ -59,8 +59,8 @@ def test_targets_group_tag_level_segment_all() -> None:
     assert ids("level", "VIP3") == [people[3].id, people[4].id]
     assert ids("segment", "高消费VIP") == [people[4].id]
     assert ids("all", "") == [c.id for c in people]
-    with pytest.raises(campaigns.CampaignError):
-        campaigns.targets(make_campaign(target_kind="group", target_value="没有的群"))
+    with pytest.raises(campaign_targets.CampaignError):
+        campaign_targets.targets(make_campaign(target_kind="group", target_value="没有的群"))
 
 
 def test_run_sends_each_recipient_once_with_placeholders_and_skips_blocked() -> None:
@@ -71,11 +71,11 @@ def test_run_sends_each_recipient_once_with_placeholders_and_skips_blocked() -> 
     campaign = make_campaign()
     assert run_now(campaign, batch=2) == "sending"
     assert Campaign.get_by_id(campaign.id).status == "running"  # nothing sent yet: not done
-    assert campaigns.progress(Campaign.get_by_id(campaign.id)) == {
+    assert runs.progress(Campaign.get_by_id(campaign.id)) == {
         "queued": 3, "sending": 0, "sent": 0, "failed": 0, "in_doubt": 0, "skipped": 2, "total": 5}
     sender = RecordingSender()
     assert deliver_all({"web": sender}) == 3
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
     texts = dict((r, c["text"]) for r, c in sender.sent)
     assert texts == {"c0": "顾客0您好，VIP2专享：全场8折", "c3": "顾客3您好，普通会员专享：全场8折",
                      "c4": "顾客4您好，普通会员专享：全场8折"}
@@ -83,11 +83,11 @@ def test_run_sends_each_recipient_once_with_placeholders_and_skips_blocked() -> 
     assert campaign.status == "done"
     reasons = {d.customer_id: d.reason for d in Delivery.select().where(Delivery.status == "skipped")}
     assert reasons == {people[1].id: "blocked", people[2].id: "unsubscribed"}
-    assert campaigns.progress(campaign) == {"queued": 0, "sending": 0, "sent": 3, "failed": 0, "in_doubt": 0,
+    assert runs.progress(campaign) == {"queued": 0, "sending": 0, "sent": 3, "failed": 0, "in_doubt": 0,
                                             "skipped": 2, "total": 5}
     # running it again (a second scheduler, a re-fired job) changes nothing
-    assert campaigns.start_run(campaign.id, campaign.run_at or clock.now()) is None
-    assert campaigns.drive(campaign.id, KINDS) == "not running"
+    assert runs.start_run(campaign.id, campaign.run_at or clock.now()) is None
+    assert runs.drive(campaign.id, KINDS) == "not running"
     assert deliver_all({"web": sender}) == 0
     assert Outbox.select().count() == 3
 
@@ -104,7 +104,7 @@ def test_coupon_placeholder_issues_one_coupon_per_recipient() -> None:
     assert codes == issued and len(set(codes.values())) == 3
     # the code is a function of the delivery: rendering again issues nothing new
     d = Delivery.select().first()
-    campaigns.render(Campaign.get_by_id(campaign.id), d.customer, fanout.outbox_key(d.id))
+    campaign_content.render(Campaign.get_by_id(campaign.id), d.customer, fanout.outbox_key(d.id))
     assert IssuedCoupon.select().count() == 3
 
 
@@ -141,25 +141,25 @@ def test_pause_resume_cancel() -> None:
     campaign = make_campaign()
     assert run_now(campaign, batch=3, max_batches=1) == "stopped"
     assert Outbox.select().count() == 3
-    campaigns.pause(campaign.id)
-    assert campaigns.drive(campaign.id, KINDS, batch=3, max_backlog=0) == "not running"
+    runs.pause(campaign.id)
+    assert runs.drive(campaign.id, KINDS, batch=3, max_backlog=0) == "not running"
     assert Outbox.select().count() == 3
-    with pytest.raises(campaigns.CampaignError):
-        campaigns.pause(campaign.id)
-    campaigns.resume(campaign.id)
-    assert campaigns.drive(campaign.id, KINDS, batch=3, max_batches=1, max_backlog=0) == "stopped"
+    with pytest.raises(campaign_targets.CampaignError):
+        runs.pause(campaign.id)
+    runs.resume(campaign.id)
+    assert runs.drive(campaign.id, KINDS, batch=3, max_batches=1, max_backlog=0) == "stopped"
     assert Outbox.select().count() == 6
     sender = RecordingSender()
     deliver_all({"web": sender})  # the first six go out
-    assert campaigns.drive(campaign.id, KINDS, batch=3, max_batches=1, max_backlog=0) == "stopped"
-    assert campaigns.cancel(campaign.id) == 1  # one recipient never reached the outbox
+    assert runs.drive(campaign.id, KINDS, batch=3, max_batches=1, max_backlog=0) == "stopped"
+    assert runs.cancel(campaign.id) == 1  # one recipient never reached the outbox
     assert deliver_all({"web": sender}) == 0  # the three queued but unsent are withdrawn
     assert len(sender.sent) == 6
-    progress = campaigns.progress(Campaign.get_by_id(campaign.id))
+    progress = runs.progress(Campaign.get_by_id(campaign.id))
     assert progress == {"queued": 0, "sending": 0, "sent": 6, "failed": 0, "in_doubt": 0, "skipped": 4, "total": 10}
     assert {d.reason for d in Delivery.select().where(Delivery.status == "skipped")} == {"cancelled"}
-    with pytest.raises(campaigns.CampaignError):
-        campaigns.resume(campaign.id)
+    with pytest.raises(campaign_targets.CampaignError):
+        runs.resume(campaign.id)
 
 
 def test_kill_in_the_middle_resumes_without_doubles_or_gaps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -176,7 +176,7 @@ def test_kill_in_the_middle_resumes_without_doubles_or_gaps(monkeypatch) -> None
 
     monkeypatch.setattr(Delivery, "update", dying_update)
     with pytest.raises(RuntimeError):
-        campaigns.drive(campaign.id, KINDS, batch=5, max_backlog=0)
+        runs.drive(campaign.id, KINDS, batch=5, max_backlog=0)
     monkeypatch.setattr(Delivery, "update", real_update)
     assert calls["n"] == 1
     assert Outbox.select().count() == 10  # the dying batch left nothing behind
@@ -202,7 +202,7 @@ def test_test_send_goes_to_agents_only() -> None:
     make_agent("小美", "agent-xm")
     make_agent("阿力", "agent-al")
     campaign = make_campaign()
-    assert campaigns.send_test(campaign) == 2
+    assert runs.send_test(campaign) == 2
     sender = RecordingSender()
     deliver_all({"web": sender})
     assert sorted(sender.recipients()) == ["agent-al", "agent-xm"]
@@ -213,20 +213,20 @@ def test_test_send_goes_to_agents_only() -> None:
 def test_cron_campaign_one_run_per_tick(fake_clock) -> None:  # type: ignore[no-untyped-def]
     make_customers(2)
     campaign = make_campaign(cron="0 10 * * *")  # 10:00 Shanghai = 02:00 UTC, the fake clock's start
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     first = campaign_jobs.start(campaign.id)
     assert first == "campaign:%d:2026-11-24T10:00+0800" % campaign.id  # the shop's time
     fake_clock.advance(seconds=20)
     assert campaign_jobs.start(campaign.id) is None  # the same tick again: already running
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "sending"
     deliver_all({"web": RecordingSender()})
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "done"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "done"
     assert Campaign.get_by_id(campaign.id).status == "scheduled"  # cron: back to waiting
     assert campaign_jobs.start(campaign.id) is None  # same tick after the run: still one run
     fake_clock.advance(days=1)
     second = campaign_jobs.start(campaign.id)
     assert second == "campaign:%d:2026-11-25T10:00+0800" % campaign.id
-    assert campaigns.drive(campaign.id, KINDS, max_backlog=0) == "sending"
+    assert runs.drive(campaign.id, KINDS, max_backlog=0) == "sending"
     assert Delivery.select().where(Delivery.job_key == first).count() == 2
     assert Delivery.select().where(Delivery.job_key == second).count() == 2
     assert Outbox.select().count() == 4
@@ -236,7 +236,7 @@ def test_scheduled_one_shot_waits_for_its_time(fake_clock) -> None:  # type: ign
     make_customers(1)
     later = clock.now() + timedelta(hours=2)
     campaign = make_campaign(run_at=later)
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     wanted = campaign_jobs.wanted("Asia/Shanghai")
     assert list(wanted) == [f"campaign:{campaign.id}"]
     assert Campaign.get_by_id(campaign.id).status == "scheduled"
@@ -249,9 +249,9 @@ def test_scheduled_one_shot_waits_for_its_time(fake_clock) -> None:  # type: ign
 def test_backlog_bounds_the_fan_out() -> None:
     make_customers(30)
     campaign = make_campaign()
-    campaigns.schedule(campaign)
+    runs.schedule(campaign)
     campaign_jobs.wanted("Asia/Shanghai")
-    assert campaigns.drive(campaign.id, KINDS, batch=10, max_backlog=15, backlog_wait=0.0) == "backlog"
+    assert runs.drive(campaign.id, KINDS, batch=10, max_backlog=15, backlog_wait=0.0) == "backlog"
     assert Outbox.select().where(Outbox.status == "pending").count() == 20
 
 
@@ -296,9 +296,9 @@ def test_a_done_campaign_scheduled_again_is_a_new_run(fake_clock) -> None:  # ty
     assert first != second and Outbox.select().count() == 4
     paused = make_campaign(name="暂停中")
     assert run_now(paused, batch=1, max_batches=1) == "stopped"
-    campaigns.pause(paused.id)
-    with pytest.raises(campaigns.CampaignError):
-        campaigns.schedule(Campaign.get_by_id(paused.id))
+    runs.pause(paused.id)
+    with pytest.raises(campaign_targets.CampaignError):
+        runs.schedule(Campaign.get_by_id(paused.id))
 
 
 def test_image_news_and_template_content() -> None:
@@ -306,7 +306,7 @@ def test_image_news_and_template_content() -> None:
     person = Customer.get_by_id(people[0].id)
 
     def rendered(kind: str, content: dict) -> fanout.Rendered:  # type: ignore[type-arg]
-        return campaigns.render(make_campaign(content_kind=kind, content=content), person, "delivery:1")
+        return campaign_content.render(make_campaign(content_kind=kind, content=content), person, "delivery:1")
 
     assert rendered("image", {"media_id": "MEDIA-1"}).content == {"kind": "image", "media_id": "MEDIA-1"}
     news = rendered("news", {"articles": [{"title": "{nickname}的专属推荐", "url": "https://shop.example/a"}]})
@@ -316,7 +316,7 @@ def test_image_news_and_template_content() -> None:
                                                               "data": {"name": {"value": "普通会员"}}}
     empty = rendered("image", {})
     assert empty.content is None and empty.reason == "the campaign has no content"
-    assert campaigns.fill("满{100}减{amount} {nickname}", {"nickname": "小王"}) == "满{100}减{amount} 小王"
+    assert campaign_content.fill("满{100}减{amount} {nickname}", {"nickname": "小王"}) == "满{100}减{amount} 小王"
 
 
 @pytest.fixture
@@ -343,13 +343,13 @@ def test_cli_list_while_another_process_writes(config, tmp_path, monkeypatch, co
     make_customers(2)
     for name in ("甲", "乙", "丙"):
         assert run_to_done(make_campaign(name=name)) == "done"
-    real_progress = campaigns.progress
+    real_progress = runs.progress
 
     def progress_after_a_commit_elsewhere(campaign: Campaign) -> dict[str, int]:
         commit_elsewhere()
         return real_progress(campaign)
 
-    monkeypatch.setattr(campaigns, "progress", progress_after_a_commit_elsewhere)
+    monkeypatch.setattr(runs, "progress", progress_after_a_commit_elsewhere)
     env = {"KEFU_DATABASE_URL": config.database_url, "KEFU_DATA_DIR": str(tmp_path / "data")}
     result = CliRunner().invoke(main, ["campaign", "list"], env=env)
     assert result.exit_code == 0, result.output
@@ -361,8 +361,8 @@ def test_the_scheduler_starts_and_drives_campaigns_while_another_process_writes(
     make_customers(2)
     ids = [make_campaign(name=name).id for name in ("甲", "乙", "丙")]
     for cid in ids:
-        campaigns.schedule(Campaign.get_by_id(cid))
-    real_start, real_drive = campaigns.start_run, campaigns.drive
+        runs.schedule(Campaign.get_by_id(cid))
+    real_start, real_drive = runs.start_run, runs.drive
 
     def start_after_a_commit_elsewhere(*args, **kwargs):  # type: ignore[no-untyped-def]
         commit_elsewhere()
@@ -372,7 +372,7 @@ def test_the_scheduler_starts_and_drives_campaigns_while_another_process_writes(
         commit_elsewhere()
         return real_drive(*args, **kwargs)
 
-    monkeypatch.setattr(campaigns, "start_run", start_after_a_commit_elsewhere)
-    monkeypatch.setattr(campaigns, "drive", drive_after_a_commit_elsewhere)
+    monkeypatch.setattr(runs, "start_run", start_after_a_commit_elsewhere)
+    monkeypatch.setattr(runs, "drive", drive_after_a_commit_elsewhere)
     campaign_jobs.wanted("Asia/Shanghai")  # the three due one-shot campaigns start
     assert sorted(campaign_jobs.drive_all(KINDS)) == sorted(ids)

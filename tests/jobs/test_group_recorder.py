@@ -9,9 +9,10 @@ from typing import Any, Mapping
 import pytest
 
 from adapters.delivery import AsyncDelivery
-from bot import clock, outbox
-from bot.models import Outbox
-from bot.outbox import SendResult
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.models import Outbox
+from bot.sending.results import SendResult
 
 pytestmark = pytest.mark.usefixtures("database", "fake_clock")
 

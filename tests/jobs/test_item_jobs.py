@@ -7,8 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from bot import clock, revisits, settings
-from bot.models import Conversation, Coupon, Customer, Delivery, IssuedCoupon, Order, Outbox
+from bot.conversation import revisits
+from bot.core import clock, settings
+from bot.core.models import Conversation, Coupon, Customer, Delivery, IssuedCoupon, Order, Outbox
 from jobs import birthdays, coupons, housekeeping, levels
 from jobs import revisits as revisit_jobs
 from tests.jobs.conftest import KINDS, RecordingSender, deliver_all, make_customers
@@ -95,7 +96,7 @@ def test_revisit_answer_recorded_and_low_score_opens_a_conversation() -> None:
 
 
 def test_a_low_revisit_score_is_noted_on_the_shops_date_and_briefed_in_chinese(fake_clock) -> None:  # type: ignore[no-untyped-def]
-    from bot.routing import handoff_messages
+    from bot.conversation.routing import handoff_messages
     from tests.factories import make_agent
 
     fake_clock.advance(hours=18)  # 2026-11-24 20:00 UTC is already the 25th in Shanghai
@@ -178,7 +179,7 @@ def test_housekeeping_purges_by_retention(fake_clock) -> None:  # type: ignore[n
 
 
 def test_message_retention_ends_old_dedup_keys_but_keeps_open_conversations(dispatcher, fake_clock) -> None:  # type: ignore[no-untyped-def]
-    from bot.models import Message
+    from bot.core.models import Message
     from tests.factories import make_agent, shop_faqs, text
 
     shop_faqs()

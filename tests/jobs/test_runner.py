@@ -12,9 +12,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import campaigns, clock
-from bot.db import is_postgres
-from bot.models import Campaign, Customer
+from bot.campaigns import runs
+from bot.core import clock
+from bot.core.db import is_postgres
+from bot.core.models import Campaign, Customer
 from jobs import leader
 from jobs.runner import SchedulerService
 
@@ -76,8 +77,8 @@ async def test_campaign_jobs_follow_the_database(config, database, fake_clock) -
         later = Campaign.create(name="预告", target_kind="all", content={"text": "明晚开播"},
                                 run_at=clock.now() + timedelta(days=1))
         draft = Campaign.create(name="草稿", target_kind="all", content={"text": "未完成"})
-        campaigns.schedule(weekly)
-        campaigns.schedule(later)
+        runs.schedule(weekly)
+        runs.schedule(later)
         assert service.sync_campaigns() == {"added": 2, "removed": 0, "scheduled": 2}
         assert service.sync_campaigns() == {"added": 0, "removed": 0, "scheduled": 2}  # no duplicates
         jobs = {j.id: j for j in service.scheduler.get_jobs() if j.id.startswith("campaign:")}
@@ -86,7 +87,7 @@ async def test_campaign_jobs_follow_the_database(config, database, fake_clock) -
         assert isinstance(jobs[f"campaign:{later.id}"].trigger, DateTrigger)
         assert jobs[f"campaign:{weekly.id}"].args == (weekly.id, "Asia/Shanghai")  # plain ids
         Campaign.update(cron="0 21 * * 5").where(Campaign.id == weekly.id).execute()
-        campaigns.cancel(later.id)
+        runs.cancel(later.id)
         assert service.sync_campaigns() == {"added": 1, "removed": 1, "scheduled": 1}
         assert "hour='21'" in str(service.scheduler.get_job(f"campaign:{weekly.id}").trigger)
         assert service.scheduler.get_job(f"campaign:{draft.id}") is None
@@ -210,7 +211,7 @@ async def test_an_idle_run_logs_at_debug(config, database) -> None:  # type: ign
 
 
 def test_the_scheduler_says_when_its_zone_is_not_the_shops(config, database) -> None:  # type: ignore[no-untyped-def]
-    from bot import settings
+    from bot.core import settings
 
     service = SchedulerService(config, leadership=Switch(False))
     assert str(service.tz) == "Asia/Shanghai" and service.check_zone()

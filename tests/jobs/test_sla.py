@@ -3,8 +3,10 @@ follow-up reminds its agent, once per waiting message."""
 
 from __future__ import annotations
 
-from bot import assignment, conversations, settings
-from bot.models import AssignmentLog, Conversation, Message, Outbox
+from bot.agents import assignment
+from bot.crm import conversations
+from bot.core import settings
+from bot.core.models import AssignmentLog, Conversation, Message, Outbox
 from jobs.sla import overdue, run_sla
 from tests.factories import make_agent
 

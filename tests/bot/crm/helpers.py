@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.conversations import upsert_customer
+from bot.crm.conversations import upsert_customer
 from bot.crm.orders import Applied, apply, parse_event
-from bot.models import Customer
+from bot.core.models import Customer
 
 
 def order_event(order_id: str = "T1001", status: str = "paid", at: str = "2026-11-24T10:00:00+08:00",

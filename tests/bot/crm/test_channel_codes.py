@@ -12,11 +12,10 @@ from decimal import Decimal
 import pytest
 
 from adapters.wechat_mp import blocking_post
-from bot import clock
+from bot.core import clock
 from bot.crm import channel_codes
 from bot.crm.channel_codes import CodeError, CodeSpec
-from bot.models import (ChannelCode, ChannelCodeScan, Coupon, Customer, CustomerGroup, CustomerTag, GroupMember,
-                        IssuedCoupon, Order, Tag)
+from bot.core.models import ChannelCode, ChannelCodeScan, Coupon, Customer, CustomerGroup, CustomerTag, GroupMember, IssuedCoupon, Order, Tag
 from tests.adapters.wechat_kit import kefu_client, mp_channel, post, stand, wechat
 
 __all__ = ["stand"]

@@ -3,7 +3,7 @@ from datetime import date
 
 from bot.crm import pools
 from bot.crm.erasure import ERASED_TEXT, erase, export
-from bot.models import Conversation, Customer, CustomerTag, Message, Order, Outbox, Tag, UnansweredQuestion
+from bot.core.models import Conversation, Customer, CustomerTag, Message, Order, Outbox, Tag, UnansweredQuestion
 from tests.bot.crm.helpers import customer, send
 from tests.factories import make_agent, shop_faqs, text
 
@@ -79,7 +79,7 @@ def test_the_same_person_writing_again_is_a_new_customer(dispatcher) -> None:
 def test_the_cli_exports_and_erases(database, database_url, tmp_path) -> None:
     from click.testing import CliRunner
 
-    from bot import db
+    from bot.core import db
     from bot.cli import main
 
     c = customer("wx_li", name="李四", phone="13700137000")

@@ -8,9 +8,9 @@ import io
 import peewee
 import pytest
 
-from bot import clock
+from bot.core import clock
 from bot.crm import groups
-from bot.models import Customer, CustomerGroup, GroupMember, Segment
+from bot.core.models import Customer, CustomerGroup, GroupMember, Segment
 from tests.bot.crm.helpers import customer
 
 

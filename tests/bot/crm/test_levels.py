@@ -2,9 +2,9 @@ from decimal import Decimal
 
 import pytest
 
-from bot import settings
+from bot.core import settings
 from bot.crm import levels
-from bot.models import Customer, Message, Outbox
+from bot.core.models import Customer, Message, Outbox
 from tests.bot.crm.helpers import customer, send
 
 RULES = {"spend": [100, 500, 1000, 5000], "orders": [2, 5, 10, 20], "notify": "up", "message": "恭喜升级为{level}！"}

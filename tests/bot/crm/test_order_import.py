@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot import db
+from bot.core import db
 from bot.cli import main
 from bot.crm.order_import import ImportFileError, import_file, import_rows
-from bot.models import Customer, Order
+from bot.core.models import Customer, Order
 from tests.bot.crm.helpers import customer
 
 CSV = """shop_order_id,status,event_at,amount,channel,user_id,phone,items

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.crm.orders import OrderError, link_orders_for, normalize_phone, parse_event
-from bot.models import Customer, Order
+from bot.core.models import Customer, Order
 from tests.bot.crm.helpers import customer, order_event, send
 
 

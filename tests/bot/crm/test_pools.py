@@ -1,7 +1,7 @@
 import pytest
 
 from bot.crm import pools
-from bot.models import Agent, Customer
+from bot.core.models import Agent, Customer
 from tests.bot.crm.helpers import customer
 from tests.factories import make_agent
 

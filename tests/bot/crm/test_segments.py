@@ -5,7 +5,7 @@ import pytest
 
 from bot.crm import segments
 from bot.crm.erasure import erase
-from bot.models import Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
+from bot.core.models import Customer, CustomerGroup, CustomerTag, GroupMember, Segment, Tag
 from tests.bot.crm.helpers import customer, send
 
 
@@ -86,7 +86,7 @@ def test_a_bad_filter_names_its_key(spec, word) -> None:
 
 
 def test_the_campaign_style_keys(shop, fake_clock) -> None:
-    """The keys bot/campaigns.py's targets use work here too, so a saved Segment means the
+    """The keys bot/campaigns/targets.py uses work here too, so a saved Segment means the
     same thing in the admin count and in a campaign."""
     Customer.update(order_count=3).where(Customer.id.in_([shop["bo"].id, shop["dong"].id])).execute()
     fake_clock.advance(days=10)

@@ -13,7 +13,7 @@ from adapters.sandbox import wecom_contacts as stand_contacts
 from adapters.wecom import blocking_fetch
 from bot.crm import wecom_contacts
 from bot.crm.channel_codes import CodeSpec
-from bot.models import ChannelCodeScan, Coupon, Customer, CustomerTag, IssuedCoupon, Message, Tag, WecomContact
+from bot.core.models import ChannelCodeScan, Coupon, Customer, CustomerTag, IssuedCoupon, Message, Tag, WecomContact
 from tests.adapters.wechat_kit import eventually, kefu_client, post, stand, wecom_channel, wecom_server
 
 __all__ = ["stand"]
@@ -113,7 +113,7 @@ def wecom_sync_command(tmp_path, database_url: str, stand):
     returns a blocking `invoke(*extra_args)` (run it in a thread: the stand-in is on the loop)."""
     from click.testing import CliRunner
 
-    from bot import db
+    from bot.core import db
     from bot.cli import main
     from tests.adapters.wechat_kit import AES_KEY, CORP_ID, MP_TOKEN
     from tests.bot.ops.conftest import write_config

@@ -13,7 +13,7 @@ from adapters.sandbox import wecom_contacts as stand_contacts
 from adapters.sandbox import wecom_groups as stand_groups
 from adapters.wecom import blocking_fetch
 from bot.crm import wecom_contacts, wecom_groups
-from bot.models import Customer, CustomerGroup, GroupMember, Message, WecomContact, WecomGroupChat
+from bot.core.models import Customer, CustomerGroup, GroupMember, Message, WecomContact, WecomGroupChat
 from tests.adapters.wechat_kit import post, stand, wecom_channel, wecom_server
 from tests.bot.crm.test_wecom_contacts import client, wecom_sync_command  # kefu with the wecom channel on the stand-in
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bot import db
+from bot.core import db
 from bot.cli import main
 from bot.faq import conflicts
 from bot.faq.store import FaqStore

@@ -1,10 +1,10 @@
 import pytest
 
-from bot import settings
-from bot.dispatcher import Dispatcher
+from bot.core import settings
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq import learning
 from bot.faq.store import FaqStore
-from bot.models import AnswerRating, Faq, FaqQuestion, Message, UnansweredQuestion
+from bot.core.models import AnswerRating, Faq, FaqQuestion, Message, UnansweredQuestion
 from tests.factories import make_agent, shop_faqs, text
 
 

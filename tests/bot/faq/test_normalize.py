@@ -1,6 +1,6 @@
 from bot.faq.normalize import apply_synonyms, normalize
 from bot.faq.store import FaqStore, load_synonyms
-from bot.models import Synonym
+from bot.core.models import Synonym
 from tests.factories import make_faq
 
 

@@ -1,6 +1,6 @@
 from bot.faq import io as faq_io
 from bot.faq.store import INLINE_EMBEDDINGS, FaqStore, touch
-from bot.models import Faq, FaqEmbedding, FaqQuestion
+from bot.core.models import Faq, FaqEmbedding, FaqQuestion
 from tests.factories import make_faq, shop_faqs
 
 
@@ -67,7 +67,7 @@ def test_an_import_writes_only_what_changed(database) -> None:
     keeps the rows of the phrasings the file still lists; a reordered one is rewritten."""
     from bot.faq import io
     from bot.faq.io import FaqRecord
-    from bot.models import Faq, FaqQuestion
+    from bot.core.models import Faq, FaqQuestion
 
     first = [FaqRecord("f1", ("发货要多久", "几天发货"), "48小时内", "物流问题"),
              FaqRecord("f2", ("怎么退货",), "7天无理由", "售后问题")]

@@ -1,8 +1,8 @@
 import pytest
 
-from bot import settings
-from bot.dispatcher import Dispatcher
-from bot.events import Inbound
+from bot.core import settings
+from bot.conversation.dispatcher import Dispatcher
+from bot.core.events import Inbound
 from bot.faq.store import FaqStore
 from tests.factories import RETURNS, SIZES, shop_faqs, text
 

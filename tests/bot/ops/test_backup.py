@@ -10,12 +10,12 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from bot import db
+from bot.core import db
 from bot.cli import main
-from bot.config import Config
-from bot.dispatcher import Dispatcher
+from bot.core.config import Config
+from bot.conversation.dispatcher import Dispatcher
 from bot.faq.store import FaqStore
-from bot.models import Message
+from bot.core.models import Message
 from tests.bot.ops.conftest import write_config
 from tests.factories import text
 

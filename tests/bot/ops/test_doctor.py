@@ -10,9 +10,9 @@ from typing import Any, Iterator
 import pytest
 from click.testing import CliRunner
 
-from bot import clock, db
+from bot.core import clock, db
 from bot.cli import main
-from bot.models import AccessToken, Outbox
+from bot.core.models import AccessToken, Outbox
 from jobs import leader
 from tests.bot.ops.conftest import write_config
 
@@ -90,7 +90,7 @@ def test_database_down(tmp_path: Path) -> None:
 
 
 def test_schema_one_version_old(tmp_path: Path, database_url: str, scheduler_leads: None) -> None:
-    from bot.migrations import LATEST, STEPS, SchemaVersion
+    from bot.core.migrations import LATEST, STEPS, SchemaVersion
 
     SchemaVersion.delete().where(SchemaVersion.version == LATEST).execute()
     code, lines = doctor(write_config(tmp_path, database_url))

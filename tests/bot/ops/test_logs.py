@@ -14,10 +14,10 @@ from typing import Any, Iterator
 import pytest
 
 from adapters.server import BRIDGE
-from bot import outbox
-from bot.config import Config, LogConfig, MetricsConfig, OrdersConfig
+from bot.sending import outbox
+from bot.core.config import Config, LogConfig, MetricsConfig, OrdersConfig
 from bot.ops.redact import configured_secrets
-from bot.runtime import setup_logging
+from bot.core.runtime import setup_logging
 from tests.adapters.wechat_kit import Stand, eventually, kefu_client, mp_channel, post, stand, wechat  # noqa: F401
 from tests.factories import make_agent, shop_faqs
 
@@ -56,7 +56,7 @@ async def test_request_id_follows_and_no_secret_is_logged(aiohttp_client: Any, c
     await client.get("/metrics", headers={"Authorization": "Bearer metrics-secret-0123456789"})
     stand.sandbox.expire_tokens()  # a token refresh in the run as well
     await client.server.app[BRIDGE].call(outbox.enqueue, "log:send", "mp", "o_log", {"kind": "text", "text": "hi"})
-    from bot.models import Outbox
+    from bot.core.models import Outbox
 
     assert await eventually(lambda: Outbox.get(Outbox.key == "log:send").status == "sent")
     await client.close()
@@ -92,7 +92,7 @@ async def test_a_late_reply_is_sent_under_the_request_id_of_its_message(aiohttp_
     params, body = server.sign(server.text_xml("o_late", "怎么退货", "late-1"))
     resp = await client.post("/wechat/mp", params=params, data=body, headers={"X-Request-Id": "nginx-late-0001"})
     assert resp.status == 200 and await resp.text() == "success"  # late: the reply goes through the outbox
-    from bot.models import Outbox
+    from bot.core.models import Outbox
 
     assert await eventually(lambda: Outbox.select().where(Outbox.status == "sent").count() == 1)
     await client.close()

@@ -1,0 +1,329 @@
+"""The dispatcher: one inbound message in, stored exactly once, decided, replies out.
+
+Why this shape (see docs/architecture.md, "Data flow"):
+- Dedup and decision share one transaction: the inbound row (UNIQUE(channel, external_id))
+  is inserted as soon as its customer and conversation are known, before the decision; a
+  concurrent retry of the same message blocks on that key until the first delivery commits,
+  then rolls back what it did and replays the reply the first one produced. A crash
+  mid-decision rolls the insert back, so the platform's retry processes it afresh.
+- Replies to the sender may go back inline (a passive reply in the HTTP body) when ready
+  before the adapter's deadline; the `ReplySlot` hands them over atomically. Late replies,
+  and everything for other people (agents, relayed customers), go through the outbox.
+- Each outbound message is stored with a deterministic key (`re:<inbound id>:<n>`) in its
+  final state (`inline`, or `queued` with its outbox row) by the same transaction, so the
+  first delivery and a retry can never both deliver it. (`pending`, the state of versions
+  that decided after the commit, is still replayed and recovered.)
+
+This module is synchronous: the webhook server runs it in a thread pool, a batch of
+concurrent messages at a time in one transaction (`decide` each, adapters/group_commit.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.crm import conversations
+from bot.sending import outbox
+from bot.core import clock
+from bot.core.config import Config
+from bot.crm import channel_codes, wecom_contacts, wecom_groups
+from bot.core.db import database, fetch_one, insert_row, transaction
+from bot.core.events import Card, Inbound, Reply
+from bot.faq.store import FaqStore
+from bot.core.models import Agent, Conversation, Message
+from bot.sending.outgoing import Outgoing
+from bot.conversation.relay import Relay
+from bot.conversation.routing import ACK_NOTICE, Router, Turn
+from bot.ops import metrics
+from bot.core.runtime import LogFields
+
+log = logging.getLogger("kefu.dispatcher")
+
+SATISFACTION_WINDOW = timedelta(hours=24)
+RATING_AFTER_QUESTION_WINDOW = timedelta(hours=1)  # a 1-5 after a question in between (issue 22)
+
+
+class ReplySlot:
+    """Hands the sender's replies to a waiting HTTP request, unless it has given up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "open"  # open | taken | abandoned
+
+    def take(self) -> bool:
+        """The dispatcher claims inline delivery; False when the request already gave up."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "taken"
+            return self._state == "taken"
+
+    def abandon(self) -> bool:
+        """The request gives up waiting; False when the replies were already taken inline."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "abandoned"
+            return self._state == "abandoned"
+
+
+@dataclass
+class Result:
+    """What `handle` did: the replies to return inline and a summary for the log line."""
+
+    replies: list[Reply] = field(default_factory=list)
+    action: str = ""
+    duplicate: bool = False
+    conversation_id: int | None = None
+    stage: str | None = None  # how the bot answered (bot.ops.metrics.reply_stage)
+
+
+class Dispatcher:
+    def __init__(self, config: Config, store: FaqStore | None = None) -> None:
+        self.config = config
+        self.store = store or FaqStore()
+        self.router = Router(self.store, config.faq.threshold, config.faq.suggestions)
+        self.relay = Relay()
+
+    # -- the one entry point ------------------------------------------------------------
+
+    def handle(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
+        """One message in its own transaction (the group commit, adapters/group_commit.py,
+        decides many in one)."""
+        # outside the write transaction: a rebuild after an FAQ edit may embed new phrasings
+        # (~20 ms each), and nobody else should wait for the write lock meanwhile
+        self.store.refresh()
+        with transaction():
+            return self.decide(inbound, slot)
+
+    def decide(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
+        """One message inside the caller's write transaction, in a savepoint of its own: a
+        duplicate (or a failure) undoes only this message's writes. The replies are final
+        only when the caller commits: nobody may be answered before that."""
+        started = time.perf_counter()
+        result = Result()
+        try:
+            with database.atomic():  # a savepoint: the caller holds the transaction
+                inline_rows = self._decide(inbound, result, slot)
+        except _Duplicate:  # everything this delivery wrote is rolled back
+            result.duplicate, result.action = True, "duplicate"
+            result.replies = self._replay(inbound)
+        else:
+            result.replies = [_reply_of(r) for r in inline_rows]
+        self._log(inbound, result, started)
+        metrics.observe_message(inbound.channel, inbound.kind, result.duplicate, result.stage,
+                                time.perf_counter() - started)
+        return result
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None) -> list[Message]:
+        """Store the inbound message with whom it belongs to, decide, store the replies;
+        the inline ones are returned. Raises `_Duplicate` when the message was stored before."""
+        if wecom_contacts.is_change(inbound):  # WeCom customer contact: the CRM follows, nobody is answered
+            stored = self._store_inbound(inbound, author="system")  # the event's key: a retry stops here
+            customer, outgoing = wecom_contacts.changed(inbound)
+            if customer is not None:
+                Message.update(customer=customer.id).where(Message.id == stored.id).execute()
+            result.action = "contact_change"
+            return self._persist(inbound, stored, outgoing, slot)
+        if wecom_groups.is_change(inbound):  # WeCom customer group: kefu's group follows, nobody is answered
+            stored = self._store_inbound(inbound, author="system")  # the event's key: a retry stops here
+            wecom_groups.changed(inbound)
+            result.action = "group_change"
+            return self._persist(inbound, stored, [], slot)
+        agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
+        if agent is not None and agent.active:
+            stored = self._store_inbound(inbound, author="agent", agent=agent.id)
+            result.action = "agent"
+            return self._persist(inbound, stored, self.relay.handle(agent, inbound), slot)
+        customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
+        rating = self._satisfaction(inbound, customer)
+        if rating is None and inbound.kind == "text":
+            rating = self._revisit_answer(inbound, customer)
+        if rating is not None:
+            stored = self._store_inbound(inbound, customer=customer.id)
+            result.action = "rating"
+            return self._persist(inbound, stored, rating, slot)
+        conversation, _ = conversations.open_conversation(customer)  # touched, or new
+        # before routing: the agent's handoff briefing lists this message with the conversation
+        stored = self._store_inbound(inbound, customer=customer.id, conversation=conversation.id)
+        result.conversation_id = conversation.id
+        text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
+        outgoing = channel_codes.scanned(inbound, customer, conversation)  # a 渠道活码's scene, else None
+        if outgoing is None:
+            outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
+        result.action = _action(conversation, outgoing)
+        result.stage = metrics.reply_stage(result.action, [o.reply.meta for o in outgoing if o.author == "bot"])
+        return self._persist(inbound, stored, outgoing, slot)
+
+    @staticmethod
+    def _store_inbound(inbound: Inbound, author: str = "customer", **links: int) -> Message:
+        """The inbound row, state "done" at once: it commits with its decision or not at all.
+
+        UNIQUE(channel, external_id) is the dedup key. It is written after the customer and
+        the conversation are known (one insert, no update of the row's indexes); a retry
+        that gets here finds the key taken, or waits on it until the first delivery
+        commits, and raises `_Duplicate`, which rolls back what it did before."""
+        stored = Message(
+            channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
+            peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
+            state="done", created_at=clock.now(), **links,
+        )
+        if insert_row(stored, ignore_conflict=True) is None:
+            raise _Duplicate
+        return stored
+
+    def _satisfaction(self, inbound: Inbound, customer) -> list[Outgoing] | None:  # type: ignore[no-untyped-def]
+        """A 1-5 right after a human conversation ended is its rating, not a new question."""
+        text = inbound.text.strip()
+        if inbound.kind != "text" or text not in ("1", "2", "3", "4", "5"):
+            return None
+        window = SATISFACTION_WINDOW
+        current = Conversation.get_or_none(Conversation.open_key == customer.id)
+        if current is not None:
+            # they asked the bot something first: still the rating, within a shorter window,
+            # unless a person has their new conversation or the digit picks one of the bot's cards
+            if current.status != "bot" or len(conversations.last_bot_cards(current)) >= int(text):
+                return None
+            window = RATING_AFTER_QUESTION_WINDOW
+        last = (
+            Conversation.select()
+            .where((Conversation.customer == customer) & (Conversation.status == "resolved")
+                   & (Conversation.resolved_by == "agent") & Conversation.satisfaction.is_null()
+                   & (Conversation.resolved_at >= clock.now() - window))
+            .order_by(Conversation.resolved_at.desc())
+            .first()
+        )
+        if last is None:
+            return None
+        Conversation.update(satisfaction=int(text)).where(Conversation.id == last.id).execute()
+        return [Outgoing(inbound.channel, inbound.user_id, Reply(text="感谢您的评价，祝您生活愉快！"), "bot", last, customer)]
+
+    @staticmethod
+    def _revisit_answer(inbound: Inbound, customer) -> list[Outgoing] | None:  # type: ignore[no-untyped-def]
+        """A 1-5 after a revisit question (回访, jobs/revisits.py) scores the order."""
+        from bot.conversation import revisits
+
+        text = revisits.reply_to(customer, inbound.text)
+        if text is None:
+            return None
+        conversation = Conversation.get_or_none(Conversation.open_key == customer.id)
+        return [Outgoing(inbound.channel, inbound.user_id, Reply(text=text), "bot", conversation, customer)]
+
+    @staticmethod
+    def _card_answer(conversation: Conversation, text: str) -> str:
+        stripped = text.strip()
+        if stripped.isdigit() and len(stripped) <= 2:
+            cards = conversations.last_bot_cards(conversation)
+            index = int(stripped) - 1
+            if 0 <= index < len(cards):
+                return cards[index]["title"]
+        return text
+
+    # -- storing and delivering ------------------------------------------------------------
+
+    def _persist(self, inbound: Inbound, stored: Message, outgoing: list[Outgoing],
+                 slot: ReplySlot | None) -> list[Message]:
+        """Store every outbound message in its final state, in the decision's transaction:
+        the sender's replies `inline` when the waiting request takes them (it answers with
+        them once this commits), everything else `queued` with its outbox row. Returns the
+        inline rows. A crash before the commit stores none of it and the platform's retry
+        decides afresh; a retry meanwhile waits on the inbound key, then replays."""
+        to_sender = [o.channel == inbound.channel and o.to_user == inbound.user_id for o in outgoing]
+        inline = any(to_sender) and (slot is None or slot.take())
+        inline_rows: list[Message] = []
+        for n, (out, mine) in enumerate(zip(outgoing, to_sender)):
+            row = Message(
+                channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
+                customer=_id(out.customer), agent=_id(out.agent), direction="out", author=out.author,
+                peer_id=out.to_user, kind=out.reply.kind, text=out.reply.text,
+                payload={**out.reply.as_content(), **dict(out.reply.meta)}, in_reply_to=stored.id,
+                faq=_id(out.faq), score=out.score, state="inline" if mine and inline else "queued",
+                created_at=clock.now(),
+            )
+            insert_row(row)
+            if row.state == "inline":
+                inline_rows.append(row)
+            else:
+                outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, row.payload, message=row)
+        return inline_rows
+
+    def _replay(self, inbound: Inbound) -> list[Reply]:
+        """A retried message: the replies the first delivery produced, if they were not
+        already handed to the outbox."""
+        first = Message.get_or_none((Message.channel == inbound.channel) & (Message.external_id == inbound.msg_id[:128]))
+        if first is None:
+            return []
+        rows = list(
+            Message.select()
+            .where((Message.in_reply_to == first) & (Message.channel == inbound.channel)
+                   & (Message.peer_id == inbound.user_id) & Message.state.in_(("pending", "inline")))
+            .order_by(Message.id)
+        )
+        pending = [r.id for r in rows if r.state == "pending"]
+        if pending:
+            Message.update(state="inline").where(Message.id.in_(pending) & (Message.state == "pending")).execute()
+        return [_reply_of(r) for r in rows]
+
+    def _log(self, inbound: Inbound, result: Result, started: float) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        log.info("%s", LogFields(
+            event="message", channel=inbound.channel, user=inbound.user_id[-8:], msg_id=inbound.msg_id,
+            kind=inbound.kind, action=result.action, conversation=result.conversation_id,
+            replies=len(result.replies), ms=round((time.perf_counter() - started) * 1000, 2),
+        ))
+
+
+class _Duplicate(Exception):
+    """The inbound message was stored by an earlier delivery: roll this one back, replay."""
+
+
+def recover_pending(older_than_seconds: float = 60.0) -> int:
+    """Queue replies left `pending` by a process that died between deciding and delivering."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    count = 0
+    with transaction():
+        for row in Message.select().where((Message.direction == "out") & (Message.state == "pending")
+                                          & (Message.created_at < cutoff)):
+            outbox.enqueue(f"msg:{row.id}", row.channel, row.peer_id, row.payload or {"kind": "text", "text": row.text},
+                           message=row)
+            count += 1
+    return count
+
+
+def _id(value: object) -> int | None:
+    """A foreign key's value from a model instance or an id."""
+    return value if value is None or isinstance(value, int) else value.id  # type: ignore[attr-defined]
+
+
+def _payload(inbound: Inbound) -> dict[str, object] | None:
+    payload: dict[str, object] = {}
+    if inbound.media:
+        payload["media"] = dict(inbound.media)
+    if inbound.event:
+        payload["event"], payload["event_key"] = inbound.event, inbound.event_key
+    return payload or None
+
+
+def _reply_of(row: Message) -> Reply:
+    payload = row.payload or {}
+    cards = tuple(Card(c.get("title", ""), c.get("payload", "")) for c in payload.get("cards") or ())
+    meta = {k: v for k, v in payload.items() if k not in ("kind", "text", "cards")}
+    meta["message_id"] = row.id
+    return Reply(text=row.text, kind=row.kind, cards=cards, meta=meta)
+
+
+def _action(conversation: Conversation, outgoing: list[Outgoing]) -> str:
+    if conversation.status == "assigned" and any(o.author == "system" for o in outgoing):
+        # the bot's 已收到 beside a relayed message is not a handoff notice
+        told = any(o.author == "bot" and o.reply.meta.get("notice") != ACK_NOTICE for o in outgoing)
+        return "handoff" if told else "relay"
+    if conversation.status == "queued":
+        return "queued"
+    if any(o.faq for o in outgoing):
+        return "faq"
+    return "bot"

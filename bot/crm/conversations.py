@@ -1,0 +1,201 @@
+"""Customers and their conversations: upsert on contact, open/resolve, the queue.
+
+Why a module of its own: the dispatcher, the relay, the admin and the jobs all open,
+assign and resolve conversations; the rules (one open conversation per customer, the
+timestamps the KPIs need) live here once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar
+
+import peewee
+
+from bot.core import clock
+from bot.crm.orders import link_orders_for
+from bot.core.db import execute, fetch_one, insert_row, update_one, upsert_row
+from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
+
+RowT = TypeVar("RowT")
+OPEN_STATUSES = ("bot", "queued", "assigned")
+
+
+def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Customer:
+    """The CRM record for an IM user, created on first contact (source = channel)."""
+    now = clock.now()
+    stamp = Customer.last_contact_at.db_value(now)
+    # one statement for a first contact and a returning customer; a concurrent first message
+    # waits on the key and then touches the row the other one inserted
+    customer = upsert_row(Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
+                                   first_contact_at=now, last_contact_at=now, last_inbound_at=now),
+                          ("channel", "external_id"), '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp))
+    if nickname and not customer.nickname:
+        Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
+        customer.nickname = nickname[:128]
+        customer._dirty.clear()
+    link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
+    return customer
+
+
+def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
+    """The customer's open conversation, touched (a message came), or a new one; True when
+    it was just opened."""
+    now = clock.now()
+    existing = update_one(Conversation, '"last_message_at" = ?', (Conversation.last_message_at.db_value(now),),
+                          '"open_key" = ?', (customer.id,))
+    if existing is not None:
+        return existing, False
+    conversation = Conversation(customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
+                                opened_at=now, last_message_at=now)
+    if insert_row(conversation, ignore_conflict=True):
+        return conversation, True
+    return _must(fetch_one(Conversation, '"open_key" = ?', (customer.id,))), False  # a concurrent message won
+
+
+def _must(row: RowT | None) -> RowT:
+    """The row a conflicting insert found: it exists unless the database lost it."""
+    if row is None:
+        raise LookupError("a unique key conflicted with a row that cannot be read back")
+    return row
+
+
+def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer") -> None:
+    """Give the conversation to `agent` (callers hold the assignment lock, `bot.agents.assignment`).
+
+    A stint of another agent still open in the log ends with `previous_ended`.
+    """
+    now = clock.now()
+    if conversation.status == "assigned" or conversation.agent_id is not None:
+        _end_stint(conversation, previous_ended, now)
+    Conversation.update(status="assigned", agent=agent, assigned_at=now).where(
+        Conversation.id == conversation.id
+    ).execute()
+    AssignmentLog.create(conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
+                         assigned_at=now)
+    Agent.update(last_assigned_at=now,
+                 current_conversation_id=peewee.fn.COALESCE(Agent.current_conversation_id, conversation.id)).where(
+        Agent.id == agent.id
+    ).execute()
+    if agent.current_conversation_id is None:
+        agent.current_conversation_id = conversation.id
+    conversation.status, conversation.agent, conversation.assigned_at = "assigned", agent, now
+
+
+def enqueue(conversation: Conversation, reason: str, queued_at: datetime | None = None,
+            previous_ended: str = "requeue") -> None:
+    """Put the conversation in the queue; `queued_at` (default now) orders the queue."""
+    now = clock.now()
+    when = queued_at or now
+    _end_stint(conversation, previous_ended, now)
+    if conversation.agent_id:
+        execute('UPDATE "agent" SET "current_conversation_id" = NULL WHERE "id" = ? AND "current_conversation_id" = ?',
+                (conversation.agent_id, conversation.id))
+    execute('UPDATE "conversation" SET "status" = \'queued\', "queued_at" = ?, "agent_id" = NULL, "handoff_reason" = ? '
+            'WHERE "id" = ?', (Conversation.queued_at.db_value(when), reason, conversation.id))
+    conversation.status, conversation.queued_at, conversation.agent = "queued", when, None
+
+
+def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
+    execute('UPDATE "assignment_log" SET "ended_at" = ?, "end_reason" = ? WHERE "conversation_id" = ? '
+            'AND "ended_at" IS NULL', (AssignmentLog.ended_at.db_value(now), reason, conversation.id))
+
+
+def queue_length() -> int:
+    return int(execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\'').fetchone()[0])
+
+
+def queued() -> list[Conversation]:
+    """The queue, longest-waiting first."""
+    return list(Conversation.select().where(Conversation.status == "queued")
+                .order_by(Conversation.queued_at, Conversation.id))
+
+
+def queue_position(conversation: Conversation) -> int:
+    """1 for the longest-waiting conversation in the queue."""
+    when = Conversation.queued_at.db_value(conversation.queued_at)
+    ahead = execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\' AND '
+                    '("queued_at" < ? OR ("queued_at" = ? AND "id" < ?))', (when, when, conversation.id)).fetchone()[0]
+    return int(ahead) + 1
+
+
+def resolve(conversation: Conversation, by: str) -> None:
+    now = clock.now()
+    _end_stint(conversation, "resolved", now)
+    Conversation.update(status="resolved", resolved_at=now, open_key=None, resolved_by=by).where(
+        Conversation.id == conversation.id
+    ).execute()
+    Agent.update(current_conversation_id=None).where(Agent.current_conversation_id == conversation.id).execute()
+    conversation.status, conversation.resolved_at, conversation.open_key = "resolved", now, None
+
+
+def record_agent_reply(conversation: Conversation) -> None:
+    now = clock.now()
+    updates: dict[peewee.Field, object] = {Conversation.last_agent_reply_at: now}
+    if conversation.first_response_at is None:
+        updates[Conversation.first_response_at] = now
+        conversation.first_response_at = now
+    Conversation.update(updates).where(Conversation.id == conversation.id).execute()
+    conversation.last_agent_reply_at = now
+    AssignmentLog.update(first_reply_at=now).where(
+        (AssignmentLog.conversation == conversation.id) & AssignmentLog.ended_at.is_null()
+        & AssignmentLog.first_reply_at.is_null()
+    ).execute()
+
+
+def awaiting_reply_since(conversation: Conversation) -> datetime | None:
+    """When the customer started waiting for the current agent, or None when the agent
+    spoke last (the ball is in the customer's court).
+
+    Waiting starts at the handoff (the earlier of queueing and assignment) until the agent
+    first replies, then at the first customer message after the agent's latest reply.
+    """
+    if conversation.status != "assigned":
+        return None
+    replied = conversation.last_agent_reply_at
+    if replied is None or (conversation.assigned_at and replied < conversation.assigned_at):
+        starts = [t for t in (conversation.queued_at, conversation.assigned_at) if t is not None]
+        return min(starts) if starts else conversation.opened_at
+    first_after = (
+        Message.select(peewee.fn.MIN(Message.created_at))
+        .where((Message.conversation == conversation.id) & (Message.direction == "in")
+               & (Message.author == "customer") & (Message.created_at > replied))
+        .scalar()
+    )
+    if first_after is None:
+        return None
+    return Message.created_at.python_value(first_after)
+
+
+def previous_agent_id(customer: Customer) -> int | None:
+    """The customer's agent: the private-pool owner (私海), else whoever served them last."""
+    if customer.owner_agent_id:
+        return int(customer.owner_agent_id)
+    last = (
+        AssignmentLog.select(AssignmentLog.agent)
+        .where(AssignmentLog.customer == customer.id)
+        .order_by(AssignmentLog.assigned_at.desc(), AssignmentLog.id.desc())
+        .first()
+    )
+    return int(last.agent_id) if last else None
+
+
+def open_for_agent(agent: Agent) -> list[Conversation]:
+    return list(
+        Conversation.select()
+        .where((Conversation.agent == agent) & (Conversation.status == "assigned"))
+        .order_by(Conversation.assigned_at)
+    )
+
+
+def last_bot_cards(conversation: Conversation) -> list[dict[str, str]]:
+    """The cards of the bot's last message in this conversation (for numbered answers)."""
+    last = (
+        Message.select(Message.payload)
+        .where((Message.conversation == conversation) & (Message.direction == "out") & (Message.author == "bot"))
+        .order_by(Message.id.desc())
+        .first()
+    )
+    if last is None or not last.payload:
+        return []
+    return list(last.payload.get("cards") or [])

@@ -1,0 +1,131 @@
+"""The fixed-SQL helpers of the hot path and SQLite's in-process writer lock."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import peewee
+import pytest
+
+from bot.core import db
+from bot.core.models import Customer, Message
+
+
+def test_insert_row_stores_the_instance_with_its_defaults(database: peewee.Database) -> None:
+    stamp = datetime(2026, 11, 24, 8, 30, 15, 123456, tzinfo=timezone.utc)
+    customer = Customer(channel="mp", external_id="o_1", nickname="小王", first_contact_at=stamp)
+    new_id = db.insert_row(customer)
+    assert new_id is not None and customer.id == new_id
+    stored = Customer.get_by_id(new_id)
+    assert (stored.channel, stored.external_id, stored.nickname) == ("mp", "o_1", "小王")
+    assert stored.first_contact_at == stamp
+    assert stored.level == customer.level == 0  # the model default went into the row
+    assert stored.total_spend == Decimal("0")
+
+
+def test_insert_row_ignoring_a_conflict_stores_nothing(database: peewee.Database) -> None:
+    first = Message(channel="web", external_id="m1", direction="in", author="customer", peer_id="u1", text="第一次", state="done")
+    assert db.insert_row(first, ignore_conflict=True)
+    retry = Message(channel="web", external_id="m1", direction="in", author="customer", peer_id="u1", text="重试", state="done")
+    assert db.insert_row(retry, ignore_conflict=True) is None
+    assert retry.id is None
+    assert [m.text for m in Message.select()] == ["第一次"]
+
+
+def test_insert_row_without_ignore_raises_on_a_conflict(database: peewee.Database) -> None:
+    db.insert_row(Customer(channel="mp", external_id="o_1"))
+    with pytest.raises(peewee.IntegrityError):
+        with db.transaction():
+            db.insert_row(Customer(channel="mp", external_id="o_1"))
+
+
+def test_fetch_one_reads_what_get_or_none_reads(database: peewee.Database) -> None:
+    message = Message.create(channel="web", external_id="m1", direction="out", author="bot", peer_id="u1", text="您好",
+                             payload={"kind": "text", "cards": [{"title": "发货要多久"}]}, score=0.83, state="inline")
+    fetched = db.fetch_one(Message, '"channel" = ? AND "external_id" = ?', ("web", "m1"))
+    expected = Message.get_or_none(Message.id == message.id)
+    assert fetched is not None and expected is not None
+    assert fetched.__data__ == expected.__data__
+    assert fetched.created_at.tzinfo is not None
+    assert fetched.payload["cards"][0]["title"] == "发货要多久"
+    assert not fetched.is_dirty()
+    assert db.fetch_one(Message, '"external_id" = ?', ("nope",)) is None
+
+
+def test_execute_binds_question_mark_parameters_on_every_backend(database: peewee.Database) -> None:
+    customer = Customer.create(channel="mp", external_id="o_1")
+    db.execute('UPDATE "customer" SET "nickname" = ? WHERE "id" = ?', ("小李", customer.id))
+    assert Customer.get_by_id(customer.id).nickname == "小李"
+    rows = db.execute('SELECT "external_id" FROM "customer" WHERE "channel" = ?', ("mp",)).fetchall()
+    assert [r[0] for r in rows] == ["o_1"]
+
+
+def test_sqlite_write_transaction_holds_the_process_writer_lock(database: peewee.Database) -> None:
+    if db.is_postgres():
+        pytest.skip("SQLite only: PostgreSQL has row locks")
+    seen: list[bool] = []
+
+    def other_thread_tries() -> None:
+        got = database.writer_lock.acquire(blocking=False)
+        seen.append(got)
+        if got:
+            database.writer_lock.release()
+
+    with db.transaction():
+        probe = threading.Thread(target=other_thread_tries)
+        probe.start()
+        probe.join()
+    probe = threading.Thread(target=other_thread_tries)
+    probe.start()
+    probe.join()
+    assert seen == [False, True]
+
+
+def test_sqlite_writers_of_many_threads_all_commit(database: peewee.Database) -> None:
+    """Transactions and single autocommit writes from 8 threads at once: none fails with
+    'database is locked', none is lost."""
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(25):
+                if i % 2:
+                    with db.transaction():
+                        db.insert_row(Customer(channel="web", external_id=f"t{n}-{i}"))
+                else:
+                    db.insert_row(Customer(channel="web", external_id=f"t{n}-{i}"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Customer.select().count() == 8 * 25
+
+
+def test_update_one_returns_the_row_after_the_update(database: peewee.Database) -> None:
+    customer = Customer.create(channel="mp", external_id="o_1", nickname="小王")
+    stamp = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+    updated = db.update_one(Customer, '"last_inbound_at" = ?', (Customer.last_inbound_at.db_value(stamp),),
+                            '"channel" = ? AND "external_id" = ?', ("mp", "o_1"))
+    assert updated is not None and updated.id == customer.id
+    assert updated.last_inbound_at == stamp and updated.nickname == "小王"
+    assert Customer.get_by_id(customer.id).last_inbound_at == stamp
+    assert db.update_one(Customer, '"nickname" = ?', ("x",), '"external_id" = ?', ("nobody",)) is None
+    assert Customer.select().where(Customer.nickname == "x").count() == 0
+
+
+def test_update_one_reads_back_on_an_old_sqlite(database: peewee.Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    if db.is_postgres():
+        pytest.skip("the fallback is for SQLite before 3.35 (no RETURNING)")
+    monkeypatch.setattr(db, "_SQLITE_RETURNING", False)
+    Customer.create(channel="mp", external_id="o_1")
+    updated = db.update_one(Customer, '"nickname" = ?', ("老李",), '"external_id" = ?', ("o_1",))
+    assert updated is not None and updated.nickname == "老李"
