@@ -2,7 +2,8 @@
 
 Why: the core (peewee, wechatpy-free decisions) blocks, so it runs in a thread pool sized by
 `server.workers`; the loop never blocks. `dispatch` races the handler against the adapter's
-deadline (aiogram's feed_webhook_update pattern): in time, the replies are returned for the
+deadline (aiogram's feed_webhook_update pattern), the messages of the moment decided and
+committed together (adapters/group_commit.py): in time, the replies are returned for the
 HTTP body; late, the request gives up (`ReplySlot.abandon`) and the dispatcher sends them
 through the outbox instead, so a reply is delivered exactly once either way.
 """
@@ -16,6 +17,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from adapters.group_commit import GroupCommit
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
 from bot.core import changes
 from bot.core.events import Inbound
@@ -29,6 +31,7 @@ class CoreBridge:
     def __init__(self, dispatcher: Dispatcher, workers: int = 8) -> None:
         self.dispatcher = dispatcher
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kefu-core")
+        self.group_commit = GroupCommit(dispatcher, self.executor)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking core function off the event loop."""
@@ -39,8 +42,7 @@ class CoreBridge:
     async def dispatch(self, inbound: Inbound, deadline_seconds: float) -> Result | None:
         """The dispatcher's result when ready in time; None when late (the outbox has it)."""
         slot = ReplySlot()
-        handle = functools.partial(contextvars.copy_context().run, self.dispatcher.handle, inbound, slot)
-        future = asyncio.get_running_loop().run_in_executor(self.executor, handle)
+        future = self.group_commit.submit(inbound, slot)  # decided with the messages arriving meanwhile
         future.add_done_callback(_nudge_watchers)
         try:
             return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)

@@ -207,6 +207,7 @@ def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender:
         for stop_listening in unsubscribe:
             stop_listening()
         await app[TASKS].drain()
+        await bridge.group_commit.drain()
         for adapter in adapters.values():
             close = getattr(adapter, "close", None)
             if close is not None:

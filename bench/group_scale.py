@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.webhook_load import drop_schema, pg_schema_url  # noqa: E402  (a scratch schema on PostgreSQL)
+from bench.webhook import drop_schema, pg_schema_url  # noqa: E402  (a scratch schema on PostgreSQL)
 
 SEED_BATCH = 2000
 

@@ -58,7 +58,7 @@ from bench.broadcast_fanout import start as launch  # noqa: E402
 from bench.common import free_port, wait_http  # noqa: E402
 from bench.crash_send import KEFU, PY, SEND_PATH, StandIn, campaign_status, scratch_database, stop, tally  # noqa: E402
 from bench.crash_send import seed as seed_campaign  # noqa: E402
-from bench.webhook_load import AES_KEY, faq_questions, percentile, wait_faq_ready  # noqa: E402
+from bench.webhook import AES_KEY, faq_questions, percentile, wait_faq_ready  # noqa: E402
 
 from adapters.sandbox.client import WeChatServer  # noqa: E402
 

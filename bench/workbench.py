@@ -45,7 +45,7 @@ from bench import broadcast_fanout  # noqa: E402
 from bench.broadcast_fanout import start as launch  # noqa: E402
 from bench.common import free_port, wait_http  # noqa: E402
 from bench.crash_send import KEFU, scratch_database, stop  # noqa: E402
-from bench.webhook_load import percentile  # noqa: E402
+from bench.webhook import percentile  # noqa: E402
 from tests.admin.conftest import csrf_token  # noqa: E402
 
 PASSWORD = "bench-desk-pass-9"

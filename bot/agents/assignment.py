@@ -30,7 +30,7 @@ from typing import Callable
 import peewee
 
 from bot.crm import conversations
-from bot.core.db import advisory_xact_lock, is_postgres, transaction
+from bot.core.db import advisory_xact_lock, execute, is_postgres, transaction
 from bot.core.models import Agent, Conversation
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -63,12 +63,18 @@ def free_agents(exclude: tuple[int, ...] = ()) -> list[Agent]:
 
 
 def any_agent_free() -> bool:
-    return bool(free_agents())
+    """Some online, active agent is below capacity (what `free_agents` would list, in one
+    statement: every handoff while others wait asks it)."""
+    return execute(
+        'SELECT 1 FROM "agent" a WHERE a."active" = ? AND a."status" = \'online\' AND a."max_open" > '
+        '(SELECT COUNT(*) FROM "conversation" c WHERE c."agent_id" = a."id" AND c."status" = \'assigned\') LIMIT 1',
+        (True,)).fetchone() is not None
 
 
 def anyone_online() -> bool:
     """Some active agent is online (free or not): a queue then means busy, not nobody there."""
-    return Agent.select().where((Agent.active == True) & (Agent.status == "online")).exists()  # noqa: E712
+    return execute('SELECT 1 FROM "agent" WHERE "active" = ? AND "status" = \'online\' LIMIT 1',
+                   (True,)).fetchone() is not None
 
 
 def assign_next_agent(conversation: Conversation, prefer: Agent | None = None, exclude: tuple[int, ...] = (),

@@ -14,7 +14,8 @@ Why this shape (see docs/architecture.md, "Data flow"):
   first delivery and a retry can never both deliver it. (`pending`, the state of versions
   that decided after the commit, is still replayed and recovered.)
 
-This module is synchronous: the webhook server runs it in a thread pool.
+This module is synchronous: the webhook server runs it in a thread pool, a batch of
+concurrent messages at a time in one transaction (`decide` each, adapters/group_commit.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bot.sending import outbox
 from bot.core import clock
 from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
-from bot.core.db import fetch_one, insert_row, transaction
+from bot.core.db import database, fetch_one, insert_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Message
@@ -90,13 +91,22 @@ class Dispatcher:
     # -- the one entry point ------------------------------------------------------------
 
     def handle(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
-        started = time.perf_counter()
-        result = Result()
+        """One message in its own transaction (the group commit, adapters/group_commit.py,
+        decides many in one)."""
         # outside the write transaction: a rebuild after an FAQ edit may embed new phrasings
         # (~20 ms each), and nobody else should wait for the write lock meanwhile
         self.store.refresh()
+        with transaction():
+            return self.decide(inbound, slot)
+
+    def decide(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
+        """One message inside the caller's write transaction, in a savepoint of its own: a
+        duplicate (or a failure) undoes only this message's writes. The replies are final
+        only when the caller commits: nobody may be answered before that."""
+        started = time.perf_counter()
+        result = Result()
         try:
-            with transaction():
+            with database.atomic():  # a savepoint: the caller holds the transaction
                 inline_rows = self._decide(inbound, result, slot)
         except _Duplicate:  # everything this delivery wrote is rolled back
             result.duplicate, result.action = True, "duplicate"

@@ -13,7 +13,7 @@ from datetime import timedelta
 from bot.agents import assignment, business_hours
 from bot.crm import conversations
 from bot.core import clock, settings
-from bot.core.db import execute
+from bot.core.db import execute, insert_row
 from bot.core.events import Card, Inbound, Reply
 from bot.faq import learning
 from bot.faq.handoff_intent import asks_for_human, explicit_request
@@ -113,21 +113,21 @@ class Router:
             if answer is not None:
                 execute('UPDATE "faq" SET "hits" = "hits" + 1 WHERE "id" = ?', (answer.faq_id,))
                 if turn.conversation.unanswered_turns:
-                    Conversation.update(unanswered_turns=0).where(Conversation.id == turn.conversation.id).execute()
+                    execute('UPDATE "conversation" SET "unanswered_turns" = 0 WHERE "id" = ?', (turn.conversation.id,))
                 cards = RATING_CARDS if settings.get("rating_cards") else ()
                 reply = Reply(text=answer.answer, cards=cards, meta={**meta, "category": answer.category, "rate": True})
                 answered = Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
                                     turn.customer, faq=answer.faq_id, score=match.score)
                 return [answered]
-        UnansweredQuestion.create(
+        insert_row(UnansweredQuestion(
             text=text[:2000], normalized=self.store.normalize(text), customer=turn.customer,
             message=turn.message, reason="abstained", best_faq=int(best.faq_id) if best else None,
             best_score=match.score if best else None,
-        )
+        ))
         if allow_handoff and mode == "mixed":
             return self.handoff(turn, "unsure")
         unanswered = turn.conversation.unanswered_turns + 1
-        Conversation.update(unanswered_turns=unanswered).where(Conversation.id == turn.conversation.id).execute()
+        execute('UPDATE "conversation" SET "unanswered_turns" = ? WHERE "id" = ?', (unanswered, turn.conversation.id))
         limit = int(settings.get("handoff_after_unanswered") or 0)
         if allow_handoff and limit and unanswered >= limit:
             return self.handoff(turn, "unanswered")
@@ -171,7 +171,7 @@ class Router:
         if conversations.queue_length():  # others are waiting: nobody jumps the queue
             conversations.enqueue(conversation, reason)
             out = serve_queue(quiet=conversation.id)
-            if Conversation.get_by_id(conversation.id).status == "assigned":
+            if out and Conversation.get_by_id(conversation.id).status == "assigned":  # nobody served: still queued
                 return out
             return out + [self._to_customer(turn, self._queue_text(conversation))]
         agent = assignment.assign_next_agent(conversation, prefer_id=conversations.previous_agent_id(customer))

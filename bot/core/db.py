@@ -126,7 +126,9 @@ class UTCDateTimeField(peewee.DateTimeField):
             raise TypeError(f"{self.name}: expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime(self._FMT)
+        # `_FMT`'s text (years 1000-9999); isoformat is ~4x cheaper than strftime, and every
+        # message stamps a handful of rows
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def python_value(self, value: Any) -> datetime | None:
         if value is None:
@@ -269,3 +271,35 @@ def insert_row(instance: peewee.Model, ignore_conflict: bool = False) -> int | N
         setattr(instance, primary.name, new_id)
         instance._dirty.clear()
     return new_id
+
+
+@functools.lru_cache(maxsize=32)
+def _upsert_sql(model: type[peewee.Model], columns: tuple[str, ...], key: tuple[str, ...], assignments: str) -> str:
+    conflict = ", ".join(f'"{model._meta.fields[c].column_name}"' for c in key)
+    return (f'{_insert_sql(model, columns, False)} ON CONFLICT ({conflict}) DO UPDATE SET {assignments} '
+            f'RETURNING {_columns(model)}')
+
+
+def upsert_row(instance: ModelT, key: tuple[str, ...], assignments: str, values: Sequence[Any]) -> ModelT:
+    """Insert `instance`, or when a row holds its unique `key` apply `assignments` (fixed SQL,
+    `?` placeholders, `values`) to that row instead: the stored row either way, as
+    `fetch_one` returns it. One statement where the database has RETURNING (a first contact
+    and a returning customer alike); older SQLite updates first and inserts on a miss."""
+    model = type(instance)
+    data = instance.__data__
+    fields = [f for f in model._meta.sorted_fields if f.name in data and f is not model._meta.primary_key]
+    params = [f.db_value(data[f.name]) for f in fields]
+    where = " AND ".join(f'"{model._meta.fields[c].column_name}" = ?' for c in key)
+    where_params = [model._meta.fields[c].db_value(data[c]) for c in key]
+    if not (is_postgres() or _SQLITE_RETURNING):
+        found = update_one(model, assignments, values, where, where_params)
+        if found is not None:
+            return found
+        if insert_row(instance, ignore_conflict=True) is not None:
+            return instance
+        found = update_one(model, assignments, values, where, where_params)  # a concurrent insert won
+        if found is None:
+            raise LookupError("a unique key conflicted with a row that cannot be read back")
+        return found
+    row = execute(_upsert_sql(model, tuple(f.name for f in fields), key, assignments), (*params, *values)).fetchone()
+    return _instance(model, row)

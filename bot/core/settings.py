@@ -74,10 +74,9 @@ def get(key: str) -> Any:
     if key not in DEFAULTS:
         raise KeyError(f"unknown setting {key!r}")
     stamp = time.monotonic()
-    with _lock:
-        hit = _cache.get(key)
-        if hit and stamp - hit[0] < _TTL_SECONDS:
-            return hit[1]
+    hit = _cache.get(key)  # one dict read is atomic: no lock on the hot path (a few per message)
+    if hit and stamp - hit[0] < _TTL_SECONDS:
+        return hit[1]
     row = Setting.get_or_none(Setting.key == key)
     value = DEFAULTS[key] if row is None or row.value is None else row.value
     with _lock:

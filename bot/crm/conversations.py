@@ -14,7 +14,7 @@ import peewee
 
 from bot.core import clock
 from bot.crm.orders import link_orders_for
-from bot.core.db import fetch_one, insert_row, update_one
+from bot.core.db import execute, fetch_one, insert_row, update_one, upsert_row
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -25,17 +25,11 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
     """The CRM record for an IM user, created on first contact (source = channel)."""
     now = clock.now()
     stamp = Customer.last_contact_at.db_value(now)
-
-    def touched() -> Customer | None:
-        return update_one(Customer, '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp),
-                          '"channel" = ? AND "external_id" = ?', (channel, external_id))
-
-    customer = touched()
-    if customer is None:  # first contact; a concurrent first message may win the insert
-        customer = Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
-                            first_contact_at=now, last_contact_at=now, last_inbound_at=now)
-        if not insert_row(customer, ignore_conflict=True):
-            customer = _must(touched())  # the concurrent first message won
+    # one statement for a first contact and a returning customer; a concurrent first message
+    # waits on the key and then touches the row the other one inserted
+    customer = upsert_row(Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
+                                   first_contact_at=now, last_contact_at=now, last_inbound_at=now),
+                          ("channel", "external_id"), '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp))
     if nickname and not customer.nickname:
         Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
         customer.nickname = nickname[:128]
@@ -95,23 +89,20 @@ def enqueue(conversation: Conversation, reason: str, queued_at: datetime | None 
     when = queued_at or now
     _end_stint(conversation, previous_ended, now)
     if conversation.agent_id:
-        Agent.update(current_conversation_id=None).where(
-            (Agent.id == conversation.agent_id) & (Agent.current_conversation_id == conversation.id)
-        ).execute()
-    Conversation.update(status="queued", queued_at=when, agent=None, handoff_reason=reason).where(
-        Conversation.id == conversation.id
-    ).execute()
+        execute('UPDATE "agent" SET "current_conversation_id" = NULL WHERE "id" = ? AND "current_conversation_id" = ?',
+                (conversation.agent_id, conversation.id))
+    execute('UPDATE "conversation" SET "status" = \'queued\', "queued_at" = ?, "agent_id" = NULL, "handoff_reason" = ? '
+            'WHERE "id" = ?', (Conversation.queued_at.db_value(when), reason, conversation.id))
     conversation.status, conversation.queued_at, conversation.agent = "queued", when, None
 
 
 def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
-    AssignmentLog.update(ended_at=now, end_reason=reason).where(
-        (AssignmentLog.conversation == conversation.id) & AssignmentLog.ended_at.is_null()
-    ).execute()
+    execute('UPDATE "assignment_log" SET "ended_at" = ?, "end_reason" = ? WHERE "conversation_id" = ? '
+            'AND "ended_at" IS NULL', (AssignmentLog.ended_at.db_value(now), reason, conversation.id))
 
 
 def queue_length() -> int:
-    return Conversation.select().where(Conversation.status == "queued").count()
+    return int(execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\'').fetchone()[0])
 
 
 def queued() -> list[Conversation]:
@@ -122,18 +113,10 @@ def queued() -> list[Conversation]:
 
 def queue_position(conversation: Conversation) -> int:
     """1 for the longest-waiting conversation in the queue."""
-    ahead = (
-        Conversation.select()
-        .where(
-            (Conversation.status == "queued")
-            & (
-                (Conversation.queued_at < conversation.queued_at)
-                | ((Conversation.queued_at == conversation.queued_at) & (Conversation.id < conversation.id))
-            )
-        )
-        .count()
-    )
-    return ahead + 1
+    when = Conversation.queued_at.db_value(conversation.queued_at)
+    ahead = execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\' AND '
+                    '("queued_at" < ? OR ("queued_at" = ? AND "id" < ?))', (when, when, conversation.id)).fetchone()[0]
+    return int(ahead) + 1
 
 
 def resolve(conversation: Conversation, by: str) -> None:

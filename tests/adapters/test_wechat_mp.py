@@ -383,13 +383,13 @@ async def test_an_event_retry_is_deduplicated_by_user_and_time(client) -> None:
 async def test_late_reply_goes_through_the_outbox_and_the_send_api(aiohttp_client, config, database, stand,
                                                                   dispatcher) -> None:
     shop_faqs()
-    original = dispatcher.handle
+    original = dispatcher.decide  # each message, alone or in a batch
 
     def slow(inbound, slot=None):
         time.sleep(0.6)
         return original(inbound, slot)
 
-    dispatcher.handle = slow  # type: ignore[method-assign]
+    dispatcher.decide = slow  # type: ignore[method-assign]
     client = await kefu_client(aiohttp_client, config, mp_channel(stand.base, deadline=0.2), run_sender=True,
                                dispatcher=dispatcher)
     server = wechat("safe")

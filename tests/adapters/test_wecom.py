@@ -111,13 +111,13 @@ async def test_retries_are_handled_once(client) -> None:
 
 async def test_late_reply_is_sent_with_message_send(aiohttp_client, config, database, stand, dispatcher) -> None:
     shop_faqs()
-    original = dispatcher.handle
+    original = dispatcher.decide  # each message, alone or in a batch
 
     def slow(inbound, slot=None):
         time.sleep(0.5)
         return original(inbound, slot)
 
-    dispatcher.handle = slow  # type: ignore[method-assign]
+    dispatcher.decide = slow  # type: ignore[method-assign]
     client = await kefu_client(aiohttp_client, config, wecom_channel(stand.base, deadline=0.2), run_sender=True,
                                dispatcher=dispatcher)
     status, body = await post(client, wecom_server(), "/wecom/corp", TEXT)

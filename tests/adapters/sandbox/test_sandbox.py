@@ -65,7 +65,7 @@ async def test_faults_through_the_control_api(stand) -> None:
 @pytest.fixture
 async def slow_kefu(aiohttp_client, config, database, stand, dispatcher):
     shop_faqs()
-    original = dispatcher.handle
+    original = dispatcher.decide  # each message, alone or in a batch
     calls = []
 
     def slow(inbound, slot=None):  # the first delivery is slow, WeChat's retries are not
@@ -74,7 +74,7 @@ async def slow_kefu(aiohttp_client, config, database, stand, dispatcher):
             time.sleep(0.5)
         return original(inbound, slot)
 
-    dispatcher.handle = slow  # type: ignore[method-assign]
+    dispatcher.decide = slow  # type: ignore[method-assign]
     return await kefu_client(aiohttp_client, config, mp_channel(stand.base, deadline=4.0), dispatcher=dispatcher)
 
 

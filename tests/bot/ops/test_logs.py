@@ -79,13 +79,13 @@ async def test_a_late_reply_is_sent_under_the_request_id_of_its_message(aiohttp_
     setup_logging(dataclasses.replace(config, log=LogConfig(level="INFO", format="json")))
     logging.getLogger().handlers[0].setStream(log_stream)  # type: ignore[attr-defined]
     shop_faqs()
-    original = dispatcher.handle
+    original = dispatcher.decide  # each message, alone or in a batch
 
     def slow(inbound: Any, slot: Any = None) -> Any:  # the answer is ready after the 0.3 s deadline
         time.sleep(0.6)
         return original(inbound, slot)
 
-    dispatcher.handle = slow
+    dispatcher.decide = slow
     client = await kefu_client(aiohttp_client, config, mp_channel(stand.base, aes=False, deadline=0.3),
                                run_sender=True, dispatcher=dispatcher)
     server = wechat("plain")

@@ -1,0 +1,177 @@
+"""Group commit (adapters/group_commit.py): concurrent messages decided in one transaction,
+each in its own savepoint. Exactly once still holds: a retry landing in the same batch as
+its first delivery is stored once and answered with the first reply; one message's failure
+costs only itself; a SIGKILL in the middle of a batch loses no acknowledged message."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import group_commit
+from adapters.group_commit import Pending, decide_batch
+from bot.conversation.dispatcher import Dispatcher, Result
+from bot.core.events import Inbound
+from bot.core.models import Message
+from tests.adapters.wechat_kit import kefu_client, mp_channel, stand, wechat
+from tests.factories import RETURNS, SHIPPING, shop_faqs
+
+__all__ = ["stand"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _inbound(user: str, text: str, msg_id: str) -> Inbound:
+    return Inbound(channel="mp", user_id=user, msg_id=msg_id, kind="text", text=text)
+
+
+def _pending(inbound: Inbound) -> Pending:
+    """A queued message as the event loop would queue it; `decide_batch` never touches the
+    future (the event loop's runner settles it), so a plain one stands in."""
+    return Pending(inbound, None, concurrent.futures.Future())  # type: ignore[arg-type]
+
+
+def _stored(msg_id: str) -> tuple[int, list[str]]:
+    """Inbound rows with this MsgId, and the texts of the replies to them."""
+    inbound = list(Message.select().where((Message.channel == "mp") & (Message.external_id == msg_id)))
+    replies = [r.text for r in Message.select().where(Message.in_reply_to.in_([m.id for m in inbound]))
+               .order_by(Message.id)] if inbound else []
+    return len(inbound), replies
+
+
+async def test_concurrent_retries_in_one_batch_are_stored_once_and_all_get_the_first_reply(
+        aiohttp_client: Any, config: Any, database: Any, stand: Any, dispatcher: Dispatcher,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_faqs()
+    questions = {f"m{n}": ("发货要多久" if n % 2 else "怎么退货") for n in range(8)}
+    batches: list[list[str]] = []
+    blocking, all_queued = threading.Event(), threading.Event()
+    real_decide_batch, real_submit = decide_batch, group_commit.GroupCommit.submit
+    submitted: list[str] = []
+
+    def recording(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | BaseException]:
+        batches.append([p.inbound.msg_id for p in batch])
+        if any(p.inbound.msg_id == "blocker" for p in batch):
+            blocking.set()
+            all_queued.wait(60)  # meanwhile every copy below is queued: they make the next batch together
+        return real_decide_batch(dispatcher, batch)
+
+    def counting(self: Any, inbound: Inbound, slot: Any) -> Any:
+        submitted.append(inbound.msg_id)
+        if len(submitted) == 1 + 3 * len(questions):
+            all_queued.set()
+        return real_submit(self, inbound, slot)
+
+    monkeypatch.setattr(group_commit, "decide_batch", recording)
+    monkeypatch.setattr(group_commit.GroupCommit, "submit", counting)
+    client = await kefu_client(aiohttp_client, config, mp_channel(stand.base), dispatcher=dispatcher)
+    server = wechat("safe")
+
+    async def ask(user: str, text: str, msg_id: str) -> str:
+        params, body = server.sign(server.text_xml(user, text, msg_id))  # each copy signed afresh, as WeChat's retries
+        resp = await client.post("/wechat/mp", params=params, data=body)
+        assert resp.status == 200
+        reply = server.open_reply(await resp.text())
+        return str(reply["Content"]) if reply else ""
+
+    blocker = asyncio.create_task(ask("o_blocker", "发货要多久", "blocker"))
+    while not blocking.is_set():
+        await asyncio.sleep(0.01)
+    copies = [ask(f"o_{msg_id}", text, msg_id) for msg_id, text in questions.items() for _ in range(3)]
+    answers = await asyncio.gather(*copies)
+    assert await blocker == SHIPPING
+
+    assert all_queued.is_set()
+    together = [b for b in batches if "blocker" not in b]
+    assert sorted(together[0]) == sorted(m for m in questions for _ in range(3)), batches  # every copy, one batch
+    for n, (msg_id, text) in enumerate(questions.items()):
+        expected = SHIPPING if text == "发货要多久" else RETURNS
+        assert answers[3 * n: 3 * n + 3] == [expected] * 3, msg_id
+        assert _stored(msg_id) == (1, [expected]), msg_id
+    assert Message.select().where(Message.direction == "in").count() == len(questions) + 1
+
+
+def test_a_failing_message_costs_only_itself_and_its_retry_is_decided_afresh(
+        database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_faqs()
+    real_route = dispatcher.router.route
+
+    def route(turn: Any) -> Any:
+        if turn.inbound.msg_id == "bad":
+            raise RuntimeError("a bug in one decision")
+        return real_route(turn)
+
+    monkeypatch.setattr(dispatcher.router, "route", route)
+    first = _inbound("o_a", "发货要多久", "a")
+    batch = [_pending(first), _pending(_inbound("o_b", "怎么退货", "bad")), _pending(first),
+             _pending(_inbound("o_c", "怎么退货", "c"))]
+    outcomes = decide_batch(dispatcher, batch)
+
+    assert isinstance(outcomes[1], RuntimeError)
+    a, retry, c = outcomes[0], outcomes[2], outcomes[3]
+    assert isinstance(a, Result) and isinstance(retry, Result) and isinstance(c, Result)
+    assert not a.duplicate and retry.duplicate
+    assert [r.text for r in a.replies] == [r.text for r in retry.replies] == [SHIPPING]
+    assert [r.text for r in c.replies] == [RETURNS]
+    assert _stored("a") == (1, [SHIPPING]) and _stored("c") == (1, [RETURNS])
+    assert _stored("bad") == (0, [])  # rolled back to its savepoint: nothing of it is stored
+
+    monkeypatch.setattr(dispatcher.router, "route", real_route)
+    again = decide_batch(dispatcher, [_pending(_inbound("o_b", "怎么退货", "bad"))])[0]  # the platform's retry
+    assert isinstance(again, Result) and not again.duplicate and [r.text for r in again.replies] == [RETURNS]
+    assert _stored("bad") == (1, [RETURNS])
+
+
+CRASHING_BATCH = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    from bot.core import db
+    from bot.core.config import Config, DatabaseConfig, FaqConfig
+    from bot.conversation.dispatcher import Dispatcher
+    from bot.core.events import Inbound
+    from bot.faq.store import FaqStore
+    from adapters.group_commit import decide_batch
+    from tests.adapters.test_group_commit import _pending
+
+    db.connect(sys.argv[2])
+    config = Config(database=DatabaseConfig(url=sys.argv[2]), faq=FaqConfig(threshold=0.55))
+    dispatcher = Dispatcher(config, FaqStore(check_seconds=0, embedder=None))
+    ask = lambda user, msg_id: _pending(Inbound(channel="mp", user_id=user, msg_id=msg_id, kind="text", text="发货要多久"))
+    first = decide_batch(dispatcher, [ask("o_1", "k1")])  # committed: answered, acknowledged
+    print("acknowledged", first[0].replies[0].text, flush=True)
+    real = dispatcher.decide
+    def decide(inbound, slot=None):
+        if inbound.msg_id == "k3":
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-batch: k2 decided, nothing committed
+        return real(inbound, slot)
+    dispatcher.decide = decide
+    decide_batch(dispatcher, [ask("o_2", "k2"), ask("o_3", "k3")])
+""")
+
+
+def test_a_sigkill_in_the_middle_of_a_batch_loses_no_acknowledged_message(database: Any, database_url: str,
+                                                                        dispatcher: Dispatcher) -> None:
+    shop_faqs()
+    database.close()  # the child writes; SQLite wants no open transaction of ours meanwhile
+    child = subprocess.run([sys.executable, "-c", CRASHING_BATCH, str(ROOT), database_url], capture_output=True,
+                           text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert child.stdout.strip() == f"acknowledged {SHIPPING}"
+
+    assert _stored("k1") == (1, [SHIPPING])  # the acknowledged message survives the kill
+    assert _stored("k2") == (0, []) and _stored("k3") == (0, [])  # never answered: nothing half-stored
+    # WeChat retries all three: the acknowledged one replays its reply, the others are decided afresh
+    outcomes = decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "发货要多久", f"k{n}")) for n in (1, 2, 3)])
+    assert [(o.duplicate, [r.text for r in o.replies]) for o in outcomes] == [  # type: ignore[union-attr]
+        (True, [SHIPPING]), (False, [SHIPPING]), (False, [SHIPPING])]
+    for n in (1, 2, 3):
+        assert _stored(f"k{n}") == (1, [SHIPPING])
