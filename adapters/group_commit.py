@@ -12,7 +12,7 @@ load and a lone message waits for nobody.
 Exactly once, as before: every inbound row and every reply keeps its unique key; a retry
 in the same batch finds the first delivery's row in the same transaction and replays its
 reply; nobody is answered before the batch's commit. If the commit itself fails, every
-message of the batch is decided again alone (`Dispatcher.handle`): one whose commit did
+message of the batch is decided again alone (`Dispatcher.decide`): one whose commit did
 happen after all is then a duplicate and replays its reply.
 """
 
@@ -107,6 +107,8 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     A message's error is its own (its savepoint is rolled back, the others go on); an error
     of the transaction itself (the commit) sends every message through `handle` alone."""
     dispatcher.store.refresh()  # outside the write transaction (see Dispatcher.handle)
+    if len(batch) == 1:  # alone: its own transaction, no savepoint
+        return [_alone(dispatcher, batch[0])]
     outcomes: list[Result | BaseException] = []
     try:
         with transaction():
@@ -124,6 +126,6 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
 
 def _alone(dispatcher: Dispatcher, pending: Pending) -> Result | BaseException:
     try:
-        return pending.context.run(dispatcher.handle, pending.inbound, pending.slot)
+        return pending.context.run(dispatcher.decide, pending.inbound, pending.slot)
     except Exception as exc:  # noqa: BLE001
         return exc
