@@ -12,7 +12,7 @@ load and a lone message waits for nobody.
 Exactly once, as before: every inbound row and every reply keeps its unique key; a retry
 in the same batch finds the first delivery's row in the same transaction and replays its
 reply; nobody is answered before the batch's commit. If the commit itself fails, every
-message of the batch is decided again alone (`Dispatcher.handle`): one whose commit did
+message of the batch is decided again alone (`Dispatcher.decide`): one whose commit did
 happen after all is then a duplicate and replays its reply.
 """
 
@@ -44,26 +44,36 @@ class Pending:
 
 
 class GroupCommit:
-    def __init__(self, dispatcher: Dispatcher, executor: Executor, max_batch: int = MAX_BATCH) -> None:
+    """`runners` batches may be in flight at once: one on SQLite (its writer lock lets one
+    transaction write at a time anyway); on PostgreSQL, where each statement is a network
+    round trip, several one-message batches overlap their waits as the thread pool did
+    (batches of several messages side by side could deadlock on the rows every answer
+    touches, such as an FAQ's hit count, taken in different orders)."""
+
+    def __init__(self, dispatcher: Dispatcher, executor: Executor, max_batch: int = MAX_BATCH,
+                 runners: int = 1) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
         self.max_batch = max_batch
+        self.runners = runners
         self._queue: list[Pending] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     def submit(self, inbound: Inbound, slot: ReplySlot | None) -> "asyncio.Future[Result]":
         """Queue a message; the future has its result once its batch has committed."""
         loop = asyncio.get_running_loop()
         pending = Pending(inbound, slot, loop.create_future())
         self._queue.append(pending)
-        if self._runner is None:  # the runner lives while there is work, and is owned here
-            self._runner = loop.create_task(self._run(), name="kefu-group-commit")
+        if len(self._running) < self.runners:  # a runner lives while there is work, and is owned here
+            runner = loop.create_task(self._run(), name="kefu-group-commit")
+            self._running.add(runner)
+            runner.add_done_callback(self._running.discard)
         return pending.future
 
     async def drain(self) -> None:
         """Wait for the queued messages (shutdown)."""
-        if self._runner is not None:
-            await asyncio.shield(self._runner)
+        if self._running:
+            await asyncio.shield(asyncio.gather(*self._running, return_exceptions=True))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -88,7 +98,7 @@ class GroupCommit:
                     else:
                         pending.future.set_result(outcome)
         finally:
-            self._runner = None
+            self._running.discard(asyncio.current_task())  # type: ignore[arg-type]
 
 
 def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | BaseException]:
@@ -97,6 +107,8 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     A message's error is its own (its savepoint is rolled back, the others go on); an error
     of the transaction itself (the commit) sends every message through `handle` alone."""
     dispatcher.store.refresh()  # outside the write transaction (see Dispatcher.handle)
+    if len(batch) == 1:  # alone: its own transaction, no savepoint
+        return [_alone(dispatcher, batch[0])]
     outcomes: list[Result | BaseException] = []
     try:
         with transaction():
@@ -114,6 +126,6 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
 
 def _alone(dispatcher: Dispatcher, pending: Pending) -> Result | BaseException:
     try:
-        return pending.context.run(dispatcher.handle, pending.inbound, pending.slot)
+        return pending.context.run(dispatcher.decide, pending.inbound, pending.slot)
     except Exception as exc:  # noqa: BLE001
         return exc

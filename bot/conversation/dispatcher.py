@@ -96,17 +96,18 @@ class Dispatcher:
         # outside the write transaction: a rebuild after an FAQ edit may embed new phrasings
         # (~20 ms each), and nobody else should wait for the write lock meanwhile
         self.store.refresh()
-        with transaction():
-            return self.decide(inbound, slot)
+        return self.decide(inbound, slot)
 
     def decide(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
-        """One message inside the caller's write transaction, in a savepoint of its own: a
-        duplicate (or a failure) undoes only this message's writes. The replies are final
-        only when the caller commits: nobody may be answered before that."""
+        """One message: in a transaction of its own, or inside the caller's (a batch) in a
+        savepoint of its own, so a duplicate (or a failure) undoes only this message's
+        writes. In a batch the replies are final only when the caller commits: nobody may
+        be answered before that."""
         started = time.perf_counter()
         result = Result()
         try:
-            with database.atomic():  # a savepoint: the caller holds the transaction
+            # alone, no savepoint: two statements (round trips on PostgreSQL) fewer
+            with database.atomic() if database.in_transaction() else transaction():
                 inline_rows = self._decide(inbound, result, slot)
         except _Duplicate:  # everything this delivery wrote is rolled back
             result.duplicate, result.action = True, "duplicate"
