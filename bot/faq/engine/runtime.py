@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from bot.faq.engine.convert import converted
+from bot.faq.engine.graph import encoder_inputs
 from bot.faq.engine.modelfile import ModelFile
 from bot.faq.engine.tokenizer import E5Tokenizer
 
@@ -52,8 +53,6 @@ class OnnxEncoder:
         del model  # the conversion read every weight: let those pages go
         self._model = ModelFile(model_path)  # the word rows are read from here, as needed
         self._tokenizer = E5Tokenizer(self._model)
-        self._positions = self._model.fp32("emb.pos").reshape(-1, self.dim)
-        self._token_type = self._model.fp32("emb.type")[:self.dim]
         self._window = self._model.config.max_positions - 2
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -93,16 +92,7 @@ class OnnxEncoder:
 
     def _run(self, rows: list[np.ndarray]) -> np.ndarray:
         """Mean-pooled last hidden states, one per row of ids."""
-        length = max(len(row) for row in rows)
-        ids = np.full((len(rows), length), self._tokenizer.eos, dtype=np.int64)
-        mask = np.zeros((len(rows), length), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = row
-            mask[i, :len(row)] = 1
-        embeddings = self._model.rows("emb.word", self.dim, ids)
-        embeddings += self._positions[:length]
-        embeddings += self._token_type
-        return self._session.run(["pooled"], {"embeddings": embeddings, "mask": mask})[0]
+        return self._session.run(["pooled"], encoder_inputs(self._model, rows, self._tokenizer.eos))[0]
 
 
 def _batches(windows: list[_Window]) -> list[list[_Window]]:

