@@ -33,26 +33,30 @@ from bot.faq.engine.modelfile import ModelFile
 OPSET = 17  # LayerNormalization is a standard operator from 17 on
 
 
-class _Builder:
-    """Collects nodes and initializers under unique names."""
+class GraphBuilder:
+    """Collects nodes and initializers under unique names (each after `prefix`, so a rewrite
+    of a graph adds no name the graph has)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._count = 0
+        self._prefix = prefix
 
     def name(self, hint: str) -> str:
         self._count += 1
-        return f"{hint}_{self._count}"
+        return f"{self._prefix}{hint}_{self._count}"
 
     def const(self, hint: str, value: np.ndarray) -> str:
         name = self.name(hint)
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: object) -> str:
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, *, output: str | None = None,
+           domain: str = "", **attrs: object) -> str:
+        """One node; its output is `output`, else a new name after `hint`."""
+        out = output or self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), domain=domain, **attrs))
         return out
 
     def linear(self, x: str, weight: np.ndarray, bias: np.ndarray, hint: str) -> str:
@@ -71,7 +75,7 @@ def build_encoder(model: ModelFile) -> onnx.ModelProto:
     c = model.config
     H, heads, ffn = c.hidden, c.heads, c.ffn
     head_dim = H // heads
-    g = _Builder()
+    g = GraphBuilder()
     i64 = lambda values: np.array(values, dtype=np.int64)  # noqa: E731
 
     x = g.layer_norm("embeddings", model.fp32("emb.ln.w"), model.fp32("emb.ln.b"), c.eps, "emb.ln")

@@ -33,7 +33,9 @@ from typing import Iterable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+
+from bot.faq.engine.graph import GraphBuilder
 
 # Short customer messages of our own (what the products see in service), for the activation
 # peaks the smoothing uses: Chinese simplified and traditional, English, numbers, emoji.
@@ -94,34 +96,18 @@ def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray]) -> onn
     return encoder
 
 
-class _Rewriter:
-    """Collects the new nodes and weights under unique names."""
+class _Rewriter(GraphBuilder):
+    """The new nodes and weights, and the small constants every product shares."""
 
     def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
+        super().__init__(prefix="int8.")
         self._shared: dict[str, str] = {}
-
-    def name(self, hint: str) -> str:
-        self._count += 1
-        return f"int8.{hint}_{self._count}"
-
-    def const(self, hint: str, value: np.ndarray) -> str:
-        name = self.name(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
 
     def shared(self, hint: str, value: np.ndarray) -> str:
         """One initializer for a small constant every product uses."""
         if hint not in self._shared:
             self._shared[hint] = self.const(hint, value)
         return self._shared[hint]
-
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, domain: str = "", **attrs: object) -> str:
-        out = output or self.name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), domain=domain, **attrs))
-        return out
 
     def product(self, x: str, matrix: np.ndarray, peak: np.ndarray, zero_points: str, output: str | None = None,
                 floor: float | None = None) -> str:
@@ -152,10 +138,10 @@ class _Rewriter:
         product = self.op("MatMulIntegerToFloat",
                           [codes, self.const("w_u8", quantized), scale, self.const("w_scale", column_scale),
                            code_zero, self.shared("zero_point", np.array(128, np.uint8))],
-                          None if bias else output, domain="com.microsoft")
+                          output=None if bias else output, domain="com.microsoft")
         # Not MatMulIntegerToFloat's own bias input: with a scale per row, ONNX Runtime 1.32
         # multiplies the bias by the row's scale too (measured).
-        return self.op("Add", [product, *bias], output) if bias else product
+        return self.op("Add", [product, *bias], output=output) if bias else product
 
 
 def _int8_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -197,6 +197,43 @@ def test_text_whose_normalization_expands_a_lot_is_embedded(encoder: object) -> 
     assert float(np.linalg.norm(encoder.query([text])[0])) == pytest.approx(1.0, abs=1e-5)  # type: ignore[attr-defined]
 
 
+# --- int8 products, one scale per token -------------------------------------------------------
+
+def int8_product(matrix: np.ndarray, floor: float | None) -> object:
+    """A session computing x @ matrix as the converted encoder does (x: [batch, length, in])."""
+    import onnxruntime as ort
+
+    from bot.faq.engine.int8 import _Rewriter
+
+    g = _Rewriter()
+    tokens = g.op("ReduceProd", [g.op("Shape", ["mask"])], keepdims=1)
+    zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
+    g.product("x", matrix, np.ones(matrix.shape[0], np.float32), zero_points, "y", floor)
+    graph = helper.make_graph(g.nodes, "product", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, matrix.shape[0]]),
+                                                   helper.make_tensor_value_info("mask", TensorProto.INT64, [None, None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], g.initializers)
+    product = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    product.ir_version = 8
+    session = ort.InferenceSession(product.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x, "mask": np.ones(x.shape[:2], np.int64)})[0]
+
+
+@pytest.mark.parametrize("floor", [None, -0.17])
+def test_an_int8_product_is_near_the_fp32_one_and_each_token_is_its_own(floor: float | None) -> None:
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((64, 48)).astype(np.float32)
+    product = int8_product(matrix, floor)
+    x = rng.standard_normal((3, 7, 64)).astype(np.float32)
+    if floor is not None:
+        x = np.maximum(x, floor)  # what GELU gives
+    y = product(x)
+    assert np.linalg.norm(y - x @ matrix) < 0.01 * np.linalg.norm(x @ matrix)
+    alone = product(x[1:2, 2:3])
+    assert np.array_equal(alone[0, 0], y[1, 2])  # the others of its run change nothing ...
+    x[0, 0] *= 1000  # ... not even an outlier token
+    assert np.array_equal(product(x)[1:], y[1:])
+
+
 # --- the conversion cache -------------------------------------------------------------------
 
 def tiny_onnx(model: ModelFile) -> onnx.ModelProto:
