@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,8 +59,13 @@ def cached_name(model: ModelFile) -> str:
     return f"e5-small-{model.digest()[:24]}-{RECIPE}.onnx"
 
 
-def converted(model: ModelFile, cache_dir: Path | None = None) -> Path:
-    """The converted model of `model`, converting it first when it is not cached yet."""
+def converted(model: ModelFile, cache_dir: Path | None = None, *, in_child: bool = True) -> Path:
+    """The converted model of `model`, converting it first when it is not cached yet.
+
+    The conversion runs in a child process by default: it holds the fp32 weights, the
+    graph's copies and a calibration session (a peak of some 500 MB), which a Python process
+    does not give back to the system when it is done; the child's memory goes with it, so
+    the first start of kefu ends up as small as every later one."""
     folder = cache_dir or default_cache_dir()
     target = folder / cached_name(model)
     if target.exists():
@@ -73,15 +80,30 @@ def converted(model: ModelFile, cache_dir: Path | None = None) -> Path:
         if target.exists():
             return target
     log.info("FAQ embeddings: converting %s for ONNX Runtime into %s (once per machine)", model.path, target)
-    encoder = to_onnx(model)
     handle, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=folder)
     os.close(handle)
     try:
-        onnx.save(encoder, temporary)
+        if in_child:
+            save_in_child(model.path, Path(temporary))
+        else:
+            onnx.save(to_onnx(model), temporary)
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
     return target
+
+
+def save_in_child(model_path: Path, destination: Path) -> None:
+    """`to_onnx` of the model file at `model_path`, saved to `destination` by a child process
+    (RuntimeError with the end of its error output when it fails)."""
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding the bot package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    code = ("import sys, onnx; from bot.faq.engine.convert import to_onnx; from bot.faq.engine.modelfile import "
+            "ModelFile; onnx.save(to_onnx(ModelFile(sys.argv[1])), sys.argv[2])")
+    done = subprocess.run([sys.executable, "-c", code, str(model_path), str(destination)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"converting {model_path} failed: {done.stderr.strip()[-2000:]}")
 
 
 def to_onnx(model: ModelFile) -> onnx.ModelProto:

