@@ -25,6 +25,22 @@ from bot.core.models import ALL_MODELS
 PG_URL = os.environ.get("KEFU_TEST_DATABASE_URL", "")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One converted embedding model for the whole run: the many `kefu` subprocesses the tests
+    start each get a fresh data directory, and each would convert the model again (seconds
+    each, and more than the browser fixtures' start-up limit on a loaded machine). The tests
+    of the conversion itself pass their own cache folder."""
+    folder = tmp_path_factory.mktemp("models")
+    previous = os.environ.get("KEFU_MODEL_DIR")
+    os.environ["KEFU_MODEL_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("KEFU_MODEL_DIR", None)
+    else:
+        os.environ["KEFU_MODEL_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_schema() -> Iterator[str | None]:
     if not PG_URL:

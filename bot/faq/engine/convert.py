@@ -47,8 +47,13 @@ log = logging.getLogger("kefu.faq")
 
 
 def default_cache_dir() -> Path:
-    """Where converted models are kept: `$KEFU_DATA_DIR/models` (the data directory kefu's
-    config takes from the environment), else the user's cache folder (~/.cache/kefu)."""
+    """Where converted models are kept: `$KEFU_MODEL_DIR` when set (one folder for every kefu
+    on the machine: several data directories, or a test run's many fresh ones, convert once),
+    else `$KEFU_DATA_DIR/models` (the data directory kefu's config takes from the
+    environment), else the user's cache folder (~/.cache/kefu)."""
+    model_dir = os.environ.get("KEFU_MODEL_DIR", "").strip()
+    if model_dir:
+        return Path(model_dir).expanduser()
     data_dir = os.environ.get("KEFU_DATA_DIR", "").strip()
     if data_dir:
         return Path(data_dir).expanduser() / "models"

@@ -299,7 +299,10 @@ def test_two_processes_converting_at_once_both_get_a_whole_model(
 
 
 def test_the_cache_is_in_the_data_directory_when_kefu_has_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KEFU_MODEL_DIR", str(tmp_path / "shared-models"))
     monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path / "data"))
+    assert convert.default_cache_dir() == tmp_path / "shared-models"
+    monkeypatch.delenv("KEFU_MODEL_DIR")
     assert convert.default_cache_dir() == tmp_path / "data" / "models"
     monkeypatch.delenv("KEFU_DATA_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
