@@ -138,10 +138,11 @@ class Dispatcher:
             return self._persist(inbound, stored, [], slot)
         agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
         if agent is not None and agent.active:
-            last_seen.seen(agent.id)
             stored = self._store_inbound(inbound, author="agent", agent=agent.id)
             result.action = "agent"
-            return self._persist(inbound, stored, self.relay.handle(agent, inbound), slot)
+            replies = self.relay.handle(agent, inbound)  # takes the assignment lock first
+            last_seen.seen(agent.id)  # the agent row only under that lock: stamped before it, it deadlocked
+            return self._persist(inbound, stored, replies, slot)
         customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
         rating = self._satisfaction(inbound, customer)
         if rating is None and inbound.kind == "text":
