@@ -24,7 +24,8 @@ How, for each product y = x W (the Q/K/V projection of every Attention included)
   our own) and W's row j multiplied by it: the same product, its range split between the
   activations and the weights;
 - the feed-forward output's input is GELU's, never below GELU_FLOOR: x - floor is
-  quantized over 0..255 (twice the levels of -127..127) and the floor's product subtracted;
+  quantized over 0..255 (twice the levels of -127..127) and the floor's product subtracted
+  (folded into the bias of the SkipLayerNormalization that follows);
 - Attention becomes that Q/K/V product, a Split and MultiHeadAttention (with the Q/K/V bias
   and the key lengths the fused Attention had).
 """
@@ -87,17 +88,32 @@ def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray], signed
     zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
     replaced: set[str] = set()
     producers = {out: node.op_type for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    biases: dict[str, np.ndarray] = {}  # a floor's product, added to the next node's bias initializer
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in weights:
             replaced.add(node.input[1])
             matrix = numpy_helper.to_array(weights[node.input[1]])
             floor = GELU_FLOOR if producers.get(node.input[0]) in ("BiasGelu", "Gelu") else None
-            g.product(node.input[0], matrix, peaks[node.input[0]], zero_points, node.output[0], floor)
+            following = consumers.get(node.output[0], [])
+            folds = (floor is not None and len(following) == 1 and following[0].op_type == "SkipLayerNormalization"
+                     and len(following[0].input) == 5 and following[0].input[4] in weights
+                     and len(consumers[following[0].input[4]]) == 1)  # that bias is its own
+            product, bias = g.product(node.input[0], matrix, peaks[node.input[0]], zero_points,
+                                      node.output[0] if floor is None or folds else None, floor)
+            if folds:
+                name = following[0].input[4]
+                biases[name] = biases.get(name, 0) + bias
+            elif bias is not None:
+                g.op("Add", [product, g.const("unshift", bias)], output=node.output[0])
         elif node.op_type == "Attention" and node.input[1] in weights:
             replaced.add(node.input[1])
             matrix = numpy_helper.to_array(weights[node.input[1]])
             hidden = matrix.shape[1] // 3
-            qkv = g.product(node.input[0], matrix, peaks[node.input[0]], zero_points)
+            qkv, _ = g.product(node.input[0], matrix, peaks[node.input[0]], zero_points)
             q, k, v = g.name("q"), g.name("k"), g.name("v")
             g.nodes.append(helper.make_node("Split", [qkv, g.const("thirds", np.array([hidden] * 3, np.int64))],
                                             [q, k, v], axis=-1, name=g.name("Split")))
@@ -107,6 +123,9 @@ def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray], signed
                                             name=node.name))
         else:
             g.nodes.append(node)
+    for name, bias in biases.items():
+        replaced.add(name)
+        g.initializers.append(numpy_helper.from_array(numpy_helper.to_array(weights[name]) + bias, name))
     kept = [tensor for tensor in graph.initializer if tensor.name not in replaced]
     del graph.node[:]
     graph.node.extend(g.nodes)
@@ -130,11 +149,20 @@ class _Rewriter(GraphBuilder):
         return self._shared[hint]
 
     def product(self, x: str, matrix: np.ndarray, peak: np.ndarray, zero_points: str, output: str | None = None,
-                floor: float | None = None) -> str:
-        """x @ matrix (in × out, fp32) as the module docstring says; x is [batch, length, in].
+                floor: float | None = None) -> tuple[str, np.ndarray | None]:
+        """x @ matrix (in × out, fp32) as the module docstring says; x is [batch, length, in];
+        `zero_points`: 128 (uint8) once per token, for QuantizeLinear's per-axis form.
         With `floor` (x never below it: GELU's output), x - floor is quantized over 0..255
-        instead of -127..127, twice the levels, and the product of the floor is a bias."""
-        columns = matrix.shape[0]
+        instead of -127..127, twice the levels, and the product of the floor is a bias to
+        add: returned beside the output (the caller folds it into the next node's bias), else None.
+
+        The per-token scale is peak / levels; the integer product is scaled by peak × the
+        column's scale / levels. (Measured and dropped: x / peak then one QuantizeLinear with
+        a scalar scale, fewer nodes than the per-axis form's Reshapes but no faster: Div and
+        Mul broadcast over the tokens cost what the Reshapes save.) A token of all zeros has
+        scale 0: QuantizeLinear's codes for it are whatever 0 / 0 gives, and its row of the
+        product is scaled by 0: zeros, right.
+        """
         smoothing = np.maximum(peak, 1e-5) ** SMOOTHING / np.maximum(np.abs(matrix).max(axis=1), 1e-5) ** (1 - SMOOTHING)
         smoothing = smoothing / np.exp(np.mean(np.log(smoothing)))  # overall size stays with the weights' scale
         quantized, column_scale = _int8_columns(matrix * smoothing[:, None].astype(np.float32), self.signed)
@@ -142,28 +170,27 @@ class _Rewriter(GraphBuilder):
                        else self.shared("zero_point", np.array(128, np.uint8)))
         smoothed = self.op("Mul", [x, self.const("smoothing", (1.0 / smoothing).astype(np.float32))])
         if floor is None:
-            levels, code_zero, bias = 127.0, self.shared("zero_point", np.array(128, np.uint8)), []
+            levels, code_zero, bias = 127.0, self.shared("zero_point", np.array(128, np.uint8)), None
             peak_now = self.op("ReduceMax", [self.op("Abs", [smoothed])], axes=[-1], keepdims=1)
         else:
             shift = (-floor / smoothing).astype(np.float32)
             smoothed = self.op("Add", [smoothed, self.const("shift", shift)])
             levels, code_zero = 255.0, self.shared("code_zero", np.array(0, np.uint8))
             weights = (quantized.astype(np.float32) - (0 if self.signed else 128)) * column_scale
-            bias = [self.const("unshift", -(shift @ weights).astype(np.float32))]  # the floor's product
-            peak_now = self.op("ReduceMax", [smoothed], axes=[-1], keepdims=1)
-        scale = self.op("Mul", [self.op("Max", [peak_now, self.shared("tiny", np.array(1e-12, np.float32))]),
-                                self.shared(f"one_{levels:.0f}th", np.array(1 / levels, np.float32))])  # [batch, length, 1]
+            bias = -(shift @ weights).astype(np.float32)  # the floor's product
+            peak_now = self.op("ReduceMax", [smoothed], axes=[-1], keepdims=1)  # [batch, length, 1]
+        scale = self.op("Mul", [peak_now, self.shared(f"one_{levels:.0f}th", np.array(1 / levels, np.float32))])
+        columns = matrix.shape[0]
         flat = self.op("Reshape", [smoothed, self.shared(f"rows_of_{columns}", np.array([-1, columns], np.int64))])
         flat_scale = self.op("Reshape", [scale, self.shared("flat", np.array([-1], np.int64))])
         codes = self.op("QuantizeLinear", [flat, flat_scale] + ([zero_points] if floor is None else []), axis=0)
         codes = self.op("Reshape", [codes, self.op("Shape", [smoothed])])
-        product = self.op("MatMulIntegerToFloat",
-                          [codes, self.const("w_s8" if self.signed else "w_u8", quantized), scale,
-                           self.const("w_scale", column_scale), code_zero, weight_zero],
-                          output=None if bias else output, domain="com.microsoft")
         # Not MatMulIntegerToFloat's own bias input: with a scale per row, ONNX Runtime 1.32
         # multiplies the bias by the row's scale too (measured).
-        return self.op("Add", [product, *bias], output=output) if bias else product
+        return self.op("MatMulIntegerToFloat",
+                       [codes, self.const("w_s8" if self.signed else "w_u8", quantized), scale,
+                        self.const("w_scale", column_scale), code_zero, weight_zero],
+                       output=output, domain="com.microsoft"), bias
 
 
 def _int8_columns(matrix: np.ndarray, signed: bool = False) -> tuple[np.ndarray, np.ndarray]:

