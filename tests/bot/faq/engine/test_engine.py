@@ -288,6 +288,19 @@ def test_s8_and_u8_weights_give_the_same_int8_products(model: ModelFile) -> None
     assert signed.min() >= -127
 
 
+def test_packed_tokens_spread_into_padded_rows_and_back() -> None:
+    from bot.faq.engine.packing import packed_inputs
+
+    rows = [np.array([10, 11, 12]), np.array([20]), np.array([30, 31])]
+    inputs = packed_inputs(rows)
+    tokens = np.concatenate(rows)  # as the packed graph holds them
+    padded = tokens[inputs["spread"]].reshape(3, 3)
+    assert inputs["mask"].tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    assert [row[mask == 1].tolist() for row, mask in zip(padded, inputs["mask"])] == [[10, 11, 12], [20], [30, 31]]
+    assert padded.reshape(-1)[inputs["back"]].tolist() == tokens.tolist()  # attention's output, packed again
+    assert np.allclose(inputs["pool"] @ tokens, [11.0, 20.0, 30.5])  # each row's mean over its own tokens
+
+
 # --- the conversion cache -------------------------------------------------------------------
 
 def tiny_onnx(model: ModelFile) -> onnx.ModelProto:
