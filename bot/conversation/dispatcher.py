@@ -32,7 +32,7 @@ from bot.sending import outbox
 from bot.core import clock
 from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
-from bot.core.db import database, fetch_one, insert_row, transaction
+from bot.core.db import database, fetch_one, insert_row, new_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Message
@@ -171,8 +171,8 @@ class Dispatcher:
         the conversation are known (one insert, no update of the row's indexes); a retry
         that gets here finds the key taken, or waits on it until the first delivery
         commits, and raises `_Duplicate`, which rolls back what it did before."""
-        stored = Message(
-            channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
+        stored = new_row(
+            Message, channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
             peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
             state="done", created_at=clock.now(), **links,
         )
@@ -240,8 +240,8 @@ class Dispatcher:
         inline = any(to_sender) and (slot is None or slot.take())
         inline_rows: list[Message] = []
         for n, (out, mine) in enumerate(zip(outgoing, to_sender)):
-            row = Message(
-                channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
+            row = new_row(
+                Message, channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
                 customer=_id(out.customer), agent=_id(out.agent), direction="out", author=out.author,
                 peer_id=out.to_user, kind=out.reply.kind, text=out.reply.text,
                 payload={**out.reply.as_content(), **dict(out.reply.meta)}, in_reply_to=stored.id,
