@@ -24,6 +24,7 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from bot.conversation import faq_hits
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
 from bot.core.db import transaction
 from bot.core.events import Inbound
@@ -106,10 +107,11 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
 
     A message's error is its own (its savepoint is rolled back, the others go on); an error
     of the transaction itself (the commit) sends every message through `handle` alone."""
-    dispatcher.store.refresh()  # outside the write transaction (see Dispatcher.handle)
+    dispatcher.refresh()  # outside the write transaction, once per batch (see Dispatcher.refresh)
     if len(batch) == 1:  # alone: its own transaction, no savepoint
         return [_alone(dispatcher, batch[0])]
     outcomes: list[Result | BaseException] = []
+    faq_hits.forget(0)  # nothing counted outside a transaction is this batch's
     try:
         with transaction():
             for pending in batch:
@@ -118,8 +120,10 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                 except Exception as exc:  # noqa: BLE001 - this message's failure, answered as such
                     log.exception("message %s failed in a batch", pending.inbound.msg_id)
                     outcomes.append(exc)
+            faq_hits.write()  # the batch's FAQ hits, one statement per FAQ, just before the commit
     except Exception:  # noqa: BLE001 - the commit failed: nothing of the batch is known to be stored
         log.exception("a batch of %d messages failed to commit; deciding them one by one", len(batch))
+        faq_hits.forget(0)  # rolled back with the batch
         return [_alone(dispatcher, pending) for pending in batch]
     return outcomes
 
