@@ -143,6 +143,17 @@ class Dispatcher:
                                 time.perf_counter() - started)
         return result
 
+    def repeat(self, inbound: Inbound, first: Result) -> Result:
+        """A copy of a message decided earlier in the same transaction (WeChat's retry landing
+        in the same batch): the first delivery's inline replies, which is what `_replay`
+        would read back (its inline rows to the same sender), without deciding it again and
+        rolling that back. The caller keys copies by channel, MsgId and sender."""
+        started = time.perf_counter()
+        result = Result(replies=list(first.replies), action="duplicate", duplicate=True)
+        self._log(inbound, result, started)
+        metrics.observe_message(inbound.channel, inbound.kind, True, None, time.perf_counter() - started)
+        return result
+
     # -- deciding -------------------------------------------------------------------------
 
     def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None) -> list[Message]:
