@@ -10,8 +10,9 @@ commits once. Messages arriving meanwhile form the next batch, so the batch grow
 load and a lone message waits for nobody.
 
 Exactly once, as before: every inbound row and every reply keeps its unique key; a retry
-in the same batch finds the first delivery's row in the same transaction and replays its
-reply; nobody is answered before the batch's commit. If the commit itself fails, every
+in the same batch is not decided again: it gets the first delivery's replies
+(`Dispatcher.repeat`, what reading them back would give), and a retry of a message stored
+before finds its row and replays its reply; nobody is answered before the batch's commit. If the commit itself fails, every
 message of the batch is decided again alone (`Dispatcher.decide`): one whose commit did
 happen after all is then a duplicate and replays its reply.
 """
@@ -24,6 +25,7 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from bot.conversation import faq_hits
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
 from bot.core.db import transaction
 from bot.core.events import Inbound
@@ -106,20 +108,33 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
 
     A message's error is its own (its savepoint is rolled back, the others go on); an error
     of the transaction itself (the commit) sends every message through `handle` alone."""
-    dispatcher.store.refresh()  # outside the write transaction (see Dispatcher.handle)
+    dispatcher.refresh()  # outside the write transaction, once per batch (see Dispatcher.refresh)
     if len(batch) == 1:  # alone: its own transaction, no savepoint
         return [_alone(dispatcher, batch[0])]
     outcomes: list[Result | BaseException] = []
+    decided: dict[tuple[str, str, str], Result] = {}  # a copy of one of these is a retry: replayed
+    faq_hits.forget(0)  # nothing counted outside a transaction is this batch's
     try:
         with transaction():
             for pending in batch:
+                inbound = pending.inbound
+                key = (inbound.channel, inbound.msg_id[:128], inbound.user_id)
+                first = decided.get(key)
+                if first is not None:  # WeChat's retry in the same batch: its first delivery's replies
+                    outcomes.append(pending.context.run(dispatcher.repeat, inbound, first))
+                    continue
                 try:
-                    outcomes.append(pending.context.run(dispatcher.decide, pending.inbound, pending.slot))
+                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot)
                 except Exception as exc:  # noqa: BLE001 - this message's failure, answered as such
-                    log.exception("message %s failed in a batch", pending.inbound.msg_id)
+                    log.exception("message %s failed in a batch", inbound.msg_id)
                     outcomes.append(exc)
+                    continue
+                outcomes.append(outcome)
+                decided[key] = outcome
+            faq_hits.write()  # the batch's FAQ hits, one statement per FAQ, just before the commit
     except Exception:  # noqa: BLE001 - the commit failed: nothing of the batch is known to be stored
         log.exception("a batch of %d messages failed to commit; deciding them one by one", len(batch))
+        faq_hits.forget(0)  # rolled back with the batch
         return [_alone(dispatcher, pending) for pending in batch]
     return outcomes
 

@@ -26,7 +26,8 @@ from bot.conversation.workbench_token import panel_secret
 from bot.sending import outbox
 from bot.core import changes
 from bot.core.config import ChannelConfig, Config
-from bot.conversation.dispatcher import Dispatcher
+from bot.conversation.dispatcher import CACHE_CHECK_SECONDS, Dispatcher
+from bot.core.db import is_postgres
 from bot.ops import metrics
 from bot.core.logs import REQUEST_ID, new_request_id
 from bot.core.secrets import ensure_secret
@@ -168,7 +169,9 @@ async def favicon(request: web.Request) -> web.Response:
 
 def create_app(config: Config, dispatcher: Dispatcher | None = None, run_sender: bool = True) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[request_id])
-    bridge = CoreBridge(dispatcher or Dispatcher(config), workers=config.server.workers)
+    if dispatcher is None:
+        dispatcher = Dispatcher(config, cache_check_seconds=CACHE_CHECK_SECONDS if is_postgres() else 0.0)
+    bridge = CoreBridge(dispatcher, workers=config.server.workers)
     adapters = build_adapters(config, bridge)
     app[BRIDGE], app[ADAPTERS], app[TASKS] = bridge, adapters, TaskSet()
     wake = app[SENDER_WAKE] = asyncio.Event()

@@ -26,17 +26,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.agents import last_seen
+from bot.agents import identities, last_seen
 from bot.crm import conversations
 from bot.sending import outbox
-from bot.core import clock
+from bot.core import cache_version, clock
 from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
-from bot.core.db import database, fetch_one, insert_row, transaction
+from bot.core.db import database, fetch_one, insert_row, new_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Message
 from bot.sending.outgoing import Outgoing
+from bot.conversation import faq_hits
 from bot.conversation.relay import Relay
 from bot.conversation.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics
@@ -46,6 +47,9 @@ log = logging.getLogger("kefu.dispatcher")
 
 SATISFACTION_WINDOW = timedelta(hours=24)
 RATING_AFTER_QUESTION_WINDOW = timedelta(hours=1)  # a 1-5 after a question in between (issue 22)
+# the server on PostgreSQL: how stale the settings and agents caches may get (a check is a
+# round trip there, and a batch one message): a new agent's first 0.2 s are a customer's
+CACHE_CHECK_SECONDS = 0.2
 
 
 class ReplySlot:
@@ -82,21 +86,31 @@ class Result:
 
 
 class Dispatcher:
-    def __init__(self, config: Config, store: FaqStore | None = None) -> None:
+    def __init__(self, config: Config, store: FaqStore | None = None, cache_check_seconds: float = 0.0) -> None:
+        """`cache_check_seconds`: read the version row of the settings and agents caches at
+        most this often (0: before every batch; see `refresh`)."""
         self.config = config
         self.store = store or FaqStore()
         self.router = Router(self.store, config.faq.threshold, config.faq.suggestions)
         self.relay = Relay()
+        self.cache_check_seconds = cache_check_seconds
 
     # -- the one entry point ------------------------------------------------------------
 
     def handle(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
         """One message in its own transaction (the group commit, adapters/group_commit.py,
         decides many in one)."""
-        # outside the write transaction: a rebuild after an FAQ edit may embed new phrasings
-        # (~20 ms each), and nobody else should wait for the write lock meanwhile
-        self.store.refresh()
+        self.refresh()
         return self.decide(inbound, slot)
+
+    def refresh(self) -> None:
+        """Bring the per-process caches up to date; outside the write transaction: a rebuild
+        after an FAQ edit may embed new phrasings (~20 ms each), and nobody else should wait
+        for the write lock meanwhile. The version row of settings and agents is read here,
+        once per batch, or at most every `cache_check_seconds` (the server on PostgreSQL,
+        where a batch is one message and a read a round trip: `CACHE_CHECK_SECONDS`)."""
+        self.store.refresh()
+        cache_version.check(self.cache_check_seconds)
 
     def decide(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
         """One message: in a transaction of its own, or inside the caller's (a batch) in a
@@ -105,18 +119,39 @@ class Dispatcher:
         be answered before that."""
         started = time.perf_counter()
         result = Result()
+        alone = not database.in_transaction()
+        if alone:
+            faq_hits.forget(0)  # nothing counted outside a transaction is this message's
+        hits = faq_hits.since()
         try:
             # alone, no savepoint: two statements (round trips on PostgreSQL) fewer
-            with database.atomic() if database.in_transaction() else transaction():
+            with transaction() if alone else database.atomic():
                 inline_rows = self._decide(inbound, result, slot)
+                if alone:  # in a batch, the batch writes them before its commit
+                    faq_hits.write()
         except _Duplicate:  # everything this delivery wrote is rolled back
+            faq_hits.forget(hits)
             result.duplicate, result.action = True, "duplicate"
             result.replies = self._replay(inbound)
+        except BaseException:
+            faq_hits.forget(hits)
+            raise
         else:
             result.replies = [_reply_of(r) for r in inline_rows]
         self._log(inbound, result, started)
         metrics.observe_message(inbound.channel, inbound.kind, result.duplicate, result.stage,
                                 time.perf_counter() - started)
+        return result
+
+    def repeat(self, inbound: Inbound, first: Result) -> Result:
+        """A copy of a message decided earlier in the same transaction (WeChat's retry landing
+        in the same batch): the first delivery's inline replies, which is what `_replay`
+        would read back (its inline rows to the same sender), without deciding it again and
+        rolling that back. The caller keys copies by channel, MsgId and sender."""
+        started = time.perf_counter()
+        result = Result(replies=list(first.replies), action="duplicate", duplicate=True)
+        self._log(inbound, result, started)
+        metrics.observe_message(inbound.channel, inbound.kind, True, None, time.perf_counter() - started)
         return result
 
     # -- deciding -------------------------------------------------------------------------
@@ -136,7 +171,8 @@ class Dispatcher:
             wecom_groups.changed(inbound)
             result.action = "group_change"
             return self._persist(inbound, stored, [], slot)
-        agent = fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
+        agent = (fetch_one(Agent, '"channel" = ? AND "im_user_id" = ?', (inbound.channel, inbound.user_id))
+                 if identities.is_agent(inbound.channel, inbound.user_id) else None)  # no query for a customer
         if agent is not None and agent.active:
             stored = self._store_inbound(inbound, author="agent", agent=agent.id)
             result.action = "agent"
@@ -171,8 +207,8 @@ class Dispatcher:
         the conversation are known (one insert, no update of the row's indexes); a retry
         that gets here finds the key taken, or waits on it until the first delivery
         commits, and raises `_Duplicate`, which rolls back what it did before."""
-        stored = Message(
-            channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
+        stored = new_row(
+            Message, channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
             peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
             state="done", created_at=clock.now(), **links,
         )
@@ -240,8 +276,8 @@ class Dispatcher:
         inline = any(to_sender) and (slot is None or slot.take())
         inline_rows: list[Message] = []
         for n, (out, mine) in enumerate(zip(outgoing, to_sender)):
-            row = Message(
-                channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
+            row = new_row(
+                Message, channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
                 customer=_id(out.customer), agent=_id(out.agent), direction="out", author=out.author,
                 peer_id=out.to_user, kind=out.reply.kind, text=out.reply.text,
                 payload={**out.reply.as_content(), **dict(out.reply.meta)}, in_reply_to=stored.id,

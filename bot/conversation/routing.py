@@ -13,6 +13,7 @@ from datetime import timedelta
 from bot.agents import assignment, business_hours
 from bot.crm import conversations
 from bot.core import clock, settings
+from bot.conversation import faq_hits
 from bot.core.db import execute, insert_row
 from bot.core.events import Card, Inbound, Reply
 from bot.faq import learning
@@ -111,7 +112,7 @@ class Router:
         if best is not None and best.score >= self.threshold:
             answer = self.store.answer_for(int(best.faq_id), best.question)
             if answer is not None:
-                execute('UPDATE "faq" SET "hits" = "hits" + 1 WHERE "id" = ?', (answer.faq_id,))
+                faq_hits.count(answer.faq_id)  # written before the commit (bot/conversation/faq_hits.py)
                 if turn.conversation.unanswered_turns:
                     execute('UPDATE "conversation" SET "unanswered_turns" = 0 WHERE "id" = ?', (turn.conversation.id,))
                 cards = RATING_CARDS if settings.get("rating_cards") else ()

@@ -197,6 +197,32 @@ def _message_reader_index(db: peewee.Database, migrator: SchemaMigrator) -> None
     db.execute_sql("CREATE INDEX IF NOT EXISTS message_channel_peer_id_id ON message (channel, peer_id, id)")
 
 
+# what a cached value depends on: a write to any of these moves `cache_version.version`
+# (bot/core/cache_version.py); an agent's presence and counters are not cached, so not here
+_CACHED = (("setting", ""), ("agent", "channel, im_user_id, active"))
+
+
+def _cache_version(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    """The version row of the per-process caches, and the triggers that move it."""
+    db.execute_sql('CREATE TABLE IF NOT EXISTS "cache_version" ("id" INTEGER NOT NULL PRIMARY KEY, '
+                   '"version" BIGINT NOT NULL)')
+    db.execute_sql('INSERT INTO "cache_version" ("id", "version") VALUES (1, 0) ON CONFLICT DO NOTHING')
+    bump = 'UPDATE "cache_version" SET "version" = "version" + 1 WHERE "id" = 1'
+    if isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql(f"CREATE OR REPLACE FUNCTION kefu_cache_bump() RETURNS trigger LANGUAGE plpgsql AS "
+                       f"$$ BEGIN {bump}; RETURN NULL; END $$")
+        for table, columns in _CACHED:
+            update = f"UPDATE OF {columns}" if columns else "UPDATE"
+            db.execute_sql(f'DROP TRIGGER IF EXISTS {table}_cache_bump ON "{table}"')
+            db.execute_sql(f'CREATE TRIGGER {table}_cache_bump AFTER INSERT OR DELETE OR TRUNCATE OR {update} '
+                           f'ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION kefu_cache_bump()')
+        return
+    for table, columns in _CACHED:  # SQLite: row triggers only, one per event
+        for event in ("INSERT", "DELETE", f"UPDATE OF {columns}" if columns else "UPDATE"):
+            name = f"{table}_cache_bump_{event.split()[0].lower()}"
+            db.execute_sql(f'CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON "{table}" BEGIN {bump}; END')
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "initial schema", _initial),
     (3, "FAQ engine: embedding cache, answer ratings", _faq_engine),
@@ -219,6 +245,7 @@ STEPS: list[tuple[int, str, Step]] = [
      _agent_last_seen_and_message_index),
     (23, "messages: index by channel, peer and id for polls", _message_reader_index),
     (24, "WeCom group campaigns' sends per group; group welcome templates", _wecom_group_messages),
+    (25, "per-process caches: a version row moved by triggers on settings and agents", _cache_version),
 ]
 
 LATEST = STEPS[-1][0]

@@ -1,8 +1,10 @@
 """Operator settings stored in the database, with typed defaults.
 
 Why in the database and not the config file: the operator edits them in the admin panel and
-every running process must see the change without a restart. Reads are cached for a few
-seconds per process so the hot path does not query on every message.
+every running process must see the change without a restart. Reads are cached per process:
+for a few seconds, or for as long as the version row says nothing changed (the webhook checks
+it once per batch of messages, bot/core/cache_version.py), so the hot path does not query on
+every message.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.core import clock
+from bot.core import cache_version, clock
 from bot.core.models import Setting
 
 DEFAULTS: dict[str, Any] = {
@@ -64,23 +66,23 @@ DEFAULTS: dict[str, Any] = {
     "pool_return_days": 30,  # an owned customer with no contact this long returns to 公海
 }
 
-_TTL_SECONDS = 3.0
-_cache: dict[str, tuple[float, Any]] = {}
+_cache: dict[str, tuple[float, int, Any]] = {}  # key: (read at, cache generation, value)
 _lock = threading.Lock()
 
 
 def get(key: str) -> Any:
-    """The setting's value, or its default; cached for a few seconds."""
+    """The setting's value, or its default; cached (see the module's docstring)."""
     if key not in DEFAULTS:
         raise KeyError(f"unknown setting {key!r}")
     stamp = time.monotonic()
     hit = _cache.get(key)  # one dict read is atomic: no lock on the hot path (a few per message)
-    if hit and stamp - hit[0] < _TTL_SECONDS:
-        return hit[1]
+    if hit and cache_version.trusted(hit[0], hit[1], stamp):
+        return hit[2]
+    generation = cache_version.generation()  # before the read: a drop meanwhile makes the entry stale
     row = Setting.get_or_none(Setting.key == key)
     value = DEFAULTS[key] if row is None or row.value is None else row.value
     with _lock:
-        _cache[key] = (stamp, value)
+        _cache[key] = (stamp, generation, value)
     return value
 
 
@@ -96,8 +98,16 @@ def put(key: str, value: Any) -> None:
 
 
 def clear_cache() -> None:
+    """Forget every cached setting (and, through the version, every cache it governs)."""
+    cache_version.reset()
+
+
+def _drop() -> None:
     with _lock:
         _cache.clear()
+
+
+cache_version.on_change(_drop)
 
 
 DEFAULT_ZONE = "Asia/Shanghai"

@@ -14,7 +14,7 @@ import peewee
 
 from bot.core import clock
 from bot.crm.orders import link_orders_for
-from bot.core.db import execute, fetch_one, insert_row, update_one, upsert_row
+from bot.core.db import execute, fetch_one, insert_row, new_row, update_one, upsert_row
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -27,8 +27,8 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
     stamp = Customer.last_contact_at.db_value(now)
     # one statement for a first contact and a returning customer; a concurrent first message
     # waits on the key and then touches the row the other one inserted
-    customer = upsert_row(Customer(channel=channel, external_id=external_id, nickname=nickname[:128], source=channel,
-                                   first_contact_at=now, last_contact_at=now, last_inbound_at=now),
+    customer = upsert_row(new_row(Customer, channel=channel, external_id=external_id, nickname=nickname[:128],
+                                  source=channel, first_contact_at=now, last_contact_at=now, last_inbound_at=now),
                           ("channel", "external_id"), '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp))
     if nickname and not customer.nickname:
         Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
@@ -46,8 +46,8 @@ def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
                           '"open_key" = ?', (customer.id,))
     if existing is not None:
         return existing, False
-    conversation = Conversation(customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
-                                opened_at=now, last_message_at=now)
+    conversation = new_row(Conversation, customer=customer, channel=customer.channel, status="bot",
+                           open_key=customer.id, opened_at=now, last_message_at=now)
     if insert_row(conversation, ignore_conflict=True):
         return conversation, True
     return _must(fetch_one(Conversation, '"open_key" = ?', (customer.id,))), False  # a concurrent message won

@@ -180,3 +180,27 @@ def test_a_sigkill_in_the_middle_of_a_batch_loses_no_acknowledged_message(databa
         (True, [SHIPPING]), (False, [SHIPPING]), (False, [SHIPPING])]
     for n in (1, 2, 3):
         assert _stored(f"k{n}") == (1, [SHIPPING])
+
+
+def test_copies_in_one_batch_are_decided_once_and_get_the_first_reply(
+        database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_faqs()
+    real_decide, decided = dispatcher._decide, []
+
+    def decide(inbound: Inbound, *args: Any) -> Any:
+        decided.append(inbound.user_id)
+        return real_decide(inbound, *args)
+
+    monkeypatch.setattr(dispatcher, "_decide", decide)
+    ship, other_sender = _inbound("o_a", "发货要多久", "a"), _inbound("o_x", "怎么退货", "a")
+    outcomes = decide_batch(dispatcher, [_pending(ship), _pending(ship), _pending(other_sender), _pending(ship)])
+
+    assert decided == ["o_a", "o_x"]  # the copies were not decided again; another sender's "a" was
+    # (and found the key taken)
+    first, copies = outcomes[0], [outcomes[1], outcomes[3]]
+    assert isinstance(first, Result) and not first.duplicate
+    assert all(isinstance(c, Result) and c.duplicate and [r.text for r in c.replies] == [SHIPPING] for c in copies)
+    assert [r.meta["message_id"] for r in copies[0].replies] == [r.meta["message_id"] for r in first.replies]
+    stranger = outcomes[2]
+    assert isinstance(stranger, Result) and stranger.duplicate and stranger.replies == []  # not its replies
+    assert _stored("a") == (1, [SHIPPING])
