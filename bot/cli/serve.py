@@ -158,16 +158,15 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
         raise click.ClickException(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
     record_server_url(config)
     admin_server = None
-    if admin:
-        from admin.app import create_app as create_admin
-        from admin.serve import ThreadedWSGIServer
+    if admin:  # on PostgreSQL in a child process of its own, on SQLite in a thread (admin/serve.py)
+        from admin.serve import PanelStartError, panel_server
 
+        admin_server = panel_server(config)
         try:
-            admin_server = ThreadedWSGIServer(create_admin(config), config.admin.host, config.admin.port)
-        except OSError as exc:
+            await admin_server.start()
+        except PanelStartError as exc:
             await runner.cleanup()
-            raise click.ClickException(f"cannot listen on {config.admin.host}:{config.admin.port}: {exc.strerror}")
-        admin_server.start()
+            raise click.ClickException(str(exc))
     service = None
     if scheduler:
         from jobs.runner import SchedulerService
@@ -198,7 +197,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
         if service:
             await service.stop()
         if admin_server:
-            admin_server.stop()
+            await admin_server.stop()
         await runner.cleanup()
         _metrics_done()
 
