@@ -145,6 +145,8 @@ class PanelProcess:
         if not data:  # the child is gone
             if self._loop is not None:
                 self._loop.remove_reader(self._nudges.fileno())
+            log.warning("the admin panel's process ended (exit code %s): the panel is down until kefu "
+                        "run restarts", self._process.exitcode)
             return
         changes.changed(outbound=b"1" in data)
 

@@ -150,15 +150,9 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise click.ClickException(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
-    record_server_url(config)
     admin_server = None
-    if admin:  # on PostgreSQL in a child process of its own, on SQLite in a thread (admin/serve.py)
+    if admin:  # on PostgreSQL in a child process of its own, on SQLite in a thread (admin/serve.py);
+        # up before the webhook port answers, so /healthz answering means the panel does too
         from admin.serve import PanelStartError, panel_server
 
         admin_server = panel_server(config)
@@ -167,6 +161,15 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
         except PanelStartError as exc:
             await runner.cleanup()
             raise click.ClickException(str(exc))
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        if admin_server:
+            await admin_server.stop()
+        await runner.cleanup()
+        raise click.ClickException(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
+    record_server_url(config)
     service = None
     if scheduler:
         from jobs.runner import SchedulerService
