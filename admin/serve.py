@@ -19,7 +19,8 @@ Why not on SQLite: the database file has one writer at a time either way. Inside
 the writers take turns on a lock that hands over at once (`bot.core.db.SerializedSqliteDatabase`);
 across two processes they meet SQLite's busy handler, which sleeps 1 to 100 ms between tries.
 Measured on the 200-customer bench: the agents' replies through a child panel took 4.0 s
-(p50) against 0.6 s in a thread. PostgreSQL has no such turn, so there the child wins.
+(p50) against 0.7 s in a thread, both at load 6.9. PostgreSQL has no such turn, so there the
+child wins.
 """
 
 from __future__ import annotations
