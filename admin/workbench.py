@@ -40,14 +40,19 @@ AGENT_PATHS = ("/admin/workbench", "/admin/login", "/admin/logout", "/admin/pass
 
 
 def current_agent() -> Agent | None:
-    """The Agent the signed-in user works as (None: an admin or operator)."""
+    """The Agent the signed-in user works as (None: an admin or operator); read once per
+    request (a reply asks twice: to check the conversation is theirs, and to reply as them)."""
     row: AdminUser = current_user.row
     if current_user.role != "agent":
         return None
+    cached = request.environ.get("kefu.agent")  # this request's, never another's
+    if cached is not None:
+        return cached
     agent = Agent.get_or_none((Agent.id == row.agent_id) & (Agent.active == True))  # noqa: E712
     if agent is None:
         abort(403)
     _seen(agent)  # every workbench request (the inbox poll every few seconds) is a sign of life
+    request.environ["kefu.agent"] = agent
     return agent
 
 
