@@ -32,10 +32,12 @@ import html
 import json
 import re
 import secrets
+import time
 from importlib import resources
 from typing import Any, Mapping
 
 from aiohttp import web
+from peewee import fn
 
 from adapters.bridge import CoreBridge
 from adapters.json_body import json_error, read_object
@@ -94,7 +96,8 @@ class WebChannel:
         self.config = channel
         self.bridge = bridge
         self._key = secret.encode()
-        self.waiters = Waiters(channel.name)
+        self.waiters = Waiters(channel.name, self._newest)
+        self._roles = RoleCache(channel.name)
 
     async def close(self) -> None:
         self.waiters.close()
@@ -172,17 +175,19 @@ class WebChannel:
         wait_text = request.query.get("wait", "0")
         if not wait_text.isdigit() or len(wait_text) > 2 or int(wait_text) > MAX_WAIT_SECONDS:
             raise json_error(400, f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
-        rows, role = await self.bridge.call(_history_since, self.name, user_id, after)
+        rows = await self.bridge.call(_history_since, self.name, user_id, after)
         if not rows and int(wait_text):  # a waiting poll: answered as soon as something is theirs
 
             async def read() -> list[dict[str, Any]]:
-                nonlocal role
-                found, role = await self.bridge.call(_history_since, self.name, user_id, after)
-                return found
+                return await self.bridge.call(_history_since, self.name, user_id, after)
 
-            rows = await self.waiters.until_new(user_id, int(wait_text), read)
+            rows = await self.waiters.until_new(user_id, after, int(wait_text), read)
+        role = await self._roles.role(user_id, self.bridge)
         return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows]),
                                                      "role": role})
+
+    async def _newest(self, user_ids: list[str]) -> dict[str, int]:
+        return await self.bridge.call(_newest_visible, self.name, user_ids)
 
     async def welcome(self, request: web.Request) -> web.Response:
         text, cards = await self.bridge.call(_welcome)
@@ -218,10 +223,9 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     }
 
 
-def _history_since(channel: str, user_id: str, after: int) -> tuple[list[dict[str, Any]], str]:
+def _history_since(channel: str, user_id: str, after: int) -> list[dict[str, Any]]:
     """Both directions of this visitor's messages after `after` (what they wrote and what
-    was sent to them: a reload shows it all), and their role ("agent" for an agent's own
-    web identity, whose page is not the customer's)."""
+    was sent to them: a reload shows it all)."""
     rows = (
         Message.select()
         .where((Message.channel == channel) & (Message.peer_id == user_id) & (Message.id > after)
@@ -236,9 +240,41 @@ def _history_since(channel: str, user_id: str, after: int) -> tuple[list[dict[st
         "cards": [{"title": c.get("title", "")} for c in (m.payload or {}).get("cards") or ()],
         "created_at": m.created_at.isoformat(),
     } for m in rows]
-    agent = Agent.select().where((Agent.channel == channel) & (Agent.im_user_id == user_id)
-                                 & (Agent.active == True)).exists()  # noqa: E712
-    return history, "agent" if agent else "customer"
+    return history
+
+
+def _newest_visible(channel: str, user_ids: list[str]) -> dict[str, int]:
+    """Each visitor's newest message id that a poll shows (adapters/web_waiters.py's sweep)."""
+    found = (Message.select(Message.peer_id, fn.MAX(Message.id).alias("newest"))
+             .where((Message.channel == channel) & Message.peer_id.in_(user_ids) & (Message.state != "pending"))
+             .group_by(Message.peer_id).tuples())
+    return {peer: int(newest) for peer, newest in found}
+
+
+class RoleCache:
+    """Whose web identity is an agent's ("agent": the page is not the customer's), as the
+    poll answers it: one query per `SECONDS` for the channel, not one per poll. An agent
+    linked or unlinked shows within that time; the role decides only which page is drawn,
+    never what is read or sent (that is the token and the relay's own checks)."""
+
+    SECONDS = 10.0
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self._agents: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
+
+    async def role(self, user_id: str, bridge: CoreBridge) -> str:
+        now = time.monotonic()
+        if now - self._read_at >= self.SECONDS:
+            self._agents = await bridge.call(_agent_identities, self.channel)
+            self._read_at = now
+        return "agent" if user_id in self._agents else "customer"
+
+
+def _agent_identities(channel: str) -> frozenset[str]:
+    return frozenset(a.im_user_id for a in Agent.select(Agent.im_user_id).where(
+        (Agent.channel == channel) & (Agent.active == True)))  # noqa: E712
 
 
 def _welcome() -> tuple[str, list[str]]:

@@ -5,29 +5,39 @@ Why a waiting poll rather than a socket: the chat API stays the one JSON endpoin
 page, `kefu chat` and any shop's own widget poll it), and a poll asked to wait
 (`&wait=25`) is answered as soon as something is theirs. In this process that is when the
 outbox makes a send visible to them (`bot.core.changes.delivered`); a send another process
-delivered is found by re-reading every `RECHECK_SECONDS`, so it is never later than the old
-poll was.
+delivered is found by one sweep every `RECHECK_SECONDS` for all the channel's waiting polls
+together (`newest`: each waiting visitor's newest visible message id), so it is never later
+than the old 2-second poll was, and 200 waiting visitors cost one query per sweep, not 200
+re-reads (measured: the re-reads were 100 queries a second of the 200-customer bench).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Awaitable, Callable
 
 from bot.core import changes
 
 RECHECK_SECONDS = 2.0
 MAX_WAIT_SECONDS = 30
+log = logging.getLogger("kefu.web_waiters")
+
+# the newest visible message id of each of these visitors (those with none left out)
+Newest = Callable[[list[str]], Awaitable[dict[str, int]]]
 
 
 class Waiters:
-    """The waiting polls of one web channel, by visitor."""
+    """The waiting polls of one web channel, by visitor: each waits for an id above its own."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, newest: Newest) -> None:
         self.channel = channel
-        self._waiting: dict[str, set[asyncio.Event]] = {}
+        self.newest = newest
+        self._waiting: dict[str, dict[asyncio.Event, int]] = {}  # visitor -> {poll's event: its `after`}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._someone = asyncio.Event()
 
     def _delivered(self, channel: str, recipient: str) -> None:
         """From the outbox's thread: wake that visitor's waiting polls, if any are here."""
@@ -35,29 +45,50 @@ class Waiters:
         if channel == self.channel and recipient in self._waiting and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake, recipient)
 
-    def _wake(self, user_id: str) -> None:
-        for event in self._waiting.get(user_id, ()):
-            event.set()
+    def _wake(self, user_id: str, above: int = -1) -> None:
+        for event, after in self._waiting.get(user_id, {}).items():
+            if above > after or above < 0:
+                event.set()
 
-    async def until_new(self, user_id: str, seconds: float, read: Callable[[], Awaitable[list]]) -> list:
-        """`read()` again each time something may be new for `user_id`, until it finds rows
-        or `seconds` pass (then the empty list)."""
+    async def _sweep(self) -> None:
+        """Every `RECHECK_SECONDS` while anyone waits: one read for all of them; a poll whose
+        visitor has a message above its `after` is woken (it then reads its rows)."""
+        while True:
+            if not self._waiting:
+                self._someone.clear()
+                await self._someone.wait()
+            await asyncio.sleep(RECHECK_SECONDS)
+            if not self._waiting:
+                continue
+            try:
+                found = await self.newest(sorted(self._waiting))
+            except Exception:
+                log.exception("web chat: checking waiting polls failed")
+                continue
+            for user_id, newest in found.items():
+                self._wake(user_id, newest)
+
+    async def until_new(self, user_id: str, after: int, seconds: float, read: Callable[[], Awaitable[list]]) -> list:
+        """`read()` again each time something may be new for `user_id` (a message above
+        `after`), until it finds rows or `seconds` pass (then the empty list)."""
         if self._unsubscribe is None:
             self._loop = asyncio.get_running_loop()
             self._unsubscribe = changes.subscribe_delivered(self._delivered)
+            self._sweeper = self._loop.create_task(self._sweep())
         loop = asyncio.get_running_loop()
         ends = loop.time() + min(seconds, MAX_WAIT_SECONDS)
         event = asyncio.Event()
-        self._waiting.setdefault(user_id, set()).add(event)
+        self._waiting.setdefault(user_id, {})[event] = after
+        self._someone.set()
         try:
             while True:
                 left = ends - loop.time()
                 if left <= 0:
                     return []
                 try:
-                    await asyncio.wait_for(event.wait(), min(RECHECK_SECONDS, left))
+                    await asyncio.wait_for(event.wait(), left)
                 except asyncio.TimeoutError:
-                    pass
+                    return []
                 event.clear()
                 rows = await read()
                 if rows:
@@ -65,7 +96,7 @@ class Waiters:
         finally:
             mine = self._waiting.get(user_id)
             if mine is not None:
-                mine.discard(event)
+                mine.pop(event, None)
                 if not mine:
                     del self._waiting[user_id]
 
@@ -73,3 +104,6 @@ class Waiters:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None

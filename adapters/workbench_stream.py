@@ -46,6 +46,10 @@ log = logging.getLogger("kefu.workbench_stream")
 
 PATH = "/api/workbench/stream"
 LOOK_SECONDS = 0.15  # the message table is read this often while someone watches
+# nudged looks start at least this far apart: under load a nudge comes with every commit, and
+# one look for the rows of 50 ms costs about what one look for a single row does (the
+# conversations, agents and queue it reads are per look, not per row)
+MIN_GAP_SECONDS = 0.05
 REVALIDATE_SECONDS = 15.0  # each watcher's user row is checked again this often
 HEARTBEAT_SECONDS = 15.0
 QUEUE_LIMIT = 500  # events waiting for a slow reader before its stream is ended
@@ -101,7 +105,15 @@ class LiveHub:
     def nudge(self, outbound: bool = False) -> None:
         """From any thread (bot.core.changes): look now rather than at the next tick."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or loop.is_closed() or self._wake.is_set():  # set: a look is due already
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:  # a commit's callback on the loop itself: no wake-up write needed
+            self._wake.set()
+        else:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
@@ -120,6 +132,7 @@ class LiveHub:
                 except asyncio.TimeoutError:
                     pass
                 self._wake.clear()
+                began = self._loop.time()
                 try:
                     await self.look()
                     if self._loop.time() - last_check >= REVALIDATE_SECONDS:
@@ -130,6 +143,9 @@ class LiveHub:
                 except Exception:
                     log.exception("workbench stream: reading changes failed")
                     await asyncio.sleep(1.0)
+                rest = MIN_GAP_SECONDS - (self._loop.time() - began)
+                if rest > 0:
+                    await asyncio.sleep(rest)
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()

@@ -16,7 +16,15 @@ requests' own times, and the server's resident memory per connected agent.
 Each customer asks for a person (转人工), then writes a question, waits for the agent's answer
 (at most 15 s), thinks 1-4 s and writes again until the run ends. Each agent answers every new
 customer line it is shown through `/admin/workbench/conversation/reply` (session cookie, CSRF
-token, a client id per reply).
+token, a client id per reply), at once by default.
+
+How real that load is: 200 customers thinking 1-4 s write about 80 lines a second once the
+answers come back quickly, and 20 agents answering each at once is 4 replies a second per agent;
+a person types a reply in 5-30 s. So the default is a stress test of the server, some tens of
+times what 20 agents can answer. `--think 5-20 --typing 5-15` plays people at that pace
+(customers reading and typing, agents typing); the default stays the one the goal is stated at.
+
+    .venv/bin/python bench/workbench.py --think 5-20 --typing 5-15  # people's pace
 """
 
 from __future__ import annotations
@@ -97,8 +105,10 @@ def rss_mb(pid: int) -> float:
 class Run:
     """The shared record: when each line was sent and when the other side first saw it."""
 
-    def __init__(self, base: str, admin: str, poll: float, stop_at: float, live: bool) -> None:
+    def __init__(self, base: str, admin: str, poll: float, stop_at: float, live: bool,
+                 think: tuple[float, float] = (1.0, 4.0), typing: tuple[float, float] = (0.0, 0.0)) -> None:
         self.base, self.admin, self.poll, self.stop_at, self.live = base, admin, poll, stop_at, live
+        self.think, self.typing = think, typing
         self.asked: dict[str, float] = {}  # question text -> sent at
         self.to_agent: list[float] = []
         self.replied: dict[str, float] = {}  # reply text -> reply posted at
@@ -166,7 +176,7 @@ async def customer(run: Run, http: aiohttp.ClientSession, index: int) -> None:
         waited = time.monotonic() + 15
         while answer not in seen and time.monotonic() < min(waited, run.stop_at + 5):
             await asyncio.sleep(0.05)
-        await asyncio.sleep(random.uniform(1, 4))
+        await asyncio.sleep(random.uniform(*run.think))
         n += 1
     await poller
 
@@ -188,6 +198,8 @@ async def agent(run: Run, index: int, signed_in: asyncio.Event) -> None:
         async def answer(conversation_id: int, last: str, seen_at: float) -> None:
             answered.add(last)
             run.to_agent.append((seen_at - run.asked[last]) * 1000)
+            if run.typing[1] > 0:  # the agent reads and types (off by default)
+                await asyncio.sleep(random.uniform(*run.typing))
             reply = "答复" + last[2:]
             run.replied[reply] = time.monotonic()
             async with http.post(desk + "/conversation/reply",
@@ -260,8 +272,9 @@ def figures(values: list[float]) -> dict[str, Any]:
 
 
 async def drive(base: str, admin: str, pid: int, agents: int, customers: int, seconds: float,
-                poll: float, live: bool) -> dict[str, Any]:
-    run = Run(base, admin, poll, stop_at=float("inf"), live=live)
+                poll: float, live: bool, think: tuple[float, float] = (1.0, 4.0),
+                typing: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
+    run = Run(base, admin, poll, stop_at=float("inf"), live=live, think=think, typing=typing)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         rss_before = rss_mb(pid)
@@ -278,7 +291,10 @@ async def drive(base: str, admin: str, pid: int, agents: int, customers: int, se
     return {
         "mode": "live" if live else "poll", "agents": agents, "customers": customers, "seconds": seconds,
         "poll_seconds": None if live else poll,
+        "think_seconds": list(think), "typing_seconds": list(typing),
         "questions_sent": len(run.asked),
+        "customer_lines_per_second": round(len(run.asked) / seconds, 1),
+        "agent_replies_per_second": round(len(run.replied) / seconds, 1),
         "message_to_agent_screen": figures(run.to_agent),
         "reply_to_customer_poll": figures(run.to_customer),
         "stored_message_to_agent_screen": figures(run.stored_to_screen) if live else None,
@@ -308,7 +324,8 @@ def play(args: argparse.Namespace) -> dict[str, Any]:
             wait_http(f"http://127.0.0.1:{port}/healthz", 60)
             wait_http(f"http://127.0.0.1:{admin_port}/admin/login/", 60)
             result = asyncio.run(drive(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", procs[0].pid,
-                                       args.agents, args.customers, args.seconds, args.poll, args.mode == "live"))
+                                       args.agents, args.customers, args.seconds, args.poll, args.mode == "live",
+                                       args.think, args.typing))
         except BaseException:
             print(f"kept {tmp} (kefu.log) for a look", file=sys.stderr)
             raise
@@ -319,6 +336,18 @@ def play(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count()}
 
 
+def seconds_range(text: str) -> tuple[float, float]:
+    """"1-4" -> (1.0, 4.0)."""
+    low, _, high = text.partition("-")
+    try:
+        pair = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: LOW-HIGH seconds, e.g. 1-4") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: LOW-HIGH seconds with 0 <= LOW <= HIGH")
+    return pair
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=20)
@@ -327,6 +356,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=("live", "poll"), default="live",
                         help="live: the event stream and waiting polls the pages use; poll: 2 s polls")
     parser.add_argument("--poll", type=float, default=2.0, help="--mode poll: interval of desks and chat pages")
+    parser.add_argument("--think", type=seconds_range, default=(1.0, 4.0),
+                        help="LOW-HIGH seconds a customer thinks after an answer before writing again (1-4)")
+    parser.add_argument("--typing", type=seconds_range, default=(0.0, 0.0),
+                        help="LOW-HIGH seconds an agent takes to answer a line it is shown (0-0: at once)")
     parser.add_argument("--database", default="sqlite", help="sqlite (a temporary file) or postgresql://...")
     args = parser.parse_args()
     print(json.dumps(play(args), ensure_ascii=False))

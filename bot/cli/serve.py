@@ -150,24 +150,26 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    admin_server = None
+    if admin:  # on PostgreSQL in a child process of its own, on SQLite in a thread (admin/serve.py);
+        # up before the webhook port answers, so /healthz answering means the panel does too
+        from admin.serve import PanelStartError, panel_server
+
+        admin_server = panel_server(config)
+        try:
+            await admin_server.start()
+        except PanelStartError as exc:
+            await runner.cleanup()
+            raise click.ClickException(str(exc))
     site = web.TCPSite(runner, config.server.host, config.server.port)
     try:
         await site.start()
     except OSError as exc:
+        if admin_server:
+            await admin_server.stop()
         await runner.cleanup()
         raise click.ClickException(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
     record_server_url(config)
-    admin_server = None
-    if admin:
-        from admin.app import create_app as create_admin
-        from admin.serve import ThreadedWSGIServer
-
-        try:
-            admin_server = ThreadedWSGIServer(create_admin(config), config.admin.host, config.admin.port)
-        except OSError as exc:
-            await runner.cleanup()
-            raise click.ClickException(f"cannot listen on {config.admin.host}:{config.admin.port}: {exc.strerror}")
-        admin_server.start()
     service = None
     if scheduler:
         from jobs.runner import SchedulerService
@@ -198,7 +200,7 @@ async def _serve_all(config: Config, admin: bool, scheduler: bool, fresh: bool) 
         if service:
             await service.stop()
         if admin_server:
-            admin_server.stop()
+            await admin_server.stop()
         await runner.cleanup()
         _metrics_done()
 

@@ -15,7 +15,8 @@ from typing import Any
 from bot.agents import assignment
 from bot.crm import conversations
 from bot.sending import send_window
-from bot.core import clock
+from bot.core import changes, clock
+from bot.core.db import transaction
 from bot.crm import pools
 from bot.core.events import Reply
 from bot.faq import learning
@@ -58,29 +59,52 @@ def owned(conversation_id: int, agent: Agent) -> Conversation:
     return found
 
 
-def _waiting(conversation: Conversation) -> tuple[datetime | None, int]:
+CUSTOMER_LINES_READ = 50  # an inbox line reads this many of the customer's latest lines at once
+
+
+def _customer_says(conversation: Conversation) -> Any:
+    return (Message.conversation == conversation.id) & (Message.direction == "in") & (Message.author == "customer")
+
+
+def _waiting(conversation: Conversation,
+             latest: list[tuple[int, datetime, str]] | None = None) -> tuple[datetime | None, int]:
     """Since when the customer waits for the agent, and how many of their messages since the
-    agent last spoke (the unread count)."""
-    since = conversations.awaiting_reply_since(conversation)
-    customer_says = (Message.conversation == conversation.id) & (Message.direction == "in") & (Message.author == "customer")
+    agent last spoke (the unread count). `latest`: the customer's newest lines (id, created_at,
+    text), newest first, when already read (`_row`): counted from them when they reach back far
+    enough, else counted in the database."""
     replied = conversation.last_agent_reply_at
     if replied is not None:
-        unread = Message.select().where(customer_says & (Message.created_at > replied)).count()
+        counts = lambda at: at > replied  # noqa: E731
     else:  # nobody answered yet: what they said since asking for a person (the request included)
         starts = [t for t in (conversation.queued_at, conversation.assigned_at) if t is not None]
-        unread = Message.select().where(customer_says & (Message.created_at >= min(starts or [conversation.opened_at]))).count()
+        start = min(starts or [conversation.opened_at])
+        counts = lambda at: at >= start  # noqa: E731
+    if latest is not None and (len(latest) < CUSTOMER_LINES_READ or not counts(latest[-1][1])):
+        unread = sum(1 for _, at, _ in latest if counts(at))
+        from_rows = conversation.status == "assigned" and replied is not None and not (
+            conversation.assigned_at and replied < conversation.assigned_at)
+        if not from_rows:  # waiting since the handoff: no message needed
+            return conversations.awaiting_reply_since(conversation), unread
+        after = [at for _, at, _ in latest if at > replied]
+        return (min(after) if after else None), unread
+    since = conversations.awaiting_reply_since(conversation)
+    if replied is not None:
+        unread = Message.select().where(_customer_says(conversation) & (Message.created_at > replied)).count()
+    else:
+        unread = Message.select().where(_customer_says(conversation) & (Message.created_at >= start)).count()
     return since, unread
 
 
 def _row(conversation: Conversation) -> dict[str, Any]:
     customer: Customer = conversation.customer
-    since, unread = _waiting(conversation)
-    last = (Message.select(Message.text).where((Message.conversation == conversation.id) & (Message.direction == "in")
-                                               & (Message.author == "customer"))
-            .order_by(Message.id.desc()).first())
+    # one read of the customer's latest lines gives the last words, the unread count and the wait
+    latest = list(Message.select(Message.id, Message.created_at, Message.text).where(_customer_says(conversation))
+                  .order_by(Message.id.desc()).limit(CUSTOMER_LINES_READ).tuples())
+    since, unread = _waiting(conversation, latest)
+    last = latest[0][2] if latest else ""
     return {"id": conversation.id, "customer": str(customer), "status": conversation.status,
             "waiting_since": since.isoformat() if since else None, "unread": unread,
-            "last": (last.text[:80] if last else ""),
+            "last": last[:80],
             "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None}
 
 
@@ -197,12 +221,17 @@ def suggestions(conversation: Conversation, store: FaqStore, limit: int = 3) -> 
 def reply(conversation: Conversation, agent: Agent, text: str, client_id: str, faq_id: int | None = None) -> bool:
     """The agent's reply from the workbench: the same rows as a reply relayed from their IM
     account. `client_id` (unique per reply, from the page) makes a resent click send once.
-    Returns False when it was sent before."""
-    conversations.record_agent_reply(conversation)
+    Returns False when it was sent before. One transaction: the reply's stamp and its message
+    together, one turn at the database's writer (issue 22: three turns each before)."""
     customer: Customer = conversation.customer
     out = Outgoing(conversation.channel, customer.external_id, Reply(text=text), "agent", conversation, customer,
                    agent=agent, faq=faq_id)
-    return emit([out], f"wb:{agent.id}:{client_id}") > 0
+    with transaction():
+        conversations.record_agent_reply(conversation)
+        sent = emit([out], f"wb:{agent.id}:{client_id}") > 0
+    if sent:  # emit's own nudge came before this commit: look again now that the row is there
+        changes.changed(outbound=True)
+    return sent
 
 
 def resolve(conversation: Conversation, agent: Agent) -> int:

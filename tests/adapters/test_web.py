@@ -309,6 +309,30 @@ async def test_a_waiting_poll_is_answered_by_the_agents_reply(client: TestClient
     assert [m["text"] for m in (await answered.json())["messages"]] == ["我来了"]
 
 
+async def test_a_waiting_poll_hears_of_another_process_reply_at_the_next_sweep(client: TestClient,
+                                                                                monkeypatch) -> None:
+    """A message another process made visible (no in-process nudge) answers a waiting poll at
+    the waiters' next sweep (adapters/web_waiters.py: one read for every waiting visitor),
+    not at the end of its wait; a message for someone else wakes nobody."""
+    monkeypatch.setattr("adapters.web_waiters.RECHECK_SECONDS", 0.2)
+    s, other = await session(client), await session(client)
+    handoff = await say(client, s, "发货要多久", "x1")
+    after = handoff["replies"][-1]["id"]
+    waiting = asyncio.ensure_future(client.get("/api/web/web/messages", params={**s, "after": after, "wait": "30"}))
+    await asyncio.sleep(0.5)
+    Message.create(channel="web", external_id="elsewhere:1", direction="out", author="agent",
+                   peer_id=other["user_id"], text="给别人的", state="sent")
+    await asyncio.sleep(0.6)
+    assert not waiting.done()
+    Message.create(channel="web", external_id="elsewhere:2", direction="out", author="agent",
+                   peer_id=s["user_id"], text="另一进程的回复", state="pending")  # not visible yet
+    await asyncio.sleep(0.6)
+    assert not waiting.done()
+    Message.update(state="sent").where(Message.external_id == "elsewhere:2").execute()
+    answered = await asyncio.wait_for(waiting, 5)  # the sweep, well before the 30 s wait
+    assert [m["text"] for m in (await answered.json())["messages"]] == ["另一进程的回复"]
+
+
 @pytest.mark.parametrize("wait", ["31", "-1", "1.5", "abc", "999"])
 async def test_a_bad_wait_is_a_400(client: TestClient, wait: str) -> None:
     s = await session(client)
