@@ -112,6 +112,11 @@ def test_only_the_rows_asked_for_are_dequantized(model: ModelFile) -> None:
     assert rows.shape == (2, 2, 384) and rows.dtype == np.float32
     assert np.array_equal(rows[0, 0], rows[1, 1])
     assert np.array_equal(rows[1, 0], dequantize(model.blocks("emb.word", 384)[250_000]))
+    last = model.config.vocab - 1  # read from the file, not the map: the table's ends come out right too
+    assert np.array_equal(model.rows("emb.word", 384, np.array([last, 0]))[0],
+                          dequantize(model.blocks("emb.word", 384)[last]))
+    with pytest.raises(IndexError):
+        model.rows("emb.word", 384, np.array([last + 1]))
 
 
 def test_a_q4_block_is_nibble_minus_eight_times_its_scale() -> None:
