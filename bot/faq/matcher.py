@@ -81,8 +81,10 @@ class Match:
         return self.candidates[0].score if self.candidates else 0.0
 
 
-def hubness(vectors: np.ndarray, k: int = HUB_NEIGHBOURS, chunk: int = 1024) -> np.ndarray:
-    """Each row's mean cosine to its k nearest other rows (0 when alone)."""
+def hubness(vectors: np.ndarray, k: int = HUB_NEIGHBOURS, chunk: int = 256) -> np.ndarray:
+    """Each row's mean cosine to its k nearest other rows (0 when alone). In chunks of rows,
+    partitioned in place: 1,024 rows and a partitioned copy were 41 MB at 5,000 FAQs, the
+    process's peak memory; 256 rows are 5 MB, and as fast."""
     n = len(vectors)
     out = np.zeros(n, dtype=np.float32)
     if n < 2:
@@ -92,7 +94,8 @@ def hubness(vectors: np.ndarray, k: int = HUB_NEIGHBOURS, chunk: int = 1024) -> 
         sims = vectors[start:start + chunk] @ vectors.T
         rows = np.arange(sims.shape[0])
         sims[rows, rows + start] = -1.0
-        out[start:start + chunk] = np.partition(sims, -k, axis=1)[:, -k:].mean(1)
+        sims.partition(-k, axis=1)
+        out[start:start + chunk] = sims[:, -k:].mean(1)
     return out
 
 

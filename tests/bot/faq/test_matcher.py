@@ -73,6 +73,15 @@ def test_semantic_stage_runs_only_when_the_lexical_answer_is_not_decisive(fake_e
     assert vague.features["coverage"] == pytest.approx(index._lexical.coverage("我想问问码数", best_row))
 
 
+def test_hubness_in_chunks_is_hubness_over_all_rows_at_once() -> None:
+    vectors = np.random.default_rng(3).standard_normal((70, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)  # a row is not its own neighbour
+    expected = np.sort(sims, axis=1)[:, -5:].mean(1)
+    assert np.allclose(hubness(vectors, k=5, chunk=16), expected, atol=1e-6)  # 16 rows at a time, the last 6
+
+
 def test_hubness_is_high_for_a_vector_with_many_close_neighbours() -> None:
     base = np.eye(4, dtype=np.float32)
     near = base[0] + 0.1 * base[1]

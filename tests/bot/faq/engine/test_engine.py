@@ -112,6 +112,11 @@ def test_only_the_rows_asked_for_are_dequantized(model: ModelFile) -> None:
     assert rows.shape == (2, 2, 384) and rows.dtype == np.float32
     assert np.array_equal(rows[0, 0], rows[1, 1])
     assert np.array_equal(rows[1, 0], dequantize(model.blocks("emb.word", 384)[250_000]))
+    last = model.config.vocab - 1  # read from the file, not the map: the table's ends come out right too
+    assert np.array_equal(model.rows("emb.word", 384, np.array([last, 0]))[0],
+                          dequantize(model.blocks("emb.word", 384)[last]))
+    with pytest.raises(IndexError):
+        model.rows("emb.word", 384, np.array([last + 1]))
 
 
 def test_a_q4_block_is_nibble_minus_eight_times_its_scale() -> None:
@@ -404,13 +409,43 @@ def test_questions_arriving_during_a_run_share_the_next_one() -> None:
     others = [threading.Thread(target=lambda t=t: results.update({t: batcher.one(t)})) for t in "bcdefghi"]
     for thread in others:
         thread.start()
-    while len(batcher._queue) < 8:
+    while batcher.pending() < 8:
         threading.Event().wait(0.001)
     model.queued.set()
     for thread in [first, *others]:
         thread.join(timeout=10)
     assert model.runs[0] == ["a"] and sorted(model.runs[1]) == list("bcdefghi") and len(model.runs) == 2
     assert results["first"].tolist() == [1.0, 97.0] and results["e"].tolist() == [1.0, 101.0]
+
+
+def test_a_burst_arriving_one_by_one_goes_as_one_run() -> None:
+    """The requests of a burst reach the batcher one after another (each does its own Python
+    work first): the first must not run alone and leave the rest to split into more runs."""
+    runs: list[list[str]] = []
+    batcher = MicroBatcher(lambda texts: runs.append(list(texts)) or np.ones((len(texts), 2), np.float32),
+                           settle_s=0.5, linger_s=30)
+    threads = [threading.Thread(target=batcher.one, args=(t,)) for t in "abcdefgh"]
+    for thread in threads:  # 5 ms apart: well inside the 0.5 s the batcher lets arrivals settle
+        thread.start()
+        threading.Event().wait(0.005)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert [sorted(run) for run in runs] == [list("abcdefgh")]
+
+
+def test_gathering_stops_at_the_batch_limit_and_at_the_linger_limit() -> None:
+    runs: list[list[str]] = []
+    model = lambda texts: runs.append(list(texts)) or np.ones((len(texts), 2), np.float32)  # noqa: E731
+    full = MicroBatcher(model, max_batch=3, settle_s=30, linger_s=30)  # only a full batch ends the wait
+    threads = [threading.Thread(target=full.one, args=(t,)) for t in "abcdef"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(len(run) for run in runs) == [3, 3]
+    runs.clear()
+    capped = MicroBatcher(model, settle_s=30, linger_s=0.05)  # a lone question, an endless settle
+    assert capped.one("x").tolist() == [1.0, 1.0] and runs == [["x"]]
 
 
 def test_a_lone_question_runs_at_once_and_an_error_reaches_every_caller() -> None:
