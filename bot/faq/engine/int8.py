@@ -1,8 +1,8 @@
 """The fused encoder's weight products in int8, one activation scale per token.
 
 Why: a question's 10–30 tokens make every product a thin matrix product, which ONNX
-Runtime's fp32 kernels and its 4-bit MatMulNBits (one row at a time) run at fp32 speed or
-slower; its u8 × u8 integer kernel runs one 1.5× faster on an AVX2 core (more with VNNI),
+Runtime's fp32 kernels run at fp32 speed (its 4-bit MatMulNBits with int8 activations per
+block: 2.0–2.2× slower than this in a run of 32, nbits.py); its u8 × u8 integer kernel runs one 1.5× faster on an AVX2 core (more with VNNI),
 and the int8 weights (21 MB) stay in the CPU's cache where fp32 ones (84 MB) do not. `onnxruntime.quantization`'s dynamic
 quantization takes one activation scale per tensor: a question's vector would then depend
 on the other questions of its batch, and one outlier token coarsens all the others
@@ -37,7 +37,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from bot.faq.engine.graph import GraphBuilder
 
@@ -114,23 +114,13 @@ def int8_products(encoder: onnx.ModelProto, peaks: dict[str, np.ndarray], signed
             matrix = numpy_helper.to_array(weights[node.input[1]])
             hidden = matrix.shape[1] // 3
             qkv, _ = g.product(node.input[0], matrix, peaks[node.input[0]], zero_points)
-            q, k, v = g.name("q"), g.name("k"), g.name("v")
-            g.nodes.append(helper.make_node("Split", [qkv, g.const("thirds", np.array([hidden] * 3, np.int64))],
-                                            [q, k, v], axis=-1, name=g.name("Split")))
-            heads = next(a.i for a in node.attribute if a.name == "num_heads")
-            g.nodes.append(helper.make_node("MultiHeadAttention", [q, k, v, node.input[2], node.input[3]],
-                                            list(node.output), domain="com.microsoft", num_heads=heads,
-                                            name=node.name))
+            g.attention_after(qkv, hidden, node)
         else:
             g.nodes.append(node)
     for name, bias in biases.items():
         replaced.add(name)
         g.initializers.append(numpy_helper.from_array(numpy_helper.to_array(weights[name]) + bias, name))
-    kept = [tensor for tensor in graph.initializer if tensor.name not in replaced]
-    del graph.node[:]
-    graph.node.extend(g.nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept + g.initializers)
+    g.install(graph, replaced)
     return encoder
 
 
