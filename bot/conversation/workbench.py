@@ -16,7 +16,7 @@ from bot.agents import assignment
 from bot.crm import conversations
 from bot.sending import send_window
 from bot.core import changes, clock
-from bot.core.db import transaction
+from bot.core.db import fetch_one, transaction
 from bot.crm import pools
 from bot.core.events import Reply
 from bot.faq import learning
@@ -53,7 +53,7 @@ def may_read(conversation: Conversation, agent_id: int | None) -> bool:
 
 def owned(conversation_id: int, agent: Agent) -> Conversation:
     """The conversation if it is assigned to `agent` now (to reply, transfer, resolve)."""
-    found = Conversation.get_or_none(Conversation.id == conversation_id)
+    found = fetch_one(Conversation, '"id" = ?', (conversation_id,))  # fixed SQL: every reply asks
     if found is None or found.status != "assigned" or found.agent_id != agent.id:
         raise Refused(conversation_id)
     return found
@@ -223,7 +223,9 @@ def reply(conversation: Conversation, agent: Agent, text: str, client_id: str, f
     account. `client_id` (unique per reply, from the page) makes a resent click send once.
     Returns False when it was sent before. One transaction: the reply's stamp and its message
     together, one turn at the database's writer (issue 22: three turns each before)."""
-    customer: Customer = conversation.customer
+    customer = fetch_one(Customer, '"id" = ?', (conversation.customer_id,))
+    if customer is None:
+        raise Refused(conversation.id)
     out = Outgoing(conversation.channel, customer.external_id, Reply(text=text), "agent", conversation, customer,
                    agent=agent, faq=faq_id)
     with transaction():

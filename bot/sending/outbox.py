@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import peewee
 
 from bot.core import changes, clock
-from bot.core.db import insert_new, is_postgres, transaction
+from bot.core.db import execute, insert_new, insert_row, is_postgres, new_row, transaction
 from bot.core.models import Message, Outbox
 from bot.core.logs import REQUEST_ID, request_scope
 from bot.core.runtime import LogFields
@@ -75,15 +75,13 @@ def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], 
     `request_id`, by default the id of the webhook request being handled (the contextvar
     the logs use; none in a scheduled job), for the sender's log line (`log_outcome`)."""
     request_id = request_id if request_id is not None else REQUEST_ID.get()
-    inserted = insert_new(
-        Outbox.insert(
-            key=key, channel=channel, recipient=recipient, content=dict(content),
-            message=message, status="pending", next_attempt_at=clock.now(), created_at=clock.now(),
-            request_id=request_id[:64] or None,
-        ).on_conflict_ignore()
-    )
+    now = clock.now()
+    row = new_row(Outbox, key=key, channel=channel, recipient=recipient, content=dict(content),
+                  message=message, status="pending", next_attempt_at=now, created_at=now,
+                  request_id=request_id[:64] or None)
+    inserted = insert_row(row, ignore_conflict=True)  # fixed SQL: every send of every path comes through here
     if message is not None:
-        Message.update(state="queued").where(Message.id == message.id).execute()
+        execute('UPDATE "message" SET "state" = ? WHERE "id" = ?', ("queued", message.id))
     return inserted is not None
 
 
