@@ -45,6 +45,7 @@ from adapters.web_waiters import MAX_WAIT_SECONDS, Waiters
 from adapters.wechat_common import content_text
 from bot.core import settings
 from bot.core.config import ChannelConfig
+from bot.core.db import fetch_all
 from bot.core.events import Inbound, Reply
 from bot.core.models import Agent, Message
 from bot.sending.results import SendResult
@@ -226,13 +227,8 @@ def reply_json(reply: Reply) -> dict[str, Any]:
 def _history_since(channel: str, user_id: str, after: int) -> list[dict[str, Any]]:
     """Both directions of this visitor's messages after `after` (what they wrote and what
     was sent to them: a reload shows it all)."""
-    rows = (
-        Message.select()
-        .where((Message.channel == channel) & (Message.peer_id == user_id) & (Message.id > after)
-               & (Message.state != "pending"))
-        .order_by(Message.id)
-        .limit(100)
-    )
+    rows = fetch_all(Message, '"channel" = ? AND "peer_id" = ? AND "id" > ? AND "state" != ? ORDER BY "id" LIMIT 100',
+                     (channel, user_id, after, "pending"))  # fixed SQL: every poll that has news reads this
     prefix = f"{user_id}:"
     history = [{
         "id": m.id, "direction": m.direction, "author": m.author, "text": m.text,

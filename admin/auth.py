@@ -29,6 +29,7 @@ from admin.filters import (
     readable_float_detail,
 )
 from bot.core.models import AdminUser
+from bot.core.db import fetch_one
 
 
 class CsrfForm(BaseForm):
@@ -70,8 +71,9 @@ class SessionUser:
         user_id, _, version = session_id.partition(":")
         if not (user_id.isdigit() and version.isdigit()):
             return None  # a session from before versions, or forged: log in again
-        row = AdminUser.get_or_none((AdminUser.id == int(user_id)) & (AdminUser.active == True)  # noqa: E712
-                                    & (AdminUser.session_version == int(version)))
+        # fixed SQL: every panel request loads its user (peewee building this select was most of it)
+        row = fetch_one(AdminUser, '"id" = ? AND "active" = ? AND "session_version" = ?',
+                        (int(user_id), True, int(version)))
         return cls(row) if row else None
 
 

@@ -29,6 +29,7 @@ from bot.conversation import workbench
 from bot.agents import assignment, last_seen
 from bot.core import clock
 from bot.faq.learning import LearningError
+from bot.core.db import fetch_one
 from bot.core.models import AdminUser, Agent
 from bot.conversation.relay_delivery import emit, say, take_offline
 
@@ -48,7 +49,7 @@ def current_agent() -> Agent | None:
     cached = request.environ.get("kefu.agent")  # this request's, never another's
     if cached is not None:
         return cached
-    agent = Agent.get_or_none((Agent.id == row.agent_id) & (Agent.active == True))  # noqa: E712
+    agent = fetch_one(Agent, '"id" = ? AND "active" = ?', (row.agent_id, True))  # fixed SQL: every request
     if agent is None:
         abort(403)
     _seen(agent)  # every workbench request (the inbox poll every few seconds) is a sign of life

@@ -7,7 +7,9 @@ page. By default (`--mode live`) both ride on what the pages now use: each agent
 workbench's event stream open (a ticket from `POST /admin/workbench/live`, then
 `GET /api/workbench/stream`) and each customer a waiting poll (`&wait=5` here, 25 on the page: the run ends sooner); `--mode poll` plays
 the pages' old 2-second polls instead, for comparison. It prints p50/p95 of both, the
-requests' own times, and the server's resident memory per connected agent.
+requests' own times, the server's resident memory per connected agent, and its CPU time per
+question (user + system of the server and its children while the customers write: on a shared
+machine the figure to judge a change by, where the latencies move with others' load).
 
     .venv/bin/python bench/workbench.py                          # 20 agents, 200 customers, 30 s, SQLite, live
     .venv/bin/python bench/workbench.py --mode poll              # the 2 s polls the pages had before
@@ -83,16 +85,21 @@ def seed_agents(db_url: str, agents: int, capacity: int) -> None:
     database.close()
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of the process and its children (MB)."""
-    total = 0
+def family(pid: int) -> list[int]:
+    """The process and its children (`kefu run`'s panel child on PostgreSQL)."""
     pids = [pid]
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
             pids += [int(c) for c in (task / "children").read_text().split()]
     except OSError:
         pass
-    for p in pids:
+    return pids
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the process and its children (MB)."""
+    total = 0
+    for p in family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -100,6 +107,20 @@ def rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process and its children have used so far: the figure
+    a change to the server's work per message is judged by on a shared machine, where the
+    wall-clock latencies move with the other processes' load."""
+    ticks = 0
+    for p in family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Run:
@@ -285,8 +306,10 @@ async def drive(base: str, admin: str, pid: int, agents: int, customers: int, se
         rss_agents = rss_mb(pid)
         run.inbox_ms.clear()
         run.stop_at = time.monotonic() + seconds
+        cpu_start = cpu_seconds(pid)
         people = [asyncio.create_task(customer(run, http, i)) for i in range(customers)]
         await asyncio.gather(*people, *desks)
+        cpu_used = cpu_seconds(pid) - cpu_start
         rss_end, load = rss_mb(pid), os.getloadavg()[0]
     return {
         "mode": "live" if live else "poll", "agents": agents, "customers": customers, "seconds": seconds,
@@ -294,6 +317,8 @@ async def drive(base: str, admin: str, pid: int, agents: int, customers: int, se
         "think_seconds": list(think), "typing_seconds": list(typing),
         "questions_sent": len(run.asked),
         "customer_lines_per_second": round(len(run.asked) / seconds, 1),
+        "server_cpu_seconds": round(cpu_used, 2),
+        "server_cpu_ms_per_question": round(cpu_used * 1000 / max(1, len(run.asked)), 2),
         "agent_replies_per_second": round(len(run.replied) / seconds, 1),
         "message_to_agent_screen": figures(run.to_agent),
         "reply_to_customer_poll": figures(run.to_customer),

@@ -26,7 +26,7 @@ import peewee
 from bot.agents import assignment
 from bot.conversation.routing import handoff_messages, queue_position_updates, queue_snapshot, requeued_text, serve_queue
 from bot.core import changes, clock
-from bot.core.db import insert_new, transaction
+from bot.core.db import insert_row, new_row, transaction
 from bot.core.events import Inbound, Reply
 from bot.core.models import Agent, Conversation, Customer, Message, Outbox
 from bot.crm import conversations
@@ -111,14 +111,14 @@ def emit(outgoing: list[Outgoing], key: str) -> int:
             external_id = f"{key}:{n}"[:128]
             payload = {**out.reply.as_content(), **dict(out.reply.meta)}
             faq_id = out.faq if isinstance(out.faq, int) or out.faq is None else out.faq.id
-            row_id = insert_new(Message.insert(
-                channel=out.channel, external_id=external_id, conversation=out.conversation, customer=out.customer,
-                agent=out.agent, direction="out", author=out.author, peer_id=out.to_user, kind=out.reply.kind,
-                text=out.reply.text, payload=payload, faq=faq_id, state="pending", created_at=clock.now(),
-            ).on_conflict_ignore())
-            if row_id is None:
+            row = new_row(  # fixed SQL, no read back: every workbench reply comes through here (issue 22)
+                Message, channel=out.channel, external_id=external_id, conversation=out.conversation,
+                customer=out.customer, agent=out.agent, direction="out", author=out.author, peer_id=out.to_user,
+                kind=out.reply.kind, text=out.reply.text, payload=payload, faq=faq_id, state="pending",
+                created_at=clock.now(),
+            )
+            if insert_row(row, ignore_conflict=True) is None:
                 continue
-            row = Message.get_by_id(row_id)
             queued += int(outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, payload, message=row))
     if queued:
         changes.changed(outbound=True)  # committed: a live workbench shows it, the sender sends it (bot/core/changes.py)

@@ -14,7 +14,7 @@ from bot.agents import assignment, business_hours
 from bot.crm import conversations
 from bot.core import clock, settings
 from bot.conversation import faq_hits
-from bot.core.db import execute, insert_row
+from bot.core.db import execute, insert_row, related
 from bot.core.events import Card, Inbound, Reply
 from bot.faq import learning
 from bot.faq.handoff_intent import asks_for_human, explicit_request
@@ -55,7 +55,7 @@ class Router:
     def route(self, turn: Turn) -> list[Outgoing]:
         inbound, conversation = turn.inbound, turn.conversation
         if conversation.status == "assigned" and conversation.agent_id:
-            agent: Agent = conversation.agent
+            agent: Agent = related(conversation, "agent") or conversation.agent  # the latter: DoesNotExist
             if agent.status == "offline" or not agent.active:
                 return self._agent_unavailable(turn)
             # the bot stays silent, but for one 已收到 while the customer waits for the agent's first word
@@ -325,8 +325,12 @@ def queue_position_updates(before: dict[int, int]) -> list[Outgoing]:
     return out
 
 
+_TAG_NAMES = ('SELECT "tag"."name" FROM "tag" JOIN "customer_tag" ON "customer_tag"."tag_id" = "tag"."id"'
+              ' WHERE "customer_tag"."customer_id" = ?')
+
+
 def customer_header(conversation: Conversation, customer: Customer) -> str:
-    tags = [t.name for t in Tag.select().join(CustomerTag).where(CustomerTag.customer == customer)]
+    tags = [name for (name,) in execute(_TAG_NAMES, (customer.id,))]  # fixed SQL: every line to an agent
     parts = [f"#{conversation.id}", str(customer), LEVEL_NAMES.get(customer.level, f"VIP{customer.level}")]
     if tags:
         parts.append("标签:" + "/".join(tags))
@@ -343,7 +347,7 @@ def describe_inbound(inbound: Inbound) -> str:
 
 
 def forward_to_agent(conversation: Conversation, customer: Customer, text: str) -> Outgoing:
-    agent: Agent = conversation.agent
+    agent: Agent = related(conversation, "agent") or conversation.agent
     return Outgoing(agent.channel, agent.im_user_id, Reply(text=f"{customer_header(conversation, customer)} {text}"),
                     "system", conversation, customer, agent=agent)
 

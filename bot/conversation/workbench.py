@@ -16,7 +16,7 @@ from bot.agents import assignment
 from bot.crm import conversations
 from bot.sending import send_window
 from bot.core import changes, clock
-from bot.core.db import transaction
+from bot.core.db import execute, fetch_all, fetch_one, transaction
 from bot.crm import pools
 from bot.core.events import Reply
 from bot.faq import learning
@@ -53,7 +53,7 @@ def may_read(conversation: Conversation, agent_id: int | None) -> bool:
 
 def owned(conversation_id: int, agent: Agent) -> Conversation:
     """The conversation if it is assigned to `agent` now (to reply, transfer, resolve)."""
-    found = Conversation.get_or_none(Conversation.id == conversation_id)
+    found = fetch_one(Conversation, '"id" = ?', (conversation_id,))  # fixed SQL: every reply asks
     if found is None or found.status != "assigned" or found.agent_id != agent.id:
         raise Refused(conversation_id)
     return found
@@ -95,14 +95,19 @@ def _waiting(conversation: Conversation,
     return since, unread
 
 
+_LATEST_SAID = ('SELECT "id", "created_at", "text" FROM "message" WHERE "conversation_id" = ? AND "direction" = ?'
+                f' AND "author" = ? ORDER BY "id" DESC LIMIT {CUSTOMER_LINES_READ}')
+
+
 def _row(conversation: Conversation) -> dict[str, Any]:
-    customer: Customer = conversation.customer
-    # one read of the customer's latest lines gives the last words, the unread count and the wait
-    latest = list(Message.select(Message.id, Message.created_at, Message.text).where(_customer_says(conversation))
-                  .order_by(Message.id.desc()).limit(CUSTOMER_LINES_READ).tuples())
+    # fixed SQL (the live hub builds a line for every change): one read of the customer's
+    # latest lines gives the last words, the unread count and the wait
+    customer = fetch_one(Customer, '"id" = ?', (conversation.customer_id,))
+    stamp = Message.created_at.python_value
+    latest = [(i, stamp(at), text) for i, at, text in execute(_LATEST_SAID, (conversation.id, "in", "customer"))]
     since, unread = _waiting(conversation, latest)
     last = latest[0][2] if latest else ""
-    return {"id": conversation.id, "customer": str(customer), "status": conversation.status,
+    return {"id": conversation.id, "customer": str(customer) if customer else "", "status": conversation.status,
             "waiting_since": since.isoformat() if since else None, "unread": unread,
             "last": last[:80],
             "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None}
@@ -121,15 +126,18 @@ def inbox(agent: Agent | None) -> dict[str, Any]:
 
 def mine(agent: Agent | None) -> dict[str, Any]:
     """The agent's own part of `inbox`: their conversations and their status."""
-    query = Conversation.select().where(Conversation.status == "assigned")
     if agent is not None:
-        query = query.where(Conversation.agent == agent.id)
+        query = fetch_all(Conversation, '"status" = ? AND "agent_id" = ?', ("assigned", agent.id))
+    else:
+        query = fetch_all(Conversation, '"status" = ?', ("assigned",))
     rows = [_row(c) for c in query]
     far = "9999"
     rows.sort(key=lambda r: (r["waiting_since"] or far, r["id"]))
     me = None
     if agent is not None:
-        fresh = Agent.get_by_id(agent.id)
+        fresh = fetch_one(Agent, '"id" = ?', (agent.id,))
+        if fresh is None:
+            raise Agent.DoesNotExist(agent.id)
         me = {"id": fresh.id, "name": str(fresh), "status": fresh.status, "max_open": fresh.max_open,
               "open": assignment.load_of(fresh)}
     return {"me": me, "mine": rows}
@@ -223,7 +231,9 @@ def reply(conversation: Conversation, agent: Agent, text: str, client_id: str, f
     account. `client_id` (unique per reply, from the page) makes a resent click send once.
     Returns False when it was sent before. One transaction: the reply's stamp and its message
     together, one turn at the database's writer (issue 22: three turns each before)."""
-    customer: Customer = conversation.customer
+    customer = fetch_one(Customer, '"id" = ?', (conversation.customer_id,))
+    if customer is None:
+        raise Refused(conversation.id)
     out = Outgoing(conversation.channel, customer.external_id, Reply(text=text), "agent", conversation, customer,
                    agent=agent, faq=faq_id)
     with transaction():

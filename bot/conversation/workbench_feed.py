@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from bot.conversation import workbench
+from bot.core.db import execute
 from bot.core.models import Agent, Conversation, Customer, Message
 
 GAP_SECONDS = 30.0  # a transaction holding an id longer than this is not waited for
@@ -42,6 +43,8 @@ class Fanout:
     pending_channels: set[str] = field(default_factory=set)
     rows: int = 0
 
+
+_QUEUE = f'SELECT "id" FROM "conversation" WHERE "status" = ? ORDER BY "queued_at", "id" LIMIT {QUEUE_SHOWN}'
 
 class Feed:
     """The process's cursor over the message table."""
@@ -101,8 +104,7 @@ class Feed:
                  .where(Conversation.id.in_(conversation_ids))} if conversation_ids else {}
         agents = {a.id: a for a in Agent.select().where(Agent.id.in_(
             {a for a in watching if a is not None} | {r.agent_id for r in rows if r.agent_id}))}
-        queue = tuple(c.id for c in Conversation.select(Conversation.id).where(Conversation.status == "queued")
-                      .order_by(Conversation.queued_at, Conversation.id).limit(QUEUE_SHOWN))
+        queue = tuple(i for (i,) in execute(_QUEUE, ("queued",)))  # fixed SQL: every look of the hub
         queue_changed = queue != self.queue or any(c.status == "queued" for c in found.values())
         self.queue = queue
         whole: set[int | None] = set()  # agents whose whole inbox is sent again
@@ -127,14 +129,16 @@ class Feed:
         shared = workbench.shared_inbox() if queue_changed or whole & watching else None
         line_rows = {cid: workbench.inbox_row(found[cid]) for cid in lines_of
                      if watching & {None, found[cid].agent_id}}
+        # each thread line's event once, then handed to each viewer who may read it (built per
+        # viewer before: 20 agents looked at every line of every tick)
+        lines: list[tuple[Conversation, tuple[str, dict[str, Any]]]] = []
+        for row in rows:
+            conversation = found.get(row.conversation_id) if row.conversation_id else None
+            if conversation is not None and workbench.in_thread(row, conversation.customer.external_id):
+                lines.append((conversation, ("message", {"conversation": conversation.id, "status": conversation.status,
+                                                         "message": workbench.message_row(row)})))
         for viewer in watching:
-            events: list[tuple[str, dict[str, Any]]] = []
-            for row in rows:
-                conversation = found.get(row.conversation_id) if row.conversation_id else None
-                if (conversation is not None and workbench.in_thread(row, conversation.customer.external_id)
-                        and workbench.may_read(conversation, viewer)):
-                    events.append(("message", {"conversation": conversation.id, "status": conversation.status,
-                                               "message": workbench.message_row(row)}))
+            events = [event for conversation, event in lines if workbench.may_read(conversation, viewer)]
             agent = agents.get(viewer) if viewer is not None else None
             if shared is not None and (queue_changed or viewer in whole) and (viewer is None or agent is not None):
                 events.append(("inbox", {**workbench.mine(agent), **shared}))

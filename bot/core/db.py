@@ -220,6 +220,30 @@ def fetch_one(model: type[ModelT], where: str, params: Sequence[Any] = ()) -> Mo
     return None if row is None else _instance(model, row)
 
 
+def fetch_all(model: type[ModelT], where: str, params: Sequence[Any] = ()) -> list[ModelT]:
+    """Every `model` row a fixed WHERE clause matches (`where` may go on with ORDER BY and
+    LIMIT), each as `fetch_one` builds it: the polls and the live inbox read rows many times
+    a second, and peewee building the same select each time was most of their cost."""
+    return [_instance(model, row) for row in execute(_select_all(model, where), params).fetchall()]
+
+
+def related(instance: peewee.Model, name: str) -> Any:
+    """`instance.<name>`, the row its foreign key names (None: no key, or no such row), read
+    with fixed SQL and kept on the instance as peewee's own accessor keeps it (without
+    marking the instance changed): every message to a human's conversation reads its agent."""
+    key = instance.__data__.get(name)
+    if key is None:
+        return None
+    field = type(instance)._meta.fields[name]
+    cached = instance.__rel__.get(name)
+    if cached is not None and cached.__data__.get(field.rel_field.name) == key:
+        return cached
+    row = fetch_one(field.rel_model, f'"{field.rel_field.column_name}" = ?', (key,))
+    if row is not None:
+        instance.__rel__[name] = row
+    return row
+
+
 # columns whose driver value already is the python value (int, str) on SQLite and PostgreSQL:
 # `python_value` is only a coercion for them, and skipping it is a third of `_instance`'s cost
 _AS_READ = (peewee.AutoField, peewee.IntegerField, peewee.CharField, peewee.TextField, peewee.ForeignKeyField)

@@ -130,17 +130,19 @@ def resolve(conversation: Conversation, by: str) -> None:
 
 
 def record_agent_reply(conversation: Conversation) -> None:
+    """Stamp the agent's reply (and the first response, once) on the conversation and its
+    open assignment; fixed SQL, every agent reply comes through here (issue 22)."""
     now = clock.now()
-    updates: dict[peewee.Field, object] = {Conversation.last_agent_reply_at: now}
+    stamp = Conversation.last_agent_reply_at.db_value(now)
     if conversation.first_response_at is None:
-        updates[Conversation.first_response_at] = now
+        execute('UPDATE "conversation" SET "last_agent_reply_at" = ?, "first_response_at" = ? WHERE "id" = ?',
+                (stamp, stamp, conversation.id))
         conversation.first_response_at = now
-    Conversation.update(updates).where(Conversation.id == conversation.id).execute()
+    else:
+        execute('UPDATE "conversation" SET "last_agent_reply_at" = ? WHERE "id" = ?', (stamp, conversation.id))
     conversation.last_agent_reply_at = now
-    AssignmentLog.update(first_reply_at=now).where(
-        (AssignmentLog.conversation == conversation.id) & AssignmentLog.ended_at.is_null()
-        & AssignmentLog.first_reply_at.is_null()
-    ).execute()
+    execute('UPDATE "assignment_log" SET "first_reply_at" = ? WHERE "conversation_id" = ? AND "ended_at" IS NULL'
+            ' AND "first_reply_at" IS NULL', (stamp, conversation.id))
 
 
 def awaiting_reply_since(conversation: Conversation) -> datetime | None:

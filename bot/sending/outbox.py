@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import peewee
 
 from bot.core import changes, clock
-from bot.core.db import insert_new, is_postgres, transaction
+from bot.core.db import execute, insert_new, insert_row, is_postgres, new_row, transaction
 from bot.core.models import Message, Outbox
 from bot.core.logs import REQUEST_ID, request_scope
 from bot.core.runtime import LogFields
@@ -75,15 +75,13 @@ def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], 
     `request_id`, by default the id of the webhook request being handled (the contextvar
     the logs use; none in a scheduled job), for the sender's log line (`log_outcome`)."""
     request_id = request_id if request_id is not None else REQUEST_ID.get()
-    inserted = insert_new(
-        Outbox.insert(
-            key=key, channel=channel, recipient=recipient, content=dict(content),
-            message=message, status="pending", next_attempt_at=clock.now(), created_at=clock.now(),
-            request_id=request_id[:64] or None,
-        ).on_conflict_ignore()
-    )
+    now = clock.now()
+    row = new_row(Outbox, key=key, channel=channel, recipient=recipient, content=dict(content),
+                  message=message, status="pending", next_attempt_at=now, created_at=now,
+                  request_id=request_id[:64] or None)
+    inserted = insert_row(row, ignore_conflict=True)  # fixed SQL: every send of every path comes through here
     if message is not None:
-        Message.update(state="queued").where(Message.id == message.id).execute()
+        execute('UPDATE "message" SET "state" = ? WHERE "id" = ?', ("queued", message.id))
     return inserted is not None
 
 
@@ -253,15 +251,17 @@ def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
         update["content"] = {**dict(row.content or {}), "parts_sent": result.parts_sent}
     if result.platform_id and status == "sent":
         update["content"] = {**dict(row.content or {}), "msg_id": result.platform_id}
-    stored = Outbox.update(status=status, attempts=attempts, claimed_until=None, claim_token=None, attempted_at=None,
-                           **update).where((Outbox.id == row.id) & _ours([row])).execute()
+    if status == "sent" and "content" not in update:  # the common case (every web chat line), in fixed SQL
+        stored = _store_sent(row, attempts, now)
+    else:
+        stored = Outbox.update(status=status, attempts=attempts, claimed_until=None, claim_token=None,
+                               attempted_at=None, **update).where((Outbox.id == row.id) & _ours([row])).execute()
     if not stored:
         log.warning("outbox %s: outcome %s not stored, another sender holds the row now", row.key, status)
         return status
     if row.message_id:
-        Message.update(state="sent" if status == "sent" else ("queued" if status == "pending" else status)).where(
-            Message.id == row.message_id
-        ).execute()
+        execute('UPDATE "message" SET "state" = ? WHERE "id" = ?',
+                ("sent" if status == "sent" else ("queued" if status == "pending" else status), row.message_id))
     if status != "sent":
         log.warning("outbox %s %s: %s", row.key, status, result.error)
     if status in GAVE_UP:
@@ -271,6 +271,19 @@ def record(row: Outbox, result: SendResult, max_attempts: int) -> str:
             except Exception:  # a listener must never undo the recorded outcome
                 log.exception("outbox give-up listener failed for %s", row.key)
     return status
+
+
+def _store_sent(row: Outbox, attempts: int, now: datetime) -> int:
+    """`record`'s UPDATE of a plain success, as fixed SQL (the same condition as `_ours`):
+    how many rows it stored (0: another sender holds the row now)."""
+    params: tuple[Any, ...] = ("sent", attempts, Outbox.sent_at.db_value(now), "", row.id, IN_DOUBT)
+    if row.claim_token:
+        ours, params = ' OR "claim_token" = ?', params + (row.claim_token,)
+    else:
+        ours = ' OR "claim_token" IS NULL' if row.claim_token is None else ""
+    return execute('UPDATE "outbox" SET "status" = ?, "attempts" = ?, "claimed_until" = NULL, "claim_token" = NULL,'
+                   ' "attempted_at" = NULL, "sent_at" = ?, "last_error" = ? WHERE "id" = ? AND ("status" = ?'
+                   + ours + ')', params).rowcount
 
 
 def record_many(outcomes: list[tuple[Outbox, SendResult]], max_attempts: int) -> list[str]:

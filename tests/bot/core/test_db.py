@@ -54,6 +54,30 @@ def test_fetch_one_reads_what_get_or_none_reads(database: peewee.Database) -> No
     assert db.fetch_one(Message, '"external_id" = ?', ("nope",)) is None
 
 
+def test_fetch_all_reads_every_match_in_the_order_asked(database: peewee.Database) -> None:
+    for n in range(3):
+        Message.create(channel="web", external_id=f"m{n}", direction="in", author="customer", peer_id="u1", text=f"t{n}")
+    Message.create(channel="web", external_id="other", direction="in", author="customer", peer_id="u2", text="x")
+    fetched = db.fetch_all(Message, '"peer_id" = ? ORDER BY "id" DESC LIMIT 2', ("u1",))
+    expected = list(Message.select().where(Message.peer_id == "u1").order_by(Message.id.desc()).limit(2))
+    assert [m.__data__ for m in fetched] == [m.__data__ for m in expected] and len(fetched) == 2
+    assert db.fetch_all(Message, '"peer_id" = ?', ("nobody",)) == []
+
+
+def test_related_reads_the_foreign_row_once_and_follows_a_changed_key(database: peewee.Database) -> None:
+    first, second = Customer.create(channel="web", external_id="a"), Customer.create(channel="web", external_id="b")
+    message = Message.get_by_id(Message.create(channel="web", external_id="m", direction="in", author="customer",
+                                               peer_id="a", customer=first).id)
+    found = db.related(message, "customer")
+    assert found is not None and found.__data__ == Customer.get_by_id(first.id).__data__
+    assert db.related(message, "customer") is found  # kept on the instance, as peewee keeps it
+    assert not message.is_dirty()
+    message.customer = second.id  # a changed key is not answered with the old row
+    assert db.related(message, "customer").external_id == "b"
+    message.customer = None
+    assert db.related(message, "customer") is None
+
+
 def test_execute_binds_question_mark_parameters_on_every_backend(database: peewee.Database) -> None:
     customer = Customer.create(channel="mp", external_id="o_1")
     db.execute('UPDATE "customer" SET "nickname" = ? WHERE "id" = ?', ("小李", customer.id))
