@@ -176,13 +176,14 @@ class WebChannel:
         wait_text = request.query.get("wait", "0")
         if not wait_text.isdigit() or len(wait_text) > 2 or int(wait_text) > MAX_WAIT_SECONDS:
             raise json_error(400, f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
+        mark = self.waiters.mark()  # before the read: a delivery after it is not missed
         rows = await self.bridge.call(_history_since, self.name, user_id, after)
         if not rows and int(wait_text):  # a waiting poll: answered as soon as something is theirs
 
             async def read() -> list[dict[str, Any]]:
                 return await self.bridge.call(_history_since, self.name, user_id, after)
 
-            rows = await self.waiters.until_new(user_id, after, int(wait_text), read)
+            rows = await self.waiters.until_new(user_id, after, int(wait_text), read, mark)
         role = await self._roles.role(user_id, self.bridge)
         return web.json_response(dumps=_dumps, data={"messages": rows, "last_id": max([after] + [r["id"] for r in rows]),
                                                      "role": role})
