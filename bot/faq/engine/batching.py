@@ -16,6 +16,11 @@ runs as soon as SETTLE_S passes with no new arrival (or MAX_BATCH are queued, or
 has passed since it began waiting). A lone question waits SETTLE_S once; a burst whose
 questions come closer together than that goes as one run. Callers that arrive while a run
 is in progress queue up and go in the next run, whole; each caller gets its own row.
+
+A question with no other arrival in the last ALONE_AFTER settles (5 ms) is alone: it runs at
+once, without the settle. Questions asked one after another (a lone customer, the learning
+loop's sequential calls) pay no wait at all, and a burst's first question runs alone while
+the rest gather for the next run, as they did before the settle.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 MAX_BATCH = 64
 SETTLE_S = 0.001  # quiet this long after the last arrival: the burst is in
 LINGER_S = 0.020  # at most this long gathering (a steady trickle would otherwise never run)
+ALONE_AFTER = 5  # settles without another arrival before a question: it is alone, it runs at once
 
 
 @dataclass
@@ -54,12 +60,16 @@ class MicroBatcher:
         self._arrived = threading.Condition(lock)  # a question queued: the runner gathering
         self._queue: list[_Request] = []
         self._running = False  # a run is in progress, or its runner is gathering
+        self._last_arrival = float("-inf")  # time.monotonic() of the last question queued
         self.batch_sizes: list[int] = []  # the last runs' sizes, for tests and the bench
 
     def one(self, text: str) -> np.ndarray:
         """The vector of `text`, computed with the questions that came with it."""
         request = _Request(text)
         with self._changed:
+            now = time.monotonic()
+            alone = now - self._last_arrival > ALONE_AFTER * self._settle_s and not self._queue
+            self._last_arrival = now
             self._queue.append(request)
             self._arrived.notify()
             while True:
@@ -68,7 +78,9 @@ class MicroBatcher:
                 if request.done:
                     break
                 self._running = True
-                self._gather()
+                if not (alone and len(self._queue) == 1):  # a lone question does not wait for company
+                    self._gather()
+                alone = False
                 batch = self._queue[:self._max_batch]
                 del self._queue[:self._max_batch]
                 self._changed.release()

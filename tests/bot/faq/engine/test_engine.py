@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -418,9 +419,10 @@ def test_questions_arriving_during_a_run_share_the_next_one() -> None:
     assert results["first"].tolist() == [1.0, 97.0] and results["e"].tolist() == [1.0, 101.0]
 
 
-def test_a_burst_arriving_one_by_one_goes_as_one_run() -> None:
+def test_a_burst_arriving_one_by_one_goes_as_one_run_after_its_first() -> None:
     """The requests of a burst reach the batcher one after another (each does its own Python
-    work first): the first must not run alone and leave the rest to split into more runs."""
+    work first). The first, after a quiet spell, runs at once by itself; the rest must not
+    split into more runs as they trickle in."""
     runs: list[list[str]] = []
     batcher = MicroBatcher(lambda texts: runs.append(list(texts)) or np.ones((len(texts), 2), np.float32),
                            settle_s=0.5, linger_s=30)
@@ -430,22 +432,47 @@ def test_a_burst_arriving_one_by_one_goes_as_one_run() -> None:
         threading.Event().wait(0.005)
     for thread in threads:
         thread.join(timeout=10)
-    assert [sorted(run) for run in runs] == [list("abcdefgh")]
+    assert [sorted(run) for run in runs] == [["a"], list("bcdefgh")]
+
+
+def test_a_question_after_a_quiet_spell_does_not_wait_for_company() -> None:
+    """With an endless settle, a lone question would hang until the linger limit (30 s here):
+    one with nobody else asking in the last ALONE_AFTER settles runs at once; one asked right
+    behind another still gathers (and the linger limit then ends its wait)."""
+    runs: list[list[str]] = []
+    batcher = MicroBatcher(lambda texts: runs.append(list(texts)) or np.ones((len(texts), 2), np.float32),
+                           settle_s=0.2, linger_s=30)
+    done = threading.Event()
+    lone = threading.Thread(target=lambda: (batcher.one("x"), done.set()))
+    lone.start()
+    assert done.wait(timeout=0.15), "a lone question waited for company"
+    assert runs == [["x"]]
+    behind = MicroBatcher(lambda texts: runs.append(list(texts)) or np.ones((len(texts), 2), np.float32),
+                          settle_s=30, linger_s=0.3)
+    behind.one("y")  # alone: at once
+    began = threading.Event()
+    threading.Thread(target=lambda: (began.set(), behind.one("z"))).start()
+    began.wait(5)
+    deadline = time.monotonic() + 10
+    while runs[-1] != ["z"] and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    assert runs[-2:] == [["y"], ["z"]]
 
 
 def test_gathering_stops_at_the_batch_limit_and_at_the_linger_limit() -> None:
     runs: list[list[str]] = []
     model = lambda texts: runs.append(list(texts)) or np.ones((len(texts), 2), np.float32)  # noqa: E731
     full = MicroBatcher(model, max_batch=3, settle_s=30, linger_s=30)  # only a full batch ends the wait
-    threads = [threading.Thread(target=full.one, args=(t,)) for t in "abcdef"]
+    threads = [threading.Thread(target=full.one, args=(t,)) for t in "abcdefg"]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    assert sorted(len(run) for run in runs) == [3, 3]
+    assert sorted(len(run) for run in runs) == [1, 3, 3]  # the first, after a quiet spell, alone at once
     runs.clear()
-    capped = MicroBatcher(model, settle_s=30, linger_s=0.05)  # a lone question, an endless settle
-    assert capped.one("x").tolist() == [1.0, 1.0] and runs == [["x"]]
+    capped = MicroBatcher(model, settle_s=30, linger_s=0.05)  # an endless settle: the linger ends it
+    capped.one("w")  # alone after a quiet spell: runs at once
+    assert capped.one("x").tolist() == [1.0, 1.0] and runs == [["w"], ["x"]]  # right behind it: gathers, capped
 
 
 def test_a_lone_question_runs_at_once_and_an_error_reaches_every_caller() -> None:
