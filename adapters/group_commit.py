@@ -113,7 +113,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
         return [_alone(dispatcher, batch[0])]
     outcomes: list[Result | BaseException] = []
     decided: dict[tuple[str, str, str], Result] = {}  # a copy of one of these is a retry: replayed
-    faq_hits.forget(0)  # nothing counted outside a transaction is this batch's
+    faq_hits.reset()  # nothing counted outside a transaction is this batch's
     try:
         with transaction():
             for pending in batch:
@@ -134,7 +134,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
             faq_hits.write()  # the batch's FAQ hits, one statement per FAQ, just before the commit
     except Exception:  # noqa: BLE001 - the commit failed: nothing of the batch is known to be stored
         log.exception("a batch of %d messages failed to commit; deciding them one by one", len(batch))
-        faq_hits.forget(0)  # rolled back with the batch
+        faq_hits.reset()  # rolled back with the batch
         return [_alone(dispatcher, pending) for pending in batch]
     return outcomes
 

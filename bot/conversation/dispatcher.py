@@ -121,7 +121,7 @@ class Dispatcher:
         result = Result()
         alone = not database.in_transaction()
         if alone:
-            faq_hits.forget(0)  # nothing counted outside a transaction is this message's
+            faq_hits.reset()  # nothing counted outside a transaction is this message's
         hits = faq_hits.since()
         try:
             # alone, no savepoint: two statements (round trips on PostgreSQL) fewer

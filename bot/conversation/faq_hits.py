@@ -43,6 +43,11 @@ def forget(mark: int) -> None:
     del _tally()[mark:]
 
 
+def reset() -> None:
+    """Start a transaction's tally empty: nothing counted before it is its own."""
+    _tally().clear()
+
+
 def write() -> None:
     """Add the counted hits to the FAQs (inside the transaction, before its commit) and
     start a new tally, whether or not the statements succeed."""

@@ -16,7 +16,7 @@ from bot.agents import assignment
 from bot.crm import conversations
 from bot.sending import send_window
 from bot.core import changes, clock
-from bot.core.db import execute, fetch_all, fetch_one, transaction
+from bot.core.db import execute, fetch_all, fetch_one, related, transaction
 from bot.crm import pools
 from bot.core.events import Reply
 from bot.faq import learning
@@ -102,7 +102,7 @@ _LATEST_SAID = ('SELECT "id", "created_at", "text" FROM "message" WHERE "convers
 def _row(conversation: Conversation) -> dict[str, Any]:
     # fixed SQL (the live hub builds a line for every change): one read of the customer's
     # latest lines gives the last words, the unread count and the wait
-    customer = fetch_one(Customer, '"id" = ?', (conversation.customer_id,))
+    customer = related(conversation, "customer")  # the live hub's rows come with theirs joined: no query
     stamp = Message.created_at.python_value
     latest = [(i, stamp(at), text) for i, at, text in execute(_LATEST_SAID, (conversation.id, "in", "customer"))]
     since, unread = _waiting(conversation, latest)
@@ -231,7 +231,7 @@ def reply(conversation: Conversation, agent: Agent, text: str, client_id: str, f
     account. `client_id` (unique per reply, from the page) makes a resent click send once.
     Returns False when it was sent before. One transaction: the reply's stamp and its message
     together, one turn at the database's writer (issue 22: three turns each before)."""
-    customer = fetch_one(Customer, '"id" = ?', (conversation.customer_id,))
+    customer = related(conversation, "customer")  # the live hub's rows come with theirs joined: no query
     if customer is None:
         raise Refused(conversation.id)
     out = Outgoing(conversation.channel, customer.external_id, Reply(text=text), "agent", conversation, customer,
