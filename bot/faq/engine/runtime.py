@@ -95,7 +95,7 @@ class OnnxEncoder:
 
     def _run(self, rows: list[np.ndarray]) -> np.ndarray:
         """Mean-pooled last hidden states, one per row of ids."""
-        ids = np.concatenate(rows)[None, :]
+        ids = np.concatenate(rows)
         positions = np.concatenate([np.arange(len(row)) for row in rows])
         return self._session.run(["pooled"], {"embeddings": token_embeddings(self._model, ids, positions),
                                               **packed_inputs(rows)})[0]

