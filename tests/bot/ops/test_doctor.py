@@ -62,6 +62,16 @@ def test_passes_on_the_demo(tmp_path: Path, database_url: str, scheduler_leads: 
         assert line(lines, name).startswith("✓"), lines
 
 
+def test_a_mistyped_faq_recipe_fails_the_faq_line_with_its_fix(monkeypatch: Any) -> None:
+    from bot.ops.doctor import faq_check
+
+    monkeypatch.setenv("KEFU_FAQ_EMBEDDINGS", "1")
+    monkeypatch.setenv("KEFU_FAQ_RECIPE", "fastest")
+    check = faq_check()  # before any model is loaded: the recipe is read first
+    assert check.ok is False and "'fastest'" in check.detail
+    assert "fix: set KEFU_FAQ_RECIPE to fast or exact, or unset it" in check.line()
+
+
 def test_wrong_app_secret_is_the_stand_ins_40125(tmp_path: Path, database_url: str, scheduler_leads: None,
                                                    sandbox_url: tuple[Any, str]) -> None:
     sandbox, base = sandbox_url
