@@ -73,6 +73,21 @@ def test_semantic_stage_runs_only_when_the_lexical_answer_is_not_decisive(fake_e
     assert vague.features["coverage"] == pytest.approx(index._lexical.coverage("我想问问码数", best_row))
 
 
+
+def test_a_near_duplicate_skips_the_model_unless_its_faq_is_left_out(fake_embedder) -> None:
+    """The lexical stage answers a near-duplicate of a phrasing without the model; the
+    question's best lexical similarity decides whether that stage is ranked at all, and with
+    its FAQ left out (conflict checks) that best is taken over the other FAQs' phrasings."""
+    index = FaqIndex(SHOP, embedder=fake_embedder)
+    fake_embedder.calls.clear()
+    near = index.search(normalize("什么时候发货啊"))
+    assert near.stage == "lexical" and near.best is not None and near.best.faq_id == "shipping"
+    assert near.features["score"] >= calibration.LEXICAL_SHORTCUT_SIMILARITY and fake_embedder.calls == []
+    without = index.search(normalize("什么时候发货啊"), exclude="shipping")
+    assert without.stage == "semantic" and fake_embedder.calls == ["什么时候发货啊"]
+    assert without.best is not None and without.best.faq_id != "shipping"
+    assert all(c.faq_id != "shipping" for c in without.candidates)
+
 def test_hubness_in_chunks_is_hubness_over_all_rows_at_once() -> None:
     vectors = np.random.default_rng(3).standard_normal((70, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
