@@ -70,6 +70,7 @@ class LexicalIndex:
         self._idf = {g: math.log((self.size + 1) / (int(offsets[i + 1] - offsets[i]) + 0.5))
                      for g, i in self._uni.vocab.items()}
         self._idf_unseen = math.log((self.size + 1) / 0.5)
+        self._mass = [sum(self.idf(g) for g in chars) for chars in self._chars]  # each phrasing's own
 
     def idf(self, gram: str) -> float:
         """log((N + 1) / (df + 0.5)) over the N phrasings: rare characters weigh more."""
@@ -79,12 +80,20 @@ class LexicalIndex:
         """IDF mass of the characters the query and phrasing `row` share, over the larger
         of their own IDF masses: 1 when they use the same characters, small when either
         has distinctive characters the other lacks."""
+        return self.coverages(query, [row])[0]
+
+    def coverages(self, query: str, rows: Sequence[int]) -> list[float]:
+        """`coverage` of the query against each of `rows`, the query's own mass summed once."""
         mine = unigrams(query)
-        theirs = self._chars[row]
-        if not mine or not theirs:
-            return 0.0
-        shared = sum(self.idf(g) for g in mine & theirs)
-        return shared / max(sum(self.idf(g) for g in mine), sum(self.idf(g) for g in theirs))
+        mass = sum(self.idf(g) for g in mine)
+        out = []
+        for row in rows:
+            theirs = self._chars[row]
+            if not mine or not theirs:
+                out.append(0.0)
+                continue
+            out.append(sum(self.idf(g) for g in mine & theirs) / max(mass, self._mass[row]))
+        return out
 
     def scores(self, query: str) -> np.ndarray:
         """The mean of unigram and bigram Dice, in [0, 1], one per phrasing."""

@@ -219,8 +219,8 @@ class FaqIndex:
         sims = [float(scores[r]) for r in picked]
         model = calibration.HYBRID if stage == "semantic" else calibration.LEXICAL
         # per candidate where the model reads it (a few microseconds each), else the best only
-        coverage = [self._lexical.coverage(query, r) if (i == 0 or "coverage" in model.features) else 0.0
-                    for i, r in enumerate(picked)]
+        coverage = (self._lexical.coverages(query, picked) if "coverage" in model.features
+                    else self._lexical.coverages(query, picked[:1]) + [0.0] * (len(picked) - 1))
         if force is not None:
             sims[0] = max(sims[0], 1.0)
         features = {"score": sims[0], "margin": sims[0] - (sims[1] if len(sims) > 1 else 0.0),

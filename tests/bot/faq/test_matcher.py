@@ -142,6 +142,9 @@ def test_coverage_is_one_for_the_same_characters_and_weighs_rare_ones_more() -> 
     # the larger side counts: a query that says much more than the phrasing is not covered
     assert index.coverage("花呗额度为什么这么低", 2) < index.coverage("花呗额度", 2)
     assert index.coverage("", 0) == 0.0 and index.coverage("完全无关", 3) == 0.0
+    # several rows at once (the query's own mass summed once): each as alone, exactly
+    assert index.coverages("花呗怎么用手机", [3, 0, 1, 0]) == [index.coverage("花呗怎么用手机", r) for r in (3, 0, 1, 0)]
+    assert index.coverages("", [0, 1]) == [0.0, 0.0] and index.coverages("花呗", []) == []
 
 
 def test_query_length_counts_characters_not_spaces() -> None:
