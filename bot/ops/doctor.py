@@ -85,11 +85,12 @@ def run(config: Config, probes: Sequence[ChannelProbe], leader: Callable[[], str
     checks.append(database)
     schema = schema_check() if database.ok else Check("schema", None, "not checked: the database is not reachable")
     checks.append(schema)
-    usable = bool(database.ok)
+    usable = bool(database.ok and schema.ok)  # the checks below read kefu's tables
+    why = "the database is not reachable" if not database.ok else "the schema is not current"
     seen_bases: set[str] = set()
     for probe in probes:
         checks.append(credentials_check(probe) if usable
-                      else Check(f"channel {probe.channel.name}", None, "credentials not checked: no database"))
+                      else Check(f"channel {probe.channel.name}", None, f"credentials not checked: {why}"))
         if probe.api_base not in seen_bases:
             seen_bases.add(probe.api_base)
             checks.append(clock_check(probe.api_base))
@@ -99,8 +100,8 @@ def run(config: Config, probes: Sequence[ChannelProbe], leader: Callable[[], str
         checks.append(leader_check(leader))
         checks.append(outbox_check())
     else:
-        checks.append(Check("scheduler", None, "not checked: the database is not reachable"))
-        checks.append(Check("outbox", None, "not checked: the database is not reachable"))
+        checks.append(Check("scheduler", None, f"not checked: {why}"))
+        checks.append(Check("outbox", None, f"not checked: {why}"))
     return checks
 
 

@@ -62,6 +62,15 @@ def test_passes_on_the_demo(tmp_path: Path, database_url: str, scheduler_leads: 
         assert line(lines, name).startswith("✓"), lines
 
 
+def test_a_database_never_initialized_is_a_schema_line_not_a_traceback(tmp_path: Path) -> None:
+    """A fresh data folder (kefu init not run): the schema line says what is missing and how
+    to fix it; the checks that read kefu's tables are skipped, not crashed into."""
+    code, lines = doctor(write_config(tmp_path, f"sqlite:///{tmp_path / 'never-initialized.db'}"))
+    text = "\n".join(lines)
+    assert code == 1 and line(lines, "schema").startswith("✗") and "kefu init" in text, text
+    assert line(lines, "outbox").startswith("·") and "the schema is not current" in line(lines, "outbox")
+    assert line(lines, "scheduler").startswith("·") and "Traceback" not in text
+
 def test_a_mistyped_faq_recipe_fails_the_faq_line_with_its_fix(monkeypatch: Any) -> None:
     from bot.ops.doctor import faq_check
 
