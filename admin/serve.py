@@ -170,6 +170,7 @@ class PanelProcess:
 def _child_main(config: Config, ready: Connection, nudges: Connection) -> None:
     """The child: serve the panel until told to stop or the parent is gone."""
     from admin.app import create_app
+    from bot.core import db
     from bot.core.runtime import open_database, setup_logging
     from bot.ops.metrics import mark_process_dead
 
@@ -178,8 +179,10 @@ def _child_main(config: Config, ready: Connection, nudges: Connection) -> None:
         signal.signal(sig, lambda *_: stop.set())
     setup_logging(config)
     try:
-        open_database(config)
-        server = ThreadedWSGIServer(create_app(config), config.admin.host, config.admin.port)
+        open_database(config, pooled=True)  # werkzeug starts a thread per request: see db.pooled
+        app = create_app(config)
+        app.teardown_appcontext(lambda error: db.release())
+        server = ThreadedWSGIServer(app, config.admin.host, config.admin.port)
     except (OSError, SystemExit) as exc:  # werkzeug prints why and exits when the port is taken
         reason = exc.strerror if isinstance(exc, OSError) else "address in use or not available"
         ready.send(("error", f"cannot listen on {config.admin.host}:{config.admin.port}: {reason}"))

@@ -80,6 +80,22 @@ def open_database(url: str, **options: Any) -> peewee.Database:
     raise ValueError(f"unsupported database url {url!r}: use sqlite:///PATH or postgresql://...")
 
 
+def pooled(url: str) -> str:
+    """The PostgreSQL `url` with connections kept in a pool (`postgresql+pool://`); any other
+    url as it is. For a server whose threads come and go (werkzeug's: one per request), where
+    each thread's own connection was a new PostgreSQL backend started and ended per request."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}+pool{sep}{rest}" if sep and scheme in ("postgres", "postgresql") else url
+
+
+def release() -> None:
+    """Give this thread's connection back: to the pool under a pooled database, else closed.
+    A pooled connection a thread never gives back stays counted as in use."""
+    db = database.obj
+    if db is not None and not db.is_closed():
+        db.close()
+
+
 def bind(db: peewee.Database) -> peewee.Database:
     database.initialize(db)
     return db

@@ -153,3 +153,34 @@ def test_update_one_reads_back_on_an_old_sqlite(database: peewee.Database, monke
     Customer.create(channel="mp", external_id="o_1")
     updated = db.update_one(Customer, '"nickname" = ?', ("老李",), '"external_id" = ?', ("o_1",))
     assert updated is not None and updated.nickname == "老李"
+
+
+def test_a_pooled_database_gives_a_thread_per_request_the_same_few_connections(
+        database: peewee.Database, database_url: str) -> None:
+    """The panel's child serves each request on a thread of its own; each thread's own
+    connection was a PostgreSQL backend started and ended per request. Pooled, and given back
+    at the request's end (`db.release`), 8 requests one after another use one connection."""
+    assert db.pooled("postgresql://kefu@db:5432/shop?sslmode=disable") == "postgresql+pool://kefu@db:5432/shop?sslmode=disable"
+    assert db.pooled("postgres://kefu@db/shop") == "postgres+pool://kefu@db/shop"
+    assert db.pooled("postgresql+pool://kefu@db/shop") == "postgresql+pool://kefu@db/shop"
+    assert db.pooled("sqlite:///kefu-data/kefu.db") == "sqlite:///kefu-data/kefu.db"
+    if not db.is_postgres(database):
+        return
+    from playhouse.pool import PooledPostgresqlDatabase
+
+    pool = db.open_database(db.pooled(database_url), max_connections=None, stale_timeout=300)
+    assert isinstance(pool, PooledPostgresqlDatabase) and db.is_postgres(pool)
+    db.bind(pool)
+    try:
+        def request() -> None:
+            assert Customer.select().count() == 0  # the test's schema, through the pool
+            db.release()
+
+        for _ in range(8):
+            worker = threading.Thread(target=request)
+            worker.start()
+            worker.join(timeout=10)
+        assert len(pool._in_use) == 0 and len(pool._connections) == 1
+    finally:
+        pool.close_all()
+        db.bind(database)
