@@ -409,6 +409,48 @@ def test_a_polled_send_that_has_its_message_is_not_written_again(database) -> No
     assert Message.get(Message.id == reply.id).state == "sent"
 
 
+def test_polled_sends_claimed_together_are_delivered_in_one_transaction(database, monkeypatch) -> None:
+    """The web chat's lines of one claim: every message row and outcome in one commit, each
+    reader's waiting poll told after it; a line whose delivery fails sends the others alone."""
+    from bot.core import changes
+
+    for n in range(4):
+        outbox.enqueue(f"web:{n}", "web", f"v_{n}", {"kind": "text", "text": f"第{n}条"})
+    commits: list[int] = []
+    real_transaction = outbox.transaction
+
+    def counted():  # type: ignore[no-untyped-def]
+        commits.append(1)
+        return real_transaction()
+
+    monkeypatch.setattr(outbox, "transaction", counted)
+    told: list[str] = []
+    unsubscribe = changes.subscribe_delivered(lambda channel, recipient: told.append(recipient))
+    try:
+        assert outbox.deliver_due({"web": _PolledSender()}) == 4
+        assert len(commits) == 2  # the claim's, then the four deliveries'
+        assert sorted(told) == ["v_0", "v_1", "v_2", "v_3"]
+        assert [r.status for r in Outbox.select().order_by(Outbox.id)] == ["sent"] * 4
+        assert Message.select().where(Message.direction == "out", Message.state == "sent").count() == 4
+
+        class Broken(_PolledSender):
+            @staticmethod
+            def text_of(content: Mapping[str, Any]) -> str:
+                if content["text"] == "坏的":
+                    raise ValueError("unreadable content")
+                return str(content["text"])
+
+        for n, text in enumerate(["好的", "坏的", "也好"]):
+            outbox.enqueue(f"web:b{n}", "web", f"w_{n}", {"kind": "text", "text": text})
+        told.clear()
+        assert outbox.deliver_due({"web": Broken()}) == 3
+        statuses = {r.key: r.status for r in Outbox.select().where(Outbox.key.startswith("web:b"))}
+        assert statuses == {"web:b0": "sent", "web:b1": "sending", "web:b2": "sent"}  # b1's claim lapses, retried
+        assert sorted(told) == ["w_0", "w_2"]
+        assert Message.select().where(Message.peer_id == "w_1").count() == 0  # nothing of it was kept
+    finally:
+        unsubscribe()
+
 def test_a_send_is_logged_under_the_request_id_of_the_message_that_caused_it(database, caplog) -> None:
     from bot.core.logs import request_scope
 
