@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -21,6 +22,8 @@ from urllib.parse import urlparse
 
 import peewee
 from playhouse.db_url import connect as url_connect
+
+log = logging.getLogger("kefu.db")
 
 database = peewee.DatabaseProxy()
 ModelT = TypeVar("ModelT", bound=peewee.Model)
@@ -92,7 +95,14 @@ def release() -> None:
     """Give this thread's connection back: to the pool under a pooled database, else closed.
     A pooled connection a thread never gives back stays counted as in use."""
     db = database.obj
-    if db is not None and not db.is_closed():
+    if db is None or db.is_closed():
+        return
+    try:
+        db.close()
+    except peewee.OperationalError:  # a transaction the request left open: nothing of it is kept
+        log.exception("a request ended inside a transaction: rolled back")
+        db.rollback()
+        db._state.transactions.clear()  # type: ignore[attr-defined]
         db.close()
 
 

@@ -184,3 +184,14 @@ def test_a_pooled_database_gives_a_thread_per_request_the_same_few_connections(
     finally:
         pool.close_all()
         db.bind(database)
+
+
+def test_release_rolls_back_a_transaction_a_request_left_open(database: peewee.Database) -> None:
+    """A request that ended inside a transaction (a bug, or an error past its handler): what
+    it wrote is rolled back and its connection closed (or given back to the pool), not kept."""
+    left_open = database.atomic()
+    left_open.__enter__()
+    Customer.create(channel="web", external_id="half-done")
+    db.release()
+    assert database.is_closed() and not database.in_transaction()
+    assert Customer.select().where(Customer.external_id == "half-done").count() == 0
