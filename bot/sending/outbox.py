@@ -320,20 +320,18 @@ def release(row_ids: list[int]) -> int:
 
 def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: int = 8,
                 lease_seconds: float = LEASE_SECONDS) -> int:
-    """Claim due rows and deliver them one by one in this thread; returns how many were
-    attempted. The synchronous twin of adapters/delivery.py (for senders whose `send` is a
+    """Claim due rows and deliver them in this thread (the polled channels' together, the
+    others one by one); returns how many were attempted. The synchronous twin of adapters/delivery.py (for senders whose `send` is a
     plain function): the same claim, the same plan and platform send limits checked before
     calling (`bot.sending.send_window.prepare`), the same attempt mark before the call and the
     same bookkeeping (`record`). One call at a time, so each call's mark is its own batch;
     the lease is renewed between rows."""
     rows = claim(limit, tuple(senders), lease_seconds)
-    claimed = len(rows)
     polled = [row for row in rows if getattr(senders.get(row.channel), "polled", False)]
-    if len(polled) > 1:
+    if polled:
         _deliver_polled(senders, polled, max_attempts, lease_seconds)
-        rows = [row for row in rows if not getattr(senders.get(row.channel), "polled", False)]
     renewed = clock.now()
-    for row in rows:
+    for row in (row for row in rows if not getattr(senders.get(row.channel), "polled", False)):
         if (clock.now() - renewed).total_seconds() > lease_seconds / 3:
             renew([str(row.claim_token)], lease_seconds)
             renewed = clock.now()
@@ -341,7 +339,7 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
             status = _deliver_one(senders.get(row.channel), row, max_attempts, lease_seconds)
             if status:
                 log_outcome(row, status)
-    return claimed
+    return len(rows)
 
 
 def _deliver_one(sender: Sender | None, row: Outbox, max_attempts: int, lease_seconds: float) -> str:
