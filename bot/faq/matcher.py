@@ -170,12 +170,14 @@ class FaqIndex:
             exact = next((r for r, t in enumerate(self._texts) if t == query and int(self._faq_of[r]) != skip), None)
         if exact is not None:
             return self._ranked(query, lexical, limit, "exact", force=exact, skip=skip)
-        if self._vectors is None or self._best(lexical, skip) >= calibration.LEXICAL_SHORTCUT_SIMILARITY:
-            # the lexical verdict can only be kept when its best similarity reaches the
-            # shortcut's: most questions go to the model without ranking it (0.08 ms)
+        if self._vectors is None:
+            return self._ranked(query, lexical, limit, "lexical", skip=skip)
+        # a near-duplicate (its best similarity, what _ranked puts first, reaches the shortcut's)
+        # is answered here when the lexical confidence is decisive; the rest go to the model
+        # without ranking this stage (0.08 ms)
+        if self._best(lexical, skip) >= calibration.LEXICAL_SHORTCUT_SIMILARITY:
             lex_match = self._ranked(query, lexical, limit, "lexical", skip=skip)
-            if self._vectors is None or (lex_match.score >= self._lexical_shortcut
-                                         and lex_match.features["score"] >= calibration.LEXICAL_SHORTCUT_SIMILARITY):
+            if lex_match.score >= self._lexical_shortcut:
                 return lex_match
         similarity, spread = self._similarity(query, lexical)
         return self._ranked(query, similarity, limit, "semantic", spread=spread, skip=skip)

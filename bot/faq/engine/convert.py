@@ -93,7 +93,9 @@ def recipe(signed: bool | None = None, exact: bool | None = None) -> str:
     """The recipe this machine runs: `exact` (None: KEFU_FAQ_RECIPE) the file's own blocks;
     else int8, with s8 weights only where the CPU has VNNI (`signed`: None asks the CPU), so a
     model folder shared by machines of both kinds keeps one converted model of each."""
-    if exact if exact is not None else chosen() == "exact":
+    if exact is None:
+        exact = chosen() == "exact"
+    if exact:
         return EXACT_RECIPE
     return RECIPE + (SIGNED if (signed_weights() if signed is None else signed) else "")
 

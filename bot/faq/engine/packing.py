@@ -4,7 +4,7 @@ Why: questions of a batch differ in length; padded to the longest, every product
 and GELU also runs over the padding (16 % more tokens over the ATEC questions 32 at a time,
 even after the runtime's length buckets). Only attention needs rows of equal length, and
 ONNX Runtime's packed attention kernels are CUDA-only; so the converted graph works on the
-packed tokens [1, tokens, hidden] and, around each MultiHeadAttention, spreads them into
+packed tokens [tokens, hidden] and, around each MultiHeadAttention, spreads them into
 [batch, length, …] with one Gather and takes the real tokens back with another.
 
 The packed graph is two-dimensional, [tokens, channels], from `embeddings` to the pooling:
