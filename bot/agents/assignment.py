@@ -30,7 +30,7 @@ from typing import Callable
 import peewee
 
 from bot.crm import conversations
-from bot.core.db import advisory_xact_lock, execute, is_postgres, transaction
+from bot.core.db import advisory_xact_lock, execute, fetch_one, is_postgres, joined_transaction, transaction
 from bot.core.models import Agent, Conversation
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -53,13 +53,18 @@ def load_of(agent: Agent) -> int:
 
 
 def free_agents(exclude: tuple[int, ...] = ()) -> list[Agent]:
-    """Online, active agents below capacity, best candidate first."""
-    current = loads()
-    query = Agent.select().where((Agent.active == True) & (Agent.status == "online"))  # noqa: E712
+    """Online, active agents below capacity, best candidate first; each with its
+    `open_load`. One statement: it runs under the assignment lock, where every round trip
+    is every waiting handoff's too."""
+    assigned = Conversation.alias()
+    load = assigned.select(peewee.fn.COUNT(assigned.id)).where(
+        (assigned.agent == Agent.id) & (assigned.status == "assigned"))
+    query = Agent.select(Agent, load.alias("open_load")).where(
+        (Agent.active == True) & (Agent.status == "online"))  # noqa: E712
     if exclude:
         query = query.where(Agent.id.not_in(exclude))
-    free = [a for a in query if current.get(a.id, 0) < a.max_open]
-    return sorted(free, key=lambda a: (current.get(a.id, 0), a.last_assigned_at or _EPOCH, a.id))
+    free = [a for a in query if a.open_load < a.max_open]
+    return sorted(free, key=lambda a: (a.open_load, a.last_assigned_at or _EPOCH, a.id))
 
 
 def any_agent_free() -> bool:
@@ -78,18 +83,22 @@ def anyone_online() -> bool:
 
 
 def assign_next_agent(conversation: Conversation, prefer: Agent | None = None, exclude: tuple[int, ...] = (),
-                      prefer_id: int | None = None, previous_ended: str = "transfer") -> Agent | None:
+                      prefer_id: int | None = None, previous_ended: str = "transfer",
+                      handoff_reason: str | None = None) -> Agent | None:
     """Give the conversation to an agent, or return None when nobody is free.
 
     `prefer` / `prefer_id` (the customer's previous agent or private-pool owner) wins when
     online and free. Agents in `exclude` are never chosen; a conversation already held by
     an agent not excluded stays with them (a concurrent handoff of the same conversation).
+    `handoff_reason`, when given, is written with the assignment (not in a statement of its own
+    under the lock). Inside the caller's transaction without a savepoint (`joined_transaction`):
+    the lock is held to the caller's commit, so what runs after it here is kept to the least.
     """
     wanted = prefer.id if prefer is not None else prefer_id
-    with transaction():
+    with joined_transaction():
         advisory_xact_lock(LOCK_NAME)
-        fresh = Conversation.get_by_id(conversation.id)
-        if fresh.status == "resolved":
+        fresh = fetch_one(Conversation, '"id" = ?', (conversation.id,))
+        if fresh is None or fresh.status == "resolved":
             return None
         if fresh.status == "assigned" and fresh.agent_id and fresh.agent_id not in exclude:
             return Agent.get_by_id(fresh.agent_id)
@@ -97,7 +106,7 @@ def assign_next_agent(conversation: Conversation, prefer: Agent | None = None, e
         if not candidates:
             return None
         chosen = next((a for a in candidates if a.id == wanted), candidates[0])
-        conversations.assign(fresh, chosen, previous_ended=previous_ended)
+        conversations.assign(fresh, chosen, previous_ended=previous_ended, handoff_reason=handoff_reason)
         _copy(fresh, conversation)
         return chosen
 
@@ -309,4 +318,4 @@ def _copy(source: Conversation, target: Conversation) -> None:
     """Keep the caller's object in step with the row."""
     if source is not target:
         target.status, target.agent_id, target.assigned_at = source.status, source.agent_id, source.assigned_at
-        target.queued_at = source.queued_at
+        target.queued_at, target.handoff_reason = source.queued_at, source.handoff_reason

@@ -111,10 +111,12 @@ def emit(outgoing: list[Outgoing], key: str) -> int:
             external_id = f"{key}:{n}"[:128]
             payload = {**out.reply.as_content(), **dict(out.reply.meta)}
             faq_id = out.faq if isinstance(out.faq, int) or out.faq is None else out.faq.id
-            row = new_row(  # fixed SQL, no read back: every workbench reply comes through here (issue 22)
+            # queued at once, with its outbox row in this transaction: fixed SQL, no read back and no
+            # state update, as every workbench reply comes through here (issue 22)
+            row = new_row(
                 Message, channel=out.channel, external_id=external_id, conversation=out.conversation,
                 customer=out.customer, agent=out.agent, direction="out", author=out.author, peer_id=out.to_user,
-                kind=out.reply.kind, text=out.reply.text, payload=payload, faq=faq_id, state="pending",
+                kind=out.reply.kind, text=out.reply.text, payload=payload, faq=faq_id, state="queued",
                 created_at=clock.now(),
             )
             if insert_row(row, ignore_conflict=True) is None:

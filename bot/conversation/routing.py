@@ -175,13 +175,15 @@ class Router:
             if out and Conversation.get_by_id(conversation.id).status == "assigned":  # nobody served: still queued
                 return out
             return out + [self._to_customer(turn, self._queue_text(conversation))]
-        agent = assignment.assign_next_agent(conversation, prefer_id=conversations.previous_agent_id(customer))
+        # what the agent will be shown is read first: the assignment lock is held from the
+        # assignment to this transaction's commit, and every handoff waiting for it waits that long
+        brief = handoff_brief(conversation, customer, reason=reason)
+        agent = assignment.assign_next_agent(conversation, prefer_id=conversations.previous_agent_id(customer),
+                                             handoff_reason=reason)
         if agent is None:
             conversations.enqueue(conversation, reason)
             return [self._to_customer(turn, self._queue_text(conversation))]
-        Conversation.update(handoff_reason=reason).where(Conversation.id == conversation.id).execute()
-        conversation.handoff_reason = reason
-        return handoff_messages(conversation, customer, agent)
+        return handoff_messages(conversation, customer, agent, brief=brief)
 
     def _agent_unavailable(self, turn: Turn) -> list[Outgoing]:
         """The agent went offline (or was deactivated) while the customer still writes."""
@@ -390,13 +392,26 @@ def requeued_text(agent: Agent, conversation: Conversation) -> str:
 REQUEUED_TEXT = "客服「{agent}」暂时离开，已为您重新排队，您现在排在第 {position} 位。"
 
 
-def handoff_messages(conversation: Conversation, customer: Customer, agent: Agent, note: str = "") -> list[Outgoing]:
-    """Tell the customer who is coming and give the agent the context."""
+def handoff_messages(conversation: Conversation, customer: Customer, agent: Agent, note: str = "",
+                     brief: str | None = None) -> list[Outgoing]:
+    """Tell the customer who is coming and give the agent the context (`brief`, read
+    here unless the caller read it before the assignment)."""
     to_customer = Outgoing(
         conversation.channel, customer.external_id,
         Reply(text=settings.get("handoff_message").format(agent=f"「{agent}」"), meta={"notice": HANDOFF_NOTICE}),
         "bot", conversation, customer,
     )
+    text = brief if brief is not None else handoff_brief(conversation, customer, note)
+    to_agent = Outgoing(agent.channel, agent.im_user_id, Reply(text=text), "system", conversation,
+                        customer, agent=agent)
+    return [to_customer, to_agent]
+
+
+def handoff_brief(conversation: Conversation, customer: Customer, note: str = "", reason: str | None = None) -> str:
+    """What an agent taking the conversation is shown: who the customer is, why they came
+    (`note`, else the name of `reason`, else of the conversation's handoff reason), the
+    customer's notes and the last lines said. Reads only, nothing of the agent's."""
+    why = reason if reason is not None else conversation.handoff_reason
     since = clock.now() - timedelta(hours=24)
     # what the customer said and was told: not what went to agents in the conversation's name
     # (earlier briefs, relayed copies, notices), which a moved conversation's brief quoted as
@@ -409,13 +424,11 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
               .order_by(Message.id.desc())
               .limit(12)
               if (m.payload or {}).get("notice") not in (HANDOFF_NOTICE, ACK_NOTICE)][:6]
-    lines = [f"{customer_header(conversation, customer)} 新的人工会话（{note or REASON_NAMES.get(conversation.handoff_reason, conversation.handoff_reason or '转人工')}）"]
+    lines = [f"{customer_header(conversation, customer)} 新的人工会话（{note or REASON_NAMES.get(why, why or '转人工')}）"]
     if customer.notes:
         lines.append(f"备注：{customer.notes[-200:]}")
     for m in reversed(recent):
         who = "顾客" if m.direction == "in" else {"bot": "机器人", "agent": "客服"}.get(m.author, "系统")
         lines.append(f"{who}：{m.text[:200]}")
     lines.append("直接回复即可与顾客对话；发送 /help 查看命令。")
-    to_agent = Outgoing(agent.channel, agent.im_user_id, Reply(text="\n".join(lines)), "system", conversation,
-                        customer, agent=agent)
-    return [to_customer, to_agent]
+    return "\n".join(lines)

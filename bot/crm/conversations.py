@@ -60,17 +60,20 @@ def _must(row: RowT | None) -> RowT:
     return row
 
 
-def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer") -> None:
+def assign(conversation: Conversation, agent: Agent, previous_ended: str = "transfer",
+           handoff_reason: str | None = None) -> None:
     """Give the conversation to `agent` (callers hold the assignment lock, `bot.agents.assignment`).
 
-    A stint of another agent still open in the log ends with `previous_ended`.
+    A stint of another agent still open in the log ends with `previous_ended`; a
+    `handoff_reason` given is written in the same statement.
     """
     now = clock.now()
     if conversation.status == "assigned" or conversation.agent_id is not None:
         _end_stint(conversation, previous_ended, now)
-    Conversation.update(status="assigned", agent=agent, assigned_at=now).where(
-        Conversation.id == conversation.id
-    ).execute()
+    changes: dict[str, object] = {"status": "assigned", "agent": agent, "assigned_at": now}
+    if handoff_reason is not None:
+        changes["handoff_reason"] = conversation.handoff_reason = handoff_reason
+    Conversation.update(**changes).where(Conversation.id == conversation.id).execute()
     AssignmentLog.create(conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
                          assigned_at=now)
     Agent.update(last_assigned_at=now,

@@ -71,7 +71,8 @@ class Sender(Protocol):
 
 def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], message: Message | None = None,
             request_id: str | None = None) -> bool:
-    """Write a send; False when the key was already there (nothing doubled). The row keeps
+    """Write a send; False when the key was already there (nothing doubled). `message`, the
+    message row it sends, is marked queued unless the caller's copy already says so. The row keeps
     `request_id`, by default the id of the webhook request being handled (the contextvar
     the logs use; none in a scheduled job), for the sender's log line (`log_outcome`)."""
     request_id = request_id if request_id is not None else REQUEST_ID.get()
@@ -80,8 +81,9 @@ def enqueue(key: str, channel: str, recipient: str, content: Mapping[str, Any], 
                   message=message, status="pending", next_attempt_at=now, created_at=now,
                   request_id=request_id[:64] or None)
     inserted = insert_row(row, ignore_conflict=True)  # fixed SQL: every send of every path comes through here
-    if message is not None:
+    if message is not None and message.state != "queued":  # as read or written in this transaction
         execute('UPDATE "message" SET "state" = ? WHERE "id" = ?', ("queued", message.id))
+        message.state = "queued"
     return inserted is not None
 
 

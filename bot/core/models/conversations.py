@@ -8,7 +8,6 @@ import peewee
 from bot.core import clock
 from bot.core.db import UTCDateTimeField
 from bot.core.models.base import BaseModel, JSONField
-from bot.core.models.base import BaseModel, JSONField
 from bot.core.models.people import Agent, Customer
 
 

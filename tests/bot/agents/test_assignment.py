@@ -133,3 +133,40 @@ def test_previous_agent_prefers_the_owner_then_the_last_agent(database) -> None:
     Customer.update(owner_agent=a.id).where(Customer.id == customer.id).execute()
     assert conversations.previous_agent_id(Customer.get_by_id(customer.id)) == a.id
     assert conversations.previous_agent_id(conversations.upsert_customer("web", "new")) is None
+
+
+def test_a_handoff_writes_only_the_assignment_and_its_replies_after_the_lock(database, dispatcher,  # type: ignore[no-untyped-def]
+                                                                            monkeypatch) -> None:
+    """On PostgreSQL the assignment lock is held from the assignment to the commit, and every
+    handoff waiting for it waits that long: the brief's reads and the handoff reason come
+    before or with the assignment, and no savepoint is opened around it."""
+    from bot.core.db import database as proxy
+    from tests.factories import text
+
+    from bot.core import settings
+
+    make_agent("a")
+    dispatcher.handle(text("u1", "你好"))
+    settings.get("handoff_message")  # cached, as in a running process (a setting is read once a while)
+    seen: list[str] = []
+    real = type(proxy.obj).execute_sql
+
+    def recording(self, sql, params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(sql.split()))
+        return real(self, sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(type(proxy.obj), "execute_sql", recording)
+    result = dispatcher.handle(text("u1", "转人工"))
+    monkeypatch.undo()
+
+    assert result.action == "handoff"
+    conversation = Conversation.get_by_id(result.conversation_id)
+    assert (conversation.status, conversation.handoff_reason) == ("assigned", "requested")
+    assigned = next(n for n, sql in enumerate(seen) if sql.startswith('UPDATE "conversation" SET "status"'))
+    after = seen[assigned:]
+    assert not [sql for sql in after if sql.startswith("SELECT")]
+    assert not [sql for sql in after if "SAVEPOINT" in sql.upper()]
+    assert '"handoff_reason" =' in after[0]  # written with the assignment
+    assert not [sql for sql in after[1:] if sql.startswith('UPDATE "message"') or '"handoff_reason" =' in sql]
+    brief = Message.get((Message.conversation == conversation.id) & (Message.author == "system"))
+    assert "顾客：你好" in brief.text and "转人工" in brief.text
