@@ -30,7 +30,7 @@ from typing import Callable
 import peewee
 
 from bot.crm import conversations
-from bot.core.db import advisory_xact_lock, execute, fetch_one, is_postgres, joined_transaction, transaction
+from bot.core.db import advisory_xact_lock, execute, fetch_annotated, fetch_one, is_postgres, joined_transaction, transaction
 from bot.core.models import Agent, Conversation
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -54,17 +54,18 @@ def load_of(agent: Agent) -> int:
 
 def free_agents(exclude: tuple[int, ...] = ()) -> list[Agent]:
     """Online, active agents below capacity, best candidate first; each with its
-    `open_load`. One statement: it runs under the assignment lock, where every round trip
-    is every waiting handoff's too."""
-    assigned = Conversation.alias()
-    load = assigned.select(peewee.fn.COUNT(assigned.id)).where(
-        (assigned.agent == Agent.id) & (assigned.status == "assigned"))
-    query = Agent.select(Agent, load.alias("open_load")).where(
-        (Agent.active == True) & (Agent.status == "online"))  # noqa: E712
+    `open_load`. One statement of fixed SQL: it runs under the assignment lock, where every
+    round trip and every query built is every waiting handoff's wait too."""
+    where = '"active" = ? AND "status" = \'online\''
     if exclude:
-        query = query.where(Agent.id.not_in(exclude))
-    free = [a for a in query if a.open_load < a.max_open]
+        where += f' AND "id" NOT IN ({", ".join("?" * len(exclude))})'
+    online = fetch_annotated(Agent, _OPEN_LOAD, "open_load", where, (True, *exclude))
+    free = [a for a in online if a.open_load < a.max_open]
     return sorted(free, key=lambda a: (a.open_load, a.last_assigned_at or _EPOCH, a.id))
+
+
+_OPEN_LOAD = ('(SELECT COUNT(*) FROM "conversation" AS "c" WHERE "c"."agent_id" = "agent"."id" '
+              'AND "c"."status" = \'assigned\')')
 
 
 def any_agent_free() -> bool:

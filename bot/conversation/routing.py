@@ -14,12 +14,12 @@ from bot.agents import assignment, business_hours
 from bot.crm import conversations
 from bot.core import clock, settings
 from bot.conversation import faq_hits
-from bot.core.db import execute, insert_row, related
+from bot.core.db import execute, fetch_all, insert_row, related
 from bot.core.events import Card, Inbound, Reply
 from bot.faq import learning
 from bot.faq.handoff_intent import asks_for_human, explicit_request
 from bot.faq.store import FaqStore
-from bot.core.models import Agent, Conversation, Customer, CustomerTag, Message, Tag, UnansweredQuestion
+from bot.core.models import Agent, Conversation, Customer, Message, UnansweredQuestion
 from bot.sending.outgoing import Outgoing
 
 MEDIA_NAMES = {"image": "图片", "voice": "语音", "video": "视频", "shortvideo": "小视频", "location": "位置",
@@ -407,6 +407,10 @@ def handoff_messages(conversation: Conversation, customer: Customer, agent: Agen
     return [to_customer, to_agent]
 
 
+_BRIEF_LINES = ('"conversation_id" = ? AND "created_at" >= ? AND (("direction" = \'in\' AND "author" = \'customer\' '
+                'AND "text" <> \'\') OR ("direction" = \'out\' AND "peer_id" = ?)) ORDER BY "id" DESC LIMIT 12')
+
+
 def handoff_brief(conversation: Conversation, customer: Customer, note: str = "", reason: str | None = None) -> str:
     """What an agent taking the conversation is shown: who the customer is, why they came
     (`note`, else the name of `reason`, else of the conversation's handoff reason), the
@@ -416,13 +420,9 @@ def handoff_brief(conversation: Conversation, customer: Customer, note: str = ""
     # what the customer said and was told: not what went to agents in the conversation's name
     # (earlier briefs, relayed copies, notices), which a moved conversation's brief quoted as
     # the agent's words, nesting one more brief with each move; not empty events (subscribe)
-    between = (((Message.direction == "in") & (Message.author == "customer") & (Message.text != ""))
-               | ((Message.direction == "out") & (Message.peer_id == customer.external_id)))
     # nor an earlier 已为您转接「previous agent」 notice: the new agent is not who it names
-    recent = [m for m in Message.select()
-              .where((Message.conversation == conversation) & (Message.created_at >= since) & between)
-              .order_by(Message.id.desc())
-              .limit(12)
+    recent = [m for m in fetch_all(Message, _BRIEF_LINES, (conversation.id, Message.created_at.db_value(since),
+                                                           customer.external_id))
               if (m.payload or {}).get("notice") not in (HANDOFF_NOTICE, ACK_NOTICE)][:6]
     lines = [f"{customer_header(conversation, customer)} 新的人工会话（{note or REASON_NAMES.get(why, why or '转人工')}）"]
     if customer.notes:

@@ -268,6 +268,19 @@ def fetch_all(model: type[ModelT], where: str, params: Sequence[Any] = ()) -> li
     return [_instance(model, row) for row in execute(_select_all(model, where), params).fetchall()]
 
 
+def fetch_annotated(model: type[ModelT], extra: str, name: str, where: str,
+                    params: Sequence[Any] = ()) -> list[ModelT]:
+    """`fetch_all` with one value more per row, computed by the query (`extra`, an SQL
+    expression such as a correlated count), kept as the attribute `name` of each instance."""
+    sql = f'SELECT {_columns(model)}, {extra} FROM "{model._meta.table_name}" WHERE {where}'
+    found = []
+    for row in execute(sql, params).fetchall():
+        instance = _instance(model, row[:-1])
+        setattr(instance, name, row[-1])
+        found.append(instance)
+    return found
+
+
 def related(instance: peewee.Model, name: str) -> Any:
     """`instance.<name>`, the row its foreign key names (None: no key, or no such row), read
     with fixed SQL and kept on the instance as peewee's own accessor keeps it (without

@@ -70,16 +70,20 @@ def assign(conversation: Conversation, agent: Agent, previous_ended: str = "tran
     now = clock.now()
     if conversation.status == "assigned" or conversation.agent_id is not None:
         _end_stint(conversation, previous_ended, now)
-    changes: dict[str, object] = {"status": "assigned", "agent": agent, "assigned_at": now}
-    if handoff_reason is not None:
-        changes["handoff_reason"] = conversation.handoff_reason = handoff_reason
-    Conversation.update(**changes).where(Conversation.id == conversation.id).execute()
-    AssignmentLog.create(conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
-                         assigned_at=now)
-    Agent.update(last_assigned_at=now,
-                 current_conversation_id=peewee.fn.COALESCE(Agent.current_conversation_id, conversation.id)).where(
-        Agent.id == agent.id
-    ).execute()
+    stamp = Conversation.assigned_at.db_value(now)
+    # fixed SQL: a handoff runs this under the assignment lock (bot.agents.assignment)
+    if handoff_reason is None:
+        execute('UPDATE "conversation" SET "status" = \'assigned\', "agent_id" = ?, "assigned_at" = ? WHERE "id" = ?',
+                (agent.id, stamp, conversation.id))
+    else:
+        execute('UPDATE "conversation" SET "status" = \'assigned\', "agent_id" = ?, "assigned_at" = ?, '
+                '"handoff_reason" = ? WHERE "id" = ?', (agent.id, stamp, handoff_reason, conversation.id))
+        conversation.handoff_reason = handoff_reason
+    insert_row(new_row(AssignmentLog, conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
+                       assigned_at=now))
+    execute('UPDATE "agent" SET "last_assigned_at" = ?, "current_conversation_id" = COALESCE("current_conversation_id", ?) '
+            'WHERE "id" = ?', (stamp, conversation.id, agent.id))
+    agent.last_assigned_at = now
     if agent.current_conversation_id is None:
         agent.current_conversation_id = conversation.id
     conversation.status, conversation.agent, conversation.assigned_at = "assigned", agent, now
@@ -176,13 +180,9 @@ def previous_agent_id(customer: Customer) -> int | None:
     """The customer's agent: the private-pool owner (私海), else whoever served them last."""
     if customer.owner_agent_id:
         return int(customer.owner_agent_id)
-    last = (
-        AssignmentLog.select(AssignmentLog.agent)
-        .where(AssignmentLog.customer == customer.id)
-        .order_by(AssignmentLog.assigned_at.desc(), AssignmentLog.id.desc())
-        .first()
-    )
-    return int(last.agent_id) if last else None
+    last = execute('SELECT "agent_id" FROM "assignment_log" WHERE "customer_id" = ? '
+                   'ORDER BY "assigned_at" DESC, "id" DESC LIMIT 1', (customer.id,)).fetchone()
+    return int(last[0]) if last else None
 
 
 def open_for_agent(agent: Agent) -> list[Conversation]:
