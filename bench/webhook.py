@@ -348,7 +348,7 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)  # ppid, utime + stime
-    family, total, grew = {pid}, 0.0, True
+    family, grew = {pid}, True
     while grew:
         grew = False
         for child, (parent, _) in stats.items():

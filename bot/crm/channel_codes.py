@@ -84,7 +84,7 @@ def create(spec: CodeSpec, post: PlatformPost) -> ChannelCode:
     """Ask the platform for the code and store it. Raises CodeError (nothing stored) for a
     blank or taken name, a past expiry, a missing group or coupon, or the platform's refusal."""
     now = clock.now()
-    name = check(spec, now)
+    check(spec, now)  # raises CodeError before anything is asked of the platform
     scene = f"kc_{secrets.token_hex(8)}"
     body = qrcode_request(scene, spec.expires_at, now)
     answer = post(QRCODE_PATH, body)

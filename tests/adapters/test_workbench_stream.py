@@ -149,7 +149,7 @@ class PastSigner(TimestampSigner):
 
 
 async def test_forged_expired_misnamed_and_missing_tokens_open_nothing(client: TestClient, config: Config) -> None:
-    (mei, mei_user), (qiang, qiang_user) = desk("mei"), desk("qiang")
+    (mei, mei_user), (_, qiang_user) = desk("mei"), desk("qiang")
     secret = panel_secret(config)
     good = workbench_token.issue(secret, mei_user)
     claims = {"u": mei_user.id, "a": mei.id, "v": 0}

@@ -161,7 +161,6 @@ def encoder_inputs(model: ModelFile, rows: Sequence[np.ndarray], pad: int) -> di
     """The graph's inputs for rows of token ids (each <s> … </s>), padded with `pad` to the
     longest: `embeddings` = word + position + token type (only the batch's word rows are
     dequantized from the 4-bit table) and `mask`."""
-    hidden = model.config.hidden
     length = max(len(row) for row in rows)
     ids = np.full((len(rows), length), pad, dtype=np.int64)
     mask = np.zeros((len(rows), length), dtype=np.int64)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from bot.faq.engine.graph import GraphBuilder
 
