@@ -31,11 +31,12 @@ import multiprocessing
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+import werkzeug.serving
 from flask import Flask
-from werkzeug.serving import make_server
 
 from bot.core import changes
 from bot.core.config import Config
@@ -43,11 +44,41 @@ from bot.core.config import Config
 log = logging.getLogger("kefu.admin.serve")
 START_SECONDS = 120.0  # the child imports Flask and the panel; a loaded machine takes a while
 STOP_SECONDS = 10.0
+WORKERS = 32  # requests served at once (agents at their desks, operators, the bench's 20 agents)
+REQUEST_READ_SECONDS = 30.0
+
+
+class _PooledWSGIServer(werkzeug.serving.ThreadedWSGIServer):
+    """werkzeug's threaded server with the requests on a fixed set of long-lived threads,
+    not a new thread per request.
+
+    Why: a database connection belongs to a thread (peewee's), so a thread per request opened
+    one per request — on SQLite a file opened and its pragmas set each time, 7 % of the
+    `kefu run` process's time under the 200-customer workbench bench (py-spy). Pool threads
+    keep theirs. werkzeug answers every request with `Connection: close`, so a thread is held
+    for one request; reading one may take at most `_RequestHandler.timeout`, so a client
+    that sends slowly cannot keep the threads."""
+
+    def __init__(self, host: str, port: int, app: Flask, workers: int = WORKERS) -> None:
+        # before the base binds: it closes the server (server_close) when the port is taken
+        self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="admin-wsgi")
+        super().__init__(host, port, app, handler=_RequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._workers.submit(self.process_request_thread, request, client_address)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+
+class _RequestHandler(werkzeug.serving.WSGIRequestHandler):
+    timeout = REQUEST_READ_SECONDS  # socket timeout while a request is read and answered
 
 
 class ThreadedWSGIServer:
     def __init__(self, app: Flask, host: str, port: int) -> None:
-        self._server = make_server(host, port, app, threaded=True)
+        self._server = _PooledWSGIServer(host, port, app)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="admin-wsgi", daemon=True)
 
@@ -56,6 +87,7 @@ class ThreadedWSGIServer:
 
     def stop(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
         self._thread.join(timeout=5)
 
 
