@@ -59,9 +59,9 @@ class _PooledWSGIServer(werkzeug.serving.ThreadedWSGIServer):
     for one request; reading one may take at most `_RequestHandler.timeout`, so a client
     that sends slowly cannot keep the threads."""
 
-    def __init__(self, host: str, port: int, app: Flask, workers: int = WORKERS) -> None:
+    def __init__(self, host: str, port: int, app: Flask) -> None:
         # before the base binds: it closes the server (server_close) when the port is taken
-        self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="admin-wsgi")
+        self._workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="admin-wsgi")
         super().__init__(host, port, app, handler=_RequestHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:

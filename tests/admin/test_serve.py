@@ -57,3 +57,48 @@ def test_a_child_panel_on_a_taken_port_is_a_start_error(database: Any, config: C
             assert panel._process.exitcode is not None
 
     asyncio.run(scenario())
+
+
+def _threads_app() -> Any:
+    import threading
+
+    from flask import Flask
+
+    app = Flask("threads")
+    app.add_url_rule("/", "who", lambda: threading.current_thread().name)
+    return app
+
+
+def test_requests_reuse_the_panel_servers_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread per request opened a database connection per request: the threads stay."""
+    from admin import serve
+
+    monkeypatch.setattr(serve, "WORKERS", 2)
+    server = serve.ThreadedWSGIServer(_threads_app(), "127.0.0.1", 0)
+    server.start()
+    try:
+        names = [urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=10).read().decode()
+                 for _ in range(6)]
+    finally:
+        server.stop()
+    assert all(name.startswith("admin-wsgi") for name in names)
+    assert len(set(names)) <= 2
+
+
+def test_a_client_that_sends_nothing_does_not_hold_the_panel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The threads are few; reading a request gives up after REQUEST_READ_SECONDS, so an idle
+    connection (or one trickling bytes) frees its thread and the next request is answered."""
+    from admin import serve
+
+    monkeypatch.setattr(serve, "WORKERS", 1)
+    monkeypatch.setattr(serve._RequestHandler, "timeout", 0.5)
+    server = serve.ThreadedWSGIServer(_threads_app(), "127.0.0.1", 0)
+    server.start()
+    idle = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        idle.sendall(b"GET / HTTP/1.1\r\n")  # and then nothing: the one thread waits for the rest
+        answer = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=10)
+        assert answer.status == 200
+    finally:
+        idle.close()
+        server.stop()
