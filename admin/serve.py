@@ -211,7 +211,7 @@ def _child_main(config: Config, ready: Connection, nudges: Connection) -> None:
         signal.signal(sig, lambda *_: stop.set())
     setup_logging(config)
     try:
-        open_database(config, pooled=True)  # werkzeug starts a thread per request: see db.pooled
+        open_database(config, pooled=True)  # the server's threads share the connections: see db.pooled
         app = create_app(config)
         app.teardown_appcontext(lambda error: db.release())
         server = ThreadedWSGIServer(app, config.admin.host, config.admin.port)

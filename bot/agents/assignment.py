@@ -56,7 +56,7 @@ def free_agents(exclude: tuple[int, ...] = ()) -> list[Agent]:
     """Online, active agents below capacity, best candidate first; each with its
     `open_load`. One statement of fixed SQL: it runs under the assignment lock, where every
     round trip and every query built is every waiting handoff's wait too."""
-    where = '"active" = ? AND "status" = \'online\''
+    where = _ONLINE
     if exclude:
         where += f' AND "id" NOT IN ({", ".join("?" * len(exclude))})'
     online = fetch_annotated(Agent, _OPEN_LOAD, "open_load", where, (True, *exclude))
@@ -64,6 +64,7 @@ def free_agents(exclude: tuple[int, ...] = ()) -> list[Agent]:
     return sorted(free, key=lambda a: (a.open_load, a.last_assigned_at or _EPOCH, a.id))
 
 
+_ONLINE = '"active" = ? AND "status" = \'online\''  # one parameter: True
 _OPEN_LOAD = ('(SELECT COUNT(*) FROM "conversation" AS "c" WHERE "c"."agent_id" = "agent"."id" '
               'AND "c"."status" = \'assigned\')')
 
@@ -71,16 +72,13 @@ _OPEN_LOAD = ('(SELECT COUNT(*) FROM "conversation" AS "c" WHERE "c"."agent_id" 
 def any_agent_free() -> bool:
     """Some online, active agent is below capacity (what `free_agents` would list, in one
     statement: every handoff while others wait asks it)."""
-    return execute(
-        'SELECT 1 FROM "agent" a WHERE a."active" = ? AND a."status" = \'online\' AND a."max_open" > '
-        '(SELECT COUNT(*) FROM "conversation" c WHERE c."agent_id" = a."id" AND c."status" = \'assigned\') LIMIT 1',
-        (True,)).fetchone() is not None
+    return execute(f'SELECT 1 FROM "agent" WHERE {_ONLINE} AND "max_open" > {_OPEN_LOAD} LIMIT 1',
+                   (True,)).fetchone() is not None
 
 
 def anyone_online() -> bool:
     """Some active agent is online (free or not): a queue then means busy, not nobody there."""
-    return execute('SELECT 1 FROM "agent" WHERE "active" = ? AND "status" = \'online\' LIMIT 1',
-                   (True,)).fetchone() is not None
+    return execute(f'SELECT 1 FROM "agent" WHERE {_ONLINE} LIMIT 1', (True,)).fetchone() is not None
 
 
 def assign_next_agent(conversation: Conversation, prefer: Agent | None = None, exclude: tuple[int, ...] = (),

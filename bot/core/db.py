@@ -85,8 +85,9 @@ def open_database(url: str, **options: Any) -> peewee.Database:
 
 def pooled(url: str) -> str:
     """The PostgreSQL `url` with connections kept in a pool (`postgresql+pool://`); any other
-    url as it is. For a server whose threads come and go (werkzeug's: one per request), where
-    each thread's own connection was a new PostgreSQL backend started and ended per request."""
+    url as it is. For the panel's child, whose request threads take a connection for a request
+    and give it back (`release`): as many backends as requests at once, not one per thread,
+    idle ones closed, and a transaction a request left open rolled back."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme}+pool{sep}{rest}" if sep and scheme in ("postgres", "postgresql") else url
 

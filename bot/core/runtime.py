@@ -84,8 +84,8 @@ class Runtime:
 def open_database(config: Config, upgrade: bool = False, pooled: bool = False) -> None:
     """Bind the models to the configured database; create/upgrade the schema if asked,
     else insist that it is current. `pooled`: PostgreSQL connections from a pool (no bound:
-    as many as requests at once; idle ones closed after 5 minutes) for a server that starts
-    a thread per request and calls `db.release()` when each ends (the panel's child)."""
+    as many as requests at once; idle ones closed after 5 minutes) for a server that calls
+    `db.release()` when each request ends (the panel's child)."""
     if pooled and db.pooled(config.database_url) != config.database_url:
         db.bind(db.open_database(db.pooled(config.database_url), max_connections=None, stale_timeout=300))
     else:

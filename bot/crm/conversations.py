@@ -72,12 +72,10 @@ def assign(conversation: Conversation, agent: Agent, previous_ended: str = "tran
         _end_stint(conversation, previous_ended, now)
     stamp = Conversation.assigned_at.db_value(now)
     # fixed SQL: a handoff runs this under the assignment lock (bot.agents.assignment)
-    if handoff_reason is None:
-        execute('UPDATE "conversation" SET "status" = \'assigned\', "agent_id" = ?, "assigned_at" = ? WHERE "id" = ?',
-                (agent.id, stamp, conversation.id))
-    else:
-        execute('UPDATE "conversation" SET "status" = \'assigned\', "agent_id" = ?, "assigned_at" = ?, '
-                '"handoff_reason" = ? WHERE "id" = ?', (agent.id, stamp, handoff_reason, conversation.id))
+    execute('UPDATE "conversation" SET "status" = \'assigned\', "agent_id" = ?, "assigned_at" = ?, '
+            '"handoff_reason" = COALESCE(?, "handoff_reason") WHERE "id" = ?',
+            (agent.id, stamp, handoff_reason, conversation.id))
+    if handoff_reason is not None:
         conversation.handoff_reason = handoff_reason
     insert_row(new_row(AssignmentLog, conversation=conversation.id, agent=agent.id, customer=conversation.customer_id,
                        assigned_at=now))

@@ -85,15 +85,11 @@ class LexicalIndex:
     def coverages(self, query: str, rows: Sequence[int]) -> list[float]:
         """`coverage` of the query against each of `rows`, the query's own mass summed once."""
         mine = unigrams(query)
+        if not mine:
+            return [0.0] * len(rows)
         mass = sum(self.idf(g) for g in mine)
-        out = []
-        for row in rows:
-            theirs = self._chars[row]
-            if not mine or not theirs:
-                out.append(0.0)
-                continue
-            out.append(sum(self.idf(g) for g in mine & theirs) / max(mass, self._mass[row]))
-        return out
+        return [sum(self.idf(g) for g in mine & self._chars[row]) / max(mass, self._mass[row])
+                if self._chars[row] else 0.0 for row in rows]
 
     def scores(self, query: str) -> np.ndarray:
         """The mean of unigram and bigram Dice, in [0, 1], one per phrasing."""

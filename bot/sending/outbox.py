@@ -323,17 +323,20 @@ def release(row_ids: list[int]) -> int:
 def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: int = 8,
                 lease_seconds: float = LEASE_SECONDS) -> int:
     """Claim due rows and deliver them in this thread (the polled channels' together, the
-    others one by one); returns how many were attempted. The synchronous twin of adapters/delivery.py (for senders whose `send` is a
-    plain function): the same claim, the same plan and platform send limits checked before
+    others one by one); returns how many were attempted. The synchronous twin of
+    adapters/delivery.py (for senders whose `send` is a plain function): the same claim, the same plan and platform send limits checked before
     calling (`bot.sending.send_window.prepare`), the same attempt mark before the call and the
     same bookkeeping (`record`). One call at a time, so each call's mark is its own batch;
     the lease is renewed between rows."""
     rows = claim(limit, tuple(senders), lease_seconds)
-    polled = [row for row in rows if getattr(senders.get(row.channel), "polled", False)]
+    polled: list[Outbox] = []
+    direct: list[Outbox] = []
+    for row in rows:
+        (polled if getattr(senders.get(row.channel), "polled", False) else direct).append(row)
     if polled:
         _deliver_polled(senders, polled, max_attempts, lease_seconds)
     renewed = clock.now()
-    for row in (row for row in rows if not getattr(senders.get(row.channel), "polled", False)):
+    for row in direct:
         if (clock.now() - renewed).total_seconds() > lease_seconds / 3:
             renew([str(row.claim_token)], lease_seconds)
             renewed = clock.now()

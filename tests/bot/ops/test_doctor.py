@@ -71,6 +71,7 @@ def test_a_database_never_initialized_is_a_schema_line_not_a_traceback(tmp_path:
     assert line(lines, "outbox").startswith("·") and "the schema is not current" in line(lines, "outbox")
     assert line(lines, "scheduler").startswith("·") and "Traceback" not in text
 
+
 def test_a_mistyped_faq_recipe_fails_the_faq_line_with_its_fix(monkeypatch: Any) -> None:
     from bot.ops.doctor import faq_check
 
