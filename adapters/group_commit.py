@@ -4,9 +4,8 @@ Why: one transaction per message pays a commit (PostgreSQL: a WAL flush and a ro
 SQLite: a WAL append) and a thread-pool hop per message, and eight worker threads on one
 core only fight for the GIL and the SQLite writer lock. Here the event loop queues every
 dispatched message; one runner at a time hands the queue, up to `max_batch` messages, to
-one worker thread, which decides them in one transaction (`bot.conversation.dispatcher.Dispatcher.decide`,
-each message in a savepoint of its own, so a duplicate or a failure costs only itself) and
-commits once. Messages arriving meanwhile form the next batch, so the batch grows with the
+one worker thread, which decides them in one transaction (`bot.conversation.dispatcher.Dispatcher.decide`;
+a duplicate or a failure costs only its own message: see `decide_batch`) and commits once. Messages arriving meanwhile form the next batch, so the batch grows with the
 load and a lone message waits for nobody.
 
 Exactly once, as before: every inbound row and every reply keeps its unique key; a retry
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 
 from bot.conversation import faq_hits
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
-from bot.core.db import transaction
+from bot.core.db import is_postgres, transaction
 from bot.core.events import Inbound
 
 log = logging.getLogger("kefu.group_commit")
@@ -106,37 +105,62 @@ class GroupCommit:
 def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | BaseException]:
     """Decide the batch in one transaction (a worker thread); each message's result or error.
 
-    A message's error is its own (its savepoint is rolled back, the others go on); an error
-    of the transaction itself (the commit) sends every message through `handle` alone."""
+    On SQLite the batch's transaction holds the database's write lock from its first
+    statement, so which messages are stored already is known before deciding (one read,
+    `Dispatcher.stored_keys`): those are replayed, the others decided without a savepoint
+    each (two statements fewer a message). Should one of them fail all the same, or turn
+    out stored after all, the transaction is rolled back and every message of the batch is
+    decided again alone (`Dispatcher.decide` in its own transaction), so a failure still
+    costs only its own message. On PostgreSQL, where another process may store a message
+    meanwhile and a failed statement spoils the transaction, each message keeps its
+    savepoint and its error is its own. An error of the transaction itself (the commit)
+    sends every message through `decide` alone too."""
     dispatcher.refresh()  # outside the write transaction, once per batch (see Dispatcher.refresh)
     if len(batch) == 1:  # alone: its own transaction, no savepoint
         return [_alone(dispatcher, batch[0])]
+    isolated = is_postgres()
     outcomes: list[Result | BaseException] = []
     decided: dict[tuple[str, str, str], Result] = {}  # a copy of one of these is a retry: replayed
     faq_hits.reset()  # nothing counted outside a transaction is this batch's
     try:
         with transaction():
+            stored = set() if isolated else dispatcher.stored_keys([p.inbound for p in batch])
             for pending in batch:
                 inbound = pending.inbound
-                key = (inbound.channel, inbound.msg_id[:128], inbound.user_id)
+                stored_key = (inbound.channel, inbound.msg_id[:128])
+                key = (*stored_key, inbound.user_id)
                 first = decided.get(key)
                 if first is not None:  # WeChat's retry in the same batch: its first delivery's replies
                     outcomes.append(pending.context.run(dispatcher.repeat, inbound, first))
                     continue
+                if stored_key in stored:  # stored before, or earlier in this batch by another sender
+                    outcomes.append(pending.context.run(dispatcher.duplicate, inbound))
+                    continue
                 try:
-                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot)
+                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot, isolated)
                 except Exception as exc:  # noqa: BLE001 - this message's failure, answered as such
+                    if not isolated:
+                        raise _Undo from exc
                     log.exception("message %s failed in a batch", inbound.msg_id)
                     outcomes.append(exc)
                     continue
                 outcomes.append(outcome)
                 decided[key] = outcome
+                stored.add(stored_key)
             faq_hits.write()  # the batch's FAQ hits, one statement per FAQ, just before the commit
+    except _Undo as undo:
+        log.warning("a batch of %d messages rolled back (%r); deciding them one by one", len(batch), undo.__cause__)
+        faq_hits.reset()  # rolled back with the batch
+        return [_alone(dispatcher, pending) for pending in batch]
     except Exception:  # noqa: BLE001 - the commit failed: nothing of the batch is known to be stored
         log.exception("a batch of %d messages failed to commit; deciding them one by one", len(batch))
         faq_hits.reset()  # rolled back with the batch
         return [_alone(dispatcher, pending) for pending in batch]
     return outcomes
+
+
+class _Undo(Exception):
+    """A message of an SQLite batch failed without a savepoint of its own: roll the batch back."""
 
 
 def _alone(dispatcher: Dispatcher, pending: Pending) -> Result | BaseException:

@@ -20,11 +20,13 @@ concurrent messages at a time in one transaction (`decide` each, adapters/group_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Sequence
 
 from bot.agents import identities, last_seen
 from bot.crm import conversations
@@ -32,7 +34,7 @@ from bot.sending import outbox
 from bot.core import cache_version, clock
 from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
-from bot.core.db import database, fetch_one, insert_row, new_row, transaction
+from bot.core.db import database, execute, fetch_one, insert_row, new_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Message
@@ -112,36 +114,64 @@ class Dispatcher:
         self.store.refresh()
         cache_version.check(self.cache_check_seconds)
 
-    def decide(self, inbound: Inbound, slot: ReplySlot | None = None) -> Result:
-        """One message: in a transaction of its own, or inside the caller's (a batch) in a
-        savepoint of its own, so a duplicate (or a failure) undoes only this message's
-        writes. In a batch the replies are final only when the caller commits: nobody may
-        be answered before that."""
+    def decide(self, inbound: Inbound, slot: ReplySlot | None = None, isolated: bool = True) -> Result:
+        """One message: in a transaction of its own, or inside the caller's (a batch). In a
+        batch, `isolated` puts it in a savepoint of its own, so a duplicate (or a failure)
+        undoes only this message's writes; without (`isolated=False`, the SQLite batch, which
+        finds the duplicates before: `stored_keys`), a duplicate raises `Unisolated` and any
+        failure propagates: the caller must roll its whole transaction back. In a batch the
+        replies are final only when the caller commits: nobody may be answered before that."""
         started = time.perf_counter()
         result = Result()
         alone = not database.in_transaction()
         if alone:
             faq_hits.reset()  # nothing counted outside a transaction is this message's
         hits = faq_hits.since()
+        scope = transaction() if alone else database.atomic() if isolated else contextlib.nullcontext()
         try:
             # alone, no savepoint: two statements (round trips on PostgreSQL) fewer
-            with transaction() if alone else database.atomic():
+            with scope:
                 inline_rows = self._decide(inbound, result, slot)
                 if alone:  # in a batch, the batch writes them before its commit
                     faq_hits.write()
         except _Duplicate:  # everything this delivery wrote is rolled back
             faq_hits.forget(hits)
-            result.duplicate, result.action = True, "duplicate"
-            result.replies = self._replay(inbound)
+            if not (alone or isolated):
+                raise Unisolated(f"{inbound.msg_id}: stored by another delivery meanwhile") from None
+            return self.duplicate(inbound, started)
         except BaseException:
             faq_hits.forget(hits)
             raise
-        else:
-            result.replies = [_reply_of(r) for r in inline_rows]
+        result.replies = [_reply_of(r) for r in inline_rows]
         self._log(inbound, result, started)
         metrics.observe_message(inbound.channel, inbound.kind, result.duplicate, result.stage,
                                 time.perf_counter() - started)
         return result
+
+    def duplicate(self, inbound: Inbound, started: float | None = None) -> Result:
+        """A message an earlier delivery stored: the replies it produced (`_replay`), not decided again."""
+        started = time.perf_counter() if started is None else started
+        result = Result(action="duplicate", duplicate=True, replies=self._replay(inbound))
+        self._log(inbound, result, started)
+        metrics.observe_message(inbound.channel, inbound.kind, True, None, time.perf_counter() - started)
+        return result
+
+    @staticmethod
+    def stored_keys(inbounds: Sequence[Inbound]) -> set[tuple[str, str]]:
+        """The (channel, key) of these messages already stored: one read per channel. Inside a
+        SQLite write transaction (which holds the database's write lock) nobody can store one
+        of them meanwhile, so a message not found here is new to the database."""
+        wanted: dict[str, list[str]] = {}
+        for inbound in inbounds:
+            wanted.setdefault(inbound.channel, []).append(inbound.msg_id[:128])
+        found: set[tuple[str, str]] = set()
+        for channel, keys in wanted.items():
+            unique = list(dict.fromkeys(keys))
+            marks = ", ".join("?" * len(unique))
+            rows = execute(f'SELECT "external_id" FROM "message" WHERE "channel" = ? AND "external_id" IN ({marks})',
+                           (channel, *unique)).fetchall()
+            found.update((channel, row[0]) for row in rows)
+        return found
 
     def repeat(self, inbound: Inbound, first: Result) -> Result:
         """A copy of a message decided earlier in the same transaction (WeChat's retry landing
@@ -320,6 +350,12 @@ class Dispatcher:
 
 class _Duplicate(Exception):
     """The inbound message was stored by an earlier delivery: roll this one back, replay."""
+
+
+class Unisolated(Exception):
+    """A message decided without a savepoint (`Dispatcher.decide(isolated=False)`) turned out
+    stored by another delivery after its writes began: the caller's transaction must be
+    rolled back and its messages decided again, each alone."""
 
 
 def recover_pending(older_than_seconds: float = 60.0) -> int:

@@ -1,5 +1,7 @@
-"""Group commit (adapters/group_commit.py): concurrent messages decided in one transaction,
-each in its own savepoint. Exactly once still holds: a retry landing in the same batch as
+"""Group commit (adapters/group_commit.py): concurrent messages decided in one transaction
+(on PostgreSQL each in its own savepoint; on SQLite, whose batch holds the write lock, the
+stored ones found first and the others decided without one, the batch redone message by
+message should one fail). Exactly once still holds: a retry landing in the same batch as
 its first delivery is stored once and answered with the first reply; one message's failure
 costs only itself; a SIGKILL in the middle of a batch loses no acknowledged message."""
 
@@ -22,6 +24,7 @@ from adapters import group_commit
 from adapters.group_commit import Pending, decide_batch
 from adapters.server import BRIDGE
 from bot.conversation.dispatcher import Dispatcher, Result
+from bot.core.db import is_postgres
 from bot.core.events import Inbound
 from bot.core.models import Message
 from tests.adapters.wechat_kit import kefu_client, mp_channel, stand, wechat
@@ -128,7 +131,7 @@ def test_a_failing_message_costs_only_itself_and_its_retry_is_decided_afresh(
     assert [r.text for r in a.replies] == [r.text for r in retry.replies] == [SHIPPING]
     assert [r.text for r in c.replies] == [RETURNS]
     assert _stored("a") == (1, [SHIPPING]) and _stored("c") == (1, [RETURNS])
-    assert _stored("bad") == (0, [])  # rolled back to its savepoint: nothing of it is stored
+    assert _stored("bad") == (0, [])  # rolled back (its savepoint, or the batch redone alone): nothing stored
 
     monkeypatch.setattr(dispatcher.router, "route", real_route)
     again = decide_batch(dispatcher, [_pending(_inbound("o_b", "怎么退货", "bad"))])[0]  # the platform's retry
@@ -154,10 +157,10 @@ CRASHING_BATCH = textwrap.dedent("""
     first = decide_batch(dispatcher, [ask("o_1", "k1")])  # committed: answered, acknowledged
     print("acknowledged", first[0].replies[0].text, flush=True)
     real = dispatcher.decide
-    def decide(inbound, slot=None):
+    def decide(inbound, slot=None, isolated=True):
         if inbound.msg_id == "k3":
             os.kill(os.getpid(), signal.SIGKILL)  # mid-batch: k2 decided, nothing committed
-        return real(inbound, slot)
+        return real(inbound, slot, isolated)
     dispatcher.decide = decide
     decide_batch(dispatcher, [ask("o_2", "k2"), ask("o_3", "k3")])
 """)
@@ -195,8 +198,8 @@ def test_copies_in_one_batch_are_decided_once_and_get_the_first_reply(
     ship, other_sender = _inbound("o_a", "发货要多久", "a"), _inbound("o_x", "怎么退货", "a")
     outcomes = decide_batch(dispatcher, [_pending(ship), _pending(ship), _pending(other_sender), _pending(ship)])
 
-    assert decided == ["o_a", "o_x"]  # the copies were not decided again; another sender's "a" was
-    # (and found the key taken)
+    # the copies were not decided again, nor another sender's "a": stored earlier in the batch
+    assert decided == ["o_a"]
     first, copies = outcomes[0], [outcomes[1], outcomes[3]]
     assert isinstance(first, Result) and not first.duplicate
     assert all(isinstance(c, Result) and c.duplicate and [r.text for r in c.replies] == [SHIPPING] for c in copies)
@@ -204,3 +207,34 @@ def test_copies_in_one_batch_are_decided_once_and_get_the_first_reply(
     stranger = outcomes[2]
     assert isinstance(stranger, Result) and stranger.duplicate and stranger.replies == []  # not its replies
     assert _stored("a") == (1, [SHIPPING])
+
+
+def test_a_message_found_stored_only_when_written_redoes_the_batch_alone_and_stores_nothing_twice(
+        database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What another process could do on PostgreSQL (and SQLite's write lock rules out): the
+    message is stored after the batch looked. Without a savepoint its writes cannot be undone
+    alone, so the batch rolls back and every message is decided again in its own transaction."""
+    shop_faqs()
+    stored = decide_batch(dispatcher, [_pending(_inbound("o_a", "发货要多久", "a"))])[0]
+    assert isinstance(stored, Result) and not stored.duplicate
+    monkeypatch.setattr(Dispatcher, "stored_keys", staticmethod(lambda inbounds: set()))  # the look missed it
+    alone: list[str] = []
+    real_alone = group_commit._alone
+
+    def counting(dispatcher: Dispatcher, pending: Pending) -> Any:
+        alone.append(pending.inbound.msg_id)
+        return real_alone(dispatcher, pending)
+
+    monkeypatch.setattr(group_commit, "_alone", counting)
+    outcomes = decide_batch(dispatcher, [_pending(_inbound("o_b", "怎么退货", "b")),
+                                         _pending(_inbound("o_a", "发货要多久", "a")),
+                                         _pending(_inbound("o_c", "发货要多久", "c"))])
+
+    b, a, c = outcomes
+    assert isinstance(a, Result) and a.duplicate and [r.text for r in a.replies] == [SHIPPING]
+    assert isinstance(b, Result) and [r.text for r in b.replies] == [RETURNS]
+    assert isinstance(c, Result) and [r.text for r in c.replies] == [SHIPPING]
+    for msg_id, reply in (("a", SHIPPING), ("b", RETURNS), ("c", SHIPPING)):
+        assert _stored(msg_id) == (1, [reply]), msg_id
+    # on PostgreSQL each message has its savepoint and the duplicate costs only itself
+    assert alone == ([] if is_postgres() else ["b", "a", "c"])

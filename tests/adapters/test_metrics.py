@@ -34,10 +34,10 @@ class GatedDispatcher(Dispatcher):
 
     gate = threading.Event()
 
-    def decide(self, inbound: Any, slot: Any = None) -> Any:  # each message, alone or in a batch
+    def decide(self, inbound: Any, slot: Any = None, isolated: bool = True) -> Any:  # each message, alone or in a batch
         if inbound.text == SLOW:
             self.gate.wait(30)
-        return super().decide(inbound, slot)
+        return super().decide(inbound, slot, isolated)
 
 
 def scrape_text(text: str) -> dict[str, float]:
