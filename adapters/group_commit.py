@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -125,6 +126,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     try:
         with transaction():
             stored = set() if isolated else dispatcher.stored_keys([p.inbound for p in batch])
+            customers = {} if isolated else dispatcher.customers_for(_lone_senders(batch, stored))
             for pending in batch:
                 inbound = pending.inbound
                 stored_key = (inbound.channel, inbound.msg_id[:128])
@@ -137,7 +139,8 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                     outcomes.append(pending.context.run(dispatcher.duplicate, inbound))
                     continue
                 try:
-                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot, isolated)
+                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot, isolated,
+                                                  customers.get((inbound.channel, inbound.user_id)))
                 except Exception as exc:  # noqa: BLE001 - this message's failure, answered as such
                     if not isolated:
                         raise _Undo from exc
@@ -157,6 +160,19 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
         faq_hits.reset()  # rolled back with the batch
         return [_alone(dispatcher, pending) for pending in batch]
     return outcomes
+
+
+def _lone_senders(batch: list[Pending], stored: set[tuple[str, str]]) -> list[Inbound]:
+    """The batch's new messages (not stored, the first of their copies) whose sender has no
+    other new message in it: their customer rows can be upserted together before deciding,
+    as nothing decided earlier in the batch changes them."""
+    first: dict[tuple[str, str], Inbound] = {}
+    for pending in batch:
+        inbound = pending.inbound
+        first.setdefault((inbound.channel, inbound.msg_id[:128]), inbound)
+    fresh = [inbound for key, inbound in first.items() if key not in stored]
+    senders = Counter((inbound.channel, inbound.user_id) for inbound in fresh)
+    return [inbound for inbound in fresh if senders[(inbound.channel, inbound.user_id)] == 1]
 
 
 class _Undo(Exception):

@@ -37,7 +37,7 @@ from bot.crm import channel_codes, wecom_contacts, wecom_groups
 from bot.core.db import database, execute, fetch_one, insert_row, new_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
-from bot.core.models import Agent, Conversation, Message
+from bot.core.models import Agent, Conversation, Customer, Message
 from bot.sending.outgoing import Outgoing
 from bot.conversation import faq_hits
 from bot.conversation.relay import Relay
@@ -114,13 +114,15 @@ class Dispatcher:
         self.store.refresh()
         cache_version.check(self.cache_check_seconds)
 
-    def decide(self, inbound: Inbound, slot: ReplySlot | None = None, isolated: bool = True) -> Result:
+    def decide(self, inbound: Inbound, slot: ReplySlot | None = None, isolated: bool = True,
+               customer: Customer | None = None) -> Result:
         """One message: in a transaction of its own, or inside the caller's (a batch). In a
         batch, `isolated` puts it in a savepoint of its own, so a duplicate (or a failure)
         undoes only this message's writes; without (`isolated=False`, the SQLite batch, which
         finds the duplicates before: `stored_keys`), a duplicate raises `Unisolated` and any
         failure propagates: the caller must roll its whole transaction back. In a batch the
-        replies are final only when the caller commits: nobody may be answered before that."""
+        replies are final only when the caller commits: nobody may be answered before that.
+        `customer`: the sender's row, upserted already by the caller (`customers_for`)."""
         started = time.perf_counter()
         result = Result()
         alone = not database.in_transaction()
@@ -131,7 +133,7 @@ class Dispatcher:
         try:
             # alone, no savepoint: two statements (round trips on PostgreSQL) fewer
             with scope:
-                inline_rows = self._decide(inbound, result, slot)
+                inline_rows = self._decide(inbound, result, slot, customer)
                 if alone:  # in a batch, the batch writes them before its commit
                     faq_hits.write()
         except _Duplicate:  # everything this delivery wrote is rolled back
@@ -184,9 +186,20 @@ class Dispatcher:
         metrics.observe_message(inbound.channel, inbound.kind, True, None, time.perf_counter() - started)
         return result
 
+    @staticmethod
+    def customers_for(inbounds: Sequence[Inbound]) -> dict[tuple[str, str], Customer]:
+        """The customer rows of these messages' senders, upserted at once (`conversations.
+        upsert_customers`): what `_decide` would upsert one by one. Not for a WeCom change
+        event or an agent's message, which are not a customer's."""
+        people = {(i.channel, i.user_id): (i.channel, i.user_id, i.nickname) for i in inbounds
+                  if not (wecom_contacts.is_change(i) or wecom_groups.is_change(i)
+                          or identities.is_agent(i.channel, i.user_id))}
+        return conversations.upsert_customers(list(people.values())) if people else {}
+
     # -- deciding -------------------------------------------------------------------------
 
-    def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None) -> list[Message]:
+    def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None,
+                customer: Customer | None = None) -> list[Message]:
         """Store the inbound message with whom it belongs to, decide, store the replies;
         the inline ones are returned. Raises `_Duplicate` when the message was stored before."""
         if wecom_contacts.is_change(inbound):  # WeCom customer contact: the CRM follows, nobody is answered
@@ -209,7 +222,8 @@ class Dispatcher:
             replies = self.relay.handle(agent, inbound)  # takes the assignment lock first
             last_seen.seen(agent.id)  # the agent row only under that lock: stamped before it, it deadlocked
             return self._persist(inbound, stored, replies, slot)
-        customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
+        if customer is None:
+            customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
         rating = self._satisfaction(inbound, customer)
         if rating is None and inbound.kind == "text":
             rating = self._revisit_answer(inbound, customer)

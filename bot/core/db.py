@@ -436,3 +436,36 @@ def upsert_row(instance: ModelT, key: tuple[str, ...], assignments: str, values:
         return found
     row = execute(_upsert_sql(model, columns, key, assignments), (*params, *values)).fetchone()
     return _instance(model, row)
+
+
+def upsert_rows(instances: Sequence[ModelT], key: tuple[str, ...], assignments: str,
+                values: Sequence[Any]) -> list[ModelT]:
+    """`upsert_row` for several new instances of one model with the same set fields, in one
+    statement where the database has RETURNING: the stored rows, in the order of `instances`
+    (RETURNING's own order is unspecified: rows are matched back by `key`). Keys must be
+    distinct. Older SQLite: one `upsert_row` each."""
+    if not instances:
+        return []
+    if not (is_postgres() or _SQLITE_RETURNING) or len(instances) == 1:
+        return [upsert_row(instance, key, assignments, values) for instance in instances]
+    model = type(instances[0])
+    columns, writers = _writers(model, tuple(instances[0].__data__))
+    params: list[Any] = []
+    for instance in instances:
+        if tuple(instance.__data__) != tuple(instances[0].__data__):
+            raise ValueError("upsert_rows: every instance must set the same fields")
+        params.extend(_bound(writers, instance.__data__))
+    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
+    single = _upsert_sql(model, columns, key, assignments)
+    head, _, tail = single.partition(" VALUES ")
+    sql = f"{head} VALUES {', '.join([row_marks] * len(instances))}{tail[len(row_marks):]}"
+    rows = [_instance(model, row) for row in execute(sql, (*params, *values)).fetchall()]
+    by_key = {tuple(row.__data__[name] for name in key): row for row in rows}
+    found = []
+    for instance in instances:
+        wanted = tuple(instance.__data__[name] for name in key)
+        if wanted not in by_key:
+            raise LookupError(f"upsert_rows: no row came back for {wanted}")
+        found.append(by_key[wanted])
+    return found
+

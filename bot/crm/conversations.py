@@ -8,13 +8,13 @@ timestamps the KPIs need) live here once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Sequence, TypeVar
 
 import peewee
 
 from bot.core import clock
-from bot.crm.orders import link_orders_for
-from bot.core.db import execute, fetch_one, insert_row, new_row, update_one, upsert_row
+from bot.crm.orders import link_orders_for_many
+from bot.core.db import execute, fetch_one, insert_row, new_row, update_one, upsert_rows
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -23,19 +23,28 @@ OPEN_STATUSES = ("bot", "queued", "assigned")
 
 def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Customer:
     """The CRM record for an IM user, created on first contact (source = channel)."""
+    return upsert_customers([(channel, external_id, nickname)])[(channel, external_id)]
+
+
+def upsert_customers(people: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], Customer]:
+    """`upsert_customer` for several IM users — (channel, user id, nickname), each once — in
+    one statement, and one read per channel for the orders that named any of them before they
+    wrote (the SQLite batch of the webhook: two statements a batch instead of two a message)."""
     now = clock.now()
     stamp = Customer.last_contact_at.db_value(now)
-    # one statement for a first contact and a returning customer; a concurrent first message
-    # waits on the key and then touches the row the other one inserted
-    customer = upsert_row(new_row(Customer, channel=channel, external_id=external_id, nickname=nickname[:128],
-                                  source=channel, first_contact_at=now, last_contact_at=now, last_inbound_at=now),
-                          ("channel", "external_id"), '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp))
-    if nickname and not customer.nickname:
-        Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
-        customer.nickname = nickname[:128]
-        customer._dirty.clear()
-    link_orders_for(customer)  # orders that named this customer before they wrote (bot/crm)
-    return customer
+    # one statement for first contacts and returning customers alike; a concurrent first
+    # message waits on the key and then touches the row the other one inserted
+    rows = upsert_rows([new_row(Customer, channel=channel, external_id=external_id, nickname=nickname[:128],
+                                source=channel, first_contact_at=now, last_contact_at=now, last_inbound_at=now)
+                        for channel, external_id, nickname in people],
+                       ("channel", "external_id"), '"last_contact_at" = ?, "last_inbound_at" = ?', (stamp, stamp))
+    for (_, _, nickname), customer in zip(people, rows):
+        if nickname and not customer.nickname:
+            Customer.update(nickname=nickname[:128]).where(Customer.id == customer.id).execute()
+            customer.nickname = nickname[:128]
+            customer._dirty.clear()
+    link_orders_for_many(rows)  # orders that named these customers before they wrote (bot/crm)
+    return {(channel, external_id): customer for (channel, external_id, _), customer in zip(people, rows)}
 
 
 def open_conversation(customer: Customer) -> tuple[Conversation, bool]:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 import peewee
 
@@ -220,6 +220,30 @@ def link_orders_for(customer: Customer) -> int:
         linked = Order.update(customer=customer).where(Order.id.in_(ids) & Order.customer.is_null()).execute()
         if linked:
             refresh_customer(customer.id)
+    return linked
+
+
+def link_orders_for_many(customers: Sequence[Customer]) -> int:
+    """`link_orders_for` each customer, with one read per channel for those known by their IM
+    identity alone (no phone): only the ones an unlinked order names are linked one by one."""
+    linked = 0
+    by_identity: dict[str, list[Customer]] = {}
+    for customer in customers:
+        if customer.erased_at is not None:
+            continue
+        if normalize_phone(customer.phone or ""):
+            linked += link_orders_for(customer)
+        else:
+            by_identity.setdefault(customer.channel, []).append(customer)
+    for channel, group in by_identity.items():
+        if len(group) == 1:
+            linked += link_orders_for(group[0])
+            continue
+        users = list(dict.fromkeys(c.external_id for c in group))
+        named = {row[0] for row in execute(
+            f'SELECT DISTINCT "platform_user_id" FROM "shop_order" WHERE "channel" = ? AND "platform_user_id" IN '
+            f'({", ".join("?" * len(users))}) AND "customer_id" IS NULL', (channel, *users))}
+        linked += sum(link_orders_for(c) for c in group if c.external_id in named)
     return linked
 
 

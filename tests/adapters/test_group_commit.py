@@ -157,10 +157,10 @@ CRASHING_BATCH = textwrap.dedent("""
     first = decide_batch(dispatcher, [ask("o_1", "k1")])  # committed: answered, acknowledged
     print("acknowledged", first[0].replies[0].text, flush=True)
     real = dispatcher.decide
-    def decide(inbound, slot=None, isolated=True):
+    def decide(inbound, *args):
         if inbound.msg_id == "k3":
             os.kill(os.getpid(), signal.SIGKILL)  # mid-batch: k2 decided, nothing committed
-        return real(inbound, slot, isolated)
+        return real(inbound, *args)
     dispatcher.decide = decide
     decide_batch(dispatcher, [ask("o_2", "k2"), ask("o_3", "k3")])
 """)
@@ -238,3 +238,35 @@ def test_a_message_found_stored_only_when_written_redoes_the_batch_alone_and_sto
         assert _stored(msg_id) == (1, [reply]), msg_id
     # on PostgreSQL each message has its savepoint and the duplicate costs only itself
     assert alone == ([] if is_postgres() else ["b", "a", "c"])
+
+
+def test_a_batch_upserts_its_lone_senders_together_and_no_agent_becomes_a_customer(
+        database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLite batch upserts the customers of its senders with one new message each at
+    once (`Dispatcher.customers_for`); a sender with two goes message by message; an agent's
+    message is the agent's, never a customer's."""
+    from bot.core.models import Customer
+    from tests.factories import make_agent
+
+    shop_faqs()
+    agent = make_agent("小美", user_id="o_agent", channel="mp")
+    together: list[list[str]] = []
+    real = Dispatcher.customers_for
+
+    def recording(inbounds: Any) -> Any:
+        together.append(sorted(i.user_id for i in inbounds))
+        return real(inbounds)
+
+    monkeypatch.setattr(Dispatcher, "customers_for", staticmethod(recording))
+    outcomes = decide_batch(dispatcher, [_pending(_inbound("o_p", "发货要多久", "p1")),
+                                         _pending(_inbound("o_twice", "怎么退货", "t1")),
+                                         _pending(_inbound("o_agent", "list", "g1")),
+                                         _pending(_inbound("o_q", "怎么退货", "q1")),
+                                         _pending(_inbound("o_twice", "发货要多久", "t2"))])
+
+    assert all(isinstance(o, Result) for o in outcomes), outcomes
+    assert [[r.text for r in o.replies] for o in (outcomes[0], outcomes[3])] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
+    assert together == ([] if is_postgres() else [["o_agent", "o_p", "o_q"]])  # the agent is sorted out inside
+    assert {c.external_id for c in Customer.select()} == {"o_p", "o_q", "o_twice"}
+    assert Customer.select().where(Customer.external_id == "o_twice").count() == 1
+    assert Message.get(Message.external_id == "g1").agent_id == agent.id

@@ -34,10 +34,10 @@ class GatedDispatcher(Dispatcher):
 
     gate = threading.Event()
 
-    def decide(self, inbound: Any, slot: Any = None, isolated: bool = True) -> Any:  # each message, alone or in a batch
+    def decide(self, inbound: Any, *args: Any) -> Any:  # each message, alone or in a batch
         if inbound.text == SLOW:
             self.gate.wait(30)
-        return super().decide(inbound, slot, isolated)
+        return super().decide(inbound, *args)
 
 
 def scrape_text(text: str) -> dict[str, float]:

@@ -155,6 +155,37 @@ def test_update_one_reads_back_on_an_old_sqlite(database: peewee.Database, monke
     assert updated is not None and updated.nickname == "老李"
 
 
+@pytest.mark.parametrize("returning", [True, False])
+def test_upsert_rows_inserts_the_new_touches_the_known_and_answers_in_the_callers_order(
+        database: peewee.Database, monkeypatch: pytest.MonkeyPatch, returning: bool) -> None:
+    if not returning:
+        if db.is_postgres():
+            pytest.skip("the fallback is for SQLite before 3.35 (no RETURNING)")
+        monkeypatch.setattr(db, "_SQLITE_RETURNING", False)
+    known = Customer.create(channel="mp", external_id="o_known", nickname="老客")
+    stamp = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+    people = ["o_new1", "o_known", "o_new2"]
+    rows = db.upsert_rows([db.new_row(Customer, channel="mp", external_id=p, nickname="新客", last_inbound_at=stamp)
+                           for p in people], ("channel", "external_id"), '"last_inbound_at" = ?',
+                          (Customer.last_inbound_at.db_value(stamp),))
+    assert [r.external_id for r in rows] == people
+    assert rows[1].id == known.id and rows[1].nickname == "老客"  # touched, not overwritten
+    assert all(r.last_inbound_at == stamp for r in rows)
+    assert Customer.select().count() == 3
+    assert {c.external_id: c.id for c in Customer.select()} == {r.external_id: r.id for r in rows}
+
+
+def test_upsert_rows_wants_the_same_fields_on_every_row(database: peewee.Database) -> None:
+    if not (db.is_postgres() or db._SQLITE_RETURNING):
+        pytest.skip("one statement only where there is RETURNING")
+    with pytest.raises(ValueError):
+        db.upsert_rows([db.new_row(Customer, channel="mp", external_id="a"),
+                        db.new_row(Customer, channel="mp", external_id="b",
+                                   claimed_at=datetime(2026, 11, 24, tzinfo=timezone.utc))],
+                       ("channel", "external_id"), '"nickname" = "nickname"', ())
+    assert Customer.select().count() == 0
+
+
 def test_a_pooled_database_gives_a_thread_per_request_the_same_few_connections(
         database: peewee.Database, database_url: str) -> None:
     """The panel's child serves each request on a thread of its own; each thread's own

@@ -156,3 +156,20 @@ def test_the_first_message_links_orders_placed_before(dispatcher) -> None:
     dispatcher.handle(text("v_first", "你好"))
     c = Customer.get(Customer.external_id == "v_first")
     assert Order.get().customer_id == c.id and c.order_count == 1
+
+
+def test_customers_upserted_together_get_the_orders_that_named_them(database) -> None:
+    """The SQLite batch upserts its senders at once (`upsert_customers`): one read finds which
+    of them an unlinked order names; the others are not linked to anything."""
+    from bot.crm.conversations import upsert_customers
+
+    send(order_id="G1", user="g_buyer", amount="88.00")
+    send(order_id="G2", user="g_other_shop_user", amount="1.00")
+    got = upsert_customers([("web", "g_buyer", "买家"), ("web", "g_browser", ""), ("web", "g_third", "")])
+    buyer = Customer.get(Customer.external_id == "g_buyer")
+    assert got[("web", "g_buyer")].id == buyer.id and buyer.nickname == "买家"
+    assert Order.get(Order.shop_order_id == "G1").customer_id == buyer.id
+    assert (buyer.order_count, buyer.total_spend) == (1, Decimal("88.00"))
+    assert Order.get(Order.shop_order_id == "G2").customer_id is None  # nobody of that name wrote
+    assert Customer.select().where(Customer.external_id.in_(["g_browser", "g_third"])).count() == 2
+
