@@ -126,7 +126,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     try:
         with transaction():
             stored = set() if isolated else dispatcher.stored_keys([p.inbound for p in batch])
-            customers = {} if isolated else dispatcher.customers_for(_lone_senders(batch, stored))
+            known = {} if isolated else dispatcher.known_senders(_lone_senders(batch, stored))
             for pending in batch:
                 inbound = pending.inbound
                 stored_key = (inbound.channel, inbound.msg_id[:128])
@@ -140,7 +140,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                     continue
                 try:
                     outcome = pending.context.run(dispatcher.decide, inbound, pending.slot, isolated,
-                                                  customers.get((inbound.channel, inbound.user_id)))
+                                                  known.get((inbound.channel, inbound.user_id)))
                 except Exception as exc:  # noqa: BLE001 - this message's failure, answered as such
                     if not isolated:
                         raise _Undo from exc
@@ -164,8 +164,8 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
 
 def _lone_senders(batch: list[Pending], stored: set[tuple[str, str]]) -> list[Inbound]:
     """The batch's new messages (not stored, the first of their copies) whose sender has no
-    other new message in it: their customer rows can be upserted together before deciding,
-    as nothing decided earlier in the batch changes them."""
+    other new message in it: their customer rows and open conversations can be read (and
+    touched) together before deciding, as nothing decided earlier in the batch changes them."""
     first: dict[tuple[str, str], Inbound] = {}
     for pending in batch:
         inbound = pending.inbound

@@ -54,6 +54,17 @@ RATING_AFTER_QUESTION_WINDOW = timedelta(hours=1)  # a 1-5 after a question in b
 CACHE_CHECK_SECONDS = 0.2
 
 
+RATINGS = frozenset("12345")  # a text that may rate a conversation or answer a revisit (_satisfaction)
+
+
+@dataclass(frozen=True)
+class Known:
+    """A sender's rows read before their message is decided (`Dispatcher.known_senders`)."""
+
+    customer: Customer
+    conversation: Conversation | None  # their open conversation, touched; None: not read
+
+
 class ReplySlot:
     """Hands the sender's replies to a waiting HTTP request, unless it has given up."""
 
@@ -115,14 +126,15 @@ class Dispatcher:
         cache_version.check(self.cache_check_seconds)
 
     def decide(self, inbound: Inbound, slot: ReplySlot | None = None, isolated: bool = True,
-               customer: Customer | None = None) -> Result:
+               known: Known | None = None) -> Result:
         """One message: in a transaction of its own, or inside the caller's (a batch). In a
         batch, `isolated` puts it in a savepoint of its own, so a duplicate (or a failure)
         undoes only this message's writes; without (`isolated=False`, the SQLite batch, which
         finds the duplicates before: `stored_keys`), a duplicate raises `Unisolated` and any
         failure propagates: the caller must roll its whole transaction back. In a batch the
         replies are final only when the caller commits: nobody may be answered before that.
-        `customer`: the sender's row, upserted already by the caller (`customers_for`)."""
+        `known`: the sender's customer row (and open conversation), upserted and touched by the
+        caller already (`known_senders`)."""
         started = time.perf_counter()
         result = Result()
         alone = not database.in_transaction()
@@ -133,7 +145,7 @@ class Dispatcher:
         try:
             # alone, no savepoint: two statements (round trips on PostgreSQL) fewer
             with scope:
-                inline_rows = self._decide(inbound, result, slot, customer)
+                inline_rows = self._decide(inbound, result, slot, known)
                 if alone:  # in a batch, the batch writes them before its commit
                     faq_hits.write()
         except _Duplicate:  # everything this delivery wrote is rolled back
@@ -187,19 +199,27 @@ class Dispatcher:
         return result
 
     @staticmethod
-    def customers_for(inbounds: Sequence[Inbound]) -> dict[tuple[str, str], Customer]:
-        """The customer rows of these messages' senders, upserted at once (`conversations.
-        upsert_customers`): what `_decide` would upsert one by one. Not for a WeCom change
-        event or an agent's message, which are not a customer's."""
-        people = {(i.channel, i.user_id): (i.channel, i.user_id, i.nickname) for i in inbounds
+    def known_senders(inbounds: Sequence[Inbound]) -> dict[tuple[str, str], Known]:
+        """What `_decide` would upsert and touch one message at a time, for several at once:
+        the customer rows of these messages' senders (`conversations.upsert_customers`) and
+        their open conversations, touched (`conversations.touch_open`; none for a digit 1-5,
+        which may be a rating of a closed conversation, and for a customer without one: the
+        message opens it). Not for a WeCom change event or an agent's message, which are not
+        a customer's. The caller passes each message its sender's `Known`."""
+        people = {(i.channel, i.user_id): i for i in inbounds
                   if not (wecom_contacts.is_change(i) or wecom_groups.is_change(i)
                           or identities.is_agent(i.channel, i.user_id))}
-        return conversations.upsert_customers(list(people.values())) if people else {}
+        if not people:
+            return {}
+        customers = conversations.upsert_customers([(i.channel, i.user_id, i.nickname) for i in people.values()])
+        open_now = conversations.touch_open([customers[key].id for key, i in people.items()
+                                             if not (i.kind == "text" and i.text.strip() in RATINGS)])
+        return {key: Known(customer, open_now.get(customer.id)) for key, customer in customers.items()}
 
     # -- deciding -------------------------------------------------------------------------
 
     def _decide(self, inbound: Inbound, result: Result, slot: ReplySlot | None,
-                customer: Customer | None = None) -> list[Message]:
+                known: Known | None = None) -> list[Message]:
         """Store the inbound message with whom it belongs to, decide, store the replies;
         the inline ones are returned. Raises `_Duplicate` when the message was stored before."""
         if wecom_contacts.is_change(inbound):  # WeCom customer contact: the CRM follows, nobody is answered
@@ -222,8 +242,8 @@ class Dispatcher:
             replies = self.relay.handle(agent, inbound)  # takes the assignment lock first
             last_seen.seen(agent.id)  # the agent row only under that lock: stamped before it, it deadlocked
             return self._persist(inbound, stored, replies, slot)
-        if customer is None:
-            customer = conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname)
+        customer = (known.customer if known is not None
+                    else conversations.upsert_customer(inbound.channel, inbound.user_id, inbound.nickname))
         rating = self._satisfaction(inbound, customer)
         if rating is None and inbound.kind == "text":
             rating = self._revisit_answer(inbound, customer)
@@ -231,7 +251,9 @@ class Dispatcher:
             stored = self._store_inbound(inbound, customer=customer.id)
             result.action = "rating"
             return self._persist(inbound, stored, rating, slot)
-        conversation, _ = conversations.open_conversation(customer)  # touched, or new
+        conversation = known.conversation if known is not None else None
+        if conversation is None:
+            conversation, _ = conversations.open_conversation(customer)  # touched, or new
         # before routing: the agent's handoff briefing lists this message with the conversation
         stored = self._store_inbound(inbound, customer=customer.id, conversation=conversation.id)
         result.conversation_id = conversation.id

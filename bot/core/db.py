@@ -359,6 +359,17 @@ def update_one(model: type[ModelT], assignments: str, values: Sequence[Any], whe
     return fetch_one(model, where, params)
 
 
+def update_all(model: type[ModelT], assignments: str, values: Sequence[Any], where: str,
+               params: Sequence[Any]) -> list[ModelT]:
+    """`update_one` for every row a fixed WHERE clause matches: the rows after the update, in
+    no particular order. One statement where the database has RETURNING."""
+    if is_postgres() or _SQLITE_RETURNING:
+        return [_instance(model, row) for row in
+                execute(_update_returning(model, assignments, where), (*values, *params)).fetchall()]
+    execute(f'UPDATE "{model._meta.table_name}" SET {assignments} WHERE {where}', (*values, *params))
+    return fetch_all(model, where, params)
+
+
 @functools.lru_cache(maxsize=128)
 def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], ignore_conflict: bool) -> str:
     names = ", ".join(f'"{model._meta.fields[c].column_name}"' for c in columns)

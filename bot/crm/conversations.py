@@ -14,7 +14,7 @@ import peewee
 
 from bot.core import clock
 from bot.crm.orders import link_orders_for_many
-from bot.core.db import execute, fetch_one, insert_row, new_row, update_one, upsert_rows
+from bot.core.db import execute, fetch_one, insert_row, new_row, update_all, update_one, upsert_rows
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -60,6 +60,17 @@ def open_conversation(customer: Customer) -> tuple[Conversation, bool]:
     if insert_row(conversation, ignore_conflict=True):
         return conversation, True
     return _must(fetch_one(Conversation, '"open_key" = ?', (customer.id,))), False  # a concurrent message won
+
+
+def touch_open(customer_ids: Sequence[int]) -> dict[int, Conversation]:
+    """The open conversations of these customers, touched (a message came): one statement;
+    a customer without one is not in the answer."""
+    if not customer_ids:
+        return {}
+    now = Conversation.last_message_at.db_value(clock.now())
+    rows = update_all(Conversation, '"last_message_at" = ?', (now,),
+                      f'"open_key" IN ({", ".join("?" * len(customer_ids))})', tuple(customer_ids))
+    return {row.customer_id: row for row in rows}
 
 
 def _must(row: RowT | None) -> RowT:

@@ -240,33 +240,45 @@ def test_a_message_found_stored_only_when_written_redoes_the_batch_alone_and_sto
     assert alone == ([] if is_postgres() else ["b", "a", "c"])
 
 
-def test_a_batch_upserts_its_lone_senders_together_and_no_agent_becomes_a_customer(
+def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer(
         database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SQLite batch upserts the customers of its senders with one new message each at
-    once (`Dispatcher.customers_for`); a sender with two goes message by message; an agent's
-    message is the agent's, never a customer's."""
-    from bot.core.models import Customer
+    """The SQLite batch upserts the customers of its senders with one new message each, and
+    touches their open conversations, at once (`Dispatcher.known_senders`); a sender with two
+    goes message by message; an agent's message is the agent's, never a customer's; a digit
+    1-5 (maybe a rating of a closed conversation) touches no open conversation."""
+    from bot.core import clock
+    from bot.core.models import Conversation, Customer
     from tests.factories import make_agent
 
     shop_faqs()
     agent = make_agent("小美", user_id="o_agent", channel="mp")
+    decide_batch(dispatcher, [_pending(_inbound("o_p", "你好", "p0")), _pending(_inbound("o_digit", "你好", "d0"))])
+    before = {c.customer_id: c.last_message_at for c in Conversation.select()}
     together: list[list[str]] = []
-    real = Dispatcher.customers_for
+    real = Dispatcher.known_senders
 
     def recording(inbounds: Any) -> Any:
         together.append(sorted(i.user_id for i in inbounds))
         return real(inbounds)
 
-    monkeypatch.setattr(Dispatcher, "customers_for", staticmethod(recording))
+    monkeypatch.setattr(Dispatcher, "known_senders", staticmethod(recording))
+    later = clock.now()
     outcomes = decide_batch(dispatcher, [_pending(_inbound("o_p", "发货要多久", "p1")),
                                          _pending(_inbound("o_twice", "怎么退货", "t1")),
                                          _pending(_inbound("o_agent", "list", "g1")),
+                                         _pending(_inbound("o_digit", "3", "d1")),
                                          _pending(_inbound("o_q", "怎么退货", "q1")),
                                          _pending(_inbound("o_twice", "发货要多久", "t2"))])
 
     assert all(isinstance(o, Result) for o in outcomes), outcomes
-    assert [[r.text for r in o.replies] for o in (outcomes[0], outcomes[3])] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
-    assert together == ([] if is_postgres() else [["o_agent", "o_p", "o_q"]])  # the agent is sorted out inside
-    assert {c.external_id for c in Customer.select()} == {"o_p", "o_q", "o_twice"}
+    assert [[r.text for r in o.replies] for o in (outcomes[0], outcomes[4])] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
+    assert together == ([] if is_postgres() else [["o_agent", "o_digit", "o_p", "o_q"]])  # the agent sorted out inside
+    assert {c.external_id for c in Customer.select()} == {"o_p", "o_q", "o_twice", "o_digit"}
     assert Customer.select().where(Customer.external_id == "o_twice").count() == 1
     assert Message.get(Message.external_id == "g1").agent_id == agent.id
+    p = Customer.get(Customer.external_id == "o_p")
+    conversation = Conversation.get(Conversation.customer == p.id)  # still the one, touched
+    assert conversation.last_message_at >= later > before[p.id]
+    assert Message.get(Message.external_id == "p1").conversation_id == conversation.id
+    digit = Customer.get(Customer.external_id == "o_digit")
+    assert Conversation.get(Conversation.customer == digit.id).last_message_at >= later  # its card pick touched it
