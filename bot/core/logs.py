@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import logging
+import os
 import re
-import uuid
+import secrets
 from typing import Iterator
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("kefu_request_id", default="")
@@ -22,10 +24,23 @@ _ACCEPTED = re.compile(r"[A-Za-z0-9._:-]{8,64}")  # a proxy's X-Request-Id, if i
 
 
 def new_request_id(offered: str | None = None) -> str:
-    """The proxy's id when it is a plain token (nginx `$request_id`), else a fresh one."""
+    """The proxy's id when it is a plain token (nginx `$request_id`), else a fresh one: this
+    process's random prefix and its count of requests, 16 hex digits. (A uuid4 per request
+    read the kernel's random source each time: 8 % of the event loop's busy time under load.)"""
     if offered and _ACCEPTED.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex[:16]
+    return f"{_prefix}{next(_serial) & 0xFFFFFFFF:08x}"
+
+
+def _new_process() -> None:
+    """A prefix of its own for every process, a forked child's included."""
+    global _prefix, _serial
+    _prefix, _serial = secrets.token_hex(4), itertools.count(1)
+
+
+_prefix, _serial = "", itertools.count(1)
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
 
 
 @contextlib.contextmanager

@@ -102,3 +102,24 @@ async def test_a_late_reply_is_sent_under_the_request_id_of_its_message(aiohttp_
     assert [(s["status"], s["request_id"]) for s in sends] == [("sent", "nginx-late-0001")], lines
     sent = stand.sandbox.sends("custom/send")
     assert len(sent) == 1 and sent[0].body["touser"] == "o_late"
+
+
+def test_fresh_request_ids_are_unique_and_a_forked_child_gets_its_own_prefix() -> None:
+    import os
+    import re
+
+    from bot.core.logs import new_request_id
+
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert new_request_id("bad id!") != "bad id!" and new_request_id("nginx-req-0002") == "nginx-req-0002"
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports and leaves at once
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    theirs = os.read(read, 64).decode()
+    os.waitpid(child, 0)
+    os.close(read)
+    assert len(theirs) == 16 and theirs[:8] != ids[0][:8]  # (a 1 in 4 billion clash would fail it)
