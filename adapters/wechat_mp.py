@@ -56,8 +56,8 @@ class OfficialAccountChannel(CallbackChannel):
             encrypt = envelope_encrypt(parse_xml(body))
             verify_signature((self.token, timestamp, nonce, encrypt), query.get("msg_signature"))
             body = decrypt(self.prp, encrypt, self.config.app_id)
-        message, fields = parse_message(body)
-        return to_inbound(self.name, message, fields), encrypted
+        event, fields = parse_message(body)
+        return to_inbound(self.name, event, fields), encrypted
 
     def _encrypt(self, xml: str, query: Mapping[str, str]) -> str:
         assert self.crypto is not None

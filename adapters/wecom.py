@@ -74,8 +74,8 @@ class WeComChannel(CallbackChannel):
         return self.crypto.echo(query)
 
     def _open(self, query: Mapping[str, str], body: bytes) -> tuple[Inbound, bool]:
-        message, fields = parse_message(self.crypto.open(query, body), enterprise=True)
-        return chat_change(contact_change(to_inbound(self.name, message, fields)), fields), True
+        event, fields = parse_message(self.crypto.open(query, body), enterprise=True)
+        return chat_change(contact_change(to_inbound(self.name, event, fields)), fields), True
 
     def _encrypt(self, xml: str, query: Mapping[str, str]) -> str:
         return self.crypto.encrypt(xml, query)

@@ -95,8 +95,8 @@ async def test_followers_outside_the_window_get_one_mass_send_and_the_report_fil
     # the platform's report arrives as a signed callback: the campaign's figures take it
     [(msg_id, _)] = stand.sandbox.mass_jobs.items()
     xml = wechat("plain").event_xml("gh_shop", "MASSSENDJOBFINISH", extra=stand.sandbox.mass_report(msg_id))
-    message, fields = parse_message(xml)
-    assert store_report(to_inbound("mp", message, fields))
+    event, fields = parse_message(xml)
+    assert store_report(to_inbound("mp", event, fields))
     progress = runs.progress(Campaign.get_by_id(campaign.id))
     assert (progress["mass_reported"], progress["mass_total"], progress["mass_sent"], progress["mass_errors"]) == \
         (1, 25, 25, 0)
