@@ -29,8 +29,11 @@ def to_simplified(text: str) -> str:
     return converter.convert(text) if converter else text
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
-    """NFKC (full width -> half width), lower case, simplified Chinese, no punctuation."""
+    """NFKC (full width -> half width), lower case, simplified Chinese, no punctuation.
+    Cached: a message is read several times over (the handoff keywords, each of them, the
+    matcher), and customers ask the same few questions."""
     text = unicodedata.normalize("NFKC", text or "").lower()
     if any("\u4e00" <= ch <= "\u9fff" for ch in text):
         text = to_simplified(text)
