@@ -4,16 +4,18 @@ Why: one transaction per message pays a commit (PostgreSQL: a WAL flush and a ro
 SQLite: a WAL append) and a thread-pool hop per message, and eight worker threads on one
 core only fight for the GIL and the SQLite writer lock. Here the event loop queues every
 dispatched message; one runner at a time hands the queue, up to `max_batch` messages, to
-one worker thread, which decides them in one transaction (`bot.conversation.dispatcher.Dispatcher.decide`;
-a duplicate or a failure costs only its own message: see `decide_batch`) and commits once. Messages arriving meanwhile form the next batch, so the batch grows with the
-load and a lone message waits for nobody.
+one worker thread, which decides them in one transaction
+(`bot.conversation.dispatcher.Dispatcher.decide`; a duplicate or a failure costs only its own
+message: see `decide_batch`) and commits once. Messages arriving meanwhile form the next
+batch, so the batch grows with the load and a lone message waits for nobody.
 
 Exactly once, as before: every inbound row and every reply keeps its unique key; a retry
 in the same batch is not decided again: it gets the first delivery's replies
 (`Dispatcher.repeat`, what reading them back would give), and a retry of a message stored
-before finds its row and replays its reply; nobody is answered before the batch's commit. If the commit itself fails, every
-message of the batch is decided again alone (`Dispatcher.decide`): one whose commit did
-happen after all is then a duplicate and replays its reply.
+before finds its row and replays its reply; nobody is answered before the batch's commit.
+If the commit itself fails, every message of the batch is decided again alone
+(`Dispatcher.decide`): one whose commit did happen after all is then a duplicate and
+replays its reply.
 """
 
 from __future__ import annotations

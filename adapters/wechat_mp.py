@@ -19,8 +19,8 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from adapters.api_client import ApiError, ApiReply, WeChatApi, classify
 from adapters.bridge import CoreBridge
 from adapters.wechat_callback import CallbackChannel
-from adapters.wechat_common import (BadRequest, check_xml, content_text, decrypt, envelope_encrypt, new_nonce,
-                                    parse_message, parse_xml, split_text, to_inbound, verify_signature)
+from adapters.wechat_common import (BadRequest, check_xml, content_text, decrypt, encrypt_reply, envelope_encrypt,
+                                    new_nonce, parse_message, parse_xml, split_text, to_inbound, verify_signature)
 from bot.core.config import ChannelConfig
 from bot.core.events import Inbound
 from bot.sending.results import SendResult
@@ -61,7 +61,8 @@ class OfficialAccountChannel(CallbackChannel):
 
     def _encrypt(self, xml: str, query: Mapping[str, str]) -> str:
         assert self.crypto is not None
-        return self.crypto.encrypt_message(xml, query.get("nonce") or new_nonce(), query.get("timestamp") or None)
+        return encrypt_reply(self.crypto.key, self.token, self.config.app_id, xml, query.get("nonce") or new_nonce(),
+                             query.get("timestamp") or None)
 
     def sender(self) -> "OfficialAccountSender":
         return self._sender

@@ -17,8 +17,8 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from adapters.api_client import ApiReply, WeChatApi, classify
 from adapters.bridge import CoreBridge
 from adapters.wechat_callback import CallbackChannel
-from adapters.wechat_common import (check_xml, decrypt, envelope_encrypt, new_nonce, parse_message, parse_xml,
-                                    to_inbound, verify_signature)
+from adapters.wechat_common import (check_xml, decrypt, encrypt_reply, envelope_encrypt, new_nonce, parse_message,
+                                    parse_xml, to_inbound, verify_signature)
 from adapters.wechat_mp import send_text_parts
 from adapters.wecom_group_msg import send_group_msg
 from bot.campaigns.group_messages import GROUP_MSG
@@ -52,7 +52,8 @@ class WeComCrypto:
         return decrypt(self.prp, encrypt, self.corp_id)
 
     def encrypt(self, xml: str, query: Mapping[str, str]) -> str:
-        return self.crypto.encrypt_message(xml, query.get("nonce") or new_nonce(), query.get("timestamp") or None)
+        return encrypt_reply(self.crypto.key, self.token, self.corp_id, xml, query.get("nonce") or new_nonce(),
+                             query.get("timestamp") or None)
 
 
 def wecom_secret(channel: ChannelConfig) -> str:

@@ -128,3 +128,29 @@ def test_a_message_without_a_type_or_with_an_empty_event_is_refused(body: str) -
 def test_a_wecom_event_without_event_is_refused() -> None:
     with pytest.raises(BadRequest):
         parse_message(_xml("<MsgType><![CDATA[event]]></MsgType>").encode(), enterprise=True)
+
+
+# -- and the passive reply kefu writes ---------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["亲，一般48小时内发货哦😀", "a ]]> b ]]]]> c <xml>&amp;", "", "x" * 2000])
+def test_a_passive_reply_renders_and_encrypts_so_wechatpy_reads_it_back(text: str) -> None:
+    import base64
+
+    from wechatpy.crypto import WeChatCrypto
+
+    from adapters.wechat_common import encrypt_reply, render_passive
+    from bot.core.events import Reply
+
+    key = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode().rstrip("=")
+    crypto = WeChatCrypto("tok", key, "wx_app")
+    xml = render_passive(Reply(text=text), to_user="o_fan", from_user="gh_shop", agent_id="1000002")
+    sealed = encrypt_reply(crypto.key, "tok", "wx_app", xml, "nonce-1", "1796666743")
+    envelope = parse_xml(sealed.encode())
+    opened = crypto.decrypt_message(sealed, envelope["MsgSignature"], "1796666743", "nonce-1")  # checks the signature
+    assert opened == xml
+    fields = dict(xmltodict.parse(opened)["xml"])
+    assert (fields["ToUserName"], fields["FromUserName"], fields["MsgType"], fields["AgentID"]) == (
+        "o_fan", "gh_shop", "text", "1000002")
+    assert (fields.get("Content") or "") == text.strip()  # a "]]>" in the text survives whole
+    other = encrypt_reply(crypto.key, "tok", "wx_app", xml, "nonce-1", "1796666743")
+    assert parse_xml(other.encode())["Encrypt"] != envelope["Encrypt"]  # the 16 random bytes vary it
