@@ -282,3 +282,61 @@ def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer
     assert Message.get(Message.external_id == "p1").conversation_id == conversation.id
     digit = Customer.get(Customer.external_id == "o_digit")
     assert Conversation.get(Conversation.customer == digit.id).last_message_at >= later  # its card pick touched it
+
+
+TWO_PROCESSES = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    from bot.core import db
+    from bot.core.config import Config, DatabaseConfig, FaqConfig
+    from bot.conversation.dispatcher import Dispatcher
+    from bot.core.events import Inbound
+    from bot.faq.store import FaqStore
+    from adapters.group_commit import decide_batch
+    from tests.adapters.test_group_commit import _pending
+
+    db.connect(sys.argv[2])
+    config = Config(database=DatabaseConfig(url=sys.argv[2]), faq=FaqConfig(threshold=0.55))
+    dispatcher = Dispatcher(config, FaqStore(check_seconds=0, embedder=None))
+    order = json.loads(sys.argv[4])
+    while time.time() < float(sys.argv[3]):  # both processes start together
+        time.sleep(0.001)
+    outcomes = []
+    size = int(sys.argv[5])
+    for start in range(0, len(order), size):  # the same messages as the other process's
+        batch = [_pending(Inbound(channel="mp", user_id=f"o_{n}", msg_id=f"x{n}", kind="text",
+                                  text="发货要多久" if n % 2 else "怎么退货")) for n in order[start:start + size]]
+        for n, o in zip(order[start:start + size], decide_batch(dispatcher, batch)):
+            outcomes.append([n, o.duplicate, [r.text for r in o.replies]] if hasattr(o, "duplicate") else [n, "error", repr(o)])
+    print(json.dumps(outcomes))
+""")
+
+
+def test_two_processes_deciding_the_same_messages_at_once_store_each_once_and_answer_alike(
+        database: Any, database_url: str, dispatcher: Dispatcher) -> None:
+    """WeChat's retries may reach two kefu processes at once. Each decides batches of the same
+    20 messages (one in order, one in reverse) on the same database, as the server batches
+    them (5 a batch on SQLite; one on PostgreSQL, where batches of several side by side can
+    deadlock): every message is stored once with one reply, decided by exactly one process,
+    and the other replays that reply."""
+    import json
+    import time
+
+    shop_faqs()
+    database.close()
+    start = time.time() + 3
+    children = [subprocess.Popen([sys.executable, "-c", TWO_PROCESSES, str(ROOT), database_url, str(start),
+                                  json.dumps(order), "1" if is_postgres() else "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                for order in (list(range(20)), list(range(19, -1, -1)))]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err[-2000:]
+        results.append({n: (dup, replies) for n, dup, replies in json.loads(out)})
+    for n in range(20):
+        expected = SHIPPING if n % 2 else RETURNS
+        first, second = results[0][n], results[1][n]
+        assert sorted([first[0], second[0]]) == [False, True], (n, first, second)  # decided by exactly one
+        assert first[1] == second[1] == [expected], (n, first, second)
+        assert _stored(f"x{n}") == (1, [expected])
