@@ -131,7 +131,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
             known = {} if isolated else dispatcher.known_senders(_lone_senders(batch, stored))
             for pending in batch:
                 inbound = pending.inbound
-                stored_key = (inbound.channel, inbound.msg_id[:128])
+                stored_key = inbound.stored_key
                 key = (*stored_key, inbound.user_id)
                 first = decided.get(key)
                 if first is not None:  # WeChat's retry in the same batch: its first delivery's replies
@@ -171,7 +171,7 @@ def _lone_senders(batch: list[Pending], stored: set[tuple[str, str]]) -> list[In
     first: dict[tuple[str, str], Inbound] = {}
     for pending in batch:
         inbound = pending.inbound
-        first.setdefault((inbound.channel, inbound.msg_id[:128]), inbound)
+        first.setdefault(inbound.stored_key, inbound)
     fresh = [inbound for key, inbound in first.items() if key not in stored]
     senders = Counter((inbound.channel, inbound.user_id) for inbound in fresh)
     return [inbound for inbound in fresh if senders[(inbound.channel, inbound.user_id)] == 1]

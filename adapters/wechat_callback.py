@@ -142,7 +142,7 @@ def store_report(inbound: Inbound) -> bool:
     """A platform report (job finished): one system message, deduplicated like any other."""
     return insert_new(
         Message.insert(
-            channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author="system",
+            channel=inbound.channel, external_id=inbound.stored_key[1], direction="in", author="system",
             peer_id=inbound.user_id, kind="event", text=inbound.event, payload=dict(inbound.raw),
             state="done", created_at=clock.now(),
         ).on_conflict_ignore()

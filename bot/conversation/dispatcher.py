@@ -177,7 +177,8 @@ class Dispatcher:
         of them meanwhile, so a message not found here is new to the database."""
         wanted: dict[str, list[str]] = {}
         for inbound in inbounds:
-            wanted.setdefault(inbound.channel, []).append(inbound.msg_id[:128])
+            channel, key = inbound.stored_key
+            wanted.setdefault(channel, []).append(key)
         found: set[tuple[str, str]] = set()
         for channel, keys in wanted.items():
             unique = list(dict.fromkeys(keys))
@@ -274,7 +275,7 @@ class Dispatcher:
         that gets here finds the key taken, or waits on it until the first delivery
         commits, and raises `_Duplicate`, which rolls back what it did before."""
         stored = new_row(
-            Message, channel=inbound.channel, external_id=inbound.msg_id[:128], direction="in", author=author,
+            Message, channel=inbound.channel, external_id=inbound.stored_key[1], direction="in", author=author,
             peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
             state="done", created_at=clock.now(), **links,
         )
@@ -360,7 +361,8 @@ class Dispatcher:
     def _replay(self, inbound: Inbound) -> list[Reply]:
         """A retried message: the replies the first delivery produced, if they were not
         already handed to the outbox."""
-        first = Message.get_or_none((Message.channel == inbound.channel) & (Message.external_id == inbound.msg_id[:128]))
+        channel, key = inbound.stored_key
+        first = Message.get_or_none((Message.channel == channel) & (Message.external_id == key))
         if first is None:
             return []
         rows = list(

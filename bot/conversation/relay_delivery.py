@@ -199,7 +199,7 @@ def _previous_message_at(agent: Agent, inbound: Inbound) -> datetime | None:
     """When the agent last wrote before `inbound` (None: never)."""
     return (Message.select(peewee.fn.MAX(Message.created_at))
             .where((Message.agent == agent.id) & (Message.direction == "in") & (Message.author == "agent")
-                   & ~((Message.channel == inbound.channel) & (Message.external_id == inbound.msg_id[:128])))
+                   & ~((Message.channel == inbound.channel) & (Message.external_id == inbound.stored_key[1])))
             .scalar())
 
 

@@ -28,6 +28,12 @@ class Inbound:
     nickname: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def stored_key(self) -> tuple[str, str]:
+        """The dedup key as the message table stores it: (channel, external_id), the id cut to
+        the column's 128 characters."""
+        return self.channel, self.msg_id[:128]
+
 
 @dataclass(frozen=True)
 class Card:
