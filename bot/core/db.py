@@ -352,17 +352,15 @@ def update_one(model: type[ModelT], assignments: str, values: Sequence[Any], whe
     """Update the row a fixed WHERE clause matches (a unique key) and return it as
     `fetch_one` would, after the update; None when no row matched. One statement where the
     database has RETURNING: the hot path's read-then-touch of a customer or a conversation."""
-    if is_postgres() or _SQLITE_RETURNING:
-        rows = execute(_update_returning(model, assignments, where), (*values, *params)).fetchall()
-        return _instance(model, rows[0]) if rows else None
-    execute(f'UPDATE "{model._meta.table_name}" SET {assignments} WHERE {where}', (*values, *params))
-    return fetch_one(model, where, params)
+    rows = update_all(model, assignments, values, where, params)
+    return rows[0] if rows else None
 
 
 def update_all(model: type[ModelT], assignments: str, values: Sequence[Any], where: str,
                params: Sequence[Any]) -> list[ModelT]:
-    """`update_one` for every row a fixed WHERE clause matches: the rows after the update, in
-    no particular order. One statement where the database has RETURNING."""
+    """Update every row a fixed WHERE clause matches and return them as `fetch_all` would,
+    after the update, in no particular order. One statement where the database has
+    RETURNING (SQLite from 3.35); older SQLite reads them back."""
     if is_postgres() or _SQLITE_RETURNING:
         return [_instance(model, row) for row in
                 execute(_update_returning(model, assignments, where), (*values, *params)).fetchall()]
@@ -371,11 +369,11 @@ def update_all(model: type[ModelT], assignments: str, values: Sequence[Any], whe
 
 
 @functools.lru_cache(maxsize=128)
-def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], ignore_conflict: bool) -> str:
+def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], ignore_conflict: bool, rows: int = 1) -> str:
     names = ", ".join(f'"{model._meta.fields[c].column_name}"' for c in columns)
-    marks = ", ".join("?" * len(columns))
+    marks = ", ".join([f'({", ".join("?" * len(columns))})'] * rows)
     conflict = " ON CONFLICT DO NOTHING" if ignore_conflict else ""
-    return f'INSERT INTO "{model._meta.table_name}" ({names}) VALUES ({marks}){conflict}'
+    return f'INSERT INTO "{model._meta.table_name}" ({names}) VALUES {marks}{conflict}'
 
 
 def insert_row(instance: peewee.Model, ignore_conflict: bool = False) -> int | None:
@@ -418,9 +416,10 @@ def _bound(writers: tuple[tuple[str, Any, Any], ...], data: dict[str, Any]) -> l
 
 
 @functools.lru_cache(maxsize=32)
-def _upsert_sql(model: type[peewee.Model], columns: tuple[str, ...], key: tuple[str, ...], assignments: str) -> str:
+def _upsert_sql(model: type[peewee.Model], columns: tuple[str, ...], key: tuple[str, ...], assignments: str,
+                rows: int = 1) -> str:
     conflict = ", ".join(f'"{model._meta.fields[c].column_name}"' for c in key)
-    return (f'{_insert_sql(model, columns, False)} ON CONFLICT ({conflict}) DO UPDATE SET {assignments} '
+    return (f'{_insert_sql(model, columns, False, rows)} ON CONFLICT ({conflict}) DO UPDATE SET {assignments} '
             f'RETURNING {_columns(model)}')
 
 
@@ -466,10 +465,7 @@ def upsert_rows(instances: Sequence[ModelT], key: tuple[str, ...], assignments: 
         if tuple(instance.__data__) != tuple(instances[0].__data__):
             raise ValueError("upsert_rows: every instance must set the same fields")
         params.extend(_bound(writers, instance.__data__))
-    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
-    single = _upsert_sql(model, columns, key, assignments)
-    head, _, tail = single.partition(" VALUES ")
-    sql = f"{head} VALUES {', '.join([row_marks] * len(instances))}{tail[len(row_marks):]}"
+    sql = _upsert_sql(model, columns, key, assignments, len(instances))
     rows = [_instance(model, row) for row in execute(sql, (*params, *values)).fetchall()]
     by_key = {tuple(row.__data__[name] for name in key): row for row in rows}
     found = []
@@ -479,4 +475,3 @@ def upsert_rows(instances: Sequence[ModelT], key: tuple[str, ...], assignments: 
             raise LookupError(f"upsert_rows: no row came back for {wanted}")
         found.append(by_key[wanted])
     return found
-
