@@ -30,7 +30,8 @@ from typing import Callable
 import peewee
 
 from bot.crm import conversations
-from bot.core.db import advisory_xact_lock, execute, fetch_annotated, fetch_one, is_postgres, joined_transaction, transaction
+from bot.core.db import (advisory_xact_lock, execute, fetch_annotated, fetch_one, is_postgres, joined_transaction,
+                         transaction)
 from bot.core.models import Agent, Conversation
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -324,10 +324,11 @@ def deliver_due(senders: Mapping[str, Sender], limit: int = 100, max_attempts: i
                 lease_seconds: float = LEASE_SECONDS) -> int:
     """Claim due rows and deliver them in this thread (the polled channels' together, the
     others one by one); returns how many were attempted. The synchronous twin of
-    adapters/delivery.py (for senders whose `send` is a plain function): the same claim, the same plan and platform send limits checked before
-    calling (`bot.sending.send_window.prepare`), the same attempt mark before the call and the
-    same bookkeeping (`record`). One call at a time, so each call's mark is its own batch;
-    the lease is renewed between rows."""
+    adapters/delivery.py (for senders whose `send` is a plain function): the same claim, the
+    same plan and platform send limits checked before calling
+    (`bot.sending.send_window.prepare`), the same attempt mark before the call and the same
+    bookkeeping (`record`). One call at a time, so each call's mark is its own batch; the
+    lease is renewed between rows."""
     rows = claim(limit, tuple(senders), lease_seconds)
     polled: list[Outbox] = []
     direct: list[Outbox] = []
