@@ -31,14 +31,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +123,13 @@ def mixed_question(n: int, faqs: list[str]) -> str:
 
 
 def build_requests(server: WeChatServer, scenario: str, faqs: list[str], count: int,
-                   tag: str) -> list[tuple[dict, bytes]]:
-    """Signed, encrypted callbacks; a storm's list holds each message's three copies in a row."""
+                   tag: str, msg_tag: str | None = None) -> list[tuple[dict, bytes]]:
+    """Signed, encrypted callbacks from 997 senders named after `tag`, MsgIds after `msg_tag`
+    (default: `tag`); a storm's list holds each message's three copies in a row."""
     out = []
     for n in range(count):
         question = faqs[n % len(faqs)] if scenario == "faq" else mixed_question(n, faqs)
-        xml = server.text_xml(f"o_{tag}_{n % 997}", question, f"{tag}{n}")
+        xml = server.text_xml(f"o_{tag}_{n % 997}", question, f"{msg_tag or tag}{n}")
         for _ in range(3 if scenario == "storm" else 1):
             out.append(server.sign(xml))  # each copy its own timestamp/nonce, as WeChat's retries
     return out
@@ -314,20 +318,65 @@ def drop_schema(base: str, schema: str) -> None:
     admin.close()
 
 
-def run_scenarios(url: str, args: argparse.Namespace, tag: str, pid: int) -> dict[str, Any]:
-    """A warm-up of every kind of message, then (a) faq, (b) mixed, (c) the storm; with each
-    the CPU time the server's processes (`pid` and its children) spent per message."""
+@dataclass
+class Target:
+    """A server under test, started and warmed up; `database_url` for kefu's storm check."""
+
+    label: str
+    url: str
+    pid: int
+    tag: str
+    database_url: str | None = None
+
+
+def warm_up(target: Target, args: argparse.Namespace) -> None:
+    """Every kind of message once before anything is measured."""
     server = WeChatServer(TOKEN, APP_ID, AES_KEY, mode="safe")
-    faqs = faq_questions()
-    asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, 300, f"w{tag}"), args.concurrency))
-    results = {}
+    asyncio.run(closed_loop(target.url, server, build_requests(server, "mixed", faq_questions(), 300,
+                                                               f"w{target.tag}"), args.concurrency))
+
+
+def segment(target: Target, scenario: str, args: argparse.Namespace, round_no: int) -> dict[str, Any]:
+    """One scenario's load on one target, with the CPU time its processes spent per message.
+    The same ~1000 senders in every round (returning customers), new MsgIds each round."""
+    server = WeChatServer(TOKEN, APP_ID, AES_KEY, mode="safe")
+    count = args.requests // 3 if scenario == "storm" else args.requests
+    requests = build_requests(server, scenario, faq_questions(), count, f"{scenario[0]}{target.tag}",
+                              f"{scenario[0]}{target.tag}r{round_no}n")
+    cpu_before = tree_cpu_seconds(target.pid)
+    result = asyncio.run(closed_loop(target.url, server, requests, args.concurrency,
+                                     copies=3 if scenario == "storm" else 1))
+    result["cpu_ms"] = (tree_cpu_seconds(target.pid) - cpu_before) / count * 1000
+    return result
+
+
+def interleaved(targets: list[Target], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every scenario in `args.rounds` rounds, each round one segment per target back to back
+    (the order reversed every other round), so a target's figure and its ratio to WeRoBot's
+    come from the same minutes.
+
+    Why: this host's CPU speed drifts by up to 2x over seconds (the same pure-Python loop,
+    timed every half second, took 125 to 257 ms of CPU); targets run one after the other
+    for minutes each compared whatever the host did meanwhile. A target's figures are the
+    median of its rounds; `x WeRoBot` is the median of the per-round ratios."""
+    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {t.label: {s: [] for s in SCENARIOS} for t in targets}
     for scenario in SCENARIOS:
-        count = args.requests // 3 if scenario == "storm" else args.requests
-        requests = build_requests(server, scenario, faqs, count, f"{scenario[0]}{tag}")
-        cpu_before = tree_cpu_seconds(pid)
-        results[scenario] = asyncio.run(closed_loop(url, server, requests, args.concurrency,
-                                                    copies=3 if scenario == "storm" else 1))
-        results[scenario]["cpu_ms"] = (tree_cpu_seconds(pid) - cpu_before) / count * 1000
+        for round_no in range(args.rounds):
+            for target in (targets if round_no % 2 == 0 else targets[::-1]):
+                rounds[target.label][scenario].append(segment(target, scenario, args, round_no))
+    werobot = rounds.get(WEROBOT)
+    results: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        results[target.label] = {}
+        for scenario, runs in rounds[target.label].items():
+            merged = {key: statistics.median(r[key] for r in runs) for key in ("mps", "p50_ms", "p99_ms", "cpu_ms")}
+            merged.update({key: sum(r[key] for r in runs) for key in ("messages", "errors", "late", "divergent")})
+            if werobot is not None:
+                paired = list(zip(runs, werobot[scenario]))
+                merged["x_werobot"] = statistics.median(r["mps"] / w["mps"] for r, w in paired)
+                merged["x_cpu"] = statistics.median(w["cpu_ms"] / r["cpu_ms"] for r, w in paired)
+                merged["x_rounds"] = [r["mps"] / w["mps"] for r, w in paired]
+            results[target.label][scenario] = merged
     return results
 
 
@@ -358,53 +407,47 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(stats[p][1] for p in family if p in stats)
 
 
-def run_kefu(label: str, database_url: str, args: argparse.Namespace, tmp: Path, sandbox_port: int,
-             profile_to: Path | None = None, root: Path = ROOT) -> dict[str, Any]:
-    """kefu from the source tree `root` (this one, or another version's for --compare)."""
+WEROBOT, BARE = "WeRoBot, gunicorn sync", "bare crypto handler"
+
+
+def kefu_config(label: str, database_url: str, tmp: Path, sandbox_port: int, root: Path) -> tuple[list[str], dict, Path]:
+    """A data directory and config for one kefu under test, initialised with the demo shop:
+    the `python -m bot.cli` command, its environment and the config file."""
     kefu = [sys.executable, "-m", "bot.cli"]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    data_dir = tmp / label
+    data_dir = tmp / "".join(c for c in label if c.isalnum()).lower()
     data_dir.mkdir()
     cfg = data_dir / "kefu.toml"
     cfg.write_text(config_text(data_dir, database_url, f"http://127.0.0.1:{sandbox_port}"), encoding="utf-8")
     subprocess.run([*kefu, "init", "--demo", "--config", str(cfg)], check=True, cwd=root, capture_output=True, env=env)
+    return kefu, env, cfg
+
+
+def start_kefu(stack: contextlib.ExitStack, label: str, database_url: str, tmp: Path, sandbox_port: int,
+               root: Path = ROOT) -> Target:
+    """`kefu serve` from the source tree `root` (this one, or another version's for
+    --compare), healthy and past embedding its FAQs; stopped when `stack` closes."""
+    kefu, env, cfg = kefu_config(label, database_url, tmp, sandbox_port, root)
     port = free_port()
-    serve_args = ["serve", "--config", str(cfg), "--port", str(port)]
-    cmd = ([sys.executable, str(ROOT / "bench" / "profiled_serve.py"), str(profile_to), *serve_args]
-           if profile_to else [*kefu, *serve_args])
-    proc = start(cmd, SERVER_CORE, data_dir / "serve.log", env=env, cwd=root)
-    try:
-        wait_healthy(port, proc)
-        wait_faq_ready(port)
-        url = f"http://127.0.0.1:{port}/wechat/mp"
-        if profile_to:
-            server = WeChatServer(TOKEN, APP_ID, AES_KEY, mode="safe")
-            faqs = faq_questions()
-            asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, 300, "wprof"), args.concurrency))
-            proc.send_signal(signal.SIGUSR1)  # profile from here: the measured load only
-            time.sleep(0.5)
-            return asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, args.profile_requests,
-                                                                       "prof"), args.concurrency))
-        tag = "".join(c for c in label if c.isalnum())[:6]
-        results = run_scenarios(url, args, tag, proc.pid)
-    finally:
-        stop(proc, 120 if profile_to else 30)
-    results["storm"].update(storm_rows(database_url, f"s{tag}"))
-    return results
+    proc = start([*kefu, "serve", "--config", str(cfg), "--port", str(port)], SERVER_CORE, cfg.parent / "serve.log",
+                 env=env, cwd=root)
+    stack.callback(stop, proc)
+    wait_healthy(port, proc)
+    wait_faq_ready(port)
+    return Target(label, f"http://127.0.0.1:{port}/wechat/mp", proc.pid, "".join(c for c in label if c.isalnum())[-6:],
+                  database_url)
 
 
-def run_bare(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def start_bare(stack: contextlib.ExitStack, tmp: Path) -> Target:
     port = free_port()
     proc = start([sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)], SERVER_CORE,
                  tmp / "bare.log", env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        wait_healthy(port, proc)
-        return run_scenarios(f"http://127.0.0.1:{port}/wechat/mp", args, "b", proc.pid)
-    finally:
-        stop(proc)
+    stack.callback(stop, proc)
+    wait_healthy(port, proc)
+    return Target(BARE, f"http://127.0.0.1:{port}/wechat/mp", proc.pid, "b")
 
 
-def run_werobot(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def start_werobot(stack: contextlib.ExitStack, tmp: Path) -> Target:
     """WeRoBot under gunicorn, one sync worker (the worker inherits the pinning)."""
     port = free_port()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
@@ -412,11 +455,33 @@ def run_werobot(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
            "BENCH_AES_KEY": AES_KEY}
     proc = start([gunicorn, "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
                   "bench.werobot_app:app"], SERVER_CORE, tmp / "werobot.log", env=env)
+    stack.callback(stop, proc)
+    wait_healthy(port, proc)
+    return Target(WEROBOT, f"http://127.0.0.1:{port}/wechat/mp", proc.pid, "r")
+
+
+def run_profiled_kefu(database_url: str, args: argparse.Namespace, tmp: Path, sandbox_port: int,
+                      profile_to: Path) -> dict[str, Any]:
+    """kefu on SQLite under cProfile (bench/profiled_serve.py), profiled from after the
+    warm-up to the end of one mixed load."""
+    _, env, cfg = kefu_config("profiled", database_url, tmp, sandbox_port, ROOT)
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "bench" / "profiled_serve.py"), str(profile_to),
+           "serve", "--config", str(cfg), "--port", str(port)]
+    proc = start(cmd, SERVER_CORE, cfg.parent / "serve.log", env=env)
     try:
         wait_healthy(port, proc)
-        return run_scenarios(f"http://127.0.0.1:{port}/wechat/mp", args, "r", proc.pid)
+        wait_faq_ready(port)
+        url = f"http://127.0.0.1:{port}/wechat/mp"
+        server = WeChatServer(TOKEN, APP_ID, AES_KEY, mode="safe")
+        faqs = faq_questions()
+        asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, 300, "wprof"), args.concurrency))
+        proc.send_signal(signal.SIGUSR1)  # profile from here: the measured load only
+        time.sleep(0.5)
+        return asyncio.run(closed_loop(url, server, build_requests(server, "mixed", faqs, args.profile_requests,
+                                                                   "prof"), args.concurrency))
     finally:
-        stop(proc)
+        stop(proc, 120)
 
 
 # -- the profile ----------------------------------------------------------------------------------
@@ -476,7 +541,7 @@ def profile_figures(path: Path, messages: int) -> dict[str, Any]:
 def run_profile(args: argparse.Namespace, tmp: Path, sandbox_port: int) -> dict[str, Any]:
     out = tmp / "kefu.pstats"
     database_url = f"sqlite:///{tmp / 'profiled' / 'kefu.db'}"
-    load = run_kefu("profiled", database_url, args, tmp, sandbox_port, profile_to=out)
+    load = run_profiled_kefu(database_url, args, tmp, sandbox_port, out)
     saved = Path(args.profile_out) if args.profile_out else None
     if saved:
         saved.write_bytes(out.read_bytes())
@@ -487,6 +552,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000, help="messages in the faq and mixed runs (storm: a third)")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="segments per target and scenario, interleaved")
     parser.add_argument("--postgres", default=os.environ.get("KEFU_BENCH_DATABASE_URL"),
                         help="also run kefu on this PostgreSQL (a scratch schema)")
     parser.add_argument("--only", default="bare,werobot,sqlite,postgresql",
@@ -505,57 +571,64 @@ def main() -> None:
     pin(LOAD_CORE)
     only = set(args.only.split(","))
     results: dict[str, Any] = {"load_before": os.getloadavg()}
-    with tempfile.TemporaryDirectory(prefix="kefu-bench-") as tmpname:
+    with tempfile.TemporaryDirectory(prefix="kefu-bench-") as tmpname, contextlib.ExitStack() as stack:
         tmp = Path(tmpname)
         sandbox_port = free_port()
         sandbox = start([sys.executable, "-m", "bot.cli", "sandbox", "--port", str(sandbox_port)], LOAD_CORE,
                         tmp / "sandbox.log")
-        try:
-            if "bare" in only:
-                results["bare crypto handler"] = run_bare(args, tmp)
-            if "werobot" in only:
-                results["WeRoBot, gunicorn sync"] = run_werobot(args, tmp)
-            roots = [("kefu", ROOT)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
-            for name, root in roots:
-                if "sqlite" in only:
-                    results[f"{name}, SQLite"] = run_kefu(f"{name}sqlite", f"sqlite:///{tmp / (name + 'sqlite') / 'kefu.db'}",
-                                                          args, tmp, sandbox_port, root=root)
-                if args.postgres and "postgresql" in only:
-                    url, schema = pg_schema_url(args.postgres)
-                    try:
-                        results[f"{name}, PostgreSQL"] = run_kefu(f"{name}pg", url, args, tmp, sandbox_port, root=root)
-                    finally:
-                        drop_schema(args.postgres, schema)
-            results["load_after"] = os.getloadavg()
-            if not args.no_profile:
-                results["profile"] = run_profile(args, tmp, sandbox_port)
-        finally:
-            stop(sandbox)
+        stack.callback(stop, sandbox)
+        targets = []
+        if "bare" in only:
+            targets.append(start_bare(stack, tmp))
+        if "werobot" in only:
+            targets.append(start_werobot(stack, tmp))
+        roots = [("kefu", ROOT)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
+        for name, root in roots:
+            if "sqlite" in only:
+                targets.append(start_kefu(stack, f"{name}, SQLite", f"sqlite:///{tmp / (name + 'sqlite') / 'kefu.db'}",
+                                          tmp, sandbox_port, root))
+            if args.postgres and "postgresql" in only:
+                url, schema = pg_schema_url(args.postgres)
+                stack.callback(drop_schema, args.postgres, schema)
+                targets.append(start_kefu(stack, f"{name}, PostgreSQL", url, tmp, sandbox_port, root))
+        for target in targets:
+            warm_up(target, args)
+        results.update(interleaved(targets, args))
+        for target in targets:
+            if target.database_url:
+                results[target.label]["storm"].update(storm_rows(target.database_url, f"s{target.tag}"))
+        results["load_after"] = os.getloadavg()
+        if not args.no_profile:
+            results["profile"] = run_profile(args, tmp, sandbox_port)
     report(results, args)
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     before, after = results.pop("load_before"), results.pop("load_after", os.getloadavg())
     profile = results.pop("profile", None)
-    print(f"webhook: safe-mode text, {args.requests} messages a run ({args.requests // 3} x3 in the storm), "
+    print(f"webhook: safe-mode text, {args.requests} messages a segment ({args.requests // 3} x3 in the storm), "
+          f"{args.rounds} rounds of one segment per target, interleaved; the median round shown, "
           f"{args.concurrency} concurrent senders, each server pinned to core {SERVER_CORE}, load on core {LOAD_CORE}; "
           f"load average {before[0]:.2f} before, {after[0]:.2f} after")
     print("late = answered `success` (no passive reply: past the 4 s deadline, or relayed to an agent); "
           "divergent = a MsgId whose copies got different answers")
-    werobot = results.get("WeRoBot, gunicorn sync")
     print("cpu ms = the server's own CPU time (all its processes and threads) per message; "
           "x CPU = WeRoBot's cpu ms / this one's (above 1: cheaper than WeRoBot)")
     print(f"{'target':<26}{'load':<7}{'msg/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'late':>6}{'diverg':>7}"
           f"{'x WeRoBot':>10}{'cpu ms':>8}{'x CPU':>7}")
     for target, runs in results.items():
+        shown = target
         for scenario, r in runs.items():
-            ratio = f"{r['mps'] / werobot[scenario]['mps']:.2f}" if werobot else ""
+            ratio = f"{r['x_werobot']:.2f}" if "x_werobot" in r else ""
             cpu = r.get("cpu_ms")
-            cheaper = f"{werobot[scenario]['cpu_ms'] / cpu:.2f}" if werobot and cpu else ""
-            print(f"{target:<26}{scenario:<7}{r['mps']:>8.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}"
+            cheaper = f"{r['x_cpu']:.2f}" if "x_cpu" in r else ""
+            print(f"{shown:<26}{scenario:<7}{r['mps']:>8.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}"
                   f"{r['errors']:>7}{r['late']:>6}{r['divergent']:>7}{ratio:>10}"
                   f"{'' if cpu is None else f'{cpu:.2f}':>8}{cheaper:>7}")
-            target = ""
+            shown = ""
+        if target != WEROBOT and "x_rounds" in runs["mixed"]:
+            print(f"{'':<26}x WeRoBot by round: " + "; ".join(
+                f"{scenario} " + " ".join(f"{x:.2f}" for x in r["x_rounds"]) for scenario, r in runs.items()))
         storm = runs["storm"]
         if "inbound_rows" in storm:
             print(f"{'':<26}storm rows: {storm['inbound_rows']} inbound for {storm['distinct_msg_ids']} MsgIds "
