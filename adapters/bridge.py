@@ -20,7 +20,6 @@ from typing import Any, Callable, TypeVar
 from adapters.group_commit import GroupCommit
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
 from bot.core import changes
-from bot.core.db import is_postgres
 from bot.core.events import Inbound
 from bot.ops.metrics import LATE
 
@@ -32,10 +31,8 @@ class CoreBridge:
     def __init__(self, dispatcher: Dispatcher, workers: int = 8) -> None:
         self.dispatcher = dispatcher
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kefu-core")
-        # SQLite: one batch at a time, as many messages as have come; PostgreSQL: the pool's
-        # workers side by side, a message each (see GroupCommit)
-        self.group_commit = (GroupCommit(dispatcher, self.executor) if not is_postgres()
-                             else GroupCommit(dispatcher, self.executor, max_batch=1, runners=workers))
+        # one batch at a time, as many messages as have come (see GroupCommit)
+        self.group_commit = GroupCommit(dispatcher, self.executor)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking core function off the event loop."""

@@ -2,12 +2,15 @@
 
 Why: one transaction per message pays a commit (PostgreSQL: a WAL flush and a round trip;
 SQLite: a WAL append) and a thread-pool hop per message, and eight worker threads on one
-core only fight for the GIL and the SQLite writer lock. Here the event loop queues every
+core only fight for the GIL and the database's locks. Here the event loop queues every
 dispatched message; one runner at a time hands the queue, up to `max_batch` messages, to
 one worker thread, which decides them in one transaction
 (`bot.conversation.dispatcher.Dispatcher.decide`; a duplicate or a failure costs only its own
 message: see `decide_batch`) and commits once. Messages arriving meanwhile form the next
-batch, so the batch grows with the load and a lone message waits for nobody.
+batch, so the batch grows with the load and a lone message waits for nobody. The same on
+SQLite and PostgreSQL: on PostgreSQL one-message transactions side by side (eight runners)
+cost 1.2-1.4 ms of kefu's CPU a message against 0.8-1.1 batched, and a retry storm made
+each retry wait for its first delivery's row lock (133 against 419 messages/s; README).
 
 Exactly once, as before: every inbound row and every reply keeps its unique key; a retry
 in the same batch is not decided again: it gets the first delivery's replies
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 
 from bot.conversation import faq_hits
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
-from bot.core.db import is_postgres, transaction
+from bot.core.db import transaction
 from bot.core.events import Inbound
 
 log = logging.getLogger("kefu.group_commit")
@@ -48,18 +51,17 @@ class Pending:
 
 
 class GroupCommit:
-    """`runners` batches may be in flight at once: one on SQLite (its writer lock lets one
-    transaction write at a time anyway); on PostgreSQL, where each statement is a network
-    round trip, several one-message batches overlap their waits as the thread pool did
-    (batches of several messages side by side could deadlock on the rows every answer
-    touches, such as an FAQ's hit count, taken in different orders)."""
+    """One batch in flight at a time: SQLite's writer lock lets one transaction write at a
+    time anyway, and two batches of one process side by side on PostgreSQL could deadlock on
+    the rows every answer touches (an FAQ's hit count, a customer writing twice) taken in
+    different orders. (Two runners, each owning a share of the senders, answered 15-25 %
+    more on PostgreSQL, the waits of one overlapping the other's CPU; not taken for that
+    risk: see the README.)"""
 
-    def __init__(self, dispatcher: Dispatcher, executor: Executor, max_batch: int = MAX_BATCH,
-                 runners: int = 1) -> None:
+    def __init__(self, dispatcher: Dispatcher, executor: Executor, max_batch: int = MAX_BATCH) -> None:
         self.dispatcher = dispatcher
         self.executor = executor
         self.max_batch = max_batch
-        self.runners = runners
         self._queue: list[Pending] = []
         self._running: set[asyncio.Task[None]] = set()
 
@@ -68,7 +70,7 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         pending = Pending(inbound, slot, loop.create_future())
         self._queue.append(pending)
-        if len(self._running) < self.runners:  # a runner lives while there is work, and is owned here
+        if not self._running:  # a runner lives while there is work, and is owned here
             runner = loop.create_task(self._run(), name="kefu-group-commit")
             self._running.add(runner)
             runner.add_done_callback(self._running.discard)
@@ -108,27 +110,26 @@ class GroupCommit:
 def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | BaseException]:
     """Decide the batch in one transaction (a worker thread); each message's result or error.
 
-    On SQLite the batch's transaction holds the database's write lock from its first
-    statement, so which messages are stored already is known before deciding (one read,
-    `Dispatcher.stored_keys`): those are replayed, the others decided without a savepoint
-    each (two statements fewer a message). Should one of them fail all the same, or turn
-    out stored after all, the transaction is rolled back and every message of the batch is
-    decided again alone (`Dispatcher.decide` in its own transaction), so a failure still
-    costs only its own message. On PostgreSQL, where another process may store a message
-    meanwhile and a failed statement spoils the transaction, each message keeps its
-    savepoint and its error is its own. An error of the transaction itself (the commit)
-    sends every message through `decide` alone too."""
+    Which messages are stored already is read first (`Dispatcher.stored_keys`): those are
+    replayed, the others decided without a savepoint each (two statements, round trips on
+    PostgreSQL, fewer a message). On SQLite the batch's transaction holds the write lock
+    from its first statement, so that look is the truth; on PostgreSQL another process may
+    store one of the messages after it, or deadlock with this batch on rows both touch.
+    Should a message fail, or turn out stored after all, the transaction is rolled back and
+    every message of the batch is decided again alone (`Dispatcher.decide` in its own
+    transaction), so a failure costs only its own message, and a message stored meanwhile
+    by another process is then a duplicate that replays its reply. An error of the
+    transaction itself (the commit) sends every message through `decide` alone too."""
     dispatcher.refresh()  # outside the write transaction, once per batch (see Dispatcher.refresh)
     if len(batch) == 1:  # alone: its own transaction, no savepoint
         return [_alone(dispatcher, batch[0])]
-    isolated = is_postgres()
     outcomes: list[Result | BaseException] = []
     decided: dict[tuple[str, str, str], Result] = {}  # a copy of one of these is a retry: replayed
     faq_hits.reset()  # nothing counted outside a transaction is this batch's
     try:
         with transaction():
-            stored = set() if isolated else dispatcher.stored_keys([p.inbound for p in batch])
-            known = {} if isolated else dispatcher.known_senders(_lone_senders(batch, stored))
+            stored = dispatcher.stored_keys([p.inbound for p in batch])
+            known = dispatcher.known_senders(_lone_senders(batch, stored))
             for pending in batch:
                 inbound = pending.inbound
                 stored_key = inbound.stored_key
@@ -141,14 +142,10 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                     outcomes.append(pending.context.run(dispatcher.duplicate, inbound))
                     continue
                 try:
-                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot, isolated,
+                    outcome = pending.context.run(dispatcher.decide, inbound, pending.slot,
                                                   known.get((inbound.channel, inbound.user_id)))
-                except Exception as exc:  # noqa: BLE001 - this message's failure, answered as such
-                    if not isolated:
-                        raise _Undo from exc
-                    log.exception("message %s failed in a batch", inbound.msg_id)
-                    outcomes.append(exc)
-                    continue
+                except Exception as exc:  # noqa: BLE001 - the batch is redone alone: see the docstring
+                    raise _Undo from exc
                 outcomes.append(outcome)
                 decided[key] = outcome
                 stored.add(stored_key)
@@ -178,7 +175,7 @@ def _lone_senders(batch: list[Pending], stored: set[tuple[str, str]]) -> list[In
 
 
 class _Undo(Exception):
-    """A message of an SQLite batch failed without a savepoint of its own: roll the batch back."""
+    """A message of a batch failed without a savepoint of its own: roll the batch back."""
 
 
 def _alone(dispatcher: Dispatcher, pending: Pending) -> Result | BaseException:

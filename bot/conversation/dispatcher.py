@@ -121,18 +121,16 @@ class Dispatcher:
         after an FAQ edit may embed new phrasings (~20 ms each), and nobody else should wait
         for the write lock meanwhile. The version row of settings and agents is read here,
         once per batch, or at most every `cache_check_seconds` (the server on PostgreSQL,
-        where a batch is one message and a read a round trip: `CACHE_CHECK_SECONDS`)."""
+        where a read is a round trip: `CACHE_CHECK_SECONDS`)."""
         self.store.refresh()
         cache_version.check(self.cache_check_seconds)
 
-    def decide(self, inbound: Inbound, slot: ReplySlot | None = None, isolated: bool = True,
-               known: Known | None = None) -> Result:
-        """One message: in a transaction of its own, or inside the caller's (a batch). In a
-        batch, `isolated` puts it in a savepoint of its own, so a duplicate (or a failure)
-        undoes only this message's writes; without (`isolated=False`, the SQLite batch, which
-        finds the duplicates before: `stored_keys`), a duplicate raises `Unisolated` and any
-        failure propagates: the caller must roll its whole transaction back. In a batch the
-        replies are final only when the caller commits: nobody may be answered before that.
+    def decide(self, inbound: Inbound, slot: ReplySlot | None = None, known: Known | None = None) -> Result:
+        """One message: in a transaction of its own, or inside the caller's (a batch, which
+        found the stored messages before: `stored_keys`). In a batch there is no savepoint
+        per message: a duplicate found only when written raises `Unisolated` and any failure
+        propagates; the caller must roll its whole transaction back. In a batch the replies
+        are final only when the caller commits: nobody may be answered before that.
         `known`: the sender's customer row (and open conversation), upserted and touched by the
         caller already (`known_senders`)."""
         started = time.perf_counter()
@@ -141,16 +139,15 @@ class Dispatcher:
         if alone:
             faq_hits.reset()  # nothing counted outside a transaction is this message's
         hits = faq_hits.since()
-        scope = transaction() if alone else database.atomic() if isolated else contextlib.nullcontext()
+        scope = transaction() if alone else contextlib.nullcontext()
         try:
-            # alone, no savepoint: two statements (round trips on PostgreSQL) fewer
             with scope:
                 inline_rows = self._decide(inbound, result, slot, known)
                 if alone:  # in a batch, the batch writes them before its commit
                     faq_hits.write()
         except _Duplicate:  # everything this delivery wrote is rolled back
             faq_hits.forget(hits)
-            if not (alone or isolated):
+            if not alone:
                 raise Unisolated(f"{inbound.msg_id}: stored by another delivery meanwhile") from None
             return self.duplicate(inbound, started)
         except BaseException:
@@ -174,7 +171,8 @@ class Dispatcher:
     def stored_keys(inbounds: Sequence[Inbound]) -> set[tuple[str, str]]:
         """The (channel, key) of these messages already stored: one read per channel. Inside a
         SQLite write transaction (which holds the database's write lock) nobody can store one
-        of them meanwhile, so a message not found here is new to the database."""
+        of them meanwhile, so a message not found here is new to the database; on PostgreSQL
+        another process may store one after this look (its `decide` then raises `Unisolated`)."""
         wanted: dict[str, list[str]] = {}
         for inbound in inbounds:
             channel, key = inbound.stored_key
@@ -391,8 +389,8 @@ class _Duplicate(Exception):
 
 
 class Unisolated(Exception):
-    """A message decided without a savepoint (`Dispatcher.decide(isolated=False)`) turned out
-    stored by another delivery after its writes began: the caller's transaction must be
+    """A message decided in a batch (`Dispatcher.decide` inside the caller's transaction) turned
+    out stored by another delivery after its writes began: the caller's transaction must be
     rolled back and its messages decided again, each alone."""
 
 

@@ -29,7 +29,10 @@ def upsert_customer(channel: str, external_id: str, nickname: str = "") -> Custo
 def upsert_customers(people: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], Customer]:
     """`upsert_customer` for several IM users — (channel, user id, nickname), each once — in
     one statement, and one read per channel for the orders that named any of them before they
-    wrote (the SQLite batch of the webhook: two statements a batch instead of two a message)."""
+    wrote (the webhook's batch: two statements a batch instead of two a message). The rows are
+    written in key order, so two processes' batches lock the customers they share in the same
+    order and do not deadlock on them (PostgreSQL)."""
+    people = sorted(people, key=lambda person: person[:2])
     now = clock.now()
     stamp = Customer.last_contact_at.db_value(now)
     # one statement for first contacts and returning customers alike; a concurrent first

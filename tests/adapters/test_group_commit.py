@@ -1,7 +1,6 @@
 """Group commit (adapters/group_commit.py): concurrent messages decided in one transaction
-(on PostgreSQL each in its own savepoint; on SQLite, whose batch holds the write lock, the
-stored ones found first and the others decided without one, the batch redone message by
-message should one fail). Exactly once still holds: a retry landing in the same batch as
+(the stored ones found first and the others decided without a savepoint each, the batch
+redone message by message should one fail, or turn out stored by another process). Exactly once still holds: a retry landing in the same batch as
 its first delivery is stored once and answered with the first reply; one message's failure
 costs only itself; a SIGKILL in the middle of a batch loses no acknowledged message."""
 
@@ -24,7 +23,6 @@ from adapters import group_commit
 from adapters.group_commit import Pending, decide_batch
 from adapters.server import BRIDGE
 from bot.conversation.dispatcher import Dispatcher, Result
-from bot.core.db import is_postgres
 from bot.core.events import Inbound
 from bot.core.models import Message
 from tests.adapters.wechat_kit import kefu_client, mp_channel, stand, wechat
@@ -236,13 +234,12 @@ def test_a_message_found_stored_only_when_written_redoes_the_batch_alone_and_sto
     assert isinstance(c, Result) and [r.text for r in c.replies] == [SHIPPING]
     for msg_id, reply in (("a", SHIPPING), ("b", RETURNS), ("c", SHIPPING)):
         assert _stored(msg_id) == (1, [reply]), msg_id
-    # on PostgreSQL each message has its savepoint and the duplicate costs only itself
-    assert alone == ([] if is_postgres() else ["b", "a", "c"])
+    assert alone == ["b", "a", "c"]
 
 
 def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer(
         database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SQLite batch upserts the customers of its senders with one new message each, and
+    """A batch upserts the customers of its senders with one new message each, and
     touches their open conversations, at once (`Dispatcher.known_senders`); a sender with two
     goes message by message; an agent's message is the agent's, never a customer's; a digit
     1-5 (maybe a rating of a closed conversation) touches no open conversation."""
@@ -272,7 +269,7 @@ def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer
 
     assert all(isinstance(o, Result) for o in outcomes), outcomes
     assert [[r.text for r in o.replies] for o in (outcomes[0], outcomes[4])] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
-    assert together == ([] if is_postgres() else [["o_agent", "o_digit", "o_p", "o_q"]])  # the agent sorted out inside
+    assert together == [["o_agent", "o_digit", "o_p", "o_q"]]  # the agent sorted out inside
     assert {c.external_id for c in Customer.select()} == {"o_p", "o_q", "o_twice", "o_digit"}
     assert Customer.select().where(Customer.external_id == "o_twice").count() == 1
     assert Message.get(Message.external_id == "g1").agent_id == agent.id
@@ -315,10 +312,11 @@ TWO_PROCESSES = textwrap.dedent("""
 def test_two_processes_deciding_the_same_messages_at_once_store_each_once_and_answer_alike(
         database: Any, database_url: str, dispatcher: Dispatcher) -> None:
     """WeChat's retries may reach two kefu processes at once. Each decides batches of the same
-    20 messages (one in order, one in reverse) on the same database, as the server batches
-    them (5 a batch on SQLite; one on PostgreSQL, where batches of several side by side can
-    deadlock): every message is stored once with one reply, decided by exactly one process,
-    and the other replays that reply."""
+    20 messages (one in order, one in reverse) on the same database, 5 a batch: on PostgreSQL
+    each batch finds the other's messages only when it writes them, or deadlocks with the
+    other (each waiting for a row the other wrote), and is redone message by message. Every
+    message is stored once with one reply, decided by exactly one process, and the other
+    replays that reply."""
     import json
     import time
 
@@ -326,7 +324,7 @@ def test_two_processes_deciding_the_same_messages_at_once_store_each_once_and_an
     database.close()
     start = time.time() + 3
     children = [subprocess.Popen([sys.executable, "-c", TWO_PROCESSES, str(ROOT), database_url, str(start),
-                                  json.dumps(order), "1" if is_postgres() else "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  json.dumps(order), "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
                 for order in (list(range(20)), list(range(19, -1, -1)))]
     results = []
