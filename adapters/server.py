@@ -93,7 +93,9 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:  # report, do not raise: a health check answers
         return web.json_response({"status": "error", "database": str(exc)}, status=503)
     return web.json_response({"status": "ok", "channels": sorted(request.app[ADAPTERS]),
-                              "faq": bridge.dispatcher.store.status()})
+                              "faq": bridge.dispatcher.store.status(),
+                              # "uvloop" or "asyncio": which event loop serves (bot/cli/event_loop.py)
+                              "event_loop": type(asyncio.get_running_loop()).__module__.partition(".")[0]})
 
 
 def metrics_handler(config: Config) -> Callable[[web.Request], "asyncio.Future[web.Response]"]:

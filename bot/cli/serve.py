@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from bot.cli import event_loop
 from bot.cli.options import config_option, host_port_options, with_server, with_admin, open_db, redacted_url
 from bot.core.config import Config
 from bot.cli.server_url import record_server_url
@@ -74,8 +75,8 @@ def run(config: Config, host: str | None, port: int | None, admin_port: int | No
     """All in one: webhook server, outbox sender, scheduler and admin panel."""
     config = with_admin(with_server(config, host, port), None, admin_port)
     fresh = _first_start(config)
-    asyncio.run(_serve_all(config, admin=not no_admin, scheduler=not no_scheduler and config.scheduler.enabled,
-                           fresh=fresh))
+    event_loop.run(_serve_all(config, admin=not no_admin, scheduler=not no_scheduler and config.scheduler.enabled,
+                              fresh=fresh), config.server.event_loop)
 
 
 @click.command()
@@ -85,7 +86,7 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
     """The webhook server and outbox sender only (run several behind a load balancer)."""
     config = with_server(config, host, port)
     open_db(config)
-    asyncio.run(_serve_all(config, admin=False, scheduler=False, fresh=False))
+    event_loop.run(_serve_all(config, admin=False, scheduler=False, fresh=False), config.server.event_loop)
 
 
 @click.command("admin")

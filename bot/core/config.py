@@ -41,6 +41,7 @@ class ServerConfig:
     public_url: str = ""  # how customers and WeChat reach us; defaults to http://host:port
     max_body_bytes: int = 256 * 1024
     workers: int = 8  # threads that run the (blocking) core per process
+    event_loop: str = "uvloop"  # "uvloop" (libuv's loop, where installed) or "asyncio" (the standard one)
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,8 @@ def validate(config: Config) -> None:
             raise ConfigError(f"channels[{i}].open_kfid", src, "a wechat_kf channel needs the open_kfid of its 客服账号")
         if ch.deadline_seconds <= 0:
             raise ConfigError(f"channels[{i}].deadline_seconds", src, "must be positive")
+    if config.server.event_loop not in ("uvloop", "asyncio"):
+        raise ConfigError("server.event_loop", src, "must be uvloop or asyncio")
     if config.log.format not in ("json", "text"):
         raise ConfigError("log.format", src, "must be json or text")
     if not 1 <= config.outbox.lease_seconds <= 600:

@@ -1,5 +1,6 @@
 """`kefu run` as a new user runs it: a subprocess on a fresh data directory."""
 
+import json
 import os
 import socket
 import subprocess
@@ -61,3 +62,5 @@ def test_fresh_run_serves_demo_shop(running_kefu) -> None:
     assert "在线客服" in page
     login = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/admin/login/", timeout=5).read().decode()
     assert "登录" in login
+    health = json.loads(urllib.request.urlopen(base + "/healthz", timeout=5).read())
+    assert health["event_loop"] == ("uvloop" if sys.platform != "win32" else "asyncio")  # the install brings uvloop

@@ -61,6 +61,7 @@ def test_kefu_config_env_names_the_file(tmp_path: Path) -> None:
      "channels[0].open_kfid", "open_kfid"),
     ("[[channels]]\nkind = 'web'\n", "channels[0].name", "missing"),
     ("[server]\nport = 8080\n[server\n", "<syntax>", "TOML"),
+    ("[server]\nevent_loop = 'tokio'\n", "server.event_loop", "uvloop or asyncio"),
     ("[database]\nurl = '${NOPE_NOT_SET}'\n", "database.url", "NOPE_NOT_SET"),
 ])
 def test_bad_config_names_key_and_file(tmp_path: Path, text: str, key: str, words: str) -> None:
