@@ -162,6 +162,9 @@ class UTCDateTimeField(peewee.DateTimeField):
     def db_value(self, value: Any) -> Any:
         if value is None:
             return None
+        last = _LAST_WRITTEN
+        if last[0] is value:  # the same instant again: a batch stamps every row with one `now`
+            return last[1]
         if isinstance(value, str):
             value = self._parse(value)
         if not isinstance(value, datetime):
@@ -170,18 +173,28 @@ class UTCDateTimeField(peewee.DateTimeField):
             value = value.replace(tzinfo=timezone.utc)
         # `_FMT`'s text (years 1000-9999); isoformat is ~4x cheaper than strftime, and every
         # message stamps a handful of rows
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+        text = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+        _remember_written(value, text)
+        return text
 
     def python_value(self, value: Any) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, datetime):
+        if type(value) is str:
+            known = _READ.get(value)  # the rows of one batch read back the same few stamps
+            if known is not None:
+                return known
+            dt = self._parse(value)
+        elif isinstance(value, datetime):
             dt = value
         else:
             dt = self._parse(str(value))
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.astimezone(timezone.utc)
+            return dt.replace(tzinfo=timezone.utc)
+        dt = dt if dt.tzinfo is timezone.utc else dt.astimezone(timezone.utc)
+        if type(value) is str:
+            _remember_read(value, dt)
+        return dt
 
     @classmethod
     def _parse(cls, text: str) -> datetime:
@@ -198,6 +211,27 @@ class UTCDateTimeField(peewee.DateTimeField):
                 continue
             return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
         return datetime.fromisoformat(text)
+
+
+# Conversion memos of UTCDateTimeField. Why: the hot path writes one `now` into several
+# columns of several rows a batch and reads the same stamps back (RETURNING); datetimes are
+# immutable, so handing out the same instance is safe, and the memo keeps a written value
+# alive, so `is` cannot match a new object at a reused address. Each update of a memo is
+# one atomic assignment or dict operation (threads share them).
+_LAST_WRITTEN: tuple[Any, str] = (None, "")
+_READ: dict[str, datetime] = {}
+_READ_MAX = 512
+
+
+def _remember_written(value: datetime, text: str) -> None:
+    global _LAST_WRITTEN
+    _LAST_WRITTEN = (value, text)
+
+
+def _remember_read(text: str, value: datetime) -> None:
+    if len(_READ) >= _READ_MAX:
+        _READ.clear()
+    _READ[text] = value
 
 
 def insert_new(query: peewee.Insert) -> int | None:

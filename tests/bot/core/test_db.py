@@ -226,3 +226,28 @@ def test_release_rolls_back_a_transaction_a_request_left_open(database: peewee.D
     db.release()
     assert database.is_closed() and not database.in_transaction()
     assert Customer.select().where(Customer.external_id == "half-done").count() == 0
+
+
+def test_datetime_conversions_remembered_never_answer_for_another_instant() -> None:
+    """UTCDateTimeField keeps the last value it wrote and the stamps it read (a batch writes
+    one `now` into many columns and reads the same stamps back): the memo must give exactly
+    what converting afresh gives, whatever comes in between."""
+    from datetime import timedelta
+
+    field = Customer.last_contact_at
+    shanghai = timezone(timedelta(hours=8))
+    a = datetime(2026, 12, 7, 8, 0, 0, 1, tzinfo=timezone.utc)
+    b = datetime(2026, 12, 7, 16, 0, 0, 1, tzinfo=shanghai)  # the same instant as `a`, another zone
+    naive = datetime(2026, 12, 7, 9, 30)
+    written = [field.db_value(v) for v in (a, a, b, naive, a, "2026-12-07 10:00:00", a)]
+    assert written == ["2026-12-07 08:00:00.000001", "2026-12-07 08:00:00.000001", "2026-12-07 08:00:00.000001",
+                       "2026-12-07 09:30:00.000000", "2026-12-07 08:00:00.000001", "2026-12-07 10:00:00.000000",
+                       "2026-12-07 08:00:00.000001"]
+    read = [field.python_value(t) for t in ("2026-12-07 08:00:00.000001", "2026-12-07 08:00:00.000001",
+                                            "2026-12-07 09:30:00.000000", datetime(2026, 12, 7, 9, 30))]
+    assert read == [a, a, naive.replace(tzinfo=timezone.utc), naive.replace(tzinfo=timezone.utc)]
+    assert all(r.tzinfo is timezone.utc for r in read)
+    for n in range(db._READ_MAX + 10):  # bounded: a long-running process does not keep every stamp
+        field.python_value(f"2026-01-01 00:00:{n % 60:02d}.{n:06d}")
+    assert len(db._READ) <= db._READ_MAX
+    assert field.python_value("2026-12-07 08:00:00.000001") == a  # and still right after the memo was cleared
