@@ -251,3 +251,23 @@ def test_datetime_conversions_remembered_never_answer_for_another_instant() -> N
         field.python_value(f"2026-01-01 00:00:{n % 60:02d}.{n:06d}")
     assert len(db._READ) <= db._READ_MAX
     assert field.python_value("2026-12-07 08:00:00.000001") == a  # and still right after the memo was cleared
+
+
+def test_statements_inside_a_transaction_keep_peewee_errors_and_its_query_log(
+        database: peewee.Database, caplog: pytest.LogCaptureFixture) -> None:
+    """The hot path runs statements inside a transaction straight on the connection
+    (`db._run`): a driver error is still peewee's (callers catch peewee.IntegrityError),
+    nothing is half done, and with peewee's query log on every statement is logged as before."""
+    import logging
+
+    sql = ('INSERT INTO "message" ("channel", "external_id", "direction", "author", "peer_id", "kind", "text", '
+           '"state", "created_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, \'2026-12-07 08:00:00.000000\')')
+    with db.transaction():
+        db.execute(sql, ("web", "dup", "in", "customer", "u1", "text", "你好", "done"))
+    with pytest.raises(peewee.IntegrityError), db.transaction():
+        db.execute(sql, ("web", "other", "in", "customer", "u1", "text", "在吗", "done"))
+        db.execute(sql, ("web", "dup", "in", "customer", "u1", "text", "你好", "done"))
+    assert [m.external_id for m in Message.select()] == ["dup"]  # the failed transaction left nothing
+    with caplog.at_level(logging.DEBUG, logger="peewee"), db.transaction():
+        db.execute(sql, ("web", "logged", "in", "customer", "u1", "text", "你好", "done"))
+    assert any("logged" in str(record.msg) for record in caplog.records if record.name == "peewee")
