@@ -379,8 +379,11 @@ def new_row(model: type[ModelT], **values: Any) -> ModelT:
     """A new, unsaved instance like `model(**values)` (defaults applied, every field dirty),
     without the constructor's `setattr` per field: the hot path builds one for every message
     it stores. A foreign key may be given as an instance (kept, as peewee keeps it) or an id."""
-    data = model._meta.get_default_dict()
-    fields = model._meta.fields
+    meta = model._meta
+    data = meta._default_by_name.copy()  # peewee's get_default_dict, but a callable default
+    for name, default in meta._default_callable_list:  # (clock.now) only for a field not given
+        data[name] = None if name in values else default()
+    fields = meta.fields
     related: dict[str, peewee.Model] = {}
     for name, value in values.items():
         if name not in fields:

@@ -271,3 +271,24 @@ def test_statements_inside_a_transaction_keep_peewee_errors_and_its_query_log(
     with caplog.at_level(logging.DEBUG, logger="peewee"), db.transaction():
         db.execute(sql, ("web", "logged", "in", "customer", "u1", "text", "你好", "done"))
     assert any("logged" in str(record.msg) for record in caplog.records if record.name == "peewee")
+
+
+def test_new_row_calls_a_callable_default_only_for_a_field_not_given() -> None:
+    from bot.core import clock
+
+    calls: list[int] = []
+
+    class Counting:
+        def now(self) -> datetime:
+            calls.append(1)
+            return datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)
+
+    previous = clock.set_clock(Counting())
+    try:
+        given = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        row = db.new_row(Customer, channel="mp", external_id="o_1", first_contact_at=given)
+    finally:
+        clock.set_clock(previous)
+    assert row.first_contact_at == given
+    assert row.last_contact_at == datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)  # its default, called
+    assert len(calls) == 1 and row.level == 0 and row._dirty == set(row.__data__)
