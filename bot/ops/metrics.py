@@ -63,12 +63,26 @@ def reply_stage(action: str, metas: Sequence[Mapping[str, Any]]) -> str | None:
 def observe_message(channel: str, kind: str, duplicate: bool, stage: str | None, seconds: float) -> None:
     """One message handled by the dispatcher."""
     if duplicate:
-        DUPLICATES.labels(channel).inc()
+        _child(DUPLICATES, channel).inc()
         return
-    INBOUND.labels(channel, kind).inc()
-    LATENCY.labels(channel).observe(seconds)
+    _child(INBOUND, channel, kind).inc()
+    _child(LATENCY, channel).observe(seconds)
     if stage:
-        REPLIES.labels(channel, stage).inc()
+        _child(REPLIES, channel, stage).inc()
+
+
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept: prometheus-client checks and joins the labels under a
+    lock on every call, three times a message; the child it returns is the same object each
+    time (nothing here removes one)."""
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
 
 # --- state read from the database at scrape time --------------------------------------------------
