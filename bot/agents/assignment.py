@@ -82,6 +82,14 @@ def anyone_online() -> bool:
     return execute(f'SELECT 1 FROM "agent" WHERE {_ONLINE} LIMIT 1', (True,)).fetchone() is not None
 
 
+def queue_place(conversation: Conversation) -> tuple[int, bool]:
+    """`conversations.queue_position` of a queued conversation and `anyone_online`, in one
+    statement: a waiting customer who asks for a person again is told both."""
+    row = execute(f'SELECT ({conversations.QUEUE_AHEAD}), EXISTS (SELECT 1 FROM "agent" WHERE {_ONLINE})',
+                  (*conversations.queue_ahead_params(conversation), True)).fetchone()
+    return int(row[0]) + 1, bool(row[1])
+
+
 def assign_next_agent(conversation: Conversation, prefer: Agent | None = None, exclude: tuple[int, ...] = (),
                       prefer_id: int | None = None, previous_ended: str = "transfer",
                       handoff_reason: str | None = None) -> Agent | None:

@@ -194,8 +194,8 @@ class Router:
         return [self._to_customer(turn, requeued_text(previous, turn.conversation))]
 
     def _queue_text(self, conversation: Conversation) -> str:
-        position = conversations.queue_position(conversation)
-        if not assignment.anyone_online():  # not busy: nobody is there
+        position, anyone_online = assignment.queue_place(conversation)
+        if not anyone_online:  # not busy: nobody is there
             return nobody_online_text(position)
         return settings.get("queue_message").format(position=position)
 

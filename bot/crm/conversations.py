@@ -139,12 +139,19 @@ def queued() -> list[Conversation]:
                 .order_by(Conversation.queued_at, Conversation.id))
 
 
+# the conversations waiting longer than one queued at ? with id ? (parameters: when, when, id)
+QUEUE_AHEAD = ('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\' AND '
+               '("queued_at" < ? OR ("queued_at" = ? AND "id" < ?))')
+
+
 def queue_position(conversation: Conversation) -> int:
     """1 for the longest-waiting conversation in the queue."""
+    return int(execute(QUEUE_AHEAD, queue_ahead_params(conversation)).fetchone()[0]) + 1
+
+
+def queue_ahead_params(conversation: Conversation) -> tuple[str, str, int]:
     when = Conversation.queued_at.db_value(conversation.queued_at)
-    ahead = execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\' AND '
-                    '("queued_at" < ? OR ("queued_at" = ? AND "id" < ?))', (when, when, conversation.id)).fetchone()[0]
-    return int(ahead) + 1
+    return when, when, conversation.id
 
 
 def resolve(conversation: Conversation, by: str) -> None:

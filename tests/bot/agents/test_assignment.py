@@ -135,8 +135,7 @@ def test_previous_agent_prefers_the_owner_then_the_last_agent(database) -> None:
     assert conversations.previous_agent_id(conversations.upsert_customer("web", "new")) is None
 
 
-def test_a_handoff_writes_only_the_assignment_and_its_replies_after_the_lock(database, dispatcher,  # type: ignore[no-untyped-def]
-                                                                            monkeypatch) -> None:
+def test_a_handoff_writes_only_the_assignment_and_its_replies_after_the_lock(database, dispatcher) -> None:  # type: ignore[no-untyped-def]
     """On PostgreSQL the assignment lock is held from the assignment to the commit, and every
     handoff waiting for it waits that long: the brief's reads and the handoff reason come
     before or with the assignment, and no savepoint is opened around it."""
@@ -149,15 +148,12 @@ def test_a_handoff_writes_only_the_assignment_and_its_replies_after_the_lock(dat
     dispatcher.handle(text("u1", "你好"))
     settings.get("handoff_message")  # cached, as in a running process (a setting is read once a while)
     seen: list[str] = []
-    real = type(proxy.obj).execute_sql
-
-    def recording(self, sql, params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(" ".join(sql.split()))
-        return real(self, sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(type(proxy.obj), "execute_sql", recording)
-    result = dispatcher.handle(text("u1", "转人工"))
-    monkeypatch.undo()
+    hooks = proxy.obj.query_hooks  # peewee calls each with every statement it runs (the hot path's too)
+    hooks.append(lambda event: seen.append(" ".join(event.sql.split())))
+    try:
+        result = dispatcher.handle(text("u1", "转人工"))
+    finally:
+        hooks.pop()
 
     assert result.action == "handoff"
     conversation = Conversation.get_by_id(result.conversation_id)
