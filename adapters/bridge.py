@@ -45,17 +45,36 @@ class CoreBridge:
         slot = ReplySlot()
         future = self.group_commit.submit(inbound, slot)  # decided with the messages arriving meanwhile
         future.add_done_callback(_nudge_watchers)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
-        except asyncio.TimeoutError:
-            if slot.abandon():
-                LATE.labels(inbound.channel).inc()
-                future.add_done_callback(_log_failure)
-                return None
-            return await future  # taken inline an instant before the deadline: finish it
+        if not await _done_within(future, deadline_seconds) and slot.abandon():
+            LATE.labels(inbound.channel).inc()
+            future.add_done_callback(_log_failure)
+            return None
+        return await future  # done; or taken inline an instant before the deadline: finish it
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+async def _done_within(future: "asyncio.Future[Result]", seconds: float) -> bool:
+    """Whether `future` is done within `seconds`, never cancelling it (its batch owns it; a
+    request that gives up leaves it to finish): `wait_for(shield(future))` without the
+    shield's second future and the timeout's exception, every message."""
+    if future.done():
+        return True
+    waiter = asyncio.get_running_loop().create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = waiter.get_loop().call_later(seconds, wake)
+    future.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        future.remove_done_callback(wake)
+    return future.done()
 
 
 def _nudge_watchers(future: "asyncio.Future[Result]") -> None:
