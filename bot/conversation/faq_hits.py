@@ -3,9 +3,10 @@
 Why: every FAQ answer adds one to its FAQ's `hits`. Written at the answer, the row of a
 popular FAQ stays locked from then to the commit, and on PostgreSQL every concurrent
 transaction answering the same FAQ queues behind it (most of the mixed load asks a few
-FAQs). Counted here instead and written in one statement per FAQ at the end, in FAQ id
-order (two transactions never take the rows in opposite orders), the lock lives for one
-statement and the commit. A message whose savepoint is rolled back (a duplicate, a failure)
+FAQs). Counted here instead and written in one statement at the end (a batch of messages
+answers from several FAQs: one statement each was about a tenth of the batch's statements),
+the rows taken in FAQ id order (two transactions never take them in opposite orders), the
+lock lives for that statement and the commit. A message whose savepoint is rolled back (a duplicate, a failure)
 takes its hits back (`since` / `forget`), so each stored answer counts once.
 
 The tally is per thread: a transaction, and all of its messages, runs on one thread.
@@ -54,5 +55,11 @@ def write() -> None:
     tally = _tally()
     counts = Counter(tally)
     tally.clear()
-    for faq_id in sorted(counts):
-        execute('UPDATE "faq" SET "hits" = "hits" + ? WHERE "id" = ?', (counts[faq_id], faq_id))
+    if not counts:
+        return
+    ids = sorted(counts)
+    cases = " ".join("WHEN ? THEN ?" for _ in ids)
+    marks = ", ".join("?" * len(ids))
+    # an index scan over the sorted ids locks the rows in id order (PostgreSQL)
+    execute(f'UPDATE "faq" SET "hits" = "hits" + CASE "id" {cases} END WHERE "id" IN ({marks})',
+            (*(value for faq_id in ids for value in (faq_id, counts[faq_id])), *ids))

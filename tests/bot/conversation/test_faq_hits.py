@@ -53,3 +53,26 @@ def test_a_message_alone_counts_its_hit_and_a_retry_does_not(database: Any, disp
     dispatcher.handle(text("u2", "怎么退货", "m2"))
     assert _hits(faqs["returns"]) == 2
     assert faq_hits.since() == 0
+
+
+def test_the_hits_of_several_faqs_are_added_in_one_statement(database: Any) -> None:
+    from bot.core.db import database as proxy
+    from bot.core.db import transaction
+
+    faqs = list(shop_faqs().values())
+    before = {faq.id: _hits(faq) for faq in faqs}
+    first, second = faqs[0], faqs[1]
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        with transaction():
+            faq_hits.reset()
+            for faq_id in (second.id, first.id, second.id, second.id):
+                faq_hits.count(faq_id)
+            faq_hits.write()
+            faq_hits.write()  # nothing counted since: no statement
+    finally:
+        proxy.obj.query_hooks.pop()
+    assert [sql for sql in seen if "faq" in sql and "UPDATE" in sql.upper()] == [seen[0]] and len(seen) == 1
+    assert {faq.id: _hits(faq) - before[faq.id] for faq in faqs} == {
+        faq.id: {first.id: 1, second.id: 3}.get(faq.id, 0) for faq in faqs}
