@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from bot.conversation import faq_hits
-from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result
+from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result, Unisolated
 from bot.core.db import transaction
 from bot.core.events import Inbound
 
@@ -129,7 +129,10 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     try:
         with transaction():
             stored = dispatcher.stored_keys([p.inbound for p in batch])
-            known = dispatcher.known_senders(_lone_senders(batch, stored))
+            try:  # their customers, open conversations and inbound rows
+                known = dispatcher.known_senders(_lone_senders(batch, stored))
+            except Unisolated as exc:  # one of them stored by another process after the look
+                raise _Undo from exc
             for pending in batch:
                 inbound = pending.inbound
                 stored_key = inbound.stored_key

@@ -3,11 +3,12 @@
 Why: on this shared host the same pure-Python loop takes anywhere from 125 to 257 ms of CPU
 from one second to the next, so CPU-time A/B tests of the hot path cannot see a 5 % change;
 valgrind's instruction count (cachegrind, no cache simulation) is the same to 0.2 % from one
-run to the next. It counts the webhook's core in process: messages from returning and new
-customers through the group commit (`adapters.group_commit.decide_batch`, 16 a batch) on a
-fresh SQLite file with the demo shop, FAQs matched lexically (the embedding model, its
-threads and its warm-up would drown the count). Each figure is (count after N + 800
-messages - count after N) / 800, so start-up and imports cancel out.
+run to the next. It counts the webhook's core in process: messages through the group
+commit (`adapters.group_commit.decide_batch`, 16 a batch) on a fresh SQLite file with the
+demo shop, FAQs matched lexically (the embedding model, its threads and its warm-up would
+drown the count), from 97 customers in turn, so after the warm-up (112 messages) every
+message is a returning customer's, as under steady load. Each figure is (count after the
+warm-up and 800 messages - count after the warm-up) / 800: start-up and imports cancel out.
 
 Loads: `faq` (demo FAQ questions), `unknown` (questions no FAQ answers), `handoff` (转人工;
 most of them from customers already waiting), `mixed` (13 : 4 : 3 of them).
@@ -37,7 +38,7 @@ LOADS = {
               "转人工", "发货要多久", "怎么退货", "尺码怎么选", "有什么优惠券", "可以开发票吗", "发货要多久", "怎么退货",
               "今天天气怎么样", "我要找人工", "尺码怎么选", "有什么优惠券", "可以开发票吗"],
 }
-WARM, MEASURED, BATCH = 16, 800, 16
+WARM, MEASURED, BATCH, CUSTOMERS = 112, 800, 16, 97
 
 
 def run_core(tree: str, load: str, messages: int) -> None:
@@ -67,7 +68,8 @@ def run_core(tree: str, load: str, messages: int) -> None:
     questions = LOADS[load]
     for start in range(0, WARM + messages, BATCH):
         decide_batch(dispatcher, [
-            Pending(Inbound(channel="mp", user_id=f"u{n % 997}", msg_id=f"m{n}", text=questions[n % len(questions)]),
+            Pending(Inbound(channel="mp", user_id=f"u{n % CUSTOMERS}", msg_id=f"m{n}",
+                            text=questions[n % len(questions)]),
                     None, concurrent.futures.Future())  # type: ignore[arg-type]
             for n in range(start, start + BATCH)])
 
@@ -99,7 +101,8 @@ def main() -> None:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
         return
     trees = [("kefu", str(ROOT))] + ([("compared", str(Path(args.compare).resolve()))] if args.compare else [])
-    print(f"instructions a message (valgrind, {MEASURED} messages after {WARM}, {BATCH} a batch, lexical FAQ match)")
+    print(f"instructions a message (valgrind, {MEASURED} messages after {WARM}, {BATCH} a batch, "
+          f"{CUSTOMERS} returning customers, lexical FAQ match)")
     for load in args.loads.split(","):
         figures = {name: per_message(tree, load) for name, tree in trees}
         line = "  ".join(f"{name} {value / 1e6:.3f}M" for name, value in figures.items())

@@ -34,7 +34,7 @@ from bot.sending import outbox
 from bot.core import cache_version, clock
 from bot.core.config import Config
 from bot.crm import channel_codes, wecom_contacts, wecom_groups
-from bot.core.db import database, execute, fetch_one, insert_row, new_row, transaction
+from bot.core.db import database, execute, fetch_one, insert_row, insert_rows, new_row, transaction
 from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Customer, Message
@@ -63,6 +63,7 @@ class Known:
 
     customer: Customer
     conversation: Conversation | None  # their open conversation, touched; None: not read
+    stored: Message | None = None  # their message's inbound row, written with the others'
 
 
 class ReplySlot:
@@ -203,8 +204,10 @@ class Dispatcher:
         the customer rows of these messages' senders (`conversations.upsert_customers`) and
         their open conversations, touched (`conversations.touch_open`; none for a digit 1-5,
         which may be a rating of a closed conversation, and for a customer without one: the
-        message opens it). Not for a WeCom change event or an agent's message, which are not
-        a customer's. The caller passes each message its sender's `Known`."""
+        message opens it), and the inbound rows of the messages to an open conversation, in
+        one insert (`Unisolated` when one of them turns out stored already: the caller redoes
+        its batch). Not for a WeCom change event or an agent's message, which are not a
+        customer's. The caller passes each message its sender's `Known`."""
         people = {(i.channel, i.user_id): i for i in inbounds
                   if not (wecom_contacts.is_change(i) or wecom_groups.is_change(i)
                           or identities.is_agent(i.channel, i.user_id))}
@@ -213,7 +216,13 @@ class Dispatcher:
         customers = conversations.upsert_customers([(i.channel, i.user_id, i.nickname) for i in people.values()])
         open_now = conversations.touch_open([customers[key].id for key, i in people.items()
                                              if not (i.kind == "text" and i.text.strip() in RATINGS)])
-        return {key: Known(customer, open_now.get(customer.id)) for key, customer in customers.items()}
+        # a message to an open conversation is stored with it whatever is decided (a rating,
+        # the one case stored otherwise, has no conversation here): all such rows in one insert
+        rows = {key: _inbound_row(people[key], customer=customer.id, conversation=open_now[customer.id].id)
+                for key, customer in customers.items() if customer.id in open_now}
+        if rows and not insert_rows(list(rows.values()), ignore_conflict=True):
+            raise Unisolated("a message of the batch was stored by another delivery meanwhile")
+        return {key: Known(customer, open_now.get(customer.id), rows.get(key)) for key, customer in customers.items()}
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -254,7 +263,8 @@ class Dispatcher:
         if conversation is None:
             conversation, _ = conversations.open_conversation(customer)  # touched, or new
         # before routing: the agent's handoff briefing lists this message with the conversation
-        stored = self._store_inbound(inbound, customer=customer.id, conversation=conversation.id)
+        stored = (known.stored if known is not None and known.stored is not None
+                  else self._store_inbound(inbound, customer=customer.id, conversation=conversation.id))
         result.conversation_id = conversation.id
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
         outgoing = channel_codes.scanned(inbound, customer, conversation)  # a 渠道活码's scene, else None
@@ -272,11 +282,7 @@ class Dispatcher:
         the conversation are known (one insert, no update of the row's indexes); a retry
         that gets here finds the key taken, or waits on it until the first delivery
         commits, and raises `_Duplicate`, which rolls back what it did before."""
-        stored = new_row(
-            Message, channel=inbound.channel, external_id=inbound.stored_key[1], direction="in", author=author,
-            peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
-            state="done", created_at=clock.now(), **links,
-        )
+        stored = _inbound_row(inbound, author, **links)
         if insert_row(stored, ignore_conflict=True) is None:
             raise _Duplicate
         return stored
@@ -410,6 +416,15 @@ def recover_pending(older_than_seconds: float = 60.0) -> int:
 def _id(value: object) -> int | None:
     """A foreign key's value from a model instance or an id."""
     return value if value is None or isinstance(value, int) else value.id  # type: ignore[attr-defined]
+
+
+def _inbound_row(inbound: Inbound, author: str = "customer", **links: int) -> Message:
+    """The unsaved inbound row of a message, state "done": it commits with its decision."""
+    return new_row(
+        Message, channel=inbound.channel, external_id=inbound.stored_key[1], direction="in", author=author,
+        peer_id=inbound.user_id, kind=inbound.kind, text=inbound.text[:20000], payload=_payload(inbound),
+        state="done", created_at=clock.now(), **links,
+    )
 
 
 def _payload(inbound: Inbound) -> dict[str, object] | None:

@@ -449,6 +449,38 @@ def insert_row(instance: peewee.Model, ignore_conflict: bool = False) -> int | N
     return new_id
 
 
+def insert_rows(instances: Sequence[peewee.Model], key: tuple[str, ...] = ("channel", "external_id"),
+                ignore_conflict: bool = False) -> bool:
+    """`insert_row` for several new instances of one model with the same set fields, in one
+    statement where the database has RETURNING (their ids matched back by their unique
+    `key`: RETURNING's order is unspecified). True when every row was inserted; with
+    `ignore_conflict`, False when a unique key held one of them (the others are inserted:
+    the caller's transaction must be rolled back). Older SQLite: one `insert_row` each."""
+    if not instances:
+        return True
+    if not (is_postgres() or _SQLITE_RETURNING) or len(instances) == 1:
+        return all([insert_row(instance, ignore_conflict) is not None for instance in instances])
+    model = type(instances[0])
+    names = tuple(instances[0].__data__)
+    columns, writers = _writers(model, names)
+    params: list[Any] = []
+    for instance in instances:
+        if tuple(instance.__data__) != names:
+            raise ValueError("insert_rows: every instance must set the same fields")
+        params.extend(_bound(writers, instance.__data__))
+    returning = ", ".join(f'"{model._meta.fields[name].column_name}"' for name in key)
+    sql = f'{_insert_sql(model, columns, ignore_conflict, len(instances))} RETURNING "id", {returning}'
+    ids = {tuple(row[1:]): row[0] for row in execute(sql, params).fetchall()}
+    primary = model._meta.primary_key.name
+    for instance in instances:
+        new_id = ids.get(tuple(model._meta.fields[name].db_value(instance.__data__[name]) for name in key))
+        if new_id is None:
+            return False
+        setattr(instance, primary, new_id)
+        instance._dirty.clear()
+    return True
+
+
 # the python type a column's `db_value` hands to the driver unchanged (it only coerces others)
 _NATURAL = {peewee.IntegerField: int, peewee.ForeignKeyField: int, peewee.CharField: str, peewee.TextField: str}
 

@@ -281,6 +281,34 @@ def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer
     assert Conversation.get(Conversation.customer == digit.id).last_message_at >= later  # its card pick touched it
 
 
+def test_the_inbound_rows_of_a_batch_go_in_one_insert(database: Any, dispatcher: Dispatcher) -> None:
+    """Messages to open conversations are stored together (`Dispatcher.known_senders`): one
+    INSERT for their inbound rows, each row with its own customer and conversation and each
+    reply pointing at its own message."""
+    from bot.core.db import database as proxy
+    from bot.core.models import Conversation, Customer
+
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "你好", f"h{n}")) for n in range(3)])  # conversations open
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        outcomes = decide_batch(dispatcher, [_pending(_inbound("o_0", "发货要多久", "k0")),
+                                             _pending(_inbound("o_1", "怎么退货", "k1")),
+                                             _pending(_inbound("o_2", "发货要多久", "k2"))])
+    finally:
+        proxy.obj.query_hooks.pop()
+    assert all(isinstance(o, Result) and not o.duplicate for o in outcomes), outcomes
+    inserts = [sql for sql in seen if sql.startswith('INSERT INTO "message"')]
+    assert len(inserts) == 1 + 3  # the three inbound rows, then one reply each
+    for n, answer in ((0, SHIPPING), (1, RETURNS), (2, SHIPPING)):
+        row = Message.get(Message.external_id == f"k{n}")
+        customer = Customer.get(Customer.external_id == f"o_{n}")
+        assert (row.customer_id, row.conversation_id) == (customer.id, Conversation.get(Conversation.customer == customer.id).id)
+        assert _stored(f"k{n}") == (1, [answer])
+        assert [r.in_reply_to_id for r in Message.select().where(Message.in_reply_to == row.id)] == [row.id]
+
+
 TWO_PROCESSES = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
