@@ -292,3 +292,21 @@ def test_new_row_calls_a_callable_default_only_for_a_field_not_given() -> None:
     assert row.first_contact_at == given
     assert row.last_contact_at == datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)  # its default, called
     assert len(calls) == 1 and row.level == 0 and row._dirty == set(row.__data__)
+
+
+def test_insert_rows_stores_several_in_one_statement_and_says_when_a_key_was_taken(database: peewee.Database) -> None:
+    def row(key: str, text: str) -> Message:
+        return db.new_row(Message, channel="web", external_id=key, direction="in", author="customer", peer_id="u1",
+                          text=text, state="done")
+
+    first = [row("a", "一"), row("b", "二"), row("c", "三")]
+    assert db.insert_rows(first, ignore_conflict=True)
+    assert all(m.id is not None and not m._dirty for m in first)
+    assert {m.external_id: m.text for m in Message.select()} == {"a": "一", "b": "二", "c": "三"}
+    assert [Message.get_by_id(m.id).external_id for m in first] == ["a", "b", "c"]  # ids matched back by key
+    again = [row("d", "四"), row("b", "重复")]
+    assert db.insert_rows(again, ignore_conflict=True) is False  # "b" was taken: the caller rolls back
+    assert Message.get(Message.external_id == "b").text == "二"
+    with pytest.raises(ValueError):
+        db.insert_rows([row("e", "五"), db.new_row(Message, channel="web", external_id="f", direction="in",
+                                                  author="customer", peer_id="u1", state="done", faq=None)])
