@@ -279,7 +279,7 @@ def _run(db: peewee.Database, sql: str, params: Sequence[Any]) -> Any:
     peewee's query log on (its logger at DEBUG) or a query hook, every statement goes
     through peewee, so both still see them all."""
     state = db._state  # type: ignore[attr-defined]
-    if (state.transactions and state.conn is not None and not db.query_hooks
+    if (state.transactions and state.conn is not None and not getattr(db, "query_hooks", None)
             and not _QUERY_LOG.isEnabledFor(logging.DEBUG)):
         with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
             cursor = state.conn.cursor()
