@@ -77,14 +77,10 @@ def any_agent_free() -> bool:
                    (True,)).fetchone() is not None
 
 
-def anyone_online() -> bool:
-    """Some active agent is online (free or not): a queue then means busy, not nobody there."""
-    return execute(f'SELECT 1 FROM "agent" WHERE {_ONLINE} LIMIT 1', (True,)).fetchone() is not None
-
-
 def queue_place(conversation: Conversation) -> tuple[int, bool]:
-    """`conversations.queue_position` of a queued conversation and `anyone_online`, in one
-    statement: a waiting customer who asks for a person again is told both."""
+    """`conversations.queue_position` of a queued conversation, and whether some active agent
+    is online (free or not: a queue then means busy, not nobody there), in one statement: a
+    waiting customer who asks for a person again is told both."""
     row = execute(f'SELECT ({conversations.QUEUE_AHEAD}), EXISTS (SELECT 1 FROM "agent" WHERE {_ONLINE})',
                   (*conversations.queue_ahead_params(conversation), True)).fetchone()
     return int(row[0]) + 1, bool(row[1])

@@ -6,8 +6,9 @@ transaction answering the same FAQ queues behind it (most of the mixed load asks
 FAQs). Counted here instead and written in one statement at the end (a batch of messages
 answers from several FAQs: one statement each was about a tenth of the batch's statements),
 the rows taken in FAQ id order (two transactions never take them in opposite orders), the
-lock lives for that statement and the commit. A message whose savepoint is rolled back (a duplicate, a failure)
-takes its hits back (`since` / `forget`), so each stored answer counts once.
+lock lives for that statement and the commit. A message whose writes are rolled back (a
+duplicate, a failure) takes its hits back (`since` / `forget`), and a batch rolled back
+starts its tally afresh (`reset`), so each stored answer counts once.
 
 The tally is per thread: a transaction, and all of its messages, runs on one thread.
 """

@@ -461,13 +461,7 @@ def insert_rows(instances: Sequence[peewee.Model], key: tuple[str, ...] = ("chan
     if not (is_postgres() or _SQLITE_RETURNING) or len(instances) == 1:
         return all([insert_row(instance, ignore_conflict) is not None for instance in instances])
     model = type(instances[0])
-    names = tuple(instances[0].__data__)
-    columns, writers = _writers(model, names)
-    params: list[Any] = []
-    for instance in instances:
-        if tuple(instance.__data__) != names:
-            raise ValueError("insert_rows: every instance must set the same fields")
-        params.extend(_bound(writers, instance.__data__))
+    columns, params = _rows_bound(instances, "insert_rows")
     returning = ", ".join(f'"{model._meta.fields[name].column_name}"' for name in key)
     sql = f'{_insert_sql(model, columns, ignore_conflict, len(instances))} RETURNING "id", {returning}'
     ids = {tuple(row[1:]): row[0] for row in execute(sql, params).fetchall()}
@@ -503,6 +497,19 @@ def _bound(writers: tuple[tuple[str, Any, Any], ...], data: dict[str, Any]) -> l
         value = data[name]
         params.append(value if natural is not None and (value is None or type(value) is natural) else db_value(value))
     return params
+
+
+def _rows_bound(instances: Sequence[peewee.Model], caller: str) -> tuple[tuple[str, ...], list[Any]]:
+    """The columns a multi-row insert of these instances writes and its parameters, row after
+    row; every instance must set the same fields (one statement has one column list)."""
+    names = tuple(instances[0].__data__)
+    columns, writers = _writers(type(instances[0]), names)
+    params: list[Any] = []
+    for instance in instances:
+        if tuple(instance.__data__) != names:
+            raise ValueError(f"{caller}: every instance must set the same fields")
+        params.extend(_bound(writers, instance.__data__))
+    return columns, params
 
 
 @functools.lru_cache(maxsize=32)
@@ -549,12 +556,7 @@ def upsert_rows(instances: Sequence[ModelT], key: tuple[str, ...], assignments: 
     if not (is_postgres() or _SQLITE_RETURNING) or len(instances) == 1:
         return [upsert_row(instance, key, assignments, values) for instance in instances]
     model = type(instances[0])
-    columns, writers = _writers(model, tuple(instances[0].__data__))
-    params: list[Any] = []
-    for instance in instances:
-        if tuple(instance.__data__) != tuple(instances[0].__data__):
-            raise ValueError("upsert_rows: every instance must set the same fields")
-        params.extend(_bound(writers, instance.__data__))
+    columns, params = _rows_bound(instances, "upsert_rows")
     sql = _upsert_sql(model, columns, key, assignments, len(instances))
     rows = [_instance(model, row) for row in execute(sql, (*params, *values)).fetchall()]
     by_key = {tuple(row.__data__[name] for name in key): row for row in rows}
