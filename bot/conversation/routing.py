@@ -169,7 +169,7 @@ class Router:
         if not business_hours.is_open(clock.now(), settings.get("business_hours")):
             conversations.enqueue(conversation, reason)
             return [self._to_customer(turn, closed_text())]
-        if conversations.queue_length():  # others are waiting: nobody jumps the queue
+        if conversations.anyone_queued():  # others are waiting: nobody jumps the queue
             conversations.enqueue(conversation, reason)
             out = serve_queue(quiet=conversation.id)
             if out and Conversation.get_by_id(conversation.id).status == "assigned":  # nobody served: still queued
@@ -197,7 +197,7 @@ class Router:
         position, anyone_online = assignment.queue_place(conversation)
         if not anyone_online:  # not busy: nobody is there
             return nobody_online_text(position)
-        return settings.get("queue_message").format(position=position)
+        return settings.get("queue_message").format(position=conversations.shown_place(position))
 
     def _event(self, turn: Turn) -> list[Outgoing]:
         event = turn.inbound.event.lower()
@@ -284,7 +284,7 @@ def nobody_online_text(position: int) -> str:
         when = "客服暂时离开，回来后会第一时间接待您"
     else:
         when = f"人工客服的服务时间是 {business_hours.describe(settings.get('business_hours'))}，客服上线后会第一时间接待您"
-    return f"当前没有人工客服在线。{when}；您已在排队中（第 {position} 位）。"
+    return f"当前没有人工客服在线。{when}；您已在排队中（第 {conversations.shown_place(position)} 位）。"
 
 
 def queue_snapshot() -> dict[int, int]:
@@ -386,7 +386,7 @@ def acknowledgement(turn: Turn) -> list[Outgoing]:
 def requeued_text(agent: Agent, conversation: Conversation) -> str:
     """What a customer hears when their agent went offline and nobody else could take them:
     the same words whether the agent's going offline or the customer's next message found it."""
-    return REQUEUED_TEXT.format(agent=agent, position=conversations.queue_position(conversation))
+    return REQUEUED_TEXT.format(agent=agent, position=conversations.shown_place(conversations.queue_position(conversation)))
 
 
 REQUEUED_TEXT = "客服「{agent}」暂时离开，已为您重新排队，您现在排在第 {position} 位。"

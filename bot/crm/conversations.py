@@ -129,8 +129,10 @@ def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
             'AND "ended_at" IS NULL', (AssignmentLog.ended_at.db_value(now), reason, conversation.id))
 
 
-def queue_length() -> int:
-    return int(execute('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\'').fetchone()[0])
+def anyone_queued() -> bool:
+    """Some conversation waits for an agent (one index entry read, where counting the queue
+    reads all of it)."""
+    return execute('SELECT 1 FROM "conversation" WHERE "status" = \'queued\' LIMIT 1').fetchone() is not None
 
 
 def queued() -> list[Conversation]:
@@ -139,14 +141,23 @@ def queued() -> list[Conversation]:
                 .order_by(Conversation.queued_at, Conversation.id))
 
 
-# the conversations waiting longer than one queued at ? with id ? (parameters: when, when, id)
-QUEUE_AHEAD = ('SELECT COUNT(*) FROM "conversation" WHERE "status" = \'queued\' AND '
-               '("queued_at" < ? OR ("queued_at" = ? AND "id" < ?))')
+QUEUE_COUNTED = 100  # a place further back is told as "100+" (`shown_place`): each one counted is a read
+
+# the conversations waiting longer than one queued at ? with id ?, at most QUEUE_COUNTED of
+# them (parameters: when, when, id); `"queued_at" <= ?` bounds the read of the queue's index
+QUEUE_AHEAD = ('SELECT COUNT(*) FROM (SELECT 1 FROM "conversation" WHERE "status" = \'queued\' AND "queued_at" <= ? '
+               f'AND ("queued_at" < ? OR "id" < ?) LIMIT {QUEUE_COUNTED}) AS "ahead"')
 
 
 def queue_position(conversation: Conversation) -> int:
-    """1 for the longest-waiting conversation in the queue."""
+    """1 for the longest-waiting conversation in the queue; any place after QUEUE_COUNTED is
+    QUEUE_COUNTED + 1 (a customer asking again while thousands wait costs the same)."""
     return int(execute(QUEUE_AHEAD, queue_ahead_params(conversation)).fetchone()[0]) + 1
+
+
+def shown_place(position: int) -> str:
+    """A queue position as a customer reads it: "100+" past what is counted."""
+    return f"{QUEUE_COUNTED}+" if position > QUEUE_COUNTED else str(position)
 
 
 def queue_ahead_params(conversation: Conversation) -> tuple[str, str, int]:

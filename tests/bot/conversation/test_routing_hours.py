@@ -76,3 +76,14 @@ def test_a_window_may_end_at_midnight() -> None:
     late = {"timezone": "Asia/Shanghai", "always_open": False, "weekly": {"tue": ["18:00", "24:00"]}}
     assert business_hours.is_open(at(2026, 11, 24, 23, 59), late)
     assert not business_hours.is_open(at(2026, 11, 24, 17, 59), late)
+
+
+def test_a_place_past_the_counted_ones_reads_as_100_plus(database, dispatcher, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    make_agent("busy", status="online", max_open=0)  # online but full: the busy message
+    for n in range(conversations.QUEUE_COUNTED - 1):
+        conversation, _ = conversations.open_conversation(conversations.upsert_customer("web", f"early{n}"))
+        conversations.enqueue(conversation, "requested")
+    fake_clock.advance(seconds=1)
+    assert "第 100 位" in dispatcher.handle(text("on-the-line", "转人工")).replies[0].text  # 99 ahead
+    fake_clock.advance(seconds=1)
+    assert "第 100+ 位" in dispatcher.handle(text("late", "转人工")).replies[0].text
