@@ -39,10 +39,11 @@ from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Customer, Message
 from bot.sending.outgoing import Outgoing
-from bot.conversation import faq_hits
+from bot.conversation import faq_hits, reply_rows
 from bot.conversation.relay import Relay
 from bot.conversation.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics
+from bot.core.logs import REQUEST_ID
 from bot.core.runtime import LogFields
 
 log = logging.getLogger("kefu.dispatcher")
@@ -154,8 +155,11 @@ class Dispatcher:
         except BaseException:
             faq_hits.forget(hits)
             raise
-        result.replies = [_reply_of(r) for r in inline_rows]
-        self._log(inbound, result, started)
+        def answer() -> None:  # the rows' ids are in the replies: in a batch, once it wrote them
+            result.replies = [_reply_of(r) for r in inline_rows]
+
+        reply_rows.when_written(answer)
+        self._log(inbound, result, started, len(inline_rows))
         metrics.observe_message(inbound.channel, inbound.kind, result.duplicate, result.stage,
                                 time.perf_counter() - started)
         return result
@@ -346,6 +350,8 @@ class Dispatcher:
         to_sender = [o.channel == inbound.channel and o.to_user == inbound.user_id for o in outgoing]
         inline = any(to_sender) and (slot is None or slot.take())
         inline_rows: list[Message] = []
+        held = reply_rows.deferring()  # in a batch: written together before its commit (reply_rows)
+        request_id = REQUEST_ID.get() if held else None
         for n, (out, mine) in enumerate(zip(outgoing, to_sender)):
             row = new_row(
                 Message, channel=out.channel, external_id=f"re:{stored.id}:{n}", conversation=_id(out.conversation),
@@ -355,10 +361,13 @@ class Dispatcher:
                 faq=_id(out.faq), score=out.score, state="inline" if mine and inline else "queued",
                 created_at=clock.now(),
             )
-            insert_row(row)
             if row.state == "inline":
                 inline_rows.append(row)
-            else:
+            if held:
+                reply_rows.defer(row, request_id)
+                continue
+            insert_row(row)
+            if row.state != "inline":
                 outbox.enqueue(f"msg:{row.id}", out.channel, out.to_user, row.payload, message=row)
         return inline_rows
 
@@ -380,13 +389,13 @@ class Dispatcher:
             Message.update(state="inline").where(Message.id.in_(pending) & (Message.state == "pending")).execute()
         return [_reply_of(r) for r in rows]
 
-    def _log(self, inbound: Inbound, result: Result, started: float) -> None:
+    def _log(self, inbound: Inbound, result: Result, started: float, replies: int | None = None) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
         log.info("%s", LogFields(
             event="message", channel=inbound.channel, user=inbound.user_id[-8:], msg_id=inbound.msg_id,
             kind=inbound.kind, action=result.action, conversation=result.conversation_id,
-            replies=len(result.replies), ms=round((time.perf_counter() - started) * 1000, 2),
+            replies=len(result.replies) if replies is None else replies, ms=round((time.perf_counter() - started) * 1000, 2),
         ))
 
 

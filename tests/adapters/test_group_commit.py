@@ -281,10 +281,11 @@ def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer
     assert Conversation.get(Conversation.customer == digit.id).last_message_at >= later  # its card pick touched it
 
 
-def test_the_inbound_rows_of_a_batch_go_in_one_insert(database: Any, dispatcher: Dispatcher) -> None:
+def test_the_inbound_rows_and_the_replies_of_a_batch_go_in_one_insert_each(database: Any, dispatcher: Dispatcher) -> None:
     """Messages to open conversations are stored together (`Dispatcher.known_senders`): one
-    INSERT for their inbound rows, each row with its own customer and conversation and each
-    reply pointing at its own message."""
+    INSERT for their inbound rows, each row with its own customer and conversation, and one
+    for their replies (`reply_rows`), each pointing at its own message and answered inline
+    with its own row's id."""
     from bot.core.db import database as proxy
     from bot.core.models import Conversation, Customer
 
@@ -300,13 +301,15 @@ def test_the_inbound_rows_of_a_batch_go_in_one_insert(database: Any, dispatcher:
         proxy.obj.query_hooks.pop()
     assert all(isinstance(o, Result) and not o.duplicate for o in outcomes), outcomes
     inserts = [sql for sql in seen if sql.startswith('INSERT INTO "message"')]
-    assert len(inserts) == 1 + 3  # the three inbound rows, then one reply each
+    assert len(inserts) == 2  # the three inbound rows, then the three replies
     for n, answer in ((0, SHIPPING), (1, RETURNS), (2, SHIPPING)):
         row = Message.get(Message.external_id == f"k{n}")
         customer = Customer.get(Customer.external_id == f"o_{n}")
         assert (row.customer_id, row.conversation_id) == (customer.id, Conversation.get(Conversation.customer == customer.id).id)
         assert _stored(f"k{n}") == (1, [answer])
-        assert [r.in_reply_to_id for r in Message.select().where(Message.in_reply_to == row.id)] == [row.id]
+        replies = list(Message.select().where(Message.in_reply_to == row.id))
+        assert [r.in_reply_to_id for r in replies] == [row.id]
+        assert [(r.text, r.meta["message_id"]) for r in outcomes[n].replies] == [(answer, replies[0].id)]  # type: ignore[union-attr]
 
 
 TWO_PROCESSES = textwrap.dedent("""
@@ -366,3 +369,71 @@ def test_two_processes_deciding_the_same_messages_at_once_store_each_once_and_an
         assert sorted([first[0], second[0]]) == [False, True], (n, first, second)  # decided by exactly one
         assert first[1] == second[1] == [expected], (n, first, second)
         assert _stored(f"x{n}") == (1, [expected])
+
+
+def test_a_sender_writing_twice_in_one_batch_reads_the_reply_to_the_first(database: Any, dispatcher: Dispatcher) -> None:
+    """Reply rows wait for the end of the batch (`reply_rows`), but not when a message could
+    read them: a card's number answers the cards of the reply before it in the same batch."""
+    from bot.core.models import FaqQuestion
+
+    shop_faqs()
+    outcomes = decide_batch(dispatcher, [_pending(_inbound("o_x", "火星上能送货吗", "x1")),
+                                         _pending(_inbound("o_lone", "怎么退货", "l1")),
+                                         _pending(_inbound("o_x", "1", "x2"))])
+    asked, lone, picked = outcomes
+    assert isinstance(asked, Result) and asked.replies[0].cards  # the bot is unsure: suggestions
+    card = asked.replies[0].cards[0].title
+    answer = FaqQuestion.get(FaqQuestion.text == card).faq.answer
+    assert isinstance(lone, Result) and [r.text for r in lone.replies] == [RETURNS]
+    assert isinstance(picked, Result) and [r.text for r in picked.replies] == [answer]  # card 1 of x1's reply
+    assert _stored("x2") == (1, [answer])
+
+
+def test_a_reply_held_for_the_batch_and_queued_reaches_the_outbox_under_its_own_request_id(
+        database: Any, dispatcher: Dispatcher) -> None:
+    """A reply the waiting request gave up on is `queued`: its outbox row is written with the
+    batch's replies and carries the request id of its own message, not of the batch."""
+    from bot.conversation.dispatcher import ReplySlot
+    from bot.core.logs import REQUEST_ID
+    from bot.core.models import Outbox
+
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "你好", f"h{n}")) for n in range(2)])  # lone senders
+    batch = []
+    for n in range(2):
+        token = REQUEST_ID.set(f"req-{n}")
+        slot = ReplySlot()
+        if n == 1:
+            slot.abandon()  # the request gave up: the reply goes through the outbox
+        batch.append(Pending(_inbound(f"o_{n}", "发货要多久", f"q{n}"), slot, concurrent.futures.Future()))  # type: ignore[arg-type]
+        REQUEST_ID.reset(token)
+    inline, late = decide_batch(dispatcher, batch)
+    assert isinstance(inline, Result) and [r.text for r in inline.replies] == [SHIPPING]
+    assert isinstance(late, Result) and late.replies == []
+    row = Message.get((Message.in_reply_to == Message.get(Message.external_id == "q1").id))
+    assert row.state == "queued"
+    sends = list(Outbox.select())
+    assert [(s.key, s.message_id, s.request_id, s.content["text"]) for s in sends] == [
+        (f"msg:{row.id}", row.id, "req-1", SHIPPING)]
+
+
+def test_reply_rows_that_cannot_be_written_redo_the_batch_alone(
+        database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.conversation import reply_rows
+
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "你好", f"h{n}")) for n in range(3)])
+    real, calls = reply_rows.insert_rows, []
+
+    def failing_once(rows: Any) -> bool:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+        return real(rows)
+
+    monkeypatch.setattr(reply_rows, "insert_rows", failing_once)
+    outcomes = decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "发货要多久", f"r{n}")) for n in range(3)])
+    assert calls == [3]  # the batch's one insert failed; alone, each message writes its own row
+    assert all(isinstance(o, Result) and [r.text for r in o.replies] == [SHIPPING] for o in outcomes), outcomes
+    for n in range(3):
+        assert _stored(f"r{n}") == (1, [SHIPPING])
