@@ -31,7 +31,7 @@ from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from bot.conversation import faq_hits, reply_rows
+from bot.conversation import faq_hits, held_rows
 from bot.conversation.dispatcher import Dispatcher, ReplySlot, Result, Unisolated
 from bot.core.db import transaction
 from bot.core.events import Inbound
@@ -122,10 +122,10 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     by another process is then a duplicate that replays its reply. An error of the
     transaction itself (the commit) sends every message through `decide` alone too.
 
-    The batch's reply rows are written together just before the commit
-    (`bot.conversation.reply_rows`, one insert where there were one a reply): before a
-    message that could read them (its sender's second in the batch, a copy stored earlier,
-    an agent's or a WeCom event's) they are written first."""
+    The batch's reply rows and unanswered questions are written together just before the
+    commit (`bot.conversation.held_rows`: one insert a table where there were one a row);
+    before a message that could read them (its sender's second in the batch, a copy stored
+    earlier, an agent's or a WeCom event's) they are written first."""
     dispatcher.refresh()  # outside the write transaction, once per batch (see Dispatcher.refresh)
     if len(batch) == 1:  # alone: its own transaction, no savepoint
         return [_alone(dispatcher, batch[0])]
@@ -139,7 +139,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                 known = dispatcher.known_senders(_lone_senders(batch, stored))
             except Unisolated as exc:  # one of them stored by another process after the look
                 raise _Undo from exc
-            reply_rows.begin()  # the reply rows, written together before the commit
+            held_rows.begin()  # its replies and unanswered questions, written together before the commit
             for pending in batch:
                 inbound = pending.inbound
                 stored_key = inbound.stored_key
@@ -147,7 +147,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                 first = decided.get(key)
                 if first is not None:  # WeChat's retry in the same batch: its first delivery's replies
                     outcome = pending.context.run(dispatcher.repeat, inbound, first)
-                    reply_rows.when_written(functools.partial(_same_replies, outcome, first))
+                    held_rows.when_written(functools.partial(_same_replies, outcome, first))
                     outcomes.append(outcome)
                     continue
                 sender = known.get((inbound.channel, inbound.user_id))
@@ -168,21 +168,21 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     except _Undo as undo:
         log.warning("a batch of %d messages rolled back (%r); deciding them one by one", len(batch), undo.__cause__)
         faq_hits.reset()  # rolled back with the batch
-        reply_rows.discard()
+        held_rows.discard()
         return [_alone(dispatcher, pending) for pending in batch]
     except Exception:  # noqa: BLE001 - the commit failed: nothing of the batch is known to be stored
         log.exception("a batch of %d messages failed to commit; deciding them one by one", len(batch))
         faq_hits.reset()  # rolled back with the batch
-        reply_rows.discard()
+        held_rows.discard()
         return [_alone(dispatcher, pending) for pending in batch]
     finally:
-        reply_rows.discard()  # whatever ended the batch: this thread's next message is not held
+        held_rows.discard()  # whatever ended the batch: this thread's next message is not held
     return outcomes
 
 
 def _flush() -> None:
     try:
-        reply_rows.flush()
+        held_rows.flush()
     except Exception as exc:  # noqa: BLE001 - the batch is redone alone: see decide_batch
         raise _Undo from exc
 

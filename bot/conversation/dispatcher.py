@@ -39,7 +39,7 @@ from bot.core.events import Card, Inbound, Reply
 from bot.faq.store import FaqStore
 from bot.core.models import Agent, Conversation, Customer, Message
 from bot.sending.outgoing import Outgoing
-from bot.conversation import faq_hits, reply_rows
+from bot.conversation import faq_hits, held_rows
 from bot.conversation.relay import Relay
 from bot.conversation.routing import ACK_NOTICE, Router, Turn
 from bot.ops import metrics
@@ -158,7 +158,7 @@ class Dispatcher:
         def answer() -> None:  # the rows' ids are in the replies: in a batch, once it wrote them
             result.replies = [_reply_of(r) for r in inline_rows]
 
-        reply_rows.when_written(answer)
+        held_rows.when_written(answer)
         self._log(inbound, result, started, len(inline_rows))
         metrics.observe_message(inbound.channel, inbound.kind, result.duplicate, result.stage,
                                 time.perf_counter() - started)
@@ -350,7 +350,7 @@ class Dispatcher:
         to_sender = [o.channel == inbound.channel and o.to_user == inbound.user_id for o in outgoing]
         inline = any(to_sender) and (slot is None or slot.take())
         inline_rows: list[Message] = []
-        held = reply_rows.deferring()  # in a batch: written together before its commit (reply_rows)
+        held = held_rows.holding()  # in a batch: written together before its commit (held_rows)
         request_id = REQUEST_ID.get() if held else None
         for n, (out, mine) in enumerate(zip(outgoing, to_sender)):
             row = new_row(
@@ -364,7 +364,7 @@ class Dispatcher:
             if row.state == "inline":
                 inline_rows.append(row)
             if held:
-                reply_rows.defer(row, request_id)
+                held_rows.reply(row, request_id)
                 continue
             insert_row(row)
             if row.state != "inline":

@@ -13,8 +13,8 @@ from datetime import timedelta
 from bot.agents import assignment, business_hours
 from bot.crm import conversations
 from bot.core import clock, settings
-from bot.conversation import faq_hits
-from bot.core.db import execute, fetch_all, insert_row, related
+from bot.conversation import faq_hits, held_rows
+from bot.core.db import execute, fetch_all, new_row, related
 from bot.core.events import Card, Inbound, Reply
 from bot.faq import learning
 from bot.faq.handoff_intent import asks_for_human, explicit_request
@@ -120,8 +120,8 @@ class Router:
                 answered = Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
                                     turn.customer, faq=answer.faq_id, score=match.score)
                 return [answered]
-        insert_row(UnansweredQuestion(
-            text=text[:2000], normalized=self.store.normalize(text), customer=turn.customer,
+        held_rows.insert(new_row(  # in a batch, with its other unanswered questions before the commit
+            UnansweredQuestion, text=text[:2000], normalized=self.store.normalize(text), customer=turn.customer,
             message=turn.message, reason="abstained", best_faq=int(best.faq_id) if best else None,
             best_score=match.score if best else None,
         ))
@@ -386,7 +386,8 @@ def acknowledgement(turn: Turn) -> list[Outgoing]:
 def requeued_text(agent: Agent, conversation: Conversation) -> str:
     """What a customer hears when their agent went offline and nobody else could take them:
     the same words whether the agent's going offline or the customer's next message found it."""
-    return REQUEUED_TEXT.format(agent=agent, position=conversations.shown_place(conversations.queue_position(conversation)))
+    position = conversations.queue_position(conversation)
+    return REQUEUED_TEXT.format(agent=agent, position=conversations.shown_place(position))
 
 
 REQUEUED_TEXT = "客服「{agent}」暂时离开，已为您重新排队，您现在排在第 {position} 位。"

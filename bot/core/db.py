@@ -475,6 +475,16 @@ def insert_rows(instances: Sequence[peewee.Model], key: tuple[str, ...] = ("chan
     return True
 
 
+def insert_all(instances: Sequence[peewee.Model]) -> None:
+    """Insert several new instances of one model with the same set fields in one statement,
+    when nobody needs their ids (the instances are left without them)."""
+    if not instances:
+        return
+    model = type(instances[0])
+    columns, params = _rows_bound(instances, "insert_all")
+    execute(_insert_sql(model, columns, False, len(instances)), params)
+
+
 # the python type a column's `db_value` hands to the driver unchanged (it only coerces others)
 _NATURAL = {peewee.IntegerField: int, peewee.ForeignKeyField: int, peewee.CharField: str, peewee.TextField: str}
 

@@ -284,7 +284,7 @@ def test_a_batch_reads_its_lone_senders_together_and_no_agent_becomes_a_customer
 def test_the_inbound_rows_and_the_replies_of_a_batch_go_in_one_insert_each(database: Any, dispatcher: Dispatcher) -> None:
     """Messages to open conversations are stored together (`Dispatcher.known_senders`): one
     INSERT for their inbound rows, each row with its own customer and conversation, and one
-    for their replies (`reply_rows`), each pointing at its own message and answered inline
+    for their replies (`held_rows`), each pointing at its own message and answered inline
     with its own row's id."""
     from bot.core.db import database as proxy
     from bot.core.models import Conversation, Customer
@@ -372,7 +372,7 @@ def test_two_processes_deciding_the_same_messages_at_once_store_each_once_and_an
 
 
 def test_a_sender_writing_twice_in_one_batch_reads_the_reply_to_the_first(database: Any, dispatcher: Dispatcher) -> None:
-    """Reply rows wait for the end of the batch (`reply_rows`), but not when a message could
+    """Reply rows wait for the end of the batch (`held_rows`), but not when a message could
     read them: a card's number answers the cards of the reply before it in the same batch."""
     from bot.core.models import FaqQuestion
 
@@ -417,13 +417,13 @@ def test_a_reply_held_for_the_batch_and_queued_reaches_the_outbox_under_its_own_
         (f"msg:{row.id}", row.id, "req-1", SHIPPING)]
 
 
-def test_reply_rows_that_cannot_be_written_redo_the_batch_alone(
+def test_held_rows_that_cannot_be_written_redo_the_batch_alone(
         database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.conversation import reply_rows
+    from bot.conversation import held_rows
 
     shop_faqs()
     decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "你好", f"h{n}")) for n in range(3)])
-    real, calls = reply_rows.insert_rows, []
+    real, calls = held_rows.insert_rows, []
 
     def failing_once(rows: Any) -> bool:
         calls.append(len(rows))
@@ -431,9 +431,32 @@ def test_reply_rows_that_cannot_be_written_redo_the_batch_alone(
             raise RuntimeError("disk full")
         return real(rows)
 
-    monkeypatch.setattr(reply_rows, "insert_rows", failing_once)
+    monkeypatch.setattr(held_rows, "insert_rows", failing_once)
     outcomes = decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "发货要多久", f"r{n}")) for n in range(3)])
     assert calls == [3]  # the batch's one insert failed; alone, each message writes its own row
     assert all(isinstance(o, Result) and [r.text for r in o.replies] == [SHIPPING] for o in outcomes), outcomes
     for n in range(3):
         assert _stored(f"r{n}") == (1, [SHIPPING])
+
+
+def test_the_unanswered_questions_of_a_batch_go_in_one_insert(database: Any, dispatcher: Dispatcher) -> None:
+    """Questions the bot abstains on are kept for the learning loop, a batch's in one insert
+    before its commit (`held_rows`), each with its own message and customer."""
+    from bot.core.db import database as proxy
+    from bot.core.models import UnansweredQuestion
+
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "发货要多久", f"h{n}")) for n in range(3)])  # answered
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        questions = ["火星上能送货吗", "你们老板是谁啊", "今天天气怎么样"]
+        outcomes = decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", q, f"u{n}")) for n, q in enumerate(questions)])
+    finally:
+        proxy.obj.query_hooks.pop()
+    assert all(isinstance(o, Result) and o.replies and o.replies[0].meta.get("abstained") for o in outcomes), outcomes
+    assert len([sql for sql in seen if sql.startswith('INSERT INTO "unanswered_question"')]) == 1
+    rows = {q.text: q for q in UnansweredQuestion.select().where(UnansweredQuestion.reason == "abstained")}
+    for n, question in enumerate(questions):
+        message = Message.get(Message.external_id == f"u{n}")
+        assert (rows[question].message_id, rows[question].customer_id) == (message.id, message.customer_id)
