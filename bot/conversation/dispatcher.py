@@ -206,11 +206,11 @@ class Dispatcher:
     def known_senders(inbounds: Sequence[Inbound]) -> dict[tuple[str, str], Known]:
         """What `_decide` would upsert and touch one message at a time, for several at once:
         the customer rows of these messages' senders (`conversations.upsert_customers`) and
-        their open conversations, touched (`conversations.touch_open`; none for a digit 1-5,
-        which may be a rating of a closed conversation, and for a customer without one: the
-        message opens it), and the inbound rows of the messages to an open conversation, in
-        one insert (`Unisolated` when one of them turns out stored already: the caller redoes
-        its batch). Not for a WeCom change event or an agent's message, which are not a
+        their open conversations, touched (`conversations.touch_open`) or opened in one insert
+        (`conversations.open_new`), but not for a digit 1-5, which may rate a closed
+        conversation or answer a revisit (its decision knows); and the inbound rows of the
+        messages to an open conversation, in one insert (`Unisolated` when one of them turns
+        out stored already, or a conversation opened meanwhile: the caller redoes its batch). Not for a WeCom change event or an agent's message, which are not a
         customer's. The caller passes each message its sender's `Known`."""
         people = {(i.channel, i.user_id): i for i in inbounds
                   if not (wecom_contacts.is_change(i) or wecom_groups.is_change(i)
@@ -218,8 +218,13 @@ class Dispatcher:
         if not people:
             return {}
         customers = conversations.upsert_customers([(i.channel, i.user_id, i.nickname) for i in people.values()])
-        open_now = conversations.touch_open([customers[key].id for key, i in people.items()
-                                             if not (i.kind == "text" and i.text.strip() in RATINGS)])
+        talking = [key for key, i in people.items() if not (i.kind == "text" and i.text.strip() in RATINGS)]
+        open_now = conversations.touch_open([customers[key].id for key in talking])
+        # the others open one, as their message would (`_decide`): all in one insert
+        opened = conversations.open_new([customers[key] for key in talking if customers[key].id not in open_now])
+        if opened is None:
+            raise Unisolated("a conversation of the batch was opened by another delivery meanwhile")
+        open_now.update(opened)
         # a message to an open conversation is stored with it whatever is decided (a rating,
         # the one case stored otherwise, has no conversation here): all such rows in one insert
         rows = {key: _inbound_row(people[key], customer=customer.id, conversation=open_now[customer.id].id)

@@ -113,8 +113,8 @@ class Router:
             answer = self.store.answer_for(int(best.faq_id), best.question)
             if answer is not None:
                 faq_hits.count(answer.faq_id)  # written before the commit (bot/conversation/faq_hits.py)
-                if turn.conversation.unanswered_turns:
-                    execute('UPDATE "conversation" SET "unanswered_turns" = 0 WHERE "id" = ?', (turn.conversation.id,))
+                if turn.conversation.unanswered_turns:  # in a batch, written before its commit
+                    held_rows.update(Conversation, "unanswered_turns", turn.conversation.id, 0)
                 cards = RATING_CARDS if settings.get("rating_cards") else ()
                 reply = Reply(text=answer.answer, cards=cards, meta={**meta, "category": answer.category, "rate": True})
                 answered = Outgoing(turn.inbound.channel, turn.inbound.user_id, reply, "bot", turn.conversation,
@@ -128,7 +128,7 @@ class Router:
         if allow_handoff and mode == "mixed":
             return self.handoff(turn, "unsure")
         unanswered = turn.conversation.unanswered_turns + 1
-        execute('UPDATE "conversation" SET "unanswered_turns" = ? WHERE "id" = ?', (unanswered, turn.conversation.id))
+        held_rows.update(Conversation, "unanswered_turns", turn.conversation.id, unanswered)
         limit = int(settings.get("handoff_after_unanswered") or 0)
         if allow_handoff and limit and unanswered >= limit:
             return self.handoff(turn, "unanswered")

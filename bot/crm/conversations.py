@@ -14,7 +14,7 @@ import peewee
 
 from bot.core import clock
 from bot.crm.orders import link_orders_for_many
-from bot.core.db import execute, fetch_one, insert_row, new_row, update_all, update_one, upsert_rows
+from bot.core.db import execute, fetch_one, insert_row, insert_rows, new_row, update_all, update_one, upsert_rows
 from bot.core.models import Agent, AssignmentLog, Conversation, Customer, Message
 
 RowT = TypeVar("RowT")
@@ -73,6 +73,21 @@ def touch_open(customer_ids: Sequence[int]) -> dict[int, Conversation]:
     now = Conversation.last_message_at.db_value(clock.now())
     rows = update_all(Conversation, '"last_message_at" = ?', (now,),
                       f'"open_key" IN ({", ".join("?" * len(customer_ids))})', tuple(customer_ids))
+    return {row.customer_id: row for row in rows}
+
+
+def open_new(customers: Sequence[Customer]) -> dict[int, Conversation] | None:
+    """New open conversations for these customers, who have none (`touch_open` found none),
+    in one insert: customer id -> conversation. None when one of them was opened meanwhile
+    by another transaction (PostgreSQL; the caller's transaction must then be rolled back,
+    as the others are inserted)."""
+    if not customers:
+        return {}
+    now = clock.now()
+    rows = [new_row(Conversation, customer=customer, channel=customer.channel, status="bot", open_key=customer.id,
+                    opened_at=now, last_message_at=now) for customer in customers]
+    if not insert_rows(rows, key=("open_key",), ignore_conflict=True):
+        return None
     return {row.customer_id: row for row in rows}
 
 

@@ -443,7 +443,7 @@ def test_the_unanswered_questions_of_a_batch_go_in_one_insert(database: Any, dis
     """Questions the bot abstains on are kept for the learning loop, a batch's in one insert
     before its commit (`held_rows`), each with its own message and customer."""
     from bot.core.db import database as proxy
-    from bot.core.models import UnansweredQuestion
+    from bot.core.models import Conversation, UnansweredQuestion
 
     shop_faqs()
     decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "发货要多久", f"h{n}")) for n in range(3)])  # answered
@@ -456,7 +456,62 @@ def test_the_unanswered_questions_of_a_batch_go_in_one_insert(database: Any, dis
         proxy.obj.query_hooks.pop()
     assert all(isinstance(o, Result) and o.replies and o.replies[0].meta.get("abstained") for o in outcomes), outcomes
     assert len([sql for sql in seen if sql.startswith('INSERT INTO "unanswered_question"')]) == 1
+    counted = [sql for sql in seen if sql.startswith('UPDATE "conversation" SET "unanswered_turns"')]
+    assert len(counted) == 1  # each conversation's count of unanswered turns, in one statement
     rows = {q.text: q for q in UnansweredQuestion.select().where(UnansweredQuestion.reason == "abstained")}
     for n, question in enumerate(questions):
         message = Message.get(Message.external_id == f"u{n}")
         assert (rows[question].message_id, rows[question].customer_id) == (message.id, message.customer_id)
+        assert Conversation.get_by_id(message.conversation_id).unanswered_turns == 1
+    decide_batch(dispatcher, [_pending(_inbound("o_0", "发货要多久", "a0")), _pending(_inbound("o_1", "火星上能送货吗", "a1"))])
+    turns = [Conversation.get(Conversation.customer == Message.get(Message.external_id == f"a{n}").customer_id)
+             .unanswered_turns for n in (0, 1)]
+    assert turns == [0, 2]  # answered: counted afresh; unsure again: two in a row (then a person takes over)
+
+
+def test_first_contacts_of_a_batch_open_their_conversations_in_one_insert(database: Any, dispatcher: Dispatcher) -> None:
+    """New customers' conversations are opened together (`conversations.open_new`), and
+    their messages stored with the others; a digit (a rating? a revisit's answer?) is left to
+    its own decision."""
+    from bot.core.db import database as proxy
+    from bot.core.models import Conversation, Customer
+
+    shop_faqs()
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        outcomes = decide_batch(dispatcher, [_pending(_inbound("o_new1", "发货要多久", "f1")),
+                                             _pending(_inbound("o_new2", "怎么退货", "f2")),
+                                             _pending(_inbound("o_digit", "3", "f3"))])
+    finally:
+        proxy.obj.query_hooks.pop()
+    assert [[r.text for r in o.replies][-1:] for o in outcomes[:2]] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
+    opened = [sql for sql in seen if sql.startswith('INSERT INTO "conversation"')]
+    assert len(opened) == 2 and opened[0].count("), (") == 1  # the two first contacts' in one, then the digit's
+    assert len([sql for sql in seen if sql.startswith('INSERT INTO "message"')]) == 1 + 1 + 1  # inbound, digit, replies
+    for n in (1, 2):
+        customer = Customer.get(Customer.external_id == f"o_new{n}")
+        conversation = Conversation.get(Conversation.customer == customer.id)
+        assert (conversation.open_key, conversation.status) == (customer.id, "bot")
+        assert Message.get(Message.external_id == f"f{n}").conversation_id == conversation.id
+    digit = Customer.get(Customer.external_id == "o_digit")  # nothing to rate: a message like any other
+    assert Message.get(Message.external_id == "f3").conversation_id == Conversation.get(Conversation.customer == digit.id).id
+
+
+def test_a_conversation_opened_meanwhile_redoes_the_batch_alone(
+        database: Any, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What another process could do on PostgreSQL: open the conversation of one of the
+    batch's new customers after the batch looked. The batch is redone message by message,
+    and the message joins that conversation."""
+    from bot.crm import conversations
+    from bot.core.models import Conversation, Customer
+
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound("o_b", "发货要多久", "b0"))])  # o_b has one open
+    monkeypatch.setattr(conversations, "touch_open", lambda ids: {})  # the look missed it
+    outcomes = decide_batch(dispatcher, [_pending(_inbound("o_a", "发货要多久", "a1")),
+                                         _pending(_inbound("o_b", "怎么退货", "b1"))])
+    assert [[r.text for r in o.replies][-1:] for o in outcomes] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
+    b = Customer.get(Customer.external_id == "o_b")
+    assert Conversation.select().where(Conversation.customer == b.id).count() == 1
+    assert _stored("a1") == (1, [SHIPPING]) and _stored("b1") == (1, [RETURNS])
