@@ -169,8 +169,11 @@ class Router:
         if not business_hours.is_open(clock.now(), settings.get("business_hours")):
             conversations.enqueue(conversation, reason)
             return [self._to_customer(turn, closed_text())]
-        if conversations.anyone_queued():  # others are waiting: nobody jumps the queue
+        outlook = assignment.queue_outlook(conversation)
+        if outlook.waiting or not outlook.free:  # others wait (nobody jumps the queue), or nobody could take it
             conversations.enqueue(conversation, reason)
+            if not (outlook.waiting and outlook.free):  # nothing moves: it waits behind everyone there
+                return [self._to_customer(turn, self._waiting_text(outlook.waiting + 1, outlook.online))]
             out = serve_queue(quiet=conversation.id)
             if out and Conversation.get_by_id(conversation.id).status == "assigned":  # nobody served: still queued
                 return out
@@ -180,7 +183,7 @@ class Router:
         brief = handoff_brief(conversation, customer, reason=reason)
         agent = assignment.assign_next_agent(conversation, prefer_id=conversations.previous_agent_id(customer),
                                              handoff_reason=reason)
-        if agent is None:
+        if agent is None:  # the free agent was taken meanwhile
             conversations.enqueue(conversation, reason)
             return [self._to_customer(turn, self._queue_text(conversation))]
         return handoff_messages(conversation, customer, agent, brief=brief)
@@ -194,7 +197,10 @@ class Router:
         return [self._to_customer(turn, requeued_text(previous, turn.conversation))]
 
     def _queue_text(self, conversation: Conversation) -> str:
-        position, anyone_online = assignment.queue_place(conversation)
+        return self._waiting_text(*assignment.queue_place(conversation))
+
+    @staticmethod
+    def _waiting_text(position: int, anyone_online: bool) -> str:
         if not anyone_online:  # not busy: nobody is there
             return nobody_online_text(position)
         return settings.get("queue_message").format(position=conversations.shown_place(position))

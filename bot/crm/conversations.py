@@ -130,7 +130,8 @@ def enqueue(conversation: Conversation, reason: str, queued_at: datetime | None 
     """Put the conversation in the queue; `queued_at` (default now) orders the queue."""
     now = clock.now()
     when = queued_at or now
-    _end_stint(conversation, previous_ended, now)
+    if conversation.assigned_at is not None:  # never given to an agent: no stint to end (`assign` opens them)
+        _end_stint(conversation, previous_ended, now)
     if conversation.agent_id:
         execute('UPDATE "agent" SET "current_conversation_id" = NULL WHERE "id" = ? AND "current_conversation_id" = ?',
                 (conversation.agent_id, conversation.id))
@@ -142,12 +143,6 @@ def enqueue(conversation: Conversation, reason: str, queued_at: datetime | None 
 def _end_stint(conversation: Conversation, reason: str, now: datetime) -> None:
     execute('UPDATE "assignment_log" SET "ended_at" = ?, "end_reason" = ? WHERE "conversation_id" = ? '
             'AND "ended_at" IS NULL', (AssignmentLog.ended_at.db_value(now), reason, conversation.id))
-
-
-def anyone_queued() -> bool:
-    """Some conversation waits for an agent (one index entry read, where counting the queue
-    reads all of it)."""
-    return execute('SELECT 1 FROM "conversation" WHERE "status" = \'queued\' LIMIT 1').fetchone() is not None
 
 
 def queued() -> list[Conversation]:

@@ -168,12 +168,13 @@ def test_a_handoff_writes_only_the_assignment_and_its_replies_after_the_lock(dat
     assert "顾客：你好" in brief.text and "转人工" in brief.text
 
 
-def test_queue_place_counts_the_waiting_ahead_from_the_queue_index(database, fake_clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_queue_as_a_handoff_and_a_waiting_customer_see_it(database, fake_clock) -> None:  # type: ignore[no-untyped-def]
     """A waiting customer's place: the conversations queued before theirs (ties by id), read
     from the queue's own index; conversations not waiting are not counted."""
     from bot.core import db
 
-    assert not conversations.anyone_queued()
+    newcomer = open_conversation("newcomer")
+    assert assignment.queue_outlook(newcomer) == assignment.QueueOutlook(waiting=0, online=False, free=False)
     queue = []
     for n in range(5):
         conversation = open_conversation(f"w{n}")
@@ -182,10 +183,13 @@ def test_queue_place_counts_the_waiting_ahead_from_the_queue_index(database, fak
         if n != 2:  # w2 and w3 queued in the same instant: the earlier id is ahead
             fake_clock.advance(seconds=1)
     open_conversation("bot-only")  # talking to the bot: not in the queue
-    assert conversations.anyone_queued()
+    assert assignment.queue_outlook(newcomer) == assignment.QueueOutlook(waiting=5, online=False, free=False)
+    assert assignment.queue_outlook(queue[0]).waiting == 4  # a conversation is not waiting behind itself
     assert [assignment.queue_place(c) for c in queue] == [(1, False), (2, False), (3, False), (4, False), (5, False)]
     conversations.resolve(queue[1], by="customer")
     make_agent("on", status="online")
+    assert assignment.queue_outlook(newcomer) == assignment.QueueOutlook(waiting=4, online=True, free=True)
+    make_agent("full", status="online", max_open=0)
     assert [assignment.queue_place(c)[0] for c in (queue[0], queue[2], queue[4])] == [1, 2, 4]
     assert assignment.queue_place(queue[4]) == (4, True)
     for n in range(5, conversations.QUEUE_COUNTED + 3):  # a long queue: places past the counted ones
@@ -197,9 +201,11 @@ def test_queue_place_counts_the_waiting_ahead_from_the_queue_index(database, fak
     assert assignment.queue_place(queue[counted]) == (counted, True)  # queue[1] left: one place earlier
     assert assignment.queue_place(queue[counted + 1]) == (counted + 1, True)
     assert assignment.queue_place(queue[-1]) == (counted + 1, True)  # counting stops at QUEUE_COUNTED ahead
+    assert assignment.queue_outlook(newcomer).waiting == counted
     assert [conversations.shown_place(p) for p in (1, counted, counted + 1)] == ["1", str(counted), f"{counted}+"]
     if db.is_postgres():
-        indexes = db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'conversation_queue'").fetchall()
+        indexes = db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'conversation_queue' "
+                              "AND schemaname = current_schema()").fetchall()
         assert len(indexes) == 1 and "WHERE" in indexes[0][0]
     else:  # the count reads the index alone, not a row per queued conversation
         plan = " ".join(str(row[-1]) for row in db.execute(

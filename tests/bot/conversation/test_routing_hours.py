@@ -87,3 +87,24 @@ def test_a_place_past_the_counted_ones_reads_as_100_plus(database, dispatcher, f
     assert "第 100 位" in dispatcher.handle(text("on-the-line", "转人工")).replies[0].text  # 99 ahead
     fake_clock.advance(seconds=1)
     assert "第 100+ 位" in dispatcher.handle(text("late", "转人工")).replies[0].text
+
+
+def test_a_handoff_while_others_wait_reads_the_queue_once(database, dispatcher, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    """Others waiting and nobody free: the handoff learns both, and the customer's place, from
+    one statement (`assignment.queue_outlook`), and ends no agent stint it never had."""
+    from bot.core.db import database as proxy
+
+    make_agent("busy", status="online", max_open=0)
+    for n in range(3):
+        dispatcher.handle(text(f"early{n}", "转人工"))
+        fake_clock.advance(seconds=1)
+    dispatcher.handle(text("late", "你好"))  # a conversation with the bot first
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        reply = dispatcher.handle(text("late", "转人工")).replies[0].text
+    finally:
+        proxy.obj.query_hooks.pop()
+    assert "第 4 位" in reply
+    assert len([sql for sql in seen if sql.startswith("SELECT") and "'queued'" in sql]) == 1  # one read of the queue
+    assert not [sql for sql in seen if "assignment_log" in sql]
