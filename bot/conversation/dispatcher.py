@@ -65,6 +65,7 @@ class Known:
     customer: Customer
     conversation: Conversation | None  # their open conversation, touched; None: not read
     stored: Message | None = None  # their message's inbound row, written with the others'
+    answered_before: bool | None = None  # they were ever sent anything (the welcome goes to those never)
 
 
 class ReplySlot:
@@ -231,7 +232,10 @@ class Dispatcher:
                 for key, customer in customers.items() if customer.id in open_now}
         if rows and not insert_rows(list(rows.values()), ignore_conflict=True):
             raise Unisolated("a message of the batch was stored by another delivery meanwhile")
-        return {key: Known(customer, open_now.get(customer.id), rows.get(key)) for key, customer in customers.items()}
+        answered = conversations.answered_before([customers[key].id for key in rows])  # the texts that may abstain
+        return {key: Known(customer, open_now.get(customer.id), rows.get(key),
+                           customer.id in answered if key in rows else None)
+                for key, customer in customers.items()}
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -278,7 +282,8 @@ class Dispatcher:
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
         outgoing = channel_codes.scanned(inbound, customer, conversation)  # a 渠道活码's scene, else None
         if outgoing is None:
-            outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text))
+            outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text,
+                                              known.answered_before if known is not None else None))
         result.action = _action(conversation, outgoing)
         result.stage = metrics.reply_stage(result.action, [o.reply.meta for o in outgoing if o.author == "bot"])
         return self._persist(inbound, stored, outgoing, slot)

@@ -76,6 +76,18 @@ def touch_open(customer_ids: Sequence[int]) -> dict[int, Conversation]:
     return {row.customer_id: row for row in rows}
 
 
+def answered_before(customer_ids: Sequence[int]) -> set[int]:
+    """The ones of these customers who were ever sent a message, in one statement (each an
+    index probe that stops at their first message out)."""
+    if not customer_ids:
+        return set()
+    marks = ", ".join("?" * len(customer_ids))
+    rows = execute(f'SELECT "id" FROM "customer" WHERE "id" IN ({marks}) AND EXISTS (SELECT 1 FROM "message" '
+                   f'WHERE "message"."customer_id" = "customer"."id" AND "message"."direction" = \'out\')',
+                   tuple(customer_ids)).fetchall()
+    return {row[0] for row in rows}
+
+
 def open_new(customers: Sequence[Customer]) -> dict[int, Conversation] | None:
     """New open conversations for these customers, who have none (`touch_open` found none),
     in one insert: customer id -> conversation. None when one of them was opened meanwhile

@@ -515,3 +515,25 @@ def test_a_conversation_opened_meanwhile_redoes_the_batch_alone(
     b = Customer.get(Customer.external_id == "o_b")
     assert Conversation.select().where(Conversation.customer == b.id).count() == 1
     assert _stored("a1") == (1, [SHIPPING]) and _stored("b1") == (1, [RETURNS])
+
+
+def test_a_batch_asks_once_who_was_ever_answered_and_welcomes_only_the_others(database: Any, dispatcher: Dispatcher) -> None:
+    """The welcome goes before the first thing the bot ever says to a customer; a batch
+    learns who was answered before in one statement (`conversations.answered_before`)
+    instead of one a question it cannot answer."""
+    from bot.core import settings
+    from bot.core.db import database as proxy
+
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound("o_old", "发货要多久", "w0"))])
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        new, old = decide_batch(dispatcher, [_pending(_inbound("o_new", "火星上能送货吗", "w1")),
+                                             _pending(_inbound("o_old", "火星上能送货吗", "w2"))])
+    finally:
+        proxy.obj.query_hooks.pop()
+    welcome = settings.get("welcome_message")
+    assert isinstance(new, Result) and new.replies[0].text.startswith(welcome)
+    assert isinstance(old, Result) and old.replies[0].meta.get("abstained") and not old.replies[0].text.startswith(welcome)
+    assert len([sql for sql in seen if '"direction" = \'out\'' in sql]) == 1
