@@ -21,6 +21,7 @@ concurrent messages at a time in one transaction (`decide` each, adapters/group_
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -65,7 +66,22 @@ class Known:
     customer: Customer
     conversation: Conversation | None  # their open conversation, touched; None: not read
     stored: Message | None = None  # their message's inbound row, written with the others'
-    answered_before: bool | None = None  # they were ever sent anything (the welcome goes to those never)
+    answered_before: "AnsweredBefore | None" = None  # whether they were ever sent anything, asked when needed
+
+
+class AnsweredBefore:
+    """Which of a batch's customers were ever sent a message (the welcome goes before the
+    first thing the bot says to anyone): asked for all of them in one statement when the
+    first one needs it (a question the bot cannot answer), never when none does."""
+
+    def __init__(self, customer_ids: list[int]) -> None:
+        self._customer_ids = customer_ids
+        self._answered: set[int] | None = None
+
+    def __call__(self, customer_id: int) -> bool:
+        if self._answered is None:
+            self._answered = conversations.answered_before(self._customer_ids)
+        return customer_id in self._answered
 
 
 class ReplySlot:
@@ -232,9 +248,8 @@ class Dispatcher:
                 for key, customer in customers.items() if customer.id in open_now}
         if rows and not insert_rows(list(rows.values()), ignore_conflict=True):
             raise Unisolated("a message of the batch was stored by another delivery meanwhile")
-        answered = conversations.answered_before([customers[key].id for key in rows])  # the texts that may abstain
-        return {key: Known(customer, open_now.get(customer.id), rows.get(key),
-                           customer.id in answered if key in rows else None)
+        answered = AnsweredBefore([customers[key].id for key in rows])  # asked once, should one of them need it
+        return {key: Known(customer, open_now.get(customer.id), rows.get(key), answered if key in rows else None)
                 for key, customer in customers.items()}
 
     # -- deciding -------------------------------------------------------------------------
@@ -282,8 +297,9 @@ class Dispatcher:
         text = self._card_answer(conversation, inbound.text) if inbound.kind == "text" else inbound.text
         outgoing = channel_codes.scanned(inbound, customer, conversation)  # a 渠道活码's scene, else None
         if outgoing is None:
+            answered = known.answered_before if known is not None else None
             outgoing = self.router.route(Turn(inbound, customer, conversation, stored, text,
-                                              known.answered_before if known is not None else None))
+                                              functools.partial(answered, customer.id) if answered else None))
         result.action = _action(conversation, outgoing)
         result.stage = metrics.reply_stage(result.action, [o.reply.meta for o in outgoing if o.author == "bot"])
         return self._persist(inbound, stored, outgoing, slot)

@@ -8,6 +8,7 @@ dispatcher only stores and delivers, and the rules can be read top to bottom.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from datetime import timedelta
 
 from bot.agents import assignment, business_hours
@@ -37,7 +38,7 @@ class Turn:
     conversation: Conversation
     message: Message
     text: str  # the question as understood (a card number is replaced by its question)
-    answered_before: bool | None = None  # the customer was ever sent anything; None: ask (`is_first_contact`)
+    answered_before: Callable[[], bool] | None = None  # was the customer ever sent anything? None: `is_first_contact`
 
 
 class Router:
@@ -141,7 +142,7 @@ class Router:
         text = settings.get("abstain_message") if cards else "抱歉，这个问题我还不太确定。您可以换个说法，或回复“转人工”联系人工客服。"
         # the first thing a new customer hears from the bot: the welcome (unless their client
         # already showed it, as the web chat does before the first message)
-        first_contact = (not turn.answered_before if turn.answered_before is not None
+        first_contact = (not turn.answered_before() if turn.answered_before is not None
                          else is_first_contact(turn.customer))
         if first_contact and not turn.inbound.raw.get("welcomed"):
             text = f"{settings.get('welcome_message')}\n{text}"

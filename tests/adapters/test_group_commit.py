@@ -537,3 +537,10 @@ def test_a_batch_asks_once_who_was_ever_answered_and_welcomes_only_the_others(da
     assert isinstance(new, Result) and new.replies[0].text.startswith(welcome)
     assert isinstance(old, Result) and old.replies[0].meta.get("abstained") and not old.replies[0].text.startswith(welcome)
     assert len([sql for sql in seen if '"direction" = \'out\'' in sql]) == 1
+    seen.clear()
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:  # every question answered: nobody needs to know
+        decide_batch(dispatcher, [_pending(_inbound("o_new", "发货要多久", "w3")), _pending(_inbound("o_x", "怎么退货", "w4"))])
+    finally:
+        proxy.obj.query_hooks.pop()
+    assert seen and not [sql for sql in seen if '"direction" = \'out\'' in sql]
