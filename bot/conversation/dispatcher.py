@@ -227,8 +227,9 @@ class Dispatcher:
         (`conversations.open_new`), but not for a digit 1-5, which may rate a closed
         conversation or answer a revisit (its decision knows); and the inbound rows of the
         messages to an open conversation, in one insert (`Unisolated` when one of them turns
-        out stored already, or a conversation opened meanwhile: the caller redoes its batch). Not for a WeCom change event or an agent's message, which are not a
-        customer's. The caller passes each message its sender's `Known`."""
+        out stored already, or a conversation opened meanwhile: the caller redoes its batch).
+        Not for a WeCom change event or an agent's message, which are not a customer's. The
+        caller passes each message its sender's `Known`."""
         people = {(i.channel, i.user_id): i for i in inbounds
                   if not (wecom_contacts.is_change(i) or wecom_groups.is_change(i)
                           or identities.is_agent(i.channel, i.user_id))}
