@@ -124,8 +124,8 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
 
     The batch's reply rows and unanswered questions are written together just before the
     commit (`bot.conversation.held_rows`: one insert a table where there were one a row);
-    before a message that could read them (its sender's second in the batch, a copy stored
-    earlier, an agent's or a WeCom event's) they are written first."""
+    before a message that could read them (its sender's second in the batch, a copy of one
+    stored earlier in the batch, an agent's or a WeCom event's) they are written first."""
     dispatcher.refresh()  # outside the write transaction, once per batch (see Dispatcher.refresh)
     if len(batch) == 1:  # alone: its own transaction, no savepoint
         return [_alone(dispatcher, batch[0])]
@@ -135,6 +135,7 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
     try:
         with transaction():
             stored = dispatcher.stored_keys([p.inbound for p in batch])
+            committed = frozenset(stored)  # stored by earlier transactions: their replies are all written
             try:  # their customers, open conversations and inbound rows
                 known = dispatcher.known_senders(_lone_senders(batch, stored))
             except Unisolated as exc:  # one of them stored by another process after the look
@@ -151,8 +152,8 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                     outcomes.append(outcome)
                     continue
                 sender = known.get((inbound.channel, inbound.user_id))
-                if stored_key in stored or sender is None:  # it may read rows held back: write them first
-                    _flush()
+                if sender is None or (stored_key in stored and stored_key not in committed):
+                    _flush()  # it may read rows held back: write them first
                 if stored_key in stored:  # stored before, or earlier in this batch by another sender
                     outcomes.append(pending.context.run(dispatcher.duplicate, inbound))
                     continue

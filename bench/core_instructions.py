@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = {
@@ -41,8 +42,11 @@ LOADS = {
 WARM, MEASURED, BATCH, CUSTOMERS = 112, 800, 16, 97
 
 
-def run_core(tree: str, load: str, messages: int) -> None:
-    """The measured program (run under valgrind): seed, warm up, then `messages` more."""
+def run_core(tree: str, load: str, messages: int, database_url: str | None = None,
+             measure: Callable[[int, Callable[[], object]], object] | None = None) -> None:
+    """The measured program (run under valgrind): seed, warm up, then `messages` more.
+    `database_url`: another database than a fresh SQLite file (bench/core_statements.py);
+    `measure(n, run)`: called for each batch after the warm-up (n messages) to run it."""
     sys.path.insert(0, tree)
     import concurrent.futures
     import logging
@@ -58,7 +62,7 @@ def run_core(tree: str, load: str, messages: int) -> None:
 
     logging.disable(logging.INFO)
     data = tempfile.mkdtemp(prefix="kefu-bench-")
-    config = Config(data_dir=data, database=DatabaseConfig(url=f"sqlite:///{data}/kefu.db"))
+    config = Config(data_dir=data, database=DatabaseConfig(url=database_url or f"sqlite:///{data}/kefu.db"))
     db.connect(config.database_url)
     migrations.upgrade()
     demo.seed(config)
@@ -67,11 +71,15 @@ def run_core(tree: str, load: str, messages: int) -> None:
     dispatcher = Dispatcher(config, store)
     questions = LOADS[load]
     for start in range(0, WARM + messages, BATCH):
-        decide_batch(dispatcher, [
-            Pending(Inbound(channel="mp", user_id=f"u{n % CUSTOMERS}", msg_id=f"m{n}",
-                            text=questions[n % len(questions)]),
-                    None, concurrent.futures.Future())  # type: ignore[arg-type]
-            for n in range(start, start + BATCH)])
+        batch = [Pending(Inbound(channel="mp", user_id=f"u{n % CUSTOMERS}", msg_id=f"m{n}",
+                                 text=questions[n % len(questions)]),
+                         None, concurrent.futures.Future())  # type: ignore[arg-type]
+                 for n in range(start, start + BATCH)]
+        if measure is not None and start >= WARM:
+            measure(len(batch), lambda: decide_batch(dispatcher, batch))  # noqa: B023 - called at once
+        else:
+            decide_batch(dispatcher, batch)
+    db.database.obj.close()
 
 
 def instructions(tree: str, load: str, messages: int) -> int:

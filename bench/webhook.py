@@ -491,10 +491,13 @@ def run_profiled_kefu(database_url: str, args: argparse.Namespace, tmp: Path, sa
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "decrypt + parse": (("adapters/wechat_mp.py", "_open"),),
     "dedup and customer": (("bot/conversation/dispatcher.py", "_store_inbound"), ("bot/crm/conversations.py", "upsert_customer"),
-                           ("bot/crm/conversations.py", "open_conversation"), ("bot/core/db.py", "fetch_one")),
+                           ("bot/crm/conversations.py", "open_conversation"), ("bot/core/db.py", "fetch_one"),
+                           ("bot/conversation/dispatcher.py", "stored_keys"),
+                           ("bot/conversation/dispatcher.py", "known_senders")),  # a batch's, together
     "decision": (("bot/conversation/routing.py", "route"),),
     "FAQ match": (("bot/faq/store.py", "match"),),
-    "store replies": (("bot/conversation/dispatcher.py", "_persist"),),
+    "store replies": (("bot/conversation/dispatcher.py", "_persist"),
+                      ("bot/conversation/held_rows.py", "flush")),  # a batch's, written together
     "encrypt + render": (("adapters/wechat_mp.py", "_encrypt"), ("adapters/wechat_common.py", "render_passive")),
 }
 

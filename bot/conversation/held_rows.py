@@ -11,7 +11,7 @@ for other people in the outbox and fills in each message's inline replies (which
 rows' ids), then inserts the rows nobody needs an id of, then sets the held columns (one
 CASE a column). The batch flushes before it decides a message that could read what is
 still held: one whose sender has another message in the batch, a copy of a message stored
-earlier, an agent's or a WeCom event (see `decide_batch`); a lone customer's message reads
+earlier in the batch, an agent's or a WeCom event (see `decide_batch`); a lone customer's message reads
 only its own conversation's rows, all written by earlier batches. Outside a batch nothing
 is held: everything is written at once.
 
