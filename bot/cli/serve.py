@@ -35,6 +35,10 @@ def init(config: Config, demo: bool) -> None:
         click.echo(f"demo data: {created['faqs']} FAQs, {created['agents']} agents, {created['groups']} groups created")
         click.echo(f"demo history: {created['history_customers']} customers, {created['history_conversations']} "
                    f"conversations, {created['history_orders']} orders created")
+    from bot.core.db import gather_statistics
+
+    if gather_statistics():  # PostgreSQL: the planner's statistics from the first message on
+        click.echo("planner statistics gathered (ANALYZE)")
 
 
 def _ensure_demo_admin(config: Config) -> str | None:
@@ -61,6 +65,7 @@ def _first_start(config: Config) -> bool:
     if fresh:
         demo_mod.seed(config, history=True)
         _ensure_demo_admin(config)
+        db.gather_statistics()  # PostgreSQL: the planner's statistics from the first message on
     return fresh
 
 

@@ -310,3 +310,16 @@ def test_insert_rows_stores_several_in_one_statement_and_says_when_a_key_was_tak
     with pytest.raises(ValueError):
         db.insert_rows([row("e", "五"), db.new_row(Message, channel="web", external_id="f", direction="in",
                                                   author="customer", peer_id="u1", state="done", faq=None)])
+
+
+def test_gather_statistics_analyzes_kefu_tables_on_postgresql_only(database) -> None:  # type: ignore[no-untyped-def]
+    """`kefu init` and the first start give PostgreSQL's planner statistics (a new database
+    has none until autovacuum's first pass); SQLite is left without (no sqlite_stat1)."""
+    tables = db.gather_statistics()
+    if db.is_postgres():
+        assert "message" in tables and "customer" in tables
+        analyzed = db.execute("SELECT reltuples FROM pg_class WHERE oid = 'message'::regclass").fetchone()[0]
+        assert analyzed >= 0  # -1: never analyzed nor vacuumed
+    else:
+        assert tables == []
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is None
