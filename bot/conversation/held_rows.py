@@ -53,14 +53,18 @@ def _held() -> _Held:
     return held
 
 
-def begin() -> None:
-    """This thread's transaction is a batch: rows are held until `flush`."""
+def _reset(holding: bool) -> None:
     held = _held()
     held.replies.clear()
     held.others.clear()
     held.updates.clear()
     held.done.clear()
-    held.holding = True
+    held.holding = holding
+
+
+def begin() -> None:
+    """This thread's transaction is a batch: rows are held until `flush`."""
+    _reset(holding=True)
 
 
 def holding() -> bool:
@@ -139,9 +143,4 @@ def flush() -> None:
 
 def discard() -> None:
     """Drop what is held and stop holding (the batch ended: committed or rolled back)."""
-    held = _held()
-    held.replies.clear()
-    held.others.clear()
-    held.updates.clear()
-    held.done.clear()
-    held.holding = False
+    _reset(holding=False)

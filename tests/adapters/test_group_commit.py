@@ -42,6 +42,18 @@ def _pending(inbound: Inbound) -> Pending:
     return Pending(inbound, None, concurrent.futures.Future())  # type: ignore[arg-type]
 
 
+def _watched(dispatcher: Dispatcher, batch: list[Pending]) -> tuple[list[Any], list[str]]:
+    """`decide_batch` with every statement it sends (peewee's query hook): outcomes, SQL."""
+    from bot.core.db import database as proxy
+
+    seen: list[str] = []
+    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
+    try:
+        return decide_batch(dispatcher, batch), seen
+    finally:
+        proxy.obj.query_hooks.pop()
+
+
 def _stored(msg_id: str) -> tuple[int, list[str]]:
     """Inbound rows with this MsgId, and the texts of the replies to them."""
     inbound = list(Message.select().where((Message.channel == "mp") & (Message.external_id == msg_id)))
@@ -286,19 +298,13 @@ def test_the_inbound_rows_and_the_replies_of_a_batch_go_in_one_insert_each(datab
     INSERT for their inbound rows, each row with its own customer and conversation, and one
     for their replies (`held_rows`), each pointing at its own message and answered inline
     with its own row's id."""
-    from bot.core.db import database as proxy
     from bot.core.models import Conversation, Customer
 
     shop_faqs()
     decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "你好", f"h{n}")) for n in range(3)])  # conversations open
-    seen: list[str] = []
-    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
-    try:
-        outcomes = decide_batch(dispatcher, [_pending(_inbound("o_0", "发货要多久", "k0")),
+    outcomes, seen = _watched(dispatcher, [_pending(_inbound("o_0", "发货要多久", "k0")),
                                              _pending(_inbound("o_1", "怎么退货", "k1")),
                                              _pending(_inbound("o_2", "发货要多久", "k2"))])
-    finally:
-        proxy.obj.query_hooks.pop()
     assert all(isinstance(o, Result) and not o.duplicate for o in outcomes), outcomes
     inserts = [sql for sql in seen if sql.startswith('INSERT INTO "message"')]
     assert len(inserts) == 2  # the three inbound rows, then the three replies
@@ -442,18 +448,12 @@ def test_held_rows_that_cannot_be_written_redo_the_batch_alone(
 def test_the_unanswered_questions_of_a_batch_go_in_one_insert(database: Any, dispatcher: Dispatcher) -> None:
     """Questions the bot abstains on are kept for the learning loop, a batch's in one insert
     before its commit (`held_rows`), each with its own message and customer."""
-    from bot.core.db import database as proxy
     from bot.core.models import Conversation, UnansweredQuestion
 
     shop_faqs()
     decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", "发货要多久", f"h{n}")) for n in range(3)])  # answered
-    seen: list[str] = []
-    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
-    try:
-        questions = ["火星上能送货吗", "你们老板是谁啊", "今天天气怎么样"]
-        outcomes = decide_batch(dispatcher, [_pending(_inbound(f"o_{n}", q, f"u{n}")) for n, q in enumerate(questions)])
-    finally:
-        proxy.obj.query_hooks.pop()
+    questions = ["火星上能送货吗", "你们老板是谁啊", "今天天气怎么样"]
+    outcomes, seen = _watched(dispatcher, [_pending(_inbound(f"o_{n}", q, f"u{n}")) for n, q in enumerate(questions)])
     assert all(isinstance(o, Result) and o.replies and o.replies[0].meta.get("abstained") for o in outcomes), outcomes
     assert len([sql for sql in seen if sql.startswith('INSERT INTO "unanswered_question"')]) == 1
     counted = [sql for sql in seen if sql.startswith('UPDATE "conversation" SET "unanswered_turns"')]
@@ -473,18 +473,12 @@ def test_first_contacts_of_a_batch_open_their_conversations_in_one_insert(databa
     """New customers' conversations are opened together (`conversations.open_new`), and
     their messages stored with the others; a digit (a rating? a revisit's answer?) is left to
     its own decision."""
-    from bot.core.db import database as proxy
     from bot.core.models import Conversation, Customer
 
     shop_faqs()
-    seen: list[str] = []
-    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
-    try:
-        outcomes = decide_batch(dispatcher, [_pending(_inbound("o_new1", "发货要多久", "f1")),
+    outcomes, seen = _watched(dispatcher, [_pending(_inbound("o_new1", "发货要多久", "f1")),
                                              _pending(_inbound("o_new2", "怎么退货", "f2")),
                                              _pending(_inbound("o_digit", "3", "f3"))])
-    finally:
-        proxy.obj.query_hooks.pop()
     assert [[r.text for r in o.replies][-1:] for o in outcomes[:2]] == [[SHIPPING], [RETURNS]]  # type: ignore[union-attr]
     opened = [sql for sql in seen if sql.startswith('INSERT INTO "conversation"')]
     assert len(opened) == 2 and opened[0].count("), (") == 1  # the two first contacts' in one, then the digit's
@@ -522,25 +516,15 @@ def test_a_batch_asks_once_who_was_ever_answered_and_welcomes_only_the_others(da
     learns who was answered before in one statement (`conversations.answered_before`)
     instead of one a question it cannot answer."""
     from bot.core import settings
-    from bot.core.db import database as proxy
 
     shop_faqs()
     decide_batch(dispatcher, [_pending(_inbound("o_old", "发货要多久", "w0"))])
-    seen: list[str] = []
-    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
-    try:
-        new, old = decide_batch(dispatcher, [_pending(_inbound("o_new", "火星上能送货吗", "w1")),
+    (new, old), seen = _watched(dispatcher, [_pending(_inbound("o_new", "火星上能送货吗", "w1")),
                                              _pending(_inbound("o_old", "火星上能送货吗", "w2"))])
-    finally:
-        proxy.obj.query_hooks.pop()
     welcome = settings.get("welcome_message")
     assert isinstance(new, Result) and new.replies[0].text.startswith(welcome)
     assert isinstance(old, Result) and old.replies[0].meta.get("abstained") and not old.replies[0].text.startswith(welcome)
     assert len([sql for sql in seen if '"direction" = \'out\'' in sql]) == 1
-    seen.clear()
-    proxy.obj.query_hooks.append(lambda event: seen.append(event.sql))
-    try:  # every question answered: nobody needs to know
-        decide_batch(dispatcher, [_pending(_inbound("o_new", "发货要多久", "w3")), _pending(_inbound("o_x", "怎么退货", "w4"))])
-    finally:
-        proxy.obj.query_hooks.pop()
+    _, seen = _watched(dispatcher, [_pending(_inbound("o_new", "发货要多久", "w3")),  # every question answered:
+                                    _pending(_inbound("o_x", "怎么退货", "w4"))])  # nobody needs to know
     assert seen and not [sql for sql in seen if '"direction" = \'out\'' in sql]
