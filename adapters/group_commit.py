@@ -151,12 +151,14 @@ def decide_batch(dispatcher: Dispatcher, batch: list[Pending]) -> list[Result | 
                     held_rows.when_written(functools.partial(_same_replies, outcome, first))
                     outcomes.append(outcome)
                     continue
-                sender = known.get((inbound.channel, inbound.user_id))
-                if sender is None or (stored_key in stored and stored_key not in committed):
-                    _flush()  # it may read rows held back: write them first
                 if stored_key in stored:  # stored before, or earlier in this batch by another sender
+                    if stored_key not in committed:  # its replies may be held: written first
+                        _flush()
                     outcomes.append(pending.context.run(dispatcher.duplicate, inbound))
                     continue
+                sender = known.get((inbound.channel, inbound.user_id))
+                if sender is None:  # it may read rows held back (see held_rows): written first
+                    _flush()
                 try:
                     outcome = pending.context.run(dispatcher.decide, inbound, pending.slot, sender)
                 except Exception as exc:  # noqa: BLE001 - the batch is redone alone: see the docstring

@@ -528,3 +528,18 @@ def test_a_batch_asks_once_who_was_ever_answered_and_welcomes_only_the_others(da
     _, seen = _watched(dispatcher, [_pending(_inbound("o_new", "发货要多久", "w3")),  # every question answered:
                                     _pending(_inbound("o_x", "怎么退货", "w4"))])  # nobody needs to know
     assert seen and not [sql for sql in seen if '"direction" = \'out\'' in sql]
+
+
+def test_a_retry_of_a_message_committed_before_does_not_break_up_the_held_replies(
+        database: Any, dispatcher: Dispatcher) -> None:
+    """WeChat's retry of a message an earlier batch committed replays what is stored; the
+    replies this batch holds stay together (a storm is mostly such retries)."""
+    shop_faqs()
+    decide_batch(dispatcher, [_pending(_inbound("o_b", "怎么退货", "d0")), _pending(_inbound("o_a", "你好", "h0"))])
+    outcomes, seen = _watched(dispatcher, [_pending(_inbound("o_a", "发货要多久", "a1")),
+                                           _pending(_inbound("o_b", "怎么退货", "d0")),  # the retry
+                                           _pending(_inbound("o_c", "怎么退货", "c1"))])
+    assert [(o.duplicate, [r.text for r in o.replies][-1:]) for o in outcomes] == [  # type: ignore[union-attr]
+        (False, [SHIPPING]), (True, [RETURNS]), (False, [RETURNS])]
+    replies = [sql for sql in seen if sql.startswith('INSERT INTO "message"') and '"in_reply_to_id"' in sql]
+    assert len(replies) == 1
