@@ -24,12 +24,12 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench.webhook, in the parent only (see child)
 
 import core_instructions  # noqa: E402 - bench/ is not a package
 
@@ -70,26 +70,11 @@ def measure(tree: str, load: str, database_url: str | None, count: bool) -> dict
     return {"wall_ms": totals["wall_s"] * 1000 / n, "cpu_ms": totals["cpu_s"] * 1000 / n}
 
 
-def scratch_schema(base: str) -> tuple[str, str]:
-    import psycopg2
-
-    schema = f"kefu_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg2.connect(base) as conn, conn.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    import psycopg2
-
-    with psycopg2.connect(base) as conn, conn.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def child(tree: str, load: str, postgres: str | None, count: bool) -> dict[str, Any]:
     """One measurement in a fresh process (a fresh database, the tree's own modules)."""
-    url, schema = scratch_schema(postgres) if postgres else (None, None)
+    from bench.webhook import drop_schema, pg_schema_url  # here: the child must import the tree's bot first
+
+    url, schema = pg_schema_url(postgres) if postgres else (None, None)
     try:
         out = subprocess.run([sys.executable, __file__, "--run", tree, load, url or "", "count" if count else "time"],
                              capture_output=True, text=True, check=True, cwd="/tmp")

@@ -336,13 +336,15 @@ def warm_up(target: Target, args: argparse.Namespace) -> None:
     server = WeChatServer(TOKEN, APP_ID, AES_KEY, mode="safe")
     asyncio.run(closed_loop(target.url, server, build_requests(server, "mixed", faq_questions(), 300,
                                                                f"w{target.tag}"), args.concurrency))
-    if (target.database_url or "").startswith("postgres"):
-        import psycopg2
+    if target.database_url:
+        from bot.core import db
 
-        with psycopg2.connect(target.database_url) as conn, conn.cursor() as cursor:
-            cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
-            tables = [row[0] for row in cursor.fetchall()]
-            cursor.execute(f'ANALYZE {", ".join(chr(34) + t + chr(34) for t in tables)}')
+        database = db.open_database(target.database_url)
+        database.connect()
+        try:
+            db.gather_statistics(database)  # nothing on SQLite
+        finally:
+            database.close()
 
 
 def segment(target: Target, scenario: str, args: argparse.Namespace, round_no: int) -> dict[str, Any]:

@@ -261,7 +261,7 @@ def _in_dialect(sql: str, param: str) -> str:
     return sql if param == "?" else sql.replace("?", param)
 
 
-def gather_statistics() -> list[str]:
+def gather_statistics(db: peewee.Database | None = None) -> list[str]:
     """PostgreSQL: ANALYZE kefu's tables (those of the current schema); the tables analyzed.
 
     Why: a new database has no planner statistics until autovacuum's first pass, and
@@ -269,13 +269,14 @@ def gather_statistics() -> list[str]:
     channel (the index on channel and peer, 3.5 ms a batch at 10,000 messages, where the
     unique key takes 0.1). `kefu init` and the first start gather them once the schema (and
     the demo shop) is there; autovacuum keeps them after. SQLite: nothing (its planner
-    needs none here, and its statistics would change plans the indexes were chosen for)."""
-    db = database.obj
+    needs none here, and its statistics would change plans the indexes were chosen for).
+    `db`: another database than the bound one (a benchmark's server under test)."""
+    db = db if db is not None else database.obj
     if not is_postgres(db):
         return []
     tables = db.get_tables()
     if tables:
-        db.execute_sql(f'ANALYZE {", ".join(f"{chr(34)}{t}{chr(34)}" for t in tables)}')
+        db.execute_sql("ANALYZE " + ", ".join(f'"{table}"' for table in tables))
     return tables
 
 
